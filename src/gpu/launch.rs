@@ -1,0 +1,245 @@
+//! Recording dispatches: the shared encoder and compute pass, the uniform arena, dispatch splitting,
+//! submit and readback. See the [module doc](super) for the encoding model.
+
+use std::num::NonZeroU64;
+
+use super::pipeline::KernelKey;
+use super::pool::GpuBuffer;
+use super::profiler::Profiler;
+use super::{Gpu, Shader};
+
+/// Bytes of uniform slots one submit can hold before the recorder flushes early (16,384 slots of 256 B).
+const ARENA_BYTES: u64 = 4 << 20;
+
+/// One kernel launch: which pipeline, its `Params` bytes, its buffers, and how many workgroups.
+///
+/// `workgroups` is a *linear* count. Every kernel recovers its linear workgroup index as
+/// `wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y` and returns early past its own total, so the launcher may
+/// fold any count over the 65,535-per-dimension limit into y and z.
+pub struct Dispatch<'a> {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub overrides: &'a [(&'static str, f64)],
+    pub params: &'a [u8],
+    pub inputs: &'a [&'a GpuBuffer],
+    pub outputs: &'a [&'a GpuBuffer],
+    pub workgroups: u32,
+}
+
+/// Split a linear workgroup count into (x, y, z), each at most `max`.
+pub fn split_workgroups(n: u32, max: u32) -> (u32, u32, u32) {
+    if n <= max {
+        return (n, 1, 1);
+    }
+    let y = n.div_ceil(max);
+    if y <= max {
+        return (n.div_ceil(y), y, 1);
+    }
+    let z = y.div_ceil(max);
+    (max, max, z.min(max))
+}
+
+pub(crate) struct Recorder {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    arena: Vec<u8>,
+    arena_buf: wgpu::Buffer,
+    align: u64,
+    pub(crate) dispatches: u64,
+    pub(crate) submits: u64,
+}
+
+impl Recorder {
+    pub(crate) fn new(device: &wgpu::Device, align: u64) -> Recorder {
+        let arena_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform arena"),
+            size: ARENA_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Recorder { encoder: None, pass: None, arena: Vec::new(), arena_buf, align, dispatches: 0, submits: 0 }
+    }
+
+    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") }))
+    }
+
+    /// End the open compute pass (needed before copies, timestamps or submit).
+    fn end_pass(&mut self) {
+        self.pass = None;
+    }
+
+    fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let p = self.encoder(device).begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ops"), timestamp_writes: None });
+            self.pass = Some(p.forget_lifetime());
+        }
+        self.pass.as_mut().expect("just created")
+    }
+
+    fn slot_size(&self, bytes: usize) -> u64 {
+        (bytes.max(16) as u64).div_ceil(self.align) * self.align
+    }
+
+    fn arena_has_room(&self, bytes: usize) -> bool {
+        self.arena.len() as u64 + self.slot_size(bytes) <= ARENA_BYTES
+    }
+
+    fn push_params(&mut self, params: &[u8]) -> (u64, u64) {
+        let off = self.arena.len() as u64;
+        let size = self.slot_size(params.len());
+        self.arena.extend_from_slice(params);
+        self.arena.resize((off + size) as usize, 0);
+        (off, params.len().max(16) as u64)
+    }
+}
+
+impl Gpu {
+    /// Record one dispatch into the shared encoder (see [`Dispatch`]). Nothing runs until [`Gpu::flush`].
+    pub fn launch(&self, d: &Dispatch) {
+        if d.workgroups == 0 {
+            return;
+        }
+        let key = KernelKey {
+            shader: d.shader.name,
+            entry: d.entry,
+            overrides: d.overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+            n_in: d.inputs.len() as u32,
+            n_out: d.outputs.len() as u32,
+        };
+        let pipe = self.pipelines.lock().unwrap().get_or_create(&self.device, d.shader, &key);
+        let mut rec = self.rec.lock().unwrap();
+        let mut prof = self.profiler.lock().unwrap();
+        if !rec.arena_has_room(d.params.len()) || prof.full() {
+            self.flush_locked(&mut rec, &mut prof);
+        }
+        let (off, size) = rec.push_params(d.params);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &rec.arena_buf, offset: off, size: NonZeroU64::new(size) }),
+        }];
+        for (i, b) in d.inputs.iter().chain(d.outputs.iter()).enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: b.raw(), offset: 0, size: NonZeroU64::new(b.bytes()) }),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipe.1, entries: &entries });
+        let (x, y, z) = split_workgroups(d.workgroups, self.limits.max_compute_workgroups_per_dimension);
+        if prof.enabled() {
+            // Profiling: one pass per dispatch, with a timestamp at its start and end.
+            rec.end_pass();
+            let (qs, begin) = prof.next_pair(key.label());
+            let enc = rec.encoder(&self.device);
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("profiled"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: Some(begin),
+                    end_of_pass_write_index: Some(begin + 1),
+                }),
+            });
+            pass.set_pipeline(&pipe.0);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, z);
+        } else {
+            let pass = rec.pass(&self.device);
+            pass.set_pipeline(&pipe.0);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, z);
+        }
+        rec.dispatches += 1;
+    }
+
+    /// Submit everything recorded so far as one command buffer. Cheap when nothing is pending.
+    pub fn flush(&self) {
+        let mut rec = self.rec.lock().unwrap();
+        let mut prof = self.profiler.lock().unwrap();
+        self.flush_locked(&mut rec, &mut prof);
+    }
+
+    fn flush_locked(&self, rec: &mut Recorder, prof: &mut Profiler) {
+        rec.end_pass();
+        let Some(mut enc) = rec.encoder.take() else { return };
+        prof.resolve(&mut enc);
+        if !rec.arena.is_empty() {
+            self.queue.write_buffer(&rec.arena_buf, 0, &rec.arena);
+            rec.arena.clear();
+        }
+        self.queue.submit([enc.finish()]);
+        rec.submits += 1;
+        prof.collect(&self.device);
+    }
+
+    /// Copy `bytes` from `src` to a fresh `MAP_READ` buffer, submit, wait, and return the bytes.
+    fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Vec<u8> {
+        let bytes = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut rec = self.rec.lock().unwrap();
+            let mut prof = self.profiler.lock().unwrap();
+            rec.end_pass();
+            rec.encoder(&self.device).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            self.flush_locked(&mut rec, &mut prof);
+        }
+        let slice = staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |r| r.expect("map_async of a readback buffer failed"));
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost while waiting for readback");
+        let data = slice.get_mapped_range().expect("readback buffer is mapped").to_vec();
+        staging.unmap();
+        data
+    }
+
+    /// Download a buffer's f32 values (flushes pending work first).
+    pub fn read(&self, buf: &GpuBuffer) -> Vec<f32> {
+        if buf.is_empty() {
+            return Vec::new();
+        }
+        let bytes = self.read_bytes(buf.raw(), buf.bytes());
+        bytemuck::pod_collect_to_vec(&bytes[..buf.len() * 4])
+    }
+
+    /// Wait until the GPU has finished everything submitted (for wall-clock timing).
+    pub fn sync(&self) {
+        self.flush();
+        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost");
+    }
+
+    /// (dispatches recorded, submits) since start: `medsegdiff profile` and tests use these.
+    pub fn counters(&self) -> (u64, u64) {
+        let r = self.rec.lock().unwrap();
+        (r.dispatches, r.submits)
+    }
+
+    pub fn pool_stats(&self) -> super::PoolStats {
+        self.pool.lock().unwrap().stats
+    }
+
+    /// Free every buffer parked in the pool.
+    pub fn trim_pool(&self) {
+        self.pool.lock().unwrap().trim();
+    }
+
+    pub fn pipelines_cached(&self) -> usize {
+        self.pipelines.lock().unwrap().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_workgroups;
+
+    #[test]
+    fn split_covers_count_within_limits() {
+        for n in [1u32, 65_535, 65_536, 70_000, 1 << 20, 5_000_000] {
+            let (x, y, z) = split_workgroups(n, 65_535);
+            assert!(x <= 65_535 && y <= 65_535 && z <= 65_535);
+            assert!(x as u64 * y as u64 * z as u64 >= n as u64, "{n}: {x}x{y}x{z}");
+        }
+    }
+}

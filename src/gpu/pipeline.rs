@@ -1,0 +1,128 @@
+//! Pipeline cache: one `ComputePipeline` per (shader file, entry point, override constants).
+//!
+//! Every cached object comes from `get_or_create(key)` with a plain hashable key, and the key's text is the
+//! wgpu label, so a validation error names the kernel (ratchet's `KernelKey`). Bind group layouts are explicit
+//! and shared by all kernels with the same binding shape: binding 0 is the `Params` uniform, then the inputs
+//! (`var<storage, read>`), then the outputs (`var<storage, read_write>`), in that order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A WGSL file compiled into the binary: `name` is its path under `shaders/`, `source` its text.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// `shader!("elementwise/binary.wgsl")` embeds `shaders/elementwise/binary.wgsl`.
+#[macro_export]
+macro_rules! shader {
+    ($path:literal) => {
+        $crate::gpu::Shader { name: $path, source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path)) }
+    };
+}
+
+/// What identifies a pipeline. Override constants are WGSL `override` values, e.g. `("OP", 3.0)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KernelKey {
+    pub shader: &'static str,
+    pub entry: &'static str,
+    pub overrides: Vec<(&'static str, u64)>, // (name, f64 bits): f64 is not Hash
+    pub n_in: u32,
+    pub n_out: u32,
+}
+
+impl KernelKey {
+    pub fn label(&self) -> String {
+        let mut s = format!("{}:{}", self.shader, self.entry);
+        for (k, v) in &self.overrides {
+            s.push_str(&format!(" {k}={}", f64::from_bits(*v)));
+        }
+        s
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    layouts: HashMap<(u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: HashMap<KernelKey, Arc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>>,
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    }
+}
+
+impl PipelineCache {
+    pub(crate) fn get_or_create(
+        &mut self,
+        device: &wgpu::Device,
+        shader: Shader,
+        key: &KernelKey,
+    ) -> Arc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
+        if let Some(p) = self.pipelines.get(key) {
+            return p.clone();
+        }
+        let module = self.modules.entry(shader.name).or_insert_with(|| {
+            // Compile inside an error scope so a WGSL error names the file (tinygrad: "Shader compilation failed").
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name),
+                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+            });
+            if let Some(err) = pollster::block_on(scope.pop()) {
+                panic!("shader compilation failed for shaders/{}:\n{err}", shader.name);
+            }
+            m
+        });
+        let (bgl, pl) = self.layouts.entry((key.n_in, key.n_out)).or_insert_with(|| {
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+                count: None,
+            }];
+            for i in 0..key.n_in {
+                entries.push(storage_entry(1 + i, true));
+            }
+            for i in 0..key.n_out {
+                entries.push(storage_entry(1 + key.n_in + i, false));
+            }
+            let label = format!("layout in={} out={}", key.n_in, key.n_out);
+            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            (bgl, pl)
+        });
+        let label = key.label();
+        let constants: Vec<(&str, f64)> = key.overrides.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(pl),
+            module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            panic!("pipeline creation failed for {label}:\n{err}");
+        }
+        let entry = Arc::new((pipeline, bgl.clone()));
+        self.pipelines.insert(key.clone(), entry.clone());
+        entry
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pipelines.len()
+    }
+}

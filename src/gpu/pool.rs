@@ -1,0 +1,147 @@
+//! Size-bucketed buffer pool: a tensor's buffer goes back here when the tensor drops, and the next
+//! allocation of the same bucket reuses it, so a training step allocates nothing new after the first.
+//!
+//! Buckets are powers of two split into four steps (1, 1.25, 1.5, 1.75 × 2^k bytes), so a buffer is at most
+//! 25% larger than asked for. Reuse is safe while dispatches that used the old owner are still only
+//! recorded: see rule 1 in the [module doc](super).
+
+use std::collections::HashMap;
+
+use super::gpu;
+
+/// Every storage buffer is usable as input, output, copy source (readback) and copy destination.
+pub(crate) const STORAGE_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+
+/// Allocation counters, for tests and `medsegdiff profile`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Buffers created on the device so far.
+    pub created: u64,
+    /// Allocations served from the free lists.
+    pub reused: u64,
+    /// Bytes held by created buffers (live + free).
+    pub bytes_created: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct BufferPool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    pub(crate) stats: PoolStats,
+}
+
+/// Round `bytes` up to its bucket: the next of 1, 1.25, 1.5, 1.75 × 2^k, at least 256 bytes.
+pub(crate) fn bucket(bytes: u64) -> u64 {
+    let b = bytes.max(256);
+    let p = 63 - (b.leading_zeros() as u64); // 2^p <= b < 2^(p+1)
+    let base = 1u64 << p;
+    if b == base {
+        return b;
+    }
+    let quarter = (base >> 2).max(1);
+    base + b.saturating_sub(base).div_ceil(quarter) * quarter
+}
+
+impl BufferPool {
+    pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+        let size = bucket(bytes);
+        if let Some(buf) = self.free.get_mut(&size).and_then(Vec::pop) {
+            self.stats.reused += 1;
+            return buf;
+        }
+        self.stats.created += 1;
+        self.stats.bytes_created += size;
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some("pool"), size, usage: STORAGE_USAGE, mapped_at_creation: false })
+    }
+
+    pub(crate) fn give(&mut self, buf: wgpu::Buffer) {
+        self.free.entry(buf.size()).or_default().push(buf);
+    }
+
+    /// Drop every free buffer (memory pressure, or between benchmarks).
+    pub(crate) fn trim(&mut self) {
+        self.free.clear();
+    }
+}
+
+/// A storage buffer owned by one tensor; returns itself to the pool on drop.
+/// `len` is the number of f32 elements the owner uses (the buffer may be larger: its bucket).
+pub struct GpuBuffer {
+    buf: Option<wgpu::Buffer>,
+    len: usize,
+}
+
+impl GpuBuffer {
+    /// A pooled buffer for `len` f32 values. Contents are undefined: kernels must write every element.
+    pub fn uninit(len: usize) -> GpuBuffer {
+        let g = gpu();
+        let bytes = (len.max(1) * 4) as u64;
+        let buf = g.pool.lock().unwrap().take(&g.device, bytes);
+        GpuBuffer { buf: Some(buf), len }
+    }
+
+    /// A fresh buffer holding `data` (mapped at creation, never a pooled buffer: rule 3 of the module doc).
+    pub fn from_slice(data: &[f32]) -> GpuBuffer {
+        let g = gpu();
+        let size = super::pool::bucket((data.len().max(1) * 4) as u64);
+        let buf = g.device.create_buffer(&wgpu::BufferDescriptor { label: Some("upload"), size, usage: STORAGE_USAGE, mapped_at_creation: true });
+        {
+            let bytes: &[u8] = bytemuck::cast_slice(data);
+            if !bytes.is_empty() {
+                let mut view = buf.slice(..bytes.len() as u64).get_mapped_range_mut().expect("buffer was created mapped");
+                view.copy_from_slice(bytes);
+            }
+        }
+        buf.unmap();
+        let mut pool = g.pool.lock().unwrap();
+        pool.stats.created += 1;
+        pool.stats.bytes_created += size;
+        GpuBuffer { buf: Some(buf), len: data.len() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buf.as_ref().expect("buffer present until drop")
+    }
+
+    /// Bytes the owner uses (not the bucket size).
+    pub fn bytes(&self) -> u64 {
+        (self.len.max(1) * 4) as u64
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            if let Ok(mut p) = gpu().pool.lock() {
+                p.give(b);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket;
+
+    #[test]
+    fn buckets_round_up_by_at_most_a_quarter() {
+        assert_eq!(bucket(1), 256);
+        assert_eq!(bucket(256), 256);
+        assert_eq!(bucket(257), 320);
+        assert_eq!(bucket(1024), 1024);
+        assert_eq!(bucket(1025), 1280);
+        assert_eq!(bucket(1800), 2048);
+        for n in [300u64, 5_000, 123_457, 9_999_999] {
+            let b = bucket(n);
+            assert!(b >= n && (b as f64) <= n as f64 * 1.25 + 64.0, "{n} -> {b}");
+        }
+    }
+}

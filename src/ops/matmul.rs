@@ -1,0 +1,283 @@
+//! Batched matrix multiply, the kernel under `linear`, attention and (later) implicit-GEMM convolution.
+//!
+//! Forward: C = op(A) · op(B), op = identity or transpose, over a batch. A transposed or batch-shared
+//! operand is just other strides in the kernel's `Params`, so no transpose is ever materialised.
+//! Backward (G = dC):  d op(A) = G · op(B)ᵀ,  d op(B) = op(A)ᵀ · G, each re-expressed as one more
+//! `matmul_t` on the stored (untransposed) A and B; a batch-shared operand's gradient is summed over the batch.
+//! Forward saves A and B.
+//!
+//! The kernel ladder (shaders/matmul/), every rung tested by the same tests and timed by `benches/matmul.rs`:
+//! - `Naive`   (v1): one thread per C element, all operands from global memory.
+//! - `Tiled`   (v2): 16×16 tiles of A and B staged in workgroup memory.
+//! - `Blocked` (v3): 64×64 C tile per workgroup, 4×4 per thread in registers. **Default.**
+
+use bytemuck::{Pod, Zeroable};
+
+use super::launch;
+use crate::gpu::Shader;
+use crate::tensor::{numel, Tensor};
+use crate::{autograd, shader, shape_err, Result};
+
+const V1: Shader = shader!("matmul/matmul_v1_naive.wgsl");
+const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
+const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    Naive,
+    Tiled,
+    Blocked,
+}
+
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Blocked];
+    pub const DEFAULT: MatmulKernel = MatmulKernel::Blocked;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Naive => "v1_naive",
+            MatmulKernel::Tiled => "v2_tiled",
+            MatmulKernel::Blocked => "v3_blocked",
+        }
+    }
+}
+
+/// Mirrors `struct Params` in every matmul shader.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_bs: u32,
+    a_rs: u32,
+    a_cs: u32,
+    _p0: u32,
+    b_bs: u32,
+    b_rs: u32,
+    b_cs: u32,
+    _p1: u32,
+}
+
+/// How C's batch, rows and columns map onto a stored operand.
+struct Plan {
+    batch_shape: Vec<usize>,
+    batch: usize,
+    m: usize,
+    n: usize,
+    a_shared: bool,
+    b_shared: bool,
+    p: MatmulParams,
+}
+
+fn plan(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Plan> {
+    if a.len() < 2 || b.len() < 2 {
+        return shape_err!("matmul", "operands need at least 2 dims, got {a:?} and {b:?}");
+    }
+    let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
+    let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
+    let (m, ka) = if ta { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if tb { (bc, br) } else { (br, bc) };
+    if ka != kb {
+        return shape_err!(
+            "matmul",
+            "inner dimensions differ: {a:?}{} has K = {ka} but {b:?}{} has K = {kb}",
+            if ta { "ᵀ" } else { "" },
+            if tb { "ᵀ" } else { "" }
+        );
+    }
+    let (ba, bb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
+    let (na, nb) = (numel(ba), numel(bb));
+    let batch_shape = if ba == bb || nb == 1 {
+        ba.to_vec()
+    } else if na == 1 {
+        bb.to_vec()
+    } else {
+        return shape_err!("matmul", "batch dims {ba:?} and {bb:?} differ (only equal batches or a shared matrix are supported)");
+    };
+    let batch = numel(&batch_shape);
+    let (a_shared, b_shared) = (na == 1 && batch > 1, nb == 1 && batch > 1);
+    let p = MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: ka as u32,
+        batch: batch as u32,
+        a_bs: if a_shared { 0 } else { (ar * ac) as u32 },
+        a_rs: if ta { 1 } else { ac as u32 },
+        a_cs: if ta { ac as u32 } else { 1 },
+        _p0: 0,
+        b_bs: if b_shared { 0 } else { (br * bc) as u32 },
+        b_rs: if tb { 1 } else { bc as u32 },
+        b_cs: if tb { bc as u32 } else { 1 },
+        _p1: 0,
+    };
+    Ok(Plan { batch_shape, batch, m, n, a_shared, b_shared, p })
+}
+
+/// Encode C = op(A)·op(B) with a chosen rung, not taped. C has shape (batch..., M, N).
+pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
+    let pl = plan(a.shape(), ta, b.shape(), tb)?;
+    let mut shape = pl.batch_shape.clone();
+    shape.extend([pl.m, pl.n]);
+    let c = Tensor::uninit(&shape);
+    let (m, n, batch) = (pl.m as u32, pl.n as u32, pl.batch as u32);
+    match kernel {
+        MatmulKernel::Naive => {
+            let groups = (m * n * batch).div_ceil(64);
+            launch(V1, "main", &[], &pl.p, &[a, b], &[&c], groups);
+        }
+        MatmulKernel::Tiled => {
+            let groups = m.div_ceil(16) * n.div_ceil(16) * batch;
+            launch(V2, "main", &[], &pl.p, &[a, b], &[&c], groups);
+        }
+        MatmulKernel::Blocked => {
+            let groups = m.div_ceil(64) * n.div_ceil(64) * batch;
+            launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
+        }
+    }
+    Ok(c)
+}
+
+/// Sum a (batch, rows, cols) gradient over the batch when the operand was shared, and give it `shape`.
+fn fold_batch(g: Tensor, shared: bool, shape: &[usize]) -> Result<Tensor> {
+    let g = if shared {
+        let r = g.rank();
+        super::reduce::sum_to_shape(&g, &[g.shape()[r - 2], g.shape()[r - 1]])?
+    } else {
+        g
+    };
+    g.detach().reshape(shape)
+}
+
+/// C = op(A) · op(B), taped. `ta`/`tb` transpose the last two dims of A/B without copying.
+pub fn matmul_t(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
+    let c = matmul_with(MatmulKernel::DEFAULT, a, ta, b, tb)?;
+    let pl = plan(a.shape(), ta, b.shape(), tb)?;
+    let (a2, b2) = (a.clone(), b.clone());
+    autograd::record("matmul", &[a, b], &c, move |g, needs| {
+        let da = if needs[0] {
+            // d op(A) = G·op(B)ᵀ; if A itself was transposed, dA = (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
+            let d = if ta { matmul_with(MatmulKernel::DEFAULT, &b2, tb, g, true)? } else { matmul_with(MatmulKernel::DEFAULT, g, false, &b2, !tb)? };
+            Some(fold_batch(d, pl.a_shared, a2.shape())?)
+        } else {
+            None
+        };
+        let db = if needs[1] {
+            // d op(B) = op(A)ᵀ·G; if B was transposed, dB = Gᵀ·op(A)
+            let d = if tb { matmul_with(MatmulKernel::DEFAULT, g, true, &a2, ta)? } else { matmul_with(MatmulKernel::DEFAULT, &a2, !ta, g, false)? };
+            Some(fold_batch(d, pl.b_shared, b2.shape())?)
+        } else {
+            None
+        };
+        Ok(vec![da, db])
+    });
+    Ok(c)
+}
+
+/// C = A · B (batched over leading dims), taped.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    matmul_t(a, false, b, false)
+}
+
+pub mod cpu {
+    /// C = op(A)·op(B) in f64 for contiguous (batch, rows, cols) operands; `shared` = batch-broadcast.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(a: &[f64], a_shape: &[usize], ta: bool, b: &[f64], b_shape: &[usize], tb: bool) -> Vec<f64> {
+        let (ar, ac) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
+        let (br, bc) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+        let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+        let n = if tb { br } else { bc };
+        let (na, nb) = (a.len() / (ar * ac), b.len() / (br * bc));
+        let batch = na.max(nb);
+        let mut c = vec![0.0; batch * m * n];
+        for bi in 0..batch {
+            let ao = if na == 1 { 0 } else { bi * ar * ac };
+            let bo = if nb == 1 { 0 } else { bi * br * bc };
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0.0;
+                    for kk in 0..k {
+                        let av = if ta { a[ao + kk * ac + i] } else { a[ao + i * ac + kk] };
+                        let bv = if tb { b[bo + j * bc + kk] } else { b[bo + kk * bc + j] };
+                        acc += av * bv;
+                    }
+                    c[bi * m * n + i * n + j] = acc;
+                }
+            }
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, check_grads, to_f64, Input};
+
+    /// A matmul problem: a and b shapes (as stored) and transposes.
+    struct Problem {
+        a: &'static [usize],
+        ta: bool,
+        b: &'static [usize],
+        tb: bool,
+    }
+
+    const PROBLEMS: &[Problem] = &[
+        Problem { a: &[1, 1], ta: false, b: &[1, 1], tb: false },
+        Problem { a: &[3, 5], ta: false, b: &[5, 7], tb: false },
+        Problem { a: &[17, 33], ta: false, b: &[33, 65], tb: false }, // not multiples of 16 or 64
+        Problem { a: &[64, 64], ta: false, b: &[64, 64], tb: false }, // exact tiles
+        Problem { a: &[2, 3, 9, 4], ta: false, b: &[2, 3, 4, 70], tb: false },
+        Problem { a: &[4, 19, 6], ta: false, b: &[6, 5], tb: false },  // shared B (linear layer)
+        Problem { a: &[6, 9], ta: true, b: &[3, 11, 6], tb: true },    // shared A, both transposed
+        Problem { a: &[2, 31, 8], ta: true, b: &[2, 31, 10], tb: false }, // Aᵀ·B (attention context)
+    ];
+
+    #[test]
+    fn every_rung_matches_cpu_on_uneven_and_batched_shapes() {
+        let mut rng = crate::rng::Rng::new(3);
+        for pr in PROBLEMS {
+            let av = rng.uniform_vec(numel(pr.a), -1.0, 1.0);
+            let bv = rng.uniform_vec(numel(pr.b), -1.0, 1.0);
+            let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
+            let want = cpu::matmul(&to_f64(&av), pr.a, pr.ta, &to_f64(&bv), pr.b, pr.tb);
+            for kernel in MatmulKernel::ALL {
+                let got = matmul_with(kernel, &a, pr.ta, &b, pr.tb).unwrap();
+                assert_close(&got.to_vec(), &want, 1e-5, 1e-5, &format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb));
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_gradients_match_finite_differences() {
+        for pr in PROBLEMS.iter().skip(1).take(7).filter(|p| numel(p.a) + numel(p.b) < 3000) {
+            let ins = [Input::uniform(pr.a, -1.0, 1.0, 21), Input::uniform(pr.b, -1.0, 1.0, 22)];
+            check_grads(
+                &format!("matmul {:?} {:?}", pr.a, pr.b),
+                &ins,
+                |x| matmul_t(&x[0], pr.ta, &x[1], pr.tb),
+                |x| cpu::matmul(&x[0], pr.a, pr.ta, &x[1], pr.b, pr.tb),
+            );
+        }
+    }
+
+    #[test]
+    fn matmul_over_65535_workgroups() {
+        // 70,000 batches of 1×1·1×2: 70,000 workgroups for the tiled and blocked rungs.
+        let batch = 70_000;
+        let a = Tensor::full(&[batch, 1, 1], 2.0);
+        let b = Tensor::full(&[batch, 1, 2], 3.0);
+        for kernel in MatmulKernel::ALL {
+            let c = matmul_with(kernel, &a, false, &b, false).unwrap().to_vec();
+            assert_eq!(c.len(), batch * 2);
+            assert!(c.iter().all(|&v| v == 6.0), "{}: first bad at {:?}", kernel.name(), c.iter().position(|&v| v != 6.0));
+        }
+    }
+
+    #[test]
+    fn matmul_rejects_mismatched_inner_dims() {
+        let err = matmul(&Tensor::zeros(&[2, 3]), &Tensor::zeros(&[4, 5])).unwrap_err().to_string();
+        assert!(err.contains("K = 3") && err.contains("K = 4"), "{err}");
+    }
+}

@@ -1,0 +1,31 @@
+//! The op set: one family per file. Each file holds, top to bottom, the math (module doc), the `Params`
+//! structs that mirror the WGSL ones field for field, the shaders (`shader!` = `include_str!` of
+//! `shaders/<family>/*.wgsl`), the forward and backward launches, the public taped op, a `cpu` module with
+//! the f64 reference that serves as the spec, and the unit tests.
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+
+use crate::gpu::{gpu, Dispatch, Shader};
+use crate::tensor::Tensor;
+
+/// Record one kernel launch over tensors. `workgroups` is a linear count (see [`Dispatch`]).
+pub(crate) fn launch<P: bytemuck::Pod>(
+    shader: Shader,
+    entry: &'static str,
+    overrides: &[(&'static str, f64)],
+    params: &P,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+    workgroups: u32,
+) {
+    let ins: Vec<_> = inputs.iter().map(|t| t.buf()).collect();
+    let outs: Vec<_> = outputs.iter().map(|t| t.buf()).collect();
+    gpu().launch(&Dispatch { shader, entry, overrides, params: bytemuck::bytes_of(params), inputs: &ins, outputs: &outs, workgroups });
+}
+
+/// Workgroup count for a 1-D kernel of `n` threads at 256 per workgroup, checked against u32.
+pub(crate) fn groups_1d(n: usize) -> u32 {
+    u32::try_from(n.div_ceil(crate::gpu::WG_1D as usize)).expect("tensor too large for one dispatch")
+}

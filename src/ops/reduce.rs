@@ -1,0 +1,218 @@
+//! Reductions: sum and mean over any set of axes (shaders/reduce/sum.wgsl), and `sum_to_shape`, which
+//! undoes broadcasting in backward passes.
+//!
+//! Forward: out[o] = scale · Σ_r x[o, r], scale = 1 (sum) or 1/count (mean).
+//! Backward: dx[o, r] = scale · g[o], a broadcast of g back over the reduced axes (no saved tensors).
+//! Two kernels: one workgroup per output with a tree reduction (long sums, few outputs: bias gradients)
+//! and one thread per output (short sums, many outputs); the host picks by the sum's length.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{groups_1d, launch};
+use crate::gpu::Shader;
+use crate::tensor::Tensor;
+use crate::{autograd, shader, shape_err, Result};
+
+const SUM: Shader = shader!("reduce/sum.wgsl");
+
+/// Sums shorter than this use one thread per output.
+const PER_THREAD_MAX: usize = 64;
+
+/// Mirrors `struct Params` in sum.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SumParams {
+    kshape: [u32; 4],
+    kst: [u32; 4],
+    rshape: [u32; 4],
+    rst: [u32; 4],
+    n_out: u32,
+    n_red: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+/// Pack (size, stride) pairs into a right-aligned 4-D index space, merging contiguous neighbours.
+fn pack4(op: &'static str, dims: &[(usize, usize)]) -> Result<([u32; 4], [u32; 4])> {
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for &(n, s) in dims.iter().filter(|d| d.0 != 1) {
+        match merged.last_mut() {
+            Some(last) if last.1 == n * s => *last = (last.0 * n, s),
+            _ => merged.push((n, s)),
+        }
+    }
+    if merged.len() > 4 {
+        return shape_err!(op, "reduction needs {} independent axes; at most 4 are supported", merged.len());
+    }
+    let (mut shape, mut st) = ([1u32; 4], [0u32; 4]);
+    let off = 4 - merged.len();
+    for (i, (n, s)) in merged.into_iter().enumerate() {
+        shape[off + i] = n as u32;
+        st[off + i] = s as u32;
+    }
+    Ok((shape, st))
+}
+
+fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Result<Tensor> {
+    let shape = x.shape();
+    for &a in axes {
+        if a >= shape.len() {
+            return shape_err!(op, "axis {a} out of range for shape {shape:?}");
+        }
+    }
+    let mut strides = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    let kept: Vec<(usize, usize)> = (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
+    let red: Vec<(usize, usize)> = (0..shape.len()).filter(|i| axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
+    let n_out: usize = kept.iter().map(|d| d.0).product();
+    let n_red: usize = red.iter().map(|d| d.0).product();
+    let (kshape, kst) = pack4(op, &kept)?;
+    let (rshape, rst) = pack4(op, &red)?;
+    let out_shape: Vec<usize> = (0..shape.len()).map(|i| if axes.contains(&i) { 1 } else { shape[i] }).collect();
+    let out = Tensor::uninit(&out_shape);
+    let scale = if mean { 1.0 / n_red.max(1) as f32 } else { 1.0 };
+    let p = SumParams { kshape, kst, rshape, rst, n_out: n_out as u32, n_red: n_red as u32, scale, _pad: 0 };
+    if n_red < PER_THREAD_MAX {
+        launch(SUM, "per_thread", &[], &p, &[x], &[&out], groups_1d(n_out));
+    } else {
+        launch(SUM, "per_workgroup", &[], &p, &[x], &[&out], n_out as u32);
+    }
+    Ok(out)
+}
+
+fn reduce(op: &'static str, x: &Tensor, axes: &[usize], keepdim: bool, mean: bool) -> Result<Tensor> {
+    let out = reduce_raw(op, x, axes, mean)?;
+    let scale = if mean { 1.0 / axes.iter().map(|&a| x.shape()[a]).product::<usize>().max(1) as f32 } else { 1.0 };
+    let in_shape = x.shape().to_vec();
+    autograd::record(op, &[x], &out, move |g, _| {
+        // dx = scale · g broadcast over the reduced axes
+        let ones = Tensor::full(&in_shape, scale);
+        Ok(vec![Some(super::elementwise::mul_untaped(&ones, g)?)])
+    });
+    if keepdim {
+        Ok(out)
+    } else {
+        let squeezed: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).map(|i| x.shape()[i]).collect();
+        out.reshape(if squeezed.is_empty() { &[1] } else { &squeezed })
+    }
+}
+
+/// Σ over `axes`. With `keepdim`, reduced axes stay as size 1.
+pub fn sum(x: &Tensor, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+    reduce("sum", x, axes, keepdim, false)
+}
+
+/// Mean over `axes`.
+pub fn mean(x: &Tensor, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+    reduce("mean", x, axes, keepdim, true)
+}
+
+/// Sum of every element, as a `[1]` tensor.
+pub fn sum_all(x: &Tensor) -> Result<Tensor> {
+    let axes: Vec<usize> = (0..x.rank()).collect();
+    sum(x, &axes, false)
+}
+
+/// Mean of every element, as a `[1]` tensor.
+pub fn mean_all(x: &Tensor) -> Result<Tensor> {
+    let axes: Vec<usize> = (0..x.rank()).collect();
+    mean(x, &axes, false)
+}
+
+/// Sum `g` down to `shape` (undo NumPy broadcasting): used by backward passes, not taped.
+pub fn sum_to_shape(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g.clone());
+    }
+    let r = g.rank();
+    if shape.len() > r {
+        return shape_err!("sum_to_shape", "cannot reduce {:?} to the larger rank {:?}", g.shape(), shape);
+    }
+    let lead = r - shape.len();
+    let axes: Vec<usize> = (0..r).filter(|&i| i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)).collect();
+    let out = reduce_raw("sum_to_shape", g, &axes, false)?;
+    out.detach().reshape(shape)
+}
+
+pub mod cpu {
+    /// Σ over `axes` (f64), output shape with reduced axes kept as 1.
+    pub fn sum(x: &[f64], shape: &[usize], axes: &[usize], mean: bool) -> Vec<f64> {
+        let out_shape: Vec<usize> = (0..shape.len()).map(|i| if axes.contains(&i) { 1 } else { shape[i] }).collect();
+        let n_out: usize = out_shape.iter().product();
+        let mut out = vec![0.0; n_out];
+        for (i, &v) in x.iter().enumerate() {
+            // unravel i, then ravel into the output with reduced coordinates set to 0
+            let (mut rem, mut o, mut stride) = (i, 0, 1);
+            for d in (0..shape.len()).rev() {
+                let c = rem % shape[d];
+                rem /= shape[d];
+                if !axes.contains(&d) {
+                    o += c * stride;
+                }
+                stride *= out_shape[d];
+            }
+            out[o] += v;
+        }
+        if mean {
+            let cnt: usize = axes.iter().map(|&a| shape[a]).product();
+            out.iter_mut().for_each(|v| *v /= cnt as f64);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, check_grads, to_f64, Input};
+
+    /// (shape, axes) cases: inner, outer, middle, non-adjacent, all, long sums, size-1 axes.
+    const CASES: &[(&[usize], &[usize])] = &[
+        (&[3, 5], &[1]),
+        (&[3, 5], &[0]),
+        (&[2, 3, 4, 5], &[1]),
+        (&[2, 3, 4, 5], &[0, 2, 3]),
+        (&[2, 3, 4, 5], &[0, 1, 2, 3]),
+        (&[7, 1, 300], &[2]),
+        (&[1, 1, 1], &[0, 2]),
+        (&[5, 129], &[0, 1]),
+    ];
+
+    #[test]
+    fn sum_and_mean_match_cpu() {
+        let mut rng = crate::rng::Rng::new(5);
+        for &(shape, axes) in CASES {
+            let v = rng.uniform_vec(shape.iter().product(), -1.0, 1.0);
+            let x = Tensor::from_slice(&v, shape).unwrap();
+            for m in [false, true] {
+                let got = if m { mean(&x, axes, true) } else { sum(&x, axes, true) }.unwrap();
+                assert_close(&got.to_vec(), &cpu::sum(&to_f64(&v), shape, axes, m), 1e-5, 1e-5, &format!("{shape:?} {axes:?} mean={m}"));
+            }
+        }
+    }
+
+    #[test]
+    fn sum_gradients_match_finite_differences() {
+        for &(shape, axes) in CASES.iter().take(6) {
+            check_grads(&format!("sum {shape:?} {axes:?}"), &[Input::uniform(shape, -1.0, 1.0, 9)], |x| sum(&x[0], axes, false), |x| cpu::sum(&x[0], shape, axes, false));
+            check_grads(&format!("mean {shape:?} {axes:?}"), &[Input::uniform(shape, -1.0, 1.0, 9)], |x| mean(&x[0], axes, true), |x| cpu::sum(&x[0], shape, axes, true));
+        }
+    }
+
+    #[test]
+    fn sum_over_65535_workgroups() {
+        // 70,000 outputs with a long sum each => 70,000 workgroups of the per-workgroup kernel.
+        let x = Tensor::full(&[70_000, 65], 1.0);
+        let s = sum(&x, &[1], false).unwrap().to_vec();
+        assert_eq!(s.len(), 70_000);
+        assert!(s.iter().all(|&v| v == 65.0), "first bad: {:?}", s.iter().position(|&v| v != 65.0));
+    }
+
+    #[test]
+    fn sum_rejects_bad_axis() {
+        let err = sum(&Tensor::zeros(&[2, 3]), &[2], false).unwrap_err().to_string();
+        assert!(err.contains("axis 2") && err.contains("[2, 3]"), "{err}");
+    }
+}
