@@ -3,9 +3,17 @@
 //! `shaders/<family>/*.wgsl`), the forward and backward launches, the public taped op, a `cpu` module with
 //! the f64 reference that serves as the spec, and the unit tests.
 
+pub mod attention;
+pub mod conv;
 pub mod elementwise;
+pub mod fft;
+pub mod layout;
+pub mod loss;
 pub mod matmul;
+pub mod norm;
+pub mod optim;
 pub mod reduce;
+pub mod softmax;
 
 use crate::gpu::{gpu, Dispatch, Shader};
 use crate::tensor::Tensor;

@@ -1,0 +1,1 @@
+//! (placeholder: this op family is being written)
