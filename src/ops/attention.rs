@@ -1,1 +1,248 @@
-//! (placeholder: this op family is being written)
+//! The two attention cores of MedSegDiff (`Attention` and `LinearAttention` of med-seg-diff-pytorch 0.3.3):
+//! everything between the `to_qkv` 1×1 conv and `to_out`.
+//!
+//! Input qkv: (B, 3·heads·dim_head, H, W); q, k, v = chunk(qkv, 3, axis 1), each viewed (for free) as
+//! (B·heads, d, n) with d = dim_head, n = H·W (channel head·d + c, pixel y·W + x); scale = dim_head^−½.
+//! - full:   sim[i, j] = Σ_d (scale·q)[d, i]·k[d, j];  attn = softmax_j(sim);  out[d, i] = Σ_j attn[i, j]·v[d, j]
+//! - linear: q̂ = softmax over d, k̂ = softmax over n;  context[d, e] = Σ_n k̂[d, n]·v[e, n];
+//!   out[e, n] = Σ_d context[d, e]·(scale·q̂)[d, n]
+//!
+//! Output: (B, heads·dim_head, H, W), channel head·d + e.
+//!
+//! Both are compositions of taped ops (chunk, reshape, scale, softmax, matmul_t), so their backward comes from
+//! the tape: no kernel of their own, no saved tensors beyond what those ops save. Transposes are strides
+//! inside matmul_t, never copies; the only copies are the three chunks of qkv.
+
+use crate::ops::elementwise::scale;
+use crate::ops::layout::chunk;
+use crate::ops::matmul::matmul_t;
+use crate::ops::softmax::softmax;
+use crate::tensor::Tensor;
+use crate::{shape_err, Result};
+
+/// Check qkv's shape and split it into q, k, v, each (B·heads, dim_head, H·W).
+fn split_qkv(op: &'static str, qkv: &Tensor, heads: usize, dim_head: usize) -> Result<[Tensor; 3]> {
+    let s = qkv.shape();
+    if s.len() != 4 {
+        return shape_err!(op, "qkv must be (B, 3·heads·dim_head, H, W), got {s:?}");
+    }
+    if heads == 0 || dim_head == 0 || s[1] != 3 * heads * dim_head {
+        return shape_err!(
+            op,
+            "qkv {s:?} has {} channels but heads {heads} × dim_head {dim_head} needs 3·{heads}·{dim_head} = {}",
+            s[1],
+            3 * heads * dim_head
+        );
+    }
+    let view = [s[0] * heads, dim_head, s[2] * s[3]];
+    let parts = chunk(qkv, 3, 1)?;
+    Ok([parts[0].reshape(&view)?, parts[1].reshape(&view)?, parts[2].reshape(&view)?])
+}
+
+/// Softmax attention over all H·W positions (MedSegDiff's `Attention`, between to_qkv and to_out).
+pub fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
+    let [q, k, v] = split_qkv("full_attention", qkv, heads, dim_head)?;
+    let s = qkv.shape();
+    let q = scale(&q, (dim_head as f32).powf(-0.5));
+    // sim = qᵀ·k: (B·h, n, n), sim[i, j] = Σ_d q[d, i]·k[d, j]
+    let sim = matmul_t(&q, true, &k, false)?;
+    // attn[i, ·] = softmax over the keys j
+    let attn = softmax(&sim, 2)?;
+    // out = v·attnᵀ: (B·h, d, n), out[d, i] = Σ_j v[d, j]·attn[i, j]
+    let out = matmul_t(&v, false, &attn, true)?;
+    out.reshape(&[s[0], heads * dim_head, s[2], s[3]])
+}
+
+/// Linear attention (MedSegDiff's `LinearAttention`, between to_qkv and to_out): cost linear in H·W.
+pub fn linear_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
+    let [q, k, v] = split_qkv("linear_attention", qkv, heads, dim_head)?;
+    let s = qkv.shape();
+    // q̂ = softmax over the feature axis d (dim −2), k̂ = softmax over the pixel axis n (dim −1)
+    let q = softmax(&q, 1)?;
+    let k = softmax(&k, 2)?;
+    let q = scale(&q, (dim_head as f32).powf(-0.5));
+    // context = k̂·vᵀ: (B·h, d, e), context[d, e] = Σ_n k̂[d, n]·v[e, n]
+    let context = matmul_t(&k, false, &v, true)?;
+    // out = contextᵀ·q̂: (B·h, e, n), out[e, n] = Σ_d context[d, e]·q̂[d, n]
+    let out = matmul_t(&context, true, &q, false)?;
+    out.reshape(&[s[0], heads * dim_head, s[2], s[3]])
+}
+
+/// The f64 reference: naive loops straight from the package's einsums.
+pub mod cpu {
+    /// q, k, v of qkv (B, 3·heads·d, H, W) as closures (b·heads + head, c, pixel) -> value.
+    struct Qkv<'a> {
+        x: &'a [f64],
+        heads: usize,
+        d: usize,
+        n: usize,
+    }
+
+    impl Qkv<'_> {
+        /// part 0 = q, 1 = k, 2 = v; bh = b·heads + head; channel part·heads·d + head·d + c.
+        fn at(&self, part: usize, bh: usize, c: usize, pix: usize) -> f64 {
+            let (b, h) = (bh / self.heads, bh % self.heads);
+            let ch = part * self.heads * self.d + h * self.d + c;
+            self.x[(b * 3 * self.heads * self.d + ch) * self.n + pix]
+        }
+    }
+
+    /// Row-wise softmax of a slice.
+    fn softmax(row: &mut [f64]) {
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+        row.iter_mut().for_each(|v| *v = (*v - m).exp() / s);
+    }
+
+    /// `Attention`: out[b, head·d + c, pix i] = Σ_j softmax_j(scale·Σ_e q[e, i]·k[e, j])·v[c, j].
+    pub fn full_attention(qkv: &[f64], shape: &[usize], heads: usize, d: usize) -> Vec<f64> {
+        let (bn, n) = (shape[0], shape[2] * shape[3]);
+        let x = Qkv { x: qkv, heads, d, n };
+        let scale = (d as f64).powf(-0.5);
+        let mut out = vec![0.0; bn * heads * d * n];
+        for bh in 0..bn * heads {
+            for i in 0..n {
+                // sim[i, j] = Σ_e (scale·q[e, i])·k[e, j], then softmax over j
+                let mut attn: Vec<f64> =
+                    (0..n).map(|j| (0..d).map(|e| scale * x.at(0, bh, e, i) * x.at(1, bh, e, j)).sum()).collect();
+                softmax(&mut attn);
+                // out[c, i] = Σ_j attn[i, j]·v[c, j]
+                for c in 0..d {
+                    out[(bh * d + c) * n + i] = (0..n).map(|j| attn[j] * x.at(2, bh, c, j)).sum();
+                }
+            }
+        }
+        out
+    }
+
+    /// `LinearAttention`: q̂ = softmax_d(q)·scale, k̂ = softmax_n(k), context = k̂·vᵀ, out = contextᵀ·q̂.
+    pub fn linear_attention(qkv: &[f64], shape: &[usize], heads: usize, d: usize) -> Vec<f64> {
+        let (bn, n) = (shape[0], shape[2] * shape[3]);
+        let x = Qkv { x: qkv, heads, d, n };
+        let scale = (d as f64).powf(-0.5);
+        let mut out = vec![0.0; bn * heads * d * n];
+        for bh in 0..bn * heads {
+            // q̂[c, p] = scale · softmax over c of q[·, p]
+            let mut qh = vec![0.0; d * n];
+            for p in 0..n {
+                let mut col: Vec<f64> = (0..d).map(|c| x.at(0, bh, c, p)).collect();
+                softmax(&mut col);
+                (0..d).for_each(|c| qh[c * n + p] = scale * col[c]);
+            }
+            // k̂[c, ·] = softmax over the pixels of k[c, ·]
+            let mut kh = vec![0.0; d * n];
+            for c in 0..d {
+                let mut row: Vec<f64> = (0..n).map(|p| x.at(1, bh, c, p)).collect();
+                softmax(&mut row);
+                kh[c * n..(c + 1) * n].copy_from_slice(&row);
+            }
+            // context[c, e] = Σ_p k̂[c, p]·v[e, p]
+            let mut context = vec![0.0; d * d];
+            for c in 0..d {
+                for e in 0..d {
+                    context[c * d + e] = (0..n).map(|p| kh[c * n + p] * x.at(2, bh, e, p)).sum();
+                }
+            }
+            // out[e, p] = Σ_c context[c, e]·q̂[c, p]
+            for e in 0..d {
+                for p in 0..n {
+                    out[(bh * d + e) * n + p] = (0..d).map(|c| context[c * d + e] * qh[c * n + p]).sum();
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::numel;
+    use crate::testing::{assert_close, check_grads, to_f64, Input};
+
+    /// An attention problem: batch, heads, dim_head, H, W.
+    struct Problem {
+        b: usize,
+        heads: usize,
+        dim_head: usize,
+        h: usize,
+        w: usize,
+    }
+
+    impl Problem {
+        fn shape(&self) -> [usize; 4] {
+            [self.b, 3 * self.heads * self.dim_head, self.h, self.w]
+        }
+    }
+
+    const PROBLEMS: &[Problem] = &[
+        Problem { b: 2, heads: 2, dim_head: 3, h: 3, w: 5 },
+        Problem { b: 2, heads: 2, dim_head: 4, h: 4, w: 4 },
+        Problem { b: 1, heads: 1, dim_head: 1, h: 1, w: 1 }, // everything size 1: attn = 1, softmax over d = 1
+        Problem { b: 1, heads: 4, dim_head: 32, h: 8, w: 9 }, // the model's heads and dim_head; n = 72 > 64
+    ];
+
+    #[test]
+    fn attention_matches_cpu() {
+        let mut rng = crate::rng::Rng::new(23);
+        for pr in PROBLEMS {
+            let shape = pr.shape();
+            let v = rng.uniform_vec(numel(&shape), -2.0, 2.0);
+            let x = Tensor::from_slice(&v, &shape).unwrap();
+            let what = format!("B {} heads {} dim_head {} {}×{}", pr.b, pr.heads, pr.dim_head, pr.h, pr.w);
+            let full = full_attention(&x, pr.heads, pr.dim_head).unwrap();
+            assert_eq!(full.shape(), &[pr.b, pr.heads * pr.dim_head, pr.h, pr.w]);
+            let want = cpu::full_attention(&to_f64(&v), &shape, pr.heads, pr.dim_head);
+            assert_close(&full.to_vec(), &want, 1e-5, 1e-4, &format!("full_attention {what}"));
+            let lin = linear_attention(&x, pr.heads, pr.dim_head).unwrap();
+            let want = cpu::linear_attention(&to_f64(&v), &shape, pr.heads, pr.dim_head);
+            assert_close(&lin.to_vec(), &want, 1e-5, 1e-4, &format!("linear_attention {what}"));
+        }
+    }
+
+    #[test]
+    fn attention_gradients_match_finite_differences() {
+        for pr in &PROBLEMS[..3] {
+            let shape = pr.shape();
+            let what = format!("B {} heads {} dim_head {} {}×{}", pr.b, pr.heads, pr.dim_head, pr.h, pr.w);
+            let (heads, dh) = (pr.heads, pr.dim_head);
+            check_grads(
+                &format!("full_attention {what}"),
+                &[Input::uniform(&shape, -1.5, 1.5, 24)],
+                |x| full_attention(&x[0], heads, dh),
+                |x| cpu::full_attention(&x[0], &shape, heads, dh),
+            );
+            check_grads(
+                &format!("linear_attention {what}"),
+                &[Input::uniform(&shape, -1.5, 1.5, 25)],
+                |x| linear_attention(&x[0], heads, dh),
+                |x| cpu::linear_attention(&x[0], &shape, heads, dh),
+            );
+        }
+    }
+
+    #[test]
+    fn attention_rejects_bad_qkv_channels() {
+        let x = Tensor::zeros(&[1, 20, 2, 2]);
+        let err = full_attention(&x, 2, 4).unwrap_err().to_string();
+        assert!(err.contains("[1, 20, 2, 2]") && err.contains("3·2·4 = 24"), "{err}");
+        let err = linear_attention(&Tensor::zeros(&[20, 2, 2]), 2, 4).unwrap_err().to_string();
+        assert!(err.contains("[20, 2, 2]"), "{err}");
+    }
+
+    #[test]
+    fn debug_attention_uniform_keys() {
+        // k = 0: every key scores the same, so full attention averages v over the pixels;
+        // q = k = 0 in linear attention: q̂ = 1/d, k̂ = 1/n, out[e, p] = scale · mean_p v[e, ·].
+        let (heads, d, h, w) = (1, 2, 1, 3);
+        let mut v = vec![0.0f32; 3 * heads * d * h * w];
+        v[12..].copy_from_slice(&[1.0, 2.0, 6.0, -3.0, 0.0, 3.0]);
+        let x = Tensor::from_slice(&v, &[1, 6, 1, 3]).unwrap();
+        let full = full_attention(&x, heads, d).unwrap().to_vec();
+        let lin = linear_attention(&x, heads, d).unwrap().to_vec();
+        println!("full_attention = {full:?}\nlinear_attention = {lin:?}");
+        assert_close(&full, &[3.0, 3.0, 3.0, 0.0, 0.0, 0.0], 1e-6, 1e-6, "full: mean of v");
+        let s = 0.5f64.sqrt();
+        assert_close(&lin, &[3.0 * s, 3.0 * s, 3.0 * s, 0.0, 0.0, 0.0], 1e-6, 1e-6, "linear: scale · mean of v");
+    }
+}

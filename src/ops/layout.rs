@@ -208,7 +208,7 @@ pub fn chunk(x: &Tensor, n: usize, axis: usize) -> Result<Vec<Tensor>> {
     if axis >= shape.len() {
         return shape_err!("chunk", "axis {axis} out of range for shape {shape:?}");
     }
-    if n == 0 || shape[axis] % n != 0 {
+    if n == 0 || !shape[axis].is_multiple_of(n) {
         return shape_err!(
             "chunk",
             "axis {axis} of {shape:?} (size {}) is not divisible into {n} equal parts",
@@ -269,7 +269,7 @@ fn shuffle_raw(entry: &'static str, x: &Tensor, out_shape: [usize; 4], small: [u
 /// (B, C, H·r, W·r) -> (B, C·r², H, W), channel c·r² + r1·r + r2 (torch.nn.PixelUnshuffle). Backward: shuffle.
 pub fn pixel_unshuffle(x: &Tensor, r: usize) -> Result<Tensor> {
     let s = x.shape();
-    if s.len() != 4 || r == 0 || s[2] % r != 0 || s[3] % r != 0 {
+    if s.len() != 4 || r == 0 || !s[2].is_multiple_of(r) || !s[3].is_multiple_of(r) {
         return shape_err!("pixel_unshuffle", "needs (N, C, H, W) with H and W divisible by r = {r}, got {s:?}");
     }
     let small = [s[0], s[1], s[2] / r, s[3] / r];
@@ -284,7 +284,7 @@ pub fn pixel_unshuffle(x: &Tensor, r: usize) -> Result<Tensor> {
 /// (B, C·r², H, W) -> (B, C, H·r, W·r), the inverse of [`pixel_unshuffle`] (torch.nn.PixelShuffle).
 pub fn pixel_shuffle(x: &Tensor, r: usize) -> Result<Tensor> {
     let s = x.shape();
-    if s.len() != 4 || r == 0 || s[1] % (r * r) != 0 {
+    if s.len() != 4 || r == 0 || !s[1].is_multiple_of(r * r) {
         return shape_err!(
             "pixel_shuffle",
             "needs (N, C·r², H, W) with channels divisible by r² = {}, got {s:?}",
