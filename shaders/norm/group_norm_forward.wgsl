@@ -49,7 +49,11 @@ fn workgroup_sum(li: u32, v: f32) -> f32 {
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
     let w = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
     // guard: split padding past the last group (uniform across the workgroup, so barriers stay uniform)
     if w >= p.n_sets { return; }

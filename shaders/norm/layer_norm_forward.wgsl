@@ -30,7 +30,11 @@ const WG: u32 = 256u;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
     let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
     // guard: past the last pixel
     if t >= p.pixels { return; }

@@ -35,7 +35,11 @@ const WG: u32 = 256u;
 var<workgroup> partial: array<vec2<f32>, WG>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
     let c = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
     // guard: split padding past the last channel (uniform across the workgroup, so barriers stay uniform)
     if c >= p.channels { return; }
