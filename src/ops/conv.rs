@@ -1,1 +1,637 @@
-//! (placeholder: this op family is being written)
+//! 2-D convolution: NCHW, stride 1, zero padding p on every side, any kernel size, optional bias.
+//!
+//! Forward:  y[n, co, oy, ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co, ci, ky, kx] · x[n, ci, oy + ky − p, ox + kx − p]
+//!           x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout) -> y (N, Cout, H + 2p − KH + 1, W + 2p − KW + 1).
+//! Backward (g = dL/dy):
+//! - dx[n, ci, y, x]     = Σ_co Σ_ky,kx g[n, co, y + p − ky, x + p − kx] · w[co, ci, ky, kx]: a "full" correlation,
+//!   run as the forward kernel on g with 180°-rotated, channel-swapped weights and padding K − 1 − p
+//!   (shaders/conv/flip_weights.wgsl derives it).
+//! - dw[co, ci, ky, kx]  = Σ_n,y,x g[n, co, y, x] · x[n, ci, y + ky − p, x + kx − p]
+//! - db[co]              = Σ_n,y,x g[n, co, y, x]  (reduce/sum.wgsl through `sum_to_shape`)
+//!
+//! Forward saves x (when w needs a gradient) and w (when x needs one).
+//!
+//! Napkin math: forward and dx each cost 2·N·Cout·Hout·Wout·Cin·KH·KW FLOPs (dx with Cin and Cout swapped and
+//! the sizes of x, which is the same count), dw the same again; the forward moves at least
+//! 4·(N·Cin·H·W + Cout·Cin·KH·KW + N·Cout·Hout·Wout) bytes.
+//!
+//! The kernel ladder (shaders/conv/), every rung run by the same tests:
+//! - `Direct` (v1): one thread per output element, looping over Cin·KH·KW (conv_v1_direct.wgsl); its dw rung,
+//!   dw_v1_direct.wgsl, is one thread per weight looping over N·Hout·Wout.
+//! - `Tiled`  (v2): implicit GEMM, M = Cout, N = N·Hout·Wout, K = Cin·KH·KW, the im2col operand gathered
+//!   straight into workgroup memory, 64×64 tiles and 4×4 per thread as in matmul v3
+//!   (conv_v2_implicit_gemm.wgsl); dw as the same GEMM reducing over pixels with split-K
+//!   (dw_v2_implicit_gemm.wgsl). **Default.**
+//!
+//! dx uses whichever forward rung is chosen. KH and KW are WGSL override constants, so each kernel size
+//! compiles its own pipeline (only 1, 3 and 7 occur in MedSegDiff).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::launch;
+use crate::gpu::Shader;
+use crate::ops::reduce::sum_to_shape;
+use crate::tensor::{numel, Tensor};
+use crate::{autograd, shader, shape_err, Result};
+
+const V1: Shader = shader!("conv/conv_v1_direct.wgsl");
+const V2: Shader = shader!("conv/conv_v2_implicit_gemm.wgsl");
+const FLIP: Shader = shader!("conv/flip_weights.wgsl");
+const DW_V1: Shader = shader!("conv/dw_v1_direct.wgsl");
+const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
+
+/// Threads per workgroup of the one-thread-per-element kernels (v1, dw v1, flip).
+const WG_DIRECT: usize = 64;
+/// Tile of the implicit-GEMM kernels (BM = BN in the shaders) and their reduction step (BK).
+const TILE: usize = 64;
+const STEP: usize = 16;
+/// dw v2 split-K: each split sums at least this many pixels, and splits are added until the launch has
+/// about `DW_TARGET_GROUPS` workgroups (few output tiles, e.g. 64×576 for a 64→64 3×3 conv, are otherwise 9).
+const DW_MIN_CHUNK: usize = 256;
+const DW_TARGET_GROUPS: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKernel {
+    Direct,
+    Tiled,
+}
+
+impl ConvKernel {
+    pub const ALL: [ConvKernel; 2] = [ConvKernel::Direct, ConvKernel::Tiled];
+    pub const DEFAULT: ConvKernel = ConvKernel::Tiled;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvKernel::Direct => "v1_direct",
+            ConvKernel::Tiled => "v2_implicit_gemm",
+        }
+    }
+}
+
+/// Mirrors `struct Params` in every conv shader (each reads the fields it needs).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+struct ConvParams {
+    batch: u32,
+    cin: u32,
+    cout: u32,
+    kdim: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    pad_y: i32,
+    pad_x: i32,
+    has_bias: u32,
+    npix: u32,
+    chunk: u32,
+    n_split: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+/// One convolution as the kernels see it: input (batch, cin, in_h, in_w) ⋆ weight (cout, cin, kh, kw) ->
+/// output (batch, cout, out_h, out_w), where output row oy reads input rows oy + ky − pad_y. The pads are
+/// signed because dx is a convolution at padding K − 1 − p.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    pad_y: i32,
+    pad_x: i32,
+}
+
+impl Geometry {
+    fn kdim(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    fn npix(&self) -> usize {
+        self.batch * self.out_h * self.out_w
+    }
+    fn out_shape(&self) -> [usize; 4] {
+        [self.batch, self.cout, self.out_h, self.out_w]
+    }
+    fn overrides(&self) -> [(&'static str, f64); 2] {
+        [("KH", self.kh as f64), ("KW", self.kw as f64)]
+    }
+    fn params(&self, has_bias: bool) -> ConvParams {
+        ConvParams {
+            batch: self.batch as u32,
+            cin: self.cin as u32,
+            cout: self.cout as u32,
+            kdim: self.kdim() as u32,
+            in_h: self.in_h as u32,
+            in_w: self.in_w as u32,
+            out_h: self.out_h as u32,
+            out_w: self.out_w as u32,
+            pad_y: self.pad_y,
+            pad_x: self.pad_x,
+            has_bias: has_bias as u32,
+            npix: self.npix() as u32,
+            chunk: 0,
+            n_split: 0,
+            _p0: 0,
+            _p1: 0,
+        }
+    }
+}
+
+/// Check the shapes of a conv2d and return its geometry; every error names the shapes involved.
+fn check(x: &[usize], w: &[usize], b: Option<&[usize]>, padding: usize) -> Result<Geometry> {
+    if x.len() != 4 {
+        return shape_err!("conv2d", "input must be (N, Cin, H, W), got {x:?}");
+    }
+    if w.len() != 4 {
+        return shape_err!("conv2d", "weight must be (Cout, Cin, KH, KW), got {w:?}");
+    }
+    if x.contains(&0) || w.contains(&0) {
+        return shape_err!("conv2d", "input {x:?} and weight {w:?} must not have a dimension of size 0");
+    }
+    if x[1] != w[1] {
+        return shape_err!("conv2d", "input has {} channels but weight {w:?} expects {}", x[1], w[1]);
+    }
+    if let Some(b) = b {
+        if b != [w[0]] {
+            return shape_err!("conv2d", "bias {b:?} must be [{}], one value per output channel of weight {w:?}", w[0]);
+        }
+    }
+    // computed wide so that no padding can overflow
+    let out = |n: usize, k: usize| n as i128 + 2 * padding as i128 - k as i128 + 1;
+    let (out_h, out_w) = (out(x[2], w[2]), out(x[3], w[3]));
+    if out_h < 1 || out_w < 1 {
+        return shape_err!(
+            "conv2d",
+            "output would be {out_h}×{out_w}: a {}×{} kernel with padding {padding} does not fit input {x:?}",
+            w[2],
+            w[3]
+        );
+    }
+    // The kernels index with u32 and pad with i32: keep every tensor (and the padding) well inside that.
+    let limit = i32::MAX as i128;
+    let out_numel = x[0] as i128 * w[0] as i128 * out_h * out_w;
+    if out_numel > limit || numel(x) as i128 > limit || numel(w) as i128 > limit || padding as i128 > limit / 4 {
+        return shape_err!("conv2d", "input {x:?}, weight {w:?} with padding {padding} is too large for one dispatch");
+    }
+    let pad = padding as i32;
+    Ok(Geometry {
+        batch: x[0],
+        cin: x[1],
+        cout: w[0],
+        kh: w[2],
+        kw: w[3],
+        in_h: x[2],
+        in_w: x[3],
+        out_h: out_h as usize,
+        out_w: out_w as usize,
+        pad_y: pad,
+        pad_x: pad,
+    })
+}
+
+/// Workgroups for `n` threads at `per` threads per workgroup (sizes were bounded by `check`).
+fn groups(n: usize, per: usize) -> u32 {
+    u32::try_from(n.div_ceil(per)).expect("conv2d: sizes were checked to fit u32")
+}
+
+/// Forward launch for any geometry (also dx's): y = x ⋆ w (+ b), not taped.
+fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let y = Tensor::uninit(&geo.out_shape());
+    let p = geo.params(b.is_some());
+    // The bias binding must hold some buffer; without a bias, has_bias = 0 and the kernel never reads it.
+    let bias = b.unwrap_or(w);
+    match kernel {
+        ConvKernel::Direct => {
+            let groups = groups(numel(&geo.out_shape()), WG_DIRECT);
+            launch(V1, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
+        }
+        ConvKernel::Tiled => {
+            let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
+            launch(V2, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
+        }
+    }
+    y
+}
+
+/// Untaped forward with a chosen rung: y = conv2d(x, w) + b.
+pub fn conv2d_with(kernel: ConvKernel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
+    let geo = check(x.shape(), w.shape(), b.map(|b| b.shape()), padding)?;
+    Ok(forward_raw(kernel, &geo, x, w, b))
+}
+
+/// `g` must have the output shape of `geo`.
+fn check_grad_shape(op: &'static str, geo: &Geometry, g: &Tensor) -> Result<()> {
+    if g.shape() != geo.out_shape() {
+        return shape_err!(op, "gradient {:?} must have the output shape {:?}", g.shape(), geo.out_shape());
+    }
+    Ok(())
+}
+
+/// dx of conv2d for an input of shape `x_shape`: the forward rung `kernel` run on g with flipped weights.
+pub fn conv2d_backward_input(
+    kernel: ConvKernel,
+    g: &Tensor,
+    w: &Tensor,
+    padding: usize,
+    x_shape: &[usize],
+) -> Result<Tensor> {
+    let geo = check(x_shape, w.shape(), None, padding)?;
+    check_grad_shape("conv2d_backward_input", &geo, g)?;
+    // wt[ci, co, ky, kx] = w[co, ci, KH − 1 − ky, KW − 1 − kx]
+    let wt = Tensor::uninit(&[geo.cin, geo.cout, geo.kh, geo.kw]);
+    let groups = groups(w.numel(), WG_DIRECT);
+    launch(FLIP, "main", &geo.overrides(), &geo.params(false), &[w], &[&wt], groups);
+    // dx = g ⋆ wt at padding K − 1 − p: g is the input (Cout channels), dx the output (Cin channels)
+    let back = Geometry {
+        batch: geo.batch,
+        cin: geo.cout,
+        cout: geo.cin,
+        kh: geo.kh,
+        kw: geo.kw,
+        in_h: geo.out_h,
+        in_w: geo.out_w,
+        out_h: geo.in_h,
+        out_w: geo.in_w,
+        pad_y: geo.kh as i32 - 1 - geo.pad_y,
+        pad_x: geo.kw as i32 - 1 - geo.pad_x,
+    };
+    Ok(forward_raw(kernel, &back, g, &wt, None))
+}
+
+/// dw of conv2d for a weight of shape `w_shape`, with the dw rung that matches `kernel`.
+pub fn conv2d_backward_weight(
+    kernel: ConvKernel,
+    g: &Tensor,
+    x: &Tensor,
+    padding: usize,
+    w_shape: &[usize],
+) -> Result<Tensor> {
+    let geo = check(x.shape(), w_shape, None, padding)?;
+    check_grad_shape("conv2d_backward_weight", &geo, g)?;
+    let (cout, kdim, npix) = (geo.cout, geo.kdim(), geo.npix());
+    match kernel {
+        ConvKernel::Direct => {
+            let dw = Tensor::uninit(w_shape);
+            let groups = groups(cout * kdim, WG_DIRECT);
+            launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
+            Ok(dw)
+        }
+        ConvKernel::Tiled => {
+            // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
+            // DW_MIN_CHUNK pixels; the chunk is a whole number of the kernel's STEP-pixel steps
+            let tiles = cout.div_ceil(TILE) * kdim.div_ceil(TILE);
+            let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, npix.div_ceil(DW_MIN_CHUNK).max(1));
+            let chunk = npix.div_ceil(want).div_ceil(STEP) * STEP;
+            let n_split = npix.div_ceil(chunk);
+            let mut p = geo.params(false);
+            p.chunk = chunk as u32;
+            p.n_split = n_split as u32;
+            let part = Tensor::uninit(&[n_split, cout, kdim]);
+            let groups = groups(tiles * n_split, 1);
+            launch(DW_V2, "main", &geo.overrides(), &p, &[g, x], &[&part], groups);
+            // dw = Σ_s part[s]
+            let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+            dw.detach().reshape(w_shape)
+        }
+    }
+}
+
+/// y = conv2d(x, w) + b: x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout), stride 1, zero padding `padding`.
+/// Taped.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
+    let y = conv2d_with(ConvKernel::DEFAULT, x, w, b, padding)?;
+    // save only what the backward will read
+    let x_saved = w.requires_grad().then(|| x.clone());
+    let w_saved = x.requires_grad().then(|| w.clone());
+    let (x_shape, w_shape) = (x.shape().to_vec(), w.shape().to_vec());
+    let cout = w_shape[0];
+    let inputs: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
+    autograd::record("conv2d", &inputs, &y, move |g, needs| {
+        let k = ConvKernel::DEFAULT;
+        // term 1: dx = g ⋆ flip(w) ("full" correlation)
+        let dx = match (needs[0], &w_saved) {
+            (true, Some(w)) => Some(conv2d_backward_input(k, g, w, padding, &x_shape)?),
+            _ => None,
+        };
+        // term 2: dw = Σ_pixels g ⊗ shifted x
+        let dw = match (needs[1], &x_saved) {
+            (true, Some(x)) => Some(conv2d_backward_weight(k, g, x, padding, &w_shape)?),
+            _ => None,
+        };
+        let mut grads = vec![dx, dw];
+        // term 3: db = Σ_n,y,x g
+        if needs.len() == 3 {
+            grads.push(if needs[2] { Some(sum_to_shape(g, &[1, cout, 1, 1])?.detach().reshape(&[cout])?) } else { None });
+        }
+        Ok(grads)
+    });
+    Ok(y)
+}
+
+pub mod cpu {
+    //! The f64 reference: the formulas of the module doc as plain loops. Shapes are [N, Cin, H, W] for x,
+    //! [Cout, Cin, KH, KW] for w; x reads as 0 outside the image (`at`).
+
+    /// x[n, c, iy, ix] with zero padding outside the image.
+    fn at(x: &[f64], xs: [usize; 4], n: usize, c: usize, iy: isize, ix: isize) -> f64 {
+        if iy < 0 || ix < 0 || iy >= xs[2] as isize || ix >= xs[3] as isize {
+            return 0.0;
+        }
+        x[((n * xs[1] + c) * xs[2] + iy as usize) * xs[3] + ix as usize]
+    }
+
+    fn out_hw(xs: [usize; 4], ws: [usize; 4], padding: usize) -> (usize, usize) {
+        (xs[2] + 2 * padding + 1 - ws[2], xs[3] + 2 * padding + 1 - ws[3])
+    }
+
+    /// y[n, co, oy, ox] = b[co] + Σ_ci,ky,kx w[co, ci, ky, kx] · x[n, ci, oy + ky − p, ox + kx − p]
+    pub fn conv2d(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], b: Option<&[f64]>, padding: usize) -> Vec<f64> {
+        let [n_, cin, _, _] = xs;
+        let [cout, _, kh, kw] = ws;
+        let (ho, wo) = out_hw(xs, ws, padding);
+        let p = padding as isize;
+        let mut y = vec![0.0; n_ * cout * ho * wo];
+        for n in 0..n_ {
+            for co in 0..cout {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = b.map_or(0.0, |b| b[co]);
+                        for ci in 0..cin {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let xv = at(x, xs, n, ci, (oy + ky) as isize - p, (ox + kx) as isize - p);
+                                    acc += w[((co * cin + ci) * kh + ky) * kw + kx] * xv;
+                                }
+                            }
+                        }
+                        y[((n * cout + co) * ho + oy) * wo + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// dx[n, ci, y, x] = Σ_co Σ_ky,kx g[n, co, y + p − ky, x + p − kx] · w[co, ci, ky, kx] (g = 0 outside)
+    pub fn conv2d_backward_input(g: &[f64], w: &[f64], xs: [usize; 4], ws: [usize; 4], padding: usize) -> Vec<f64> {
+        let [n_, cin, h, wd] = xs;
+        let [cout, _, kh, kw] = ws;
+        let (ho, wo) = out_hw(xs, ws, padding);
+        let gs = [n_, cout, ho, wo];
+        let p = padding as isize;
+        let mut dx = vec![0.0; n_ * cin * h * wd];
+        for n in 0..n_ {
+            for ci in 0..cin {
+                for y in 0..h {
+                    for x in 0..wd {
+                        let mut acc = 0.0;
+                        for co in 0..cout {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let gv = at(g, gs, n, co, y as isize + p - ky as isize, x as isize + p - kx as isize);
+                                    acc += gv * w[((co * cin + ci) * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
+                        dx[((n * cin + ci) * h + y) * wd + x] = acc;
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    /// dw[co, ci, ky, kx] = Σ_n,y,x g[n, co, y, x] · x[n, ci, y + ky − p, x + kx − p]
+    pub fn conv2d_backward_weight(g: &[f64], x: &[f64], xs: [usize; 4], ws: [usize; 4], padding: usize) -> Vec<f64> {
+        let [n_, cin, _, _] = xs;
+        let [cout, _, kh, kw] = ws;
+        let (ho, wo) = out_hw(xs, ws, padding);
+        let p = padding as isize;
+        let mut dw = vec![0.0; cout * cin * kh * kw];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let mut acc = 0.0;
+                        for n in 0..n_ {
+                            for y in 0..ho {
+                                for xx in 0..wo {
+                                    let xv = at(x, xs, n, ci, (y + ky) as isize - p, (xx + kx) as isize - p);
+                                    acc += g[((n * cout + co) * ho + y) * wo + xx] * xv;
+                                }
+                            }
+                        }
+                        dw[((co * cin + ci) * kh + ky) * kw + kx] = acc;
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    /// db[co] = Σ_n,y,x g[n, co, y, x]
+    pub fn conv2d_backward_bias(g: &[f64], gs: [usize; 4]) -> Vec<f64> {
+        let [n_, cout, ho, wo] = gs;
+        (0..cout).map(|co| (0..n_).map(|n| g[(n * cout + co) * ho * wo..][..ho * wo].iter().sum::<f64>()).sum()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, check_grads, to_f64, Input};
+
+    /// A conv2d problem: input and weight shapes, padding, and whether it has a bias.
+    struct Problem {
+        x: [usize; 4],
+        w: [usize; 4],
+        pad: usize,
+        bias: bool,
+    }
+
+    const PROBLEMS: &[Problem] = &[
+        Problem { x: [1, 1, 1, 1], w: [1, 1, 1, 1], pad: 0, bias: true },      // all size 1, k = 1
+        Problem { x: [3, 5, 5, 7], w: [6, 5, 3, 3], pad: 1, bias: true },      // 5×7 "same", N = 3
+        Problem { x: [1, 3, 9, 6], w: [7, 3, 7, 7], pad: 3, bias: true },      // 9×6, k = 7 (init_conv)
+        Problem { x: [2, 4, 5, 7], w: [3, 4, 1, 1], pad: 0, bias: false },     // 1×1 conv, no bias
+        Problem { x: [1, 2, 4, 3], w: [3, 2, 1, 1], pad: 1, bias: true },      // k = 1 with padding: dx pad < 0
+        Problem { x: [3, 2, 6, 5], w: [5, 2, 3, 3], pad: 0, bias: true },      // valid conv: output shrinks
+        Problem { x: [2, 3, 8, 6], w: [2, 3, 3, 5], pad: 2, bias: false },     // KH ≠ KW
+        Problem { x: [1, 13, 9, 11], w: [70, 13, 3, 3], pad: 1, bias: true },  // Cout > 64, K = 117, 99 pixels
+        Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true },   // K = 833: many K steps
+        Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false },     // kernel larger than the image
+    ];
+
+    fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut rng = crate::rng::Rng::new(seed);
+        let x = rng.uniform_vec(numel(&pr.x), -1.0, 1.0);
+        let w = rng.uniform_vec(numel(&pr.w), -1.0, 1.0);
+        let b = rng.uniform_vec(pr.w[0], -1.0, 1.0);
+        (x, w, b)
+    }
+
+    fn out_shape(pr: &Problem) -> [usize; 4] {
+        [pr.x[0], pr.w[0], pr.x[2] + 2 * pr.pad + 1 - pr.w[2], pr.x[3] + 2 * pr.pad + 1 - pr.w[3]]
+    }
+
+    #[test]
+    fn debug_conv2d_3x3_ones_prints_values() {
+        // 3×3 ones kernel on 1..9 with padding 1: each output is the sum of its 3×3 neighbourhood, plus 0.5
+        let x = Tensor::from_slice(&[1., 2., 3., 4., 5., 6., 7., 8., 9.], &[1, 1, 3, 3]).unwrap();
+        let w = Tensor::full(&[1, 1, 3, 3], 1.0);
+        let b = Tensor::full(&[1], 0.5);
+        for kernel in ConvKernel::ALL {
+            let y = conv2d_with(kernel, &x, &w, Some(&b), 1).unwrap().to_vec();
+            println!("{}: {y:?}", kernel.name());
+            assert_eq!(y, vec![12.5, 21.5, 16.5, 27.5, 45.5, 33.5, 24.5, 39.5, 28.5]);
+        }
+    }
+
+    #[test]
+    fn every_rung_forward_matches_cpu_on_odd_shapes() {
+        for (i, pr) in PROBLEMS.iter().enumerate() {
+            let (xv, wv, bv) = data(pr, 10 + i as u64);
+            let x = Tensor::from_slice(&xv, &pr.x).unwrap();
+            let w = Tensor::from_slice(&wv, &pr.w).unwrap();
+            let b = Tensor::from_slice(&bv, &[pr.w[0]]).unwrap();
+            let b64 = to_f64(&bv);
+            let want = cpu::conv2d(&to_f64(&xv), pr.x, &to_f64(&wv), pr.w, pr.bias.then_some(&b64[..]), pr.pad);
+            for kernel in ConvKernel::ALL {
+                let y = conv2d_with(kernel, &x, &w, pr.bias.then_some(&b), pr.pad).unwrap();
+                assert_eq!(y.shape(), out_shape(pr));
+                let what = format!("{} forward x {:?} w {:?} pad {}", kernel.name(), pr.x, pr.w, pr.pad);
+                assert_close(&y.to_vec(), &want, 1e-5, 1e-5, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn every_rung_backward_matches_cpu_on_odd_shapes() {
+        for (i, pr) in PROBLEMS.iter().enumerate() {
+            let (xv, wv, _) = data(pr, 30 + i as u64);
+            let gv = crate::rng::Rng::new(50 + i as u64).uniform_vec(numel(&out_shape(pr)), -1.0, 1.0);
+            let x = Tensor::from_slice(&xv, &pr.x).unwrap();
+            let w = Tensor::from_slice(&wv, &pr.w).unwrap();
+            let g = Tensor::from_slice(&gv, &out_shape(pr)).unwrap();
+            let (x64, w64, g64) = (to_f64(&xv), to_f64(&wv), to_f64(&gv));
+            let want_dx = cpu::conv2d_backward_input(&g64, &w64, pr.x, pr.w, pr.pad);
+            let want_dw = cpu::conv2d_backward_weight(&g64, &x64, pr.x, pr.w, pr.pad);
+            for kernel in ConvKernel::ALL {
+                let what = format!("{} x {:?} w {:?} pad {}", kernel.name(), pr.x, pr.w, pr.pad);
+                let dx = conv2d_backward_input(kernel, &g, &w, pr.pad, &pr.x).unwrap();
+                assert_eq!(dx.shape(), pr.x);
+                assert_close(&dx.to_vec(), &want_dx, 1e-5, 1e-5, &format!("{what}: dx"));
+                let dw = conv2d_backward_weight(kernel, &g, &x, pr.pad, &pr.w).unwrap();
+                assert_eq!(dw.shape(), pr.w);
+                assert_close(&dw.to_vec(), &want_dw, 1e-5, 1e-5, &format!("{what}: dw"));
+            }
+        }
+    }
+
+    #[test]
+    fn dw_split_k_sums_partial_chunks() {
+        // 3 images of 23×21 = 1,449 pixels: 4,347 pixels in several 256+ pixel chunks, the last one partial
+        let pr = Problem { x: [3, 2, 23, 21], w: [3, 2, 3, 3], pad: 1, bias: false };
+        let (xv, _, _) = data(&pr, 70);
+        let gv = crate::rng::Rng::new(71).uniform_vec(numel(&out_shape(&pr)), -1.0, 1.0);
+        let x = Tensor::from_slice(&xv, &pr.x).unwrap();
+        let g = Tensor::from_slice(&gv, &out_shape(&pr)).unwrap();
+        let want = cpu::conv2d_backward_weight(&to_f64(&gv), &to_f64(&xv), pr.x, pr.w, pr.pad);
+        for kernel in ConvKernel::ALL {
+            let dw = conv2d_backward_weight(kernel, &g, &x, pr.pad, &pr.w).unwrap();
+            assert_close(&dw.to_vec(), &want, 1e-4, 1e-5, &format!("{} dw over 4,347 pixels", kernel.name()));
+        }
+    }
+
+    #[test]
+    fn conv2d_gradients_match_finite_differences_for_k_1_3_7() {
+        let cases = [
+            Problem { x: [2, 3, 4, 5], w: [2, 3, 1, 1], pad: 0, bias: true },
+            Problem { x: [2, 3, 5, 4], w: [4, 3, 3, 3], pad: 1, bias: true },
+            Problem { x: [1, 2, 6, 5], w: [3, 2, 7, 7], pad: 3, bias: true },
+            Problem { x: [1, 2, 5, 6], w: [2, 2, 3, 3], pad: 0, bias: false },
+        ];
+        for (i, pr) in cases.iter().enumerate() {
+            let name = format!("conv2d x {:?} w {:?} pad {} bias {}", pr.x, pr.w, pr.pad, pr.bias);
+            let mut ins = vec![Input::uniform(&pr.x, -1.0, 1.0, 80 + i as u64), Input::uniform(&pr.w, -1.0, 1.0, 90 + i as u64)];
+            if pr.bias {
+                ins.push(Input::uniform(&[pr.w[0]], -1.0, 1.0, 100 + i as u64));
+            }
+            check_grads(
+                &name,
+                &ins,
+                |t| conv2d(&t[0], &t[1], t.get(2), pr.pad),
+                |v| cpu::conv2d(&v[0], pr.x, &v[1], pr.w, v.get(2).map(|b| &b[..]), pr.pad),
+            );
+        }
+    }
+
+    #[test]
+    fn conv2d_bias_gradient_is_the_sum_of_g() {
+        let pr = Problem { x: [3, 2, 5, 7], w: [5, 2, 3, 3], pad: 1, bias: true };
+        let x = Tensor::from_slice(&data(&pr, 5).0, &pr.x).unwrap();
+        let w = Tensor::from_slice(&data(&pr, 5).1, &pr.w).unwrap();
+        let b = Tensor::zeros(&[5]).with_grad();
+        let gv = crate::rng::Rng::new(6).uniform_vec(numel(&out_shape(&pr)), -1.0, 1.0);
+        let g = Tensor::from_slice(&gv, &out_shape(&pr)).unwrap();
+        let y = conv2d(&x, &w, Some(&b), 1).unwrap();
+        let loss = crate::ops::reduce::sum_all(&crate::ops::elementwise::mul(&y, &g).unwrap()).unwrap();
+        let grads = autograd::backward(&loss).unwrap();
+        let want = cpu::conv2d_backward_bias(&to_f64(&gv), out_shape(&pr));
+        assert_close(&grads.get(&b).unwrap().to_vec(), &want, 1e-5, 1e-5, "db");
+    }
+
+    #[test]
+    fn conv2d_over_65535_workgroups() {
+        // 65 images of 256×256, one channel, 1×1 kernel: 4,259,840 outputs = 66,560 workgroups for both rungs
+        // (64 threads each for v1, 64 pixels per tile for v2), and the same again for dx.
+        let xs = [65, 1, 256, 256];
+        let x = Tensor::full(&xs, 2.0);
+        let w = Tensor::full(&[1, 1, 1, 1], 3.0);
+        let b = Tensor::full(&[1], 1.0);
+        let g = Tensor::ones(&xs);
+        for kernel in ConvKernel::ALL {
+            let y = conv2d_with(kernel, &x, &w, Some(&b), 0).unwrap().to_vec();
+            assert_eq!(y.len(), numel(&xs));
+            assert!(y.iter().all(|&v| v == 7.0), "{}: first bad at {:?}", kernel.name(), y.iter().position(|&v| v != 7.0));
+            let dx = conv2d_backward_input(kernel, &g, &w, 0, &xs).unwrap().to_vec();
+            assert!(dx.iter().all(|&v| v == 3.0), "{} dx: first bad at {:?}", kernel.name(), dx.iter().position(|&v| v != 3.0));
+        }
+    }
+
+    #[test]
+    fn conv2d_rejects_channel_mismatch_naming_shapes() {
+        let err = conv2d(&Tensor::zeros(&[1, 3, 5, 5]), &Tensor::zeros(&[8, 4, 3, 3]), None, 1).unwrap_err().to_string();
+        assert_eq!(err, "conv2d: input has 3 channels but weight [8, 4, 3, 3] expects 4");
+    }
+
+    #[test]
+    fn conv2d_rejects_bias_length_mismatch() {
+        let (x, w) = (Tensor::zeros(&[1, 4, 5, 5]), Tensor::zeros(&[8, 4, 3, 3]));
+        let err = conv2d(&x, &w, Some(&Tensor::zeros(&[7])), 1).unwrap_err().to_string();
+        assert!(err.contains("bias [7]") && err.contains("[8]") && err.contains("[8, 4, 3, 3]"), "{err}");
+    }
+
+    #[test]
+    fn conv2d_rejects_output_smaller_than_one_pixel() {
+        let (x, w) = (Tensor::zeros(&[1, 2, 2, 9]), Tensor::zeros(&[3, 2, 7, 7]));
+        let err = conv2d(&x, &w, None, 2).unwrap_err().to_string();
+        assert!(err.contains("output would be 0×7") && err.contains("7×7 kernel") && err.contains("[1, 2, 2, 9]"), "{err}");
+    }
+
+    #[test]
+    fn conv2d_rejects_wrong_rank_and_bad_gradient_shape() {
+        let err = conv2d(&Tensor::zeros(&[2, 5, 5]), &Tensor::zeros(&[1, 2, 3, 3]), None, 1).unwrap_err().to_string();
+        assert!(err.contains("(N, Cin, H, W)") && err.contains("[2, 5, 5]"), "{err}");
+        let err = conv2d_backward_input(ConvKernel::DEFAULT, &Tensor::zeros(&[1, 1, 4, 4]), &Tensor::zeros(&[1, 2, 3, 3]), 1, &[1, 2, 5, 5])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[1, 1, 4, 4]") && err.contains("[1, 1, 5, 5]"), "{err}");
+    }
+}
