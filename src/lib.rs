@@ -15,12 +15,20 @@
 //! Kernels live in `shaders/<family>/*.wgsl`; each opens with what it computes, its math, layout and grid.
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod cli;
+pub mod data;
+pub mod diffusion;
 pub mod error;
 pub mod gpu;
+pub mod metrics;
+pub mod model;
+pub mod nn;
+pub mod optim;
 pub mod ops;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 #[doc(hidden)]
 pub mod testing;
 

@@ -1,12 +1,17 @@
 //! `medsegdiff` subcommands (clap). The CLI uses `anyhow` with context; the library returns typed errors.
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+mod images;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
 
 use crate::gpu::Gpu;
 
 #[derive(Parser)]
-#[command(name = "medsegdiff", version, about = "MedSegDiff on a from-scratch wgpu/WGSL engine")]
+#[command(name = "medsegdiff", version, about = "MedSegDiff (diffusion segmentation) on a from-scratch wgpu/WGSL engine")]
 pub struct Cli {
     /// Adapter to use: an index from `medsegdiff info` or part of its name (default: MEDSEGDIFF_ADAPTER, else the
     /// high-performance adapter).
@@ -16,22 +21,106 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// Where training / evaluation data comes from (default: the embedded synthetic set).
+#[derive(Args, Clone, Debug, Default)]
+pub struct DataArgs {
+    /// A dataset folder with images/ and masks/ (matching stems; PNG, JPEG or TIFF).
+    #[arg(long, conflicts_with = "nifti")]
+    pub data: Option<PathBuf>,
+    /// A folder of NIfTI volumes: images/ and labels/ (or masks/), sliced into 2-D pairs.
+    #[arg(long)]
+    pub nifti: Option<PathBuf>,
+    /// Slicing axis for --nifti (0, 1 or 2).
+    #[arg(long, default_value_t = 2)]
+    pub axis: usize,
+    /// Skip unreadable or unmatched files with a warning instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Number of synthetic examples when no --data/--nifti is given.
+    #[arg(long, default_value_t = 512)]
+    pub synthetic_count: usize,
+}
+
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Print the adapters wgpu sees, the one in use, and its limits.
     ///
-    /// Example: `medsegdiff info`, `medsegdiff --adapter llvmpipe info`
-    Info,
+    /// Examples: `medsegdiff info`, `medsegdiff --adapter llvmpipe info --config cfg.json`
+    Info {
+        /// Also build the network of this config (JSON of the package's Unet kwargs) and print its parameter count.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Train a model (no arguments: the tiny preset on the synthetic data, into runs/tiny).
+    ///
+    /// Examples:
+    ///   medsegdiff train
+    ///   medsegdiff train --data my_dataset --preset small --steps 5000 --out runs/mine
+    ///   medsegdiff train --resume runs/tiny/last.safetensors --steps 3000
+    Train(run::TrainArgs),
+    /// Segment images with a trained model: mask, overlay and uncertainty PNGs per image.
+    ///
+    /// Example: medsegdiff sample --weights runs/tiny/best.safetensors --input scan.png --ensemble 5 --out out/
+    Sample(run::SampleArgs),
+    /// Dice / IoU / HD95 of a model on a dataset, as a table and CSV / JSON.
+    ///
+    /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
+    Eval(run::EvalArgs),
+    /// Compare our forward and backward with a PyTorch reference fixture (SPEC §6; tools/export_reference.py).
+    ///
+    /// Example: `medsegdiff check-reference tests/fixtures/ref_full_attn.safetensors`
+    CheckReference {
+        file: PathBuf,
+        /// Tolerance on the output's relative error.
+        #[arg(long, default_value_t = 1e-4)]
+        tol_out: f64,
+        /// Tolerance on every gradient's relative error.
+        #[arg(long, default_value_t = 1e-3)]
+        tol_grad: f64,
+    },
 }
 
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    let adapter = cli.adapter.as_deref();
     match cli.cmd {
-        Cmd::Info => info(cli.adapter.as_deref()),
+        Cmd::Info { config } => info(adapter, config.as_deref()),
+        Cmd::Train(a) => {
+            Gpu::init(adapter)?;
+            run::train(a)
+        }
+        Cmd::Sample(a) => {
+            Gpu::init(adapter)?;
+            run::sample(a)
+        }
+        Cmd::Eval(a) => {
+            Gpu::init(adapter)?;
+            run::eval(a)
+        }
+        Cmd::CheckReference { file, tol_out, tol_grad } => check_reference(adapter, &file, tol_out, tol_grad),
     }
 }
 
-fn info(adapter: Option<&str>) -> Result<()> {
+fn check_reference(adapter: Option<&str>, file: &std::path::Path, tol_out: f64, tol_grad: f64) -> Result<()> {
+    Gpu::init(adapter)?;
+    let report = crate::model::reference::check_reference(file, tol_out, tol_grad)?;
+    print!("{}", report.table());
+    let failed = report.rows.iter().filter(|r| !r.ok).count();
+    println!(
+        "{}: {} parameters; output rel {:.2e} (tol {tol_out:e}); worst gradient rel {:.2e} (tol {tol_grad:e})",
+        file.display(),
+        report.num_params,
+        report.rows[0].max_rel,
+        report.worst_grad_rel()
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} tensor(s) beyond tolerance");
+    }
+    println!("PASS");
+    Ok(())
+}
+
+fn info(adapter: Option<&str>, config: Option<&std::path::Path>) -> Result<()> {
     let all = Gpu::list_adapters();
     println!("adapters:");
     for a in &all {
@@ -41,5 +130,11 @@ fn info(adapter: Option<&str>) -> Result<()> {
     println!("using: {}", g.describe());
     println!("limits:");
     print!("{}", g.describe_limits());
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cfg = crate::model::UnetConfig::from_json(&text).with_context(|| format!("in {}", path.display()))?;
+        let unet = crate::model::Unet::new(&cfg, 0)?;
+        println!("model: {} parameters ({} tensors)", unet.num_params(), unet.params().len());
+    }
     Ok(())
 }

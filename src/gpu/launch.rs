@@ -107,9 +107,9 @@ impl Gpu {
             n_in: d.inputs.len() as u32,
             n_out: d.outputs.len() as u32,
         };
-        let pipe = self.pipelines.lock().unwrap().get_or_create(&self.device, d.shader, &key);
-        let mut rec = self.rec.lock().unwrap();
-        let mut prof = self.profiler.lock().unwrap();
+        let pipe = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_create(&self.device, d.shader, &key);
+        let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut prof = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !rec.arena_has_room(d.params.len()) || prof.full() {
             self.flush_locked(&mut rec, &mut prof);
         }
@@ -153,8 +153,8 @@ impl Gpu {
 
     /// Submit everything recorded so far as one command buffer. Cheap when nothing is pending.
     pub fn flush(&self) {
-        let mut rec = self.rec.lock().unwrap();
-        let mut prof = self.profiler.lock().unwrap();
+        let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut prof = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.flush_locked(&mut rec, &mut prof);
     }
 
@@ -181,8 +181,8 @@ impl Gpu {
             mapped_at_creation: false,
         });
         {
-            let mut rec = self.rec.lock().unwrap();
-            let mut prof = self.profiler.lock().unwrap();
+            let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut prof = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             rec.end_pass();
             rec.encoder(&self.device).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             self.flush_locked(&mut rec, &mut prof);
@@ -204,6 +204,14 @@ impl Gpu {
         bytemuck::pod_collect_to_vec(&bytes[..buf.len() * 4])
     }
 
+    /// Overwrite a buffer's values in place. Flushes first, so every dispatch recorded so far (which may still
+    /// read the old values) is submitted before the write, which lands before the next submit.
+    pub fn overwrite(&self, buf: &GpuBuffer, data: &[f32]) {
+        assert!(data.len() <= buf.len(), "overwrite of {} values into a buffer of {}", data.len(), buf.len());
+        self.flush();
+        self.queue.write_buffer(buf.raw(), 0, bytemuck::cast_slice(data));
+    }
+
     /// Wait until the GPU has finished everything submitted (for wall-clock timing).
     pub fn sync(&self) {
         self.flush();
@@ -212,21 +220,21 @@ impl Gpu {
 
     /// (dispatches recorded, submits) since start: `medsegdiff profile` and tests use these.
     pub fn counters(&self) -> (u64, u64) {
-        let r = self.rec.lock().unwrap();
+        let r = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         (r.dispatches, r.submits)
     }
 
     pub fn pool_stats(&self) -> super::PoolStats {
-        self.pool.lock().unwrap().stats
+        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats
     }
 
     /// Free every buffer parked in the pool.
     pub fn trim_pool(&self) {
-        self.pool.lock().unwrap().trim();
+        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).trim();
     }
 
     pub fn pipelines_cached(&self) -> usize {
-        self.pipelines.lock().unwrap().len()
+        self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 }
 

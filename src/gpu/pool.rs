@@ -76,7 +76,7 @@ impl GpuBuffer {
     pub fn uninit(len: usize) -> GpuBuffer {
         let g = gpu();
         let bytes = (len.max(1) * 4) as u64;
-        let buf = g.pool.lock().unwrap().take(&g.device, bytes);
+        let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes);
         GpuBuffer { buf: Some(buf), len }
     }
 
@@ -93,7 +93,7 @@ impl GpuBuffer {
             }
         }
         buf.unmap();
-        let mut pool = g.pool.lock().unwrap();
+        let mut pool = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         pool.stats.created += 1;
         pool.stats.bytes_created += size;
         GpuBuffer { buf: Some(buf), len: data.len() }

@@ -129,13 +129,13 @@ impl Profiler {
 impl super::Gpu {
     /// Whether this adapter can time kernels (`TIMESTAMP_QUERY`).
     pub fn has_timestamps(&self) -> bool {
-        self.profiler.lock().unwrap().supported
+        self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner).supported
     }
 
     /// Turn per-kernel timing on or off (flushes first). Returns false when the adapter has no timestamps.
     pub fn set_profiling(&self, on: bool) -> bool {
         self.flush();
-        let mut p = self.profiler.lock().unwrap();
+        let mut p = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         p.on = on && p.supported;
         p.on == on
     }
@@ -143,7 +143,7 @@ impl super::Gpu {
     /// Per-kernel times gathered since the last call (flushes first).
     pub fn take_profile(&self) -> Profile {
         self.flush();
-        let mut p = self.profiler.lock().unwrap();
+        let mut p = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut kernels: Vec<KernelTime> =
             p.acc.drain().map(|(label, (count, total_ns))| KernelTime { label, count, total_ns }).collect();
         kernels.sort_by(|a, b| b.total_ns.total_cmp(&a.total_ns));

@@ -1,0 +1,64 @@
+//! Checkpoints: one safetensors file with the weights (`param.*`, PyTorch names), the AdamW moments
+//! (`adam_m.*`, `adam_v.*`), the EMA weights (`ema.*`), and metadata: the model and training configs (JSON),
+//! the step, the data fingerprint and the best validation Dice. Writes are atomic (temp file + fsync + rename),
+//! so a crash never leaves a broken checkpoint. Everything else a resumed run needs (batches, t, ε) is a pure
+//! function of (seed, step) — see `data` and `train` — so step and seed are the whole RNG state.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::model::weights::{to_safetensors_bytes, write_atomic, TensorFile};
+use crate::model::UnetConfig;
+use crate::train::TrainConfig;
+use crate::{Error, Result, Tensor};
+
+pub const FORMAT: &str = "medsegdiff-checkpoint-v1";
+
+pub struct Meta {
+    pub model: UnetConfig,
+    pub train: TrainConfig,
+    pub step: u64,
+    pub data_fingerprint: String,
+    pub best_dice: Option<f64>,
+}
+
+/// Write a checkpoint. `groups` are (prefix, names, tensors): ("param.", ..), ("adam_m.", ..), ...
+pub fn save(path: &Path, meta: &Meta, groups: &[(&str, &[(String, Tensor)])]) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (prefix, items) in groups {
+        for (name, t) in items.iter() {
+            tensors.push((format!("{prefix}{name}"), t.shape().to_vec(), t.to_vec()));
+        }
+    }
+    let mut md = HashMap::new();
+    md.insert("format".into(), FORMAT.into());
+    md.insert("config".into(), serde_json::to_string(&meta.model).expect("config serialises"));
+    md.insert("train".into(), serde_json::to_string(&meta.train).expect("train config serialises"));
+    md.insert("step".into(), meta.step.to_string());
+    md.insert("data_fingerprint".into(), meta.data_fingerprint.clone());
+    if let Some(d) = meta.best_dice {
+        md.insert("best_dice".into(), d.to_string());
+    }
+    write_atomic(path, &to_safetensors_bytes(&tensors, md)?)
+}
+
+/// Read a checkpoint's file and metadata; errors say what is wrong with which file.
+pub fn load(path: &Path) -> Result<(TensorFile, Meta)> {
+    let file = TensorFile::read(path)?;
+    let m = &file.metadata;
+    if m.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(Error::format(path, format!("is not a medsegdiff checkpoint (metadata format is {:?}, expected {FORMAT:?})", m.get("format"))));
+    }
+    let field = |k: &str| m.get(k).ok_or_else(|| Error::format(path, format!("checkpoint metadata has no `{k}`")));
+    let model: UnetConfig = serde_json::from_str(field("config")?).map_err(|e| Error::format(path, format!("bad model config: {e}")))?;
+    let train: TrainConfig = serde_json::from_str(field("train")?).map_err(|e| Error::format(path, format!("bad train config: {e}")))?;
+    let step = field("step")?.parse().map_err(|e| Error::format(path, format!("bad step: {e}")))?;
+    let meta = Meta {
+        model,
+        train,
+        step,
+        data_fingerprint: field("data_fingerprint")?.clone(),
+        best_dice: m.get("best_dice").and_then(|s| s.parse().ok()),
+    };
+    Ok((file, meta))
+}

@@ -1,0 +1,51 @@
+//! PNG output: masks, overlays, uncertainty maps and sample grids.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::{GrayImage, Rgb, RgbImage};
+
+/// A (s, s) plane in [0, 1] as an 8-bit grayscale PNG.
+pub fn save_gray(path: &Path, plane: &[f32], s: usize) -> Result<()> {
+    let img = GrayImage::from_fn(s as u32, s as u32, |x, y| image::Luma([(plane[y as usize * s + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8]));
+    img.save(path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The image's first channel with the binary mask tinted red.
+pub fn overlay(image: &[f32], mask: &[f32], s: usize) -> RgbImage {
+    RgbImage::from_fn(s as u32, s as u32, |x, y| {
+        let i = y as usize * s + x as usize;
+        let g = (image[i].clamp(0.0, 1.0) * 255.0) as f32;
+        if mask[i] >= 0.5 {
+            Rgb([(0.5 * g + 127.0) as u8, (0.5 * g) as u8, (0.5 * g) as u8])
+        } else {
+            Rgb([g as u8; 3])
+        }
+    })
+}
+
+/// Variance (at most 0.25 for values in [0, 1]) as a black-to-yellow heat map.
+pub fn heat(var: &[f32], s: usize) -> RgbImage {
+    RgbImage::from_fn(s as u32, s as u32, |x, y| {
+        let v = (var[y as usize * s + x as usize] / 0.25).clamp(0.0, 1.0);
+        Rgb([(255.0 * v.sqrt()) as u8, (255.0 * v) as u8, 0])
+    })
+}
+
+/// Rows of [image | truth | prediction] tiles, scaled up to at least 96 px per tile.
+pub fn grid(rows: &[(Vec<f32>, Vec<f32>, Vec<f32>)], s: usize) -> RgbImage {
+    let zoom = (96 / s).max(1);
+    let t = s * zoom;
+    let mut img = RgbImage::new((3 * t + 4) as u32, (rows.len() * (t + 2)) as u32);
+    for (r, (im, truth, pred)) in rows.iter().enumerate() {
+        for (c, plane) in [im, truth, pred].iter().enumerate() {
+            for y in 0..t {
+                for x in 0..t {
+                    let v = (plane[(y / zoom) * s + x / zoom].clamp(0.0, 1.0) * 255.0) as u8;
+                    img.put_pixel((c * (t + 2) + x) as u32, (r * (t + 2) + y) as u32, Rgb([v, v, v]));
+                }
+            }
+        }
+    }
+    img
+}

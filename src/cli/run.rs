@@ -1,0 +1,406 @@
+//! `train`, `sample` and `eval`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::images;
+use super::DataArgs;
+use crate::data::{folder, nifti, synthetic, Dataset};
+use crate::diffusion::{ensemble_stats, Diffusion};
+use crate::metrics::{self, Scores};
+use crate::model::weights::{load_into, TensorFile};
+use crate::model::{Unet, UnetConfig};
+use crate::rng::Rng;
+use crate::train::{preset, TrainConfig, Trainer};
+use crate::Tensor;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model config JSON (the package's Unet kwargs); overrides the preset's model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// tiny | small | paper
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    #[arg(long)]
+    pub steps: Option<u64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// pred_noise | pred_x0 | pred_v
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// cosine | linear | shifted-cosine
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Resize data to this size (overrides the model config's image_size).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    #[arg(long)]
+    pub val_every: Option<u64>,
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Run folder (default runs/<preset>): config.json, loss.csv, last/best.safetensors, samples.png.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from a checkpoint (same data); --steps sets the new total.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+pub fn load_data(a: &DataArgs, size: usize, channels: usize, seed: u64) -> Result<Dataset> {
+    Ok(match (&a.data, &a.nifti) {
+        (Some(d), _) => folder::load(d, size, channels, a.skip_bad)?,
+        (None, Some(d)) => nifti::load(d, size, channels, a.axis, a.skip_bad)?,
+        (None, None) => synthetic::generate(a.synthetic_count, size, channels, seed),
+    })
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} {{msg}} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"))
+            .expect("valid template"),
+    );
+    pb
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let (mut model, mut cfg) = preset(&a.preset)?;
+    if let Some(p) = &a.config {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        model = UnetConfig::from_json(&text).with_context(|| format!("in {}", p.display()))?;
+    }
+    if let Some(s) = a.image_size {
+        model.image_size = s;
+    }
+    cfg.steps = a.steps.unwrap_or(cfg.steps);
+    cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
+    cfg.lr = a.lr.unwrap_or(cfg.lr);
+    cfg.seed = a.seed.unwrap_or(cfg.seed);
+    cfg.val_every = a.val_every.unwrap_or(cfg.val_every);
+    cfg.checkpoint_every = a.checkpoint_every.unwrap_or(cfg.checkpoint_every);
+    if let Some(o) = &a.objective {
+        cfg.objective = o.parse()?;
+    }
+    if let Some(s) = &a.schedule {
+        cfg.schedule = s.parse()?;
+    }
+    if cfg.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&a.preset));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let mut trainer = match &a.resume {
+        Some(ckpt) => {
+            let (_, meta) = crate::checkpoint::load(ckpt)?;
+            let data = load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed)?;
+            let t = Trainer::resume(ckpt, data, a.steps)?;
+            println!("resumed {} at step {}", ckpt.display(), t.step);
+            t
+        }
+        None => {
+            model.validate()?;
+            let data = load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed)?;
+            Trainer::new(&model, cfg, data)?
+        }
+    };
+    let cfg = trainer.cfg.clone();
+    println!(
+        "model: {} parameters | data: {} ({} train / {} val) | {} steps of batch {} on {}",
+        trainer.unet.num_params(),
+        trainer.data.source,
+        trainer.train_idx.len(),
+        trainer.val_idx.len(),
+        cfg.steps,
+        cfg.batch_size,
+        crate::gpu::gpu().info.name
+    );
+    let both = serde_json::json!({ "model": trainer.unet.cfg, "train": cfg });
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&both)?)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // a second Ctrl-C while saving falls through to the default handler
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let loss_path = out.join("loss.csv");
+    let mut loss_csv = std::fs::OpenOptions::new().create(true).append(true).open(&loss_path).with_context(|| format!("opening {}", loss_path.display()))?;
+    if loss_csv.metadata()?.len() == 0 {
+        writeln!(loss_csv, "step,loss,lr")?;
+    }
+    let (last, best) = (out.join("last.safetensors"), out.join("best.safetensors"));
+    let pb = bar(cfg.steps, "train");
+    pb.set_position(trainer.step);
+    let t0 = Instant::now();
+    let mut ema_loss: Option<f32> = None;
+    while trainer.step < cfg.steps {
+        let lr = trainer.lr_schedule().at(trainer.step);
+        let loss = trainer.train_step()?;
+        if !loss.is_finite() {
+            pb.abandon();
+            bail!(
+                "loss became {loss} at step {}; stopping. The last good checkpoint is {} (try a lower --lr)",
+                trainer.step,
+                last.display()
+            );
+        }
+        writeln!(loss_csv, "{},{loss},{lr}", trainer.step)?;
+        let sm = ema_loss.map_or(loss, |e| 0.95 * e + 0.05 * loss);
+        ema_loss = Some(sm);
+        pb.set_position(trainer.step);
+        pb.set_message(format!("loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}"));
+        let s = trainer.step;
+        if s % cfg.checkpoint_every.max(1) == 0 || s == cfg.steps {
+            trainer.save(&last)?;
+        }
+        if cfg.val_every > 0 && (s % cfg.val_every == 0 || s == cfg.steps) {
+            if let Some(sc) = trainer.validate()? {
+                let better = trainer.best_dice.is_none_or(|b| sc.dice > b);
+                pb.println(format!("step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}", sc.dice, sc.iou, sc.hd95, if better { " (best)" } else { "" }));
+                if better {
+                    trainer.best_dice = Some(sc.dice);
+                    trainer.save(&best)?;
+                    trainer.save(&last)?;
+                }
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            trainer.save(&last)?;
+            pb.abandon_with_message("interrupted");
+            println!("interrupted at step {s}; saved {} (continue with --resume)", last.display());
+            return Ok(());
+        }
+    }
+    pb.finish();
+    trainer.save(&last)?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!("trained to step {} in {:.1} s; checkpoints in {}", trainer.step, secs, out.display());
+    write_sample_grid(&trainer, &out.join("samples.png"))?;
+    Ok(())
+}
+
+/// [image | truth | prediction] rows for up to 8 validation images, with the EMA weights.
+fn write_sample_grid(t: &Trainer, path: &Path) -> Result<()> {
+    let idx: Vec<usize> = t.val_idx.iter().chain(t.train_idx.iter()).take(8).copied().collect();
+    let unet = t.ema_unet()?;
+    let (images, masks) = t.data.batch(&idx, None)?;
+    let mut rng = Rng::new(t.cfg.seed ^ 0xabc);
+    let pred = t.diffusion.ddim_sample(&unet, &images, t.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
+    let (iv, mv) = (images.to_vec(), masks.to_vec());
+    let s = t.data.size;
+    let c = t.data.channels;
+    let rows: Vec<_> = (0..idx.len())
+        .map(|i| (iv[i * c * s * s..i * c * s * s + s * s].to_vec(), mv[i * s * s..(i + 1) * s * s].to_vec(), pred[i * s * s..(i + 1) * s * s].to_vec()))
+        .collect();
+    images::grid(&rows, s).save(path).with_context(|| format!("writing {}", path.display()))?;
+    let sc: Vec<Scores> = rows.iter().map(|(_, tr, p)| metrics::scores(p, tr, s, s)).collect();
+    println!("wrote {} (image | truth | prediction); mean Dice of these {:.4}", path.display(), metrics::mean(&sc).dice);
+    Ok(())
+}
+
+/// Weights and the diffusion settings that go with them.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A medsegdiff checkpoint, or a PyTorch state_dict saved as safetensors (then --config is needed).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Model config JSON for a plain state_dict.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Use the raw weights of a checkpoint instead of its EMA weights.
+    #[arg(long)]
+    pub no_ema: bool,
+    /// DDIM steps (ignored with --ddpm).
+    #[arg(long, default_value_t = 50)]
+    pub sampling_steps: usize,
+    /// DDIM eta: 0 is deterministic given the starting noise.
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f64,
+    /// Ancestral DDPM over all timesteps instead of DDIM.
+    #[arg(long)]
+    pub ddpm: bool,
+    /// Masks sampled per image; their mean is the soft mask, their variance the uncertainty map.
+    #[arg(long, default_value_t = 1)]
+    pub ensemble: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub struct Loaded {
+    pub unet: Unet,
+    pub diffusion: Diffusion,
+}
+
+pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
+    let file = TensorFile::read(&a.weights)?;
+    let is_ckpt = file.metadata.get("format").map(String::as_str) == Some(crate::checkpoint::FORMAT);
+    let (cfg, train) = if is_ckpt {
+        let (_, meta) = crate::checkpoint::load(&a.weights)?;
+        (meta.model, meta.train)
+    } else {
+        let cfg_text = match (&a.config, file.metadata.get("config")) {
+            (Some(p), _) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            (None, Some(c)) => c.clone(),
+            (None, None) => bail!("{} is a plain state_dict: give its model config with --config cfg.json", a.weights.display()),
+        };
+        (UnetConfig::from_json(&cfg_text)?, TrainConfig::default())
+    };
+    let unet = Unet::new(&cfg, 0)?;
+    let prefix = if is_ckpt {
+        if a.no_ema { "param." } else { "ema." }
+    } else if file.tensors.keys().any(|k| k.starts_with("param.")) {
+        "param."
+    } else {
+        ""
+    };
+    load_into(&unet.vars, &file, prefix, &a.weights)?;
+    let diffusion = Diffusion::new(train.schedule, train.timesteps, cfg.image_size, train.objective);
+    Ok(Loaded { unet, diffusion })
+}
+
+impl Loaded {
+    /// Ensemble-sample masks for a batch of images (B, C, S, S): per image (mean, binary, variance).
+    fn segment(&self, images: &Tensor, a: &ModelArgs, rng: &mut Rng, pb: &ProgressBar) -> Result<Vec<crate::diffusion::Ensemble>> {
+        let (b, c, s) = (images.dim(0), images.dim(1), images.dim(2));
+        let n = a.ensemble.max(1);
+        let iv = images.to_vec();
+        // repeat each image n times: (b·n, c, s, s)
+        let rep: Vec<f32> = (0..b).flat_map(|i| (0..n).flat_map(move |_| i * c * s * s..(i + 1) * c * s * s)).map(|k| iv[k]).collect();
+        let cond = Tensor::from_slice(&rep, &[b * n, c, s, s])?;
+        let progress = |i: usize, k: usize| {
+            pb.set_message(format!("step {i}/{k}"));
+        };
+        let out = if a.ddpm { self.diffusion.ddpm_sample(&self.unet, &cond, rng, progress)? } else { self.diffusion.ddim_sample(&self.unet, &cond, a.sampling_steps, a.eta, rng, progress)? };
+        let v = out.to_vec();
+        let mc = self.unet.cfg.mask_channels;
+        Ok((0..b)
+            .map(|i| {
+                let samples: Vec<Vec<f32>> = (0..n).map(|j| v[(i * n + j) * mc * s * s..(i * n + j) * mc * s * s + s * s].to_vec()).collect();
+                ensemble_stats(&samples)
+            })
+            .collect())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// An image file or a folder of images (PNG, JPEG, TIFF).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output folder: <stem>_mask.png, <stem>_soft.png, <stem>_overlay.png, <stem>_uncertainty.png.
+    #[arg(long, default_value = "samples")]
+    pub out: PathBuf,
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    let m = load_model(&a.model)?;
+    let cfg = &m.unet.cfg;
+    let files: Vec<PathBuf> = if a.input.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&a.input)
+            .with_context(|| format!("reading {}", a.input.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["png", "jpg", "jpeg", "tif", "tiff"].contains(&e.to_lowercase().as_str())))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![a.input.clone()]
+    };
+    if files.is_empty() {
+        bail!("{}: no PNG/JPEG/TIFF images found", a.input.display());
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let s = cfg.image_size;
+    let pb = bar(files.len() as u64, "sample");
+    let mut rng = Rng::new(a.model.seed);
+    for f in &files {
+        let (img, h, w) = folder::read_image(f, cfg.input_img_channels)?;
+        let c = cfg.input_img_channels;
+        let planes: Vec<f32> = (0..c).flat_map(|k| crate::data::resize_plane(&img[k * h * w..(k + 1) * h * w], h, w, s, false)).collect();
+        let t = Tensor::from_slice(&planes, &[1, c, s, s])?;
+        let e = m.segment(&t, &a.model, &mut rng, &pb)?.remove(0);
+        let stem = f.file_stem().and_then(|x| x.to_str()).unwrap_or("image");
+        images::save_gray(&a.out.join(format!("{stem}_mask.png")), &e.binary, s)?;
+        images::save_gray(&a.out.join(format!("{stem}_soft.png")), &e.mean, s)?;
+        images::overlay(&planes[..s * s], &e.binary, s).save(a.out.join(format!("{stem}_overlay.png")))?;
+        images::heat(&e.variance, s).save(a.out.join(format!("{stem}_uncertainty.png")))?;
+        pb.inc(1);
+    }
+    pb.finish();
+    println!("wrote masks, overlays and uncertainty maps for {} image(s) to {}", files.len(), a.out.display());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Images per sampling batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Write per-image scores as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write per-image scores and the means as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let m = load_model(&a.model)?;
+    let cfg = m.unet.cfg.clone();
+    let data = load_data(&a.data, cfg.image_size, cfg.input_img_channels, 1)?;
+    let s = cfg.image_size;
+    let pb = bar(data.len() as u64, "eval");
+    let mut rng = Rng::new(a.model.seed);
+    let mut rows: Vec<(String, Scores)> = Vec::new();
+    let idx: Vec<usize> = (0..data.len()).collect();
+    for chunk in idx.chunks(a.batch_size.max(1)) {
+        let (images, masks) = data.batch(chunk, None)?;
+        let ens = m.segment(&images, &a.model, &mut rng, &pb)?;
+        let truth = masks.to_vec();
+        for (k, (&i, e)) in chunk.iter().zip(&ens).enumerate() {
+            rows.push((data.samples[i].name.clone(), metrics::scores(&e.binary, &truth[k * s * s..(k + 1) * s * s], s, s)));
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish();
+    let mean = metrics::mean(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
+    println!("{:<32} {:>8} {:>8} {:>8}", "image", "Dice", "IoU", "HD95");
+    for (n, sc) in &rows {
+        println!("{n:<32} {:>8.4} {:>8.4} {:>8.2}", sc.dice, sc.iou, sc.hd95);
+    }
+    println!("{:<32} {:>8.4} {:>8.4} {:>8.2}", format!("mean of {}", rows.len()), mean.dice, mean.iou, mean.hd95);
+    if let Some(p) = &a.csv {
+        let mut f = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+        writeln!(f, "image,dice,iou,hd95")?;
+        for (n, sc) in &rows {
+            writeln!(f, "{n},{},{},{}", sc.dice, sc.iou, sc.hd95)?;
+        }
+    }
+    if let Some(p) = &a.json {
+        let per: Vec<_> = rows.iter().map(|(n, sc)| serde_json::json!({"image": n, "dice": sc.dice, "iou": sc.iou, "hd95": sc.hd95})).collect();
+        let j = serde_json::json!({"images": per, "mean": {"dice": mean.dice, "iou": mean.iou, "hd95": mean.hd95}, "weights": a.model.weights});
+        std::fs::write(p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}

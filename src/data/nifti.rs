@@ -1,0 +1,214 @@
+//! NIfTI-1 volumes (`.nii` / `.nii.gz`), BraTS-style: a folder with `images/` and `labels/` (or `masks/`) holding
+//! volumes of matching names. Each volume is sliced along `axis` (0, 1 or 2; 2 = axial for RAS volumes); slices
+//! whose label has foreground are kept. Image intensities are scaled per volume to [0, 1] between the 1st and
+//! 99th percentile; label > 0 is foreground.
+//!
+//! The reader handles the 348-byte NIfTI-1 header in either byte order, the data types u8, i8, i16, u16, i32,
+//! u32, f32 and f64, and `scl_slope`/`scl_inter`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{resize_plane, Dataset, Sample};
+use crate::{Error, Result};
+
+/// A volume: dims (x, y, z) and values, x fastest (NIfTI order).
+pub struct Volume {
+    pub dims: [usize; 3],
+    pub data: Vec<f32>,
+}
+
+pub fn read_volume(path: &Path) -> Result<Volume> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::format(path, format!("bad gzip data: {e}")))?;
+        out
+    } else {
+        raw
+    };
+    let bad = |m: String| Error::format(path, m);
+    if bytes.len() < 352 {
+        return Err(bad(format!("{} bytes is too short for a NIfTI-1 file (header is 348 bytes)", bytes.len())));
+    }
+    let le = i32::from_le_bytes(bytes[0..4].try_into().unwrap()) == 348;
+    let be = i32::from_be_bytes(bytes[0..4].try_into().unwrap()) == 348;
+    if !le && !be {
+        return Err(bad("not a NIfTI-1 file (sizeof_hdr is not 348)".into()));
+    }
+    let i16_at = |o: usize| if le { i16::from_le_bytes([bytes[o], bytes[o + 1]]) } else { i16::from_be_bytes([bytes[o], bytes[o + 1]]) };
+    let f32_at = |o: usize| {
+        let b: [u8; 4] = bytes[o..o + 4].try_into().unwrap();
+        if le { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) }
+    };
+    let ndim = i16_at(40);
+    if !(2..=7).contains(&ndim) {
+        return Err(bad(format!("dim[0] = {ndim} is not a valid dimension count")));
+    }
+    let dims: Vec<usize> = (1..=3).map(|i| if i as i16 <= ndim { i16_at(40 + 2 * i).max(1) as usize } else { 1 }).collect();
+    let extra: usize = (4..=ndim as usize).map(|i| i16_at(40 + 2 * i).max(1) as usize).product();
+    if extra > 1 {
+        return Err(bad(format!("has {ndim} dimensions with more than one volume; only 3-D volumes are supported")));
+    }
+    let datatype = i16_at(70);
+    let vox_offset = f32_at(108).max(352.0) as usize;
+    let (slope, inter) = (f32_at(112), f32_at(116));
+    let n = dims[0] * dims[1] * dims[2];
+    let width = match datatype {
+        2 | 256 => 1,
+        4 | 512 => 2,
+        8 | 16 | 768 => 4,
+        64 => 8,
+        t => return Err(bad(format!("NIfTI datatype {t} is not supported (u8, i8, i16, u16, i32, u32, f32, f64 are)"))),
+    };
+    let body = bytes.get(vox_offset..vox_offset + n * width).ok_or_else(|| bad(format!("truncated: {n} voxels of {width} bytes do not fit after offset {vox_offset}")))?;
+    let mut data = Vec::with_capacity(n);
+    for c in body.chunks_exact(width) {
+        let v = match (datatype, le) {
+            (2, _) => c[0] as f64,
+            (256, _) => c[0] as i8 as f64,
+            (4, true) => i16::from_le_bytes([c[0], c[1]]) as f64,
+            (4, false) => i16::from_be_bytes([c[0], c[1]]) as f64,
+            (512, true) => u16::from_le_bytes([c[0], c[1]]) as f64,
+            (512, false) => u16::from_be_bytes([c[0], c[1]]) as f64,
+            (8, true) => i32::from_le_bytes(c.try_into().unwrap()) as f64,
+            (8, false) => i32::from_be_bytes(c.try_into().unwrap()) as f64,
+            (768, true) => u32::from_le_bytes(c.try_into().unwrap()) as f64,
+            (768, false) => u32::from_be_bytes(c.try_into().unwrap()) as f64,
+            (16, true) => f32::from_le_bytes(c.try_into().unwrap()) as f64,
+            (16, false) => f32::from_be_bytes(c.try_into().unwrap()) as f64,
+            (64, true) => f64::from_le_bytes(c.try_into().unwrap()),
+            _ => f64::from_be_bytes(c.try_into().unwrap()),
+        };
+        data.push(v as f32);
+    }
+    if slope != 0.0 && slope.is_finite() && (slope != 1.0 || inter != 0.0) {
+        data.iter_mut().for_each(|v| *v = *v * slope + inter);
+    }
+    Ok(Volume { dims: [dims[0], dims[1], dims[2]], data })
+}
+
+fn stem(p: &Path) -> Option<String> {
+    let name = p.file_name()?.to_str()?;
+    name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii")).map(str::to_string)
+}
+
+fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| stem(&p).map(|s| (s, p)))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// One 2-D slice (rows, cols) of a volume along `axis`.
+fn slice(v: &Volume, axis: usize, k: usize) -> (Vec<f32>, usize, usize) {
+    let [nx, ny, nz] = v.dims;
+    let at = |x: usize, y: usize, z: usize| v.data[x + nx * (y + ny * z)];
+    match axis {
+        0 => ((0..nz).rev().flat_map(|z| (0..ny).map(move |y| (y, z))).map(|(y, z)| at(k, y, z)).collect(), nz, ny),
+        1 => ((0..nz).rev().flat_map(|z| (0..nx).map(move |x| (x, z))).map(|(x, z)| at(x, k, z)).collect(), nz, nx),
+        _ => ((0..ny).rev().flat_map(|y| (0..nx).map(move |x| (x, y))).map(|(x, y)| at(x, y, k)).collect(), ny, nx),
+    }
+}
+
+pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: bool) -> Result<Dataset> {
+    if axis > 2 {
+        return Err(Error::Config(format!("--axis {axis} must be 0, 1 or 2")));
+    }
+    let idir = dir.join("images");
+    let ldir = if dir.join("labels").is_dir() { dir.join("labels") } else { dir.join("masks") };
+    if !idir.is_dir() || !ldir.is_dir() {
+        return Err(Error::Config(format!("{}: a NIfTI dataset folder needs images/ and labels/ (or masks/) with matching .nii/.nii.gz names", dir.display())));
+    }
+    let labels: std::collections::HashMap<String, PathBuf> = list(&ldir)?.into_iter().collect();
+    let mut samples = Vec::new();
+    for (name, ip) in list(&idir)? {
+        let result = (|| -> Result<Vec<Sample>> {
+            let lp = labels.get(&name).ok_or_else(|| Error::format(&ip, "has no matching label volume"))?;
+            let (img, lab) = (read_volume(&ip)?, read_volume(lp)?);
+            if img.dims != lab.dims {
+                return Err(Error::format(lp, format!("has dims {:?} but its image has {:?}", lab.dims, img.dims)));
+            }
+            let mut sorted = img.data.clone();
+            sorted.sort_by(f32::total_cmp);
+            let (lo, hi) = (sorted[sorted.len() / 100], sorted[(sorted.len() * 99) / 100]);
+            let scale = if hi > lo { 1.0 / (hi - lo) } else { 1.0 };
+            let mut out = Vec::new();
+            for k in 0..img.dims[axis] {
+                let (m, h, w) = slice(&lab, axis, k);
+                if !m.iter().any(|&v| v > 0.0) {
+                    continue;
+                }
+                let (im, _, _) = slice(&img, axis, k);
+                let im: Vec<f32> = im.iter().map(|&v| ((v - lo) * scale).clamp(0.0, 1.0)).collect();
+                let plane = resize_plane(&im, h, w, size, false);
+                let mask = resize_plane(&m.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect::<Vec<_>>(), h, w, size, true);
+                let image = (0..channels).flat_map(|_| plane.iter().copied()).collect();
+                out.push(Sample { name: format!("{name}_s{k:03}"), image, mask });
+            }
+            Ok(out)
+        })();
+        match result {
+            Ok(s) => samples.extend(s),
+            Err(e) if skip_bad => eprintln!("warning: skipping: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    if samples.is_empty() {
+        return Err(Error::Config(format!("{}: no slices with foreground found", dir.display())));
+    }
+    Ok(Dataset { samples, channels, size, source: dir.display().to_string() })
+}
+
+/// Write a little-endian f32 NIfTI-1 volume (for tests and tools).
+pub fn write_f32(path: &Path, dims: [usize; 3], data: &[f32]) -> Result<()> {
+    let mut h = vec![0u8; 352];
+    h[0..4].copy_from_slice(&348i32.to_le_bytes());
+    let d = [3i16, dims[0] as i16, dims[1] as i16, dims[2] as i16, 1, 1, 1, 1];
+    for (i, v) in d.iter().enumerate() {
+        h[40 + 2 * i..42 + 2 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    h[70..72].copy_from_slice(&16i16.to_le_bytes());
+    h[72..74].copy_from_slice(&32i16.to_le_bytes());
+    h[108..112].copy_from_slice(&352f32.to_le_bytes());
+    h[112..116].copy_from_slice(&1f32.to_le_bytes());
+    h[344..348].copy_from_slice(b"n+1\0");
+    h.extend_from_slice(bytemuck::cast_slice(data));
+    std::fs::write(path, h).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_with_foreground_and_gzip() {
+        let d = std::env::temp_dir().join(format!("msd-nifti-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("images")).unwrap();
+        std::fs::create_dir_all(d.join("labels")).unwrap();
+        let dims = [6, 5, 4];
+        let img: Vec<f32> = (0..120).map(|i| i as f32).collect();
+        let lab: Vec<f32> = (0..120).map(|i| if i / 30 == 2 && i % 6 == 1 { 1.0 } else { 0.0 }).collect(); // only z = 2
+        write_f32(&d.join("images/case1.nii"), dims, &img).unwrap();
+        write_f32(&d.join("labels/case1.nii"), dims, &lab).unwrap();
+        let ds = load(&d, 8, 1, 2, false).unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds.samples[0].name, "case1_s002");
+        // gzip round trip reads the same volume
+        let raw = std::fs::read(d.join("images/case1.nii")).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &raw).unwrap();
+        std::fs::write(d.join("img.nii.gz"), enc.finish().unwrap()).unwrap();
+        assert_eq!(read_volume(&d.join("img.nii.gz")).unwrap().data, img);
+        // truncated file: named error
+        std::fs::write(d.join("images/case2.nii"), &raw[..400]).unwrap();
+        std::fs::copy(d.join("labels/case1.nii"), d.join("labels/case2.nii")).unwrap();
+        let e = load(&d, 8, 1, 2, false).unwrap_err().to_string();
+        assert!(e.contains("case2.nii") && e.contains("truncated"), "{e}");
+        assert_eq!(load(&d, 8, 1, 2, true).unwrap().len(), 1);
+    }
+}

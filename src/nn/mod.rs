@@ -1,0 +1,84 @@
+//! Layers built from the op set, with PyTorch's parameter names and default initialisation.
+//!
+//! A [`VarBuilder`] hands out parameters under dotted paths (`downs.0.0.block1.proj.weight`), exactly the
+//! names of the PyTorch package's `state_dict()`, so a state_dict saved as safetensors loads unchanged.
+//! Layers hold their parameter tensors and never touch wgpu: they call `crate::ops` only.
+//!
+//! Initialisation follows PyTorch's defaults: `Conv2d`/`Linear` weights kaiming-uniform with a = √5, which is
+//! U(−1/√fan_in, 1/√fan_in), biases U(−1/√fan_in, 1/√fan_in); norm gains 1, biases 0.
+
+mod blocks;
+mod layers;
+
+pub use blocks::{
+    Attention, AttentionKind, Block, Downsample, FeedForward, LinearAttention, ResnetBlock, Transformer, TimeMlp, Upsample,
+};
+pub use layers::{Conv2d, GroupNorm, LayerNorm, Linear};
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::rng::Rng;
+use crate::tensor::{numel, Tensor};
+
+/// How a new parameter is filled.
+#[derive(Clone, Copy, Debug)]
+pub enum Init {
+    Zeros,
+    Ones,
+    /// U(−bound, bound)
+    Uniform(f32),
+}
+
+/// Every parameter of a model, in creation order, by PyTorch name.
+#[derive(Default)]
+pub struct VarStore {
+    pub params: Vec<(String, Tensor)>,
+}
+
+impl VarStore {
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(|(_, t)| t.numel()).sum()
+    }
+}
+
+/// Creates parameters under a name prefix; cheap to clone, shares the store and the init RNG.
+#[derive(Clone)]
+pub struct VarBuilder {
+    store: Rc<RefCell<VarStore>>,
+    rng: Rc<RefCell<Rng>>,
+    prefix: String,
+}
+
+impl VarBuilder {
+    pub fn new(seed: u64) -> VarBuilder {
+        VarBuilder { store: Rc::default(), rng: Rc::new(RefCell::new(Rng::new(seed))), prefix: String::new() }
+    }
+
+    /// A builder one level down: `vb.pp("downs").pp(0)` names `downs.0.*`.
+    pub fn pp(&self, name: impl std::fmt::Display) -> VarBuilder {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        VarBuilder { store: self.store.clone(), rng: self.rng.clone(), prefix }
+    }
+
+    /// Create (and register) a parameter `prefix.name` of `shape`.
+    pub fn var(&self, name: &str, shape: &[usize], init: Init) -> Tensor {
+        let data: Vec<f32> = match init {
+            Init::Zeros => vec![0.0; numel(shape)],
+            Init::Ones => vec![1.0; numel(shape)],
+            Init::Uniform(b) => self.rng.borrow_mut().uniform_vec(numel(shape), -b, b),
+        };
+        let t = Tensor::from_slice(&data, shape).expect("length matches").with_grad();
+        let full = self.pp(name).prefix;
+        self.store.borrow_mut().params.push((full, t.clone()));
+        t
+    }
+
+    pub fn store(&self) -> Rc<RefCell<VarStore>> {
+        self.store.clone()
+    }
+}

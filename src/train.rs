@@ -1,0 +1,211 @@
+//! The training loop of one run: batch -> q_sample -> Unet -> MSE -> backward -> clip -> AdamW -> EMA, with
+//! periodic validation (DDIM sampling with the EMA weights, Dice against the ground truth) and checkpoints.
+//!
+//! Everything random in step k (the batch, its flips, each sample's t and ε) is drawn from generators seeded by
+//! (seed, k), so a run resumed from a checkpoint at step k continues with bit-identical losses.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, Meta};
+use crate::data::{batch_indices, Dataset};
+use crate::diffusion::{Diffusion, Objective, ScheduleKind};
+use crate::metrics::{self, Scores};
+use crate::model::{weights, Unet, UnetConfig};
+use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
+use crate::rng::Rng;
+use crate::{autograd, Error, Result, Tensor};
+
+/// Everything about a training run except the network's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub steps: u64,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub warmup: u64,
+    pub weight_decay: f32,
+    pub grad_clip: f32,
+    pub ema_decay: f32,
+    pub seed: u64,
+    pub objective: Objective,
+    pub schedule: ScheduleKind,
+    pub timesteps: usize,
+    pub val_fraction: f64,
+    pub val_every: u64,
+    pub val_count: usize,
+    pub sampling_steps: usize,
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 1000,
+            batch_size: 8,
+            lr: 1e-3,
+            warmup: 50,
+            weight_decay: 0.0,
+            grad_clip: 1.0,
+            ema_decay: 0.99,
+            seed: 0,
+            objective: Objective::PredNoise,
+            schedule: ScheduleKind::Cosine,
+            timesteps: 1000,
+            val_fraction: 0.1,
+            val_every: 200,
+            val_count: 8,
+            sampling_steps: 10,
+            checkpoint_every: 200,
+        }
+    }
+}
+
+fn mix(seed: u64, step: u64, salt: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ salt
+}
+
+pub struct Trainer {
+    pub unet: Unet,
+    pub diffusion: Diffusion,
+    pub adam: AdamW,
+    pub ema: Ema,
+    pub step: u64,
+    pub cfg: TrainConfig,
+    pub data: Dataset,
+    pub train_idx: Vec<usize>,
+    pub val_idx: Vec<usize>,
+    pub best_dice: Option<f64>,
+}
+
+impl Trainer {
+    pub fn new(model: &UnetConfig, cfg: TrainConfig, data: Dataset) -> Result<Trainer> {
+        if data.channels != model.input_img_channels || data.size != model.image_size {
+            return Err(Error::Config(format!(
+                "data is {}-channel {}x{} but the model expects {}-channel {}x{}",
+                data.channels, data.size, data.size, model.input_img_channels, model.image_size, model.image_size
+            )));
+        }
+        let unet = Unet::new(model, cfg.seed)?;
+        let params: Vec<&Tensor> = unet.params().iter().map(|(_, t)| t).collect();
+        let adam = AdamW::new(&params, AdamWConfig { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: cfg.weight_decay });
+        let ema = Ema::new(&params, cfg.ema_decay)?;
+        let diffusion = Diffusion::new(cfg.schedule, cfg.timesteps, model.image_size, cfg.objective);
+        let (train_idx, val_idx) = data.split(cfg.val_fraction, cfg.seed);
+        if train_idx.is_empty() {
+            return Err(Error::Config("the dataset has no training samples".into()));
+        }
+        Ok(Trainer { unet, diffusion, adam, ema, step: 0, cfg, data, train_idx, val_idx, best_dice: None })
+    }
+
+    /// Continue from a checkpoint. `steps` (if given) replaces the total step count; the data must be the same.
+    pub fn resume(path: &Path, data: Dataset, steps: Option<u64>) -> Result<Trainer> {
+        let (file, meta) = checkpoint::load(path)?;
+        if meta.data_fingerprint != data.fingerprint() {
+            return Err(Error::format(
+                path,
+                format!("was trained on other data (fingerprint {} vs {} for {}); resume with the same data", meta.data_fingerprint, data.fingerprint(), data.source),
+            ));
+        }
+        let mut cfg = meta.train.clone();
+        if let Some(s) = steps {
+            cfg.steps = s;
+        }
+        let mut t = Trainer::new(&meta.model, cfg, data)?;
+        weights::load_into(&t.unet.vars, &file, "param.", path)?;
+        for (prefix, tensors) in [("adam_m.", &t.adam.m), ("adam_v.", &t.adam.v), ("ema.", &t.ema.shadow)] {
+            for ((name, _), dst) in t.unet.params().iter().zip(tensors.iter()) {
+                let h = file.require(&format!("{prefix}{name}"), path)?;
+                if h.data.len() != dst.numel() {
+                    return Err(Error::format(path, format!("{prefix}{name} has {} values, expected {}", h.data.len(), dst.numel())));
+                }
+                crate::gpu::gpu().overwrite(dst.buf(), &h.data);
+            }
+        }
+        t.step = meta.step;
+        t.adam.step = meta.step as u32;
+        t.best_dice = meta.best_dice;
+        Ok(t)
+    }
+
+    pub fn lr_schedule(&self) -> LrSchedule {
+        LrSchedule { base: self.cfg.lr, warmup: self.cfg.warmup, total: self.cfg.steps, min_ratio: 0.1 }
+    }
+
+    /// One optimisation step; returns the loss (the step's one readback).
+    pub fn train_step(&mut self) -> Result<f32> {
+        let (cfg, step) = (&self.cfg, self.step);
+        let idx = batch_indices(&self.train_idx, cfg.batch_size, step, cfg.seed);
+        let mut flips = Rng::new(mix(cfg.seed, step, 1));
+        let (images, masks) = self.data.batch(&idx, Some(&mut flips))?;
+        let mut rng = Rng::new(mix(cfg.seed, step, 2));
+        autograd::clear();
+        let loss = self.diffusion.training_loss(&self.unet, &masks, &images, &mut rng)?;
+        let grads = autograd::backward(&loss)?;
+        let params: Vec<&Tensor> = self.unet.params().iter().map(|(_, t)| t).collect();
+        let g: Vec<Option<&Tensor>> = params.iter().map(|p| grads.get(p)).collect();
+        let lr = self.lr_schedule().at(step);
+        let clip = (self.cfg.grad_clip > 0.0).then_some(self.cfg.grad_clip);
+        self.adam.update(&params, &g, lr, clip)?;
+        self.ema.update(&params)?;
+        self.step += 1;
+        Ok(loss.item())
+    }
+
+    /// A network holding the EMA weights (what sampling uses by default).
+    pub fn ema_unet(&self) -> Result<Unet> {
+        let u = Unet::new(&self.unet.cfg, 0)?;
+        for ((name, _), s) in self.unet.params().iter().zip(&self.ema.shadow) {
+            weights::write_param(&u.vars, name, &s.to_vec())?;
+        }
+        Ok(u)
+    }
+
+    /// DDIM-sample the first `val_count` validation images with the EMA weights; mean Dice/IoU/HD95.
+    pub fn validate(&self) -> Result<Option<Scores>> {
+        let idx: Vec<usize> = self.val_idx.iter().take(self.cfg.val_count).copied().collect();
+        if idx.is_empty() {
+            return Ok(None);
+        }
+        let unet = self.ema_unet()?;
+        let (images, masks) = self.data.batch(&idx, None)?;
+        let mut rng = Rng::new(mix(self.cfg.seed, 0, 3));
+        let pred = self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
+        let truth = masks.to_vec();
+        let s = self.data.size;
+        let scores: Vec<Scores> = (0..idx.len()).map(|i| metrics::scores(&pred[i * s * s..(i + 1) * s * s], &truth[i * s * s..(i + 1) * s * s], s, s)).collect();
+        Ok(Some(metrics::mean(&scores)))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let names: Vec<String> = self.unet.params().iter().map(|(n, _)| n.clone()).collect();
+        let zip = |ts: &[Tensor]| -> Vec<(String, Tensor)> { names.iter().cloned().zip(ts.iter().cloned()).collect() };
+        let meta = Meta { model: self.unet.cfg.clone(), train: self.cfg.clone(), step: self.step, data_fingerprint: self.data.fingerprint(), best_dice: self.best_dice };
+        checkpoint::save(
+            path,
+            &meta,
+            &[("param.", self.unet.params()), ("adam_m.", &zip(&self.adam.m)), ("adam_v.", &zip(&self.adam.v)), ("ema.", &zip(&self.ema.shadow))],
+        )
+    }
+}
+
+/// Named starting points: `tiny` (learns the synthetic set in minutes on a software adapter), `small`, `paper`.
+pub fn preset(name: &str) -> Result<(UnetConfig, TrainConfig)> {
+    let base = UnetConfig { input_img_channels: 1, ..UnetConfig::default() };
+    match name {
+        "tiny" => Ok((
+            UnetConfig { dim: 16, image_size: 32, dim_mults: vec![1, 2], full_self_attn: vec![false, true], attn_heads: 2, attn_dim_head: 16, ..base },
+            TrainConfig { steps: 1500, batch_size: 8, lr: 2e-3, warmup: 50, val_every: 250, val_count: 16, checkpoint_every: 250, ..TrainConfig::default() },
+        )),
+        "small" => Ok((
+            UnetConfig { dim: 32, image_size: 64, dim_mults: vec![1, 2, 4], full_self_attn: vec![false, false, true], ..base },
+            TrainConfig { steps: 20_000, batch_size: 8, lr: 1e-3, val_every: 1000, checkpoint_every: 1000, ..TrainConfig::default() },
+        )),
+        "paper" => Ok((
+            UnetConfig { dim: 64, image_size: 256, dim_mults: vec![1, 2, 4, 8], full_self_attn: vec![false, false, false, true], ..base },
+            TrainConfig { steps: 100_000, batch_size: 8, lr: 1e-4, schedule: ScheduleKind::ShiftedCosine, val_every: 5000, checkpoint_every: 5000, ..TrainConfig::default() },
+        )),
+        other => Err(Error::Config(format!("unknown preset {other:?}; use tiny, small or paper"))),
+    }
+}
