@@ -66,6 +66,18 @@ pub enum Cmd {
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
     Eval(run::EvalArgs),
+    /// Per-kernel GPU time of one training step of a preset (timestamp queries), sorted by total time.
+    ///
+    /// Example: medsegdiff profile --preset small
+    Profile {
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Untimed warm-up steps first (pipeline compilation, pool fill).
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+    },
     /// Compare our forward and backward with a PyTorch reference fixture (SPEC §6; tools/export_reference.py).
     ///
     /// Example: `medsegdiff check-reference tests/fixtures/ref_full_attn.safetensors`
@@ -96,6 +108,10 @@ pub fn run() -> Result<()> {
         Cmd::Eval(a) => {
             Gpu::init(adapter)?;
             run::eval(a)
+        }
+        Cmd::Profile { preset, batch_size, warmup } => {
+            Gpu::init(adapter)?;
+            run::profile(&preset, batch_size, warmup)
         }
         Cmd::CheckReference { file, tol_out, tol_grad } => check_reference(adapter, &file, tol_out, tol_grad),
     }

@@ -404,3 +404,41 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `medsegdiff profile`: one training step with per-kernel timestamps.
+pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<()> {
+    let (model, mut cfg) = preset(name)?;
+    cfg.batch_size = batch_size.unwrap_or(cfg.batch_size);
+    let data = synthetic::generate(cfg.batch_size * 2, model.image_size, model.input_img_channels, 0);
+    let mut t = Trainer::new(&model, cfg.clone(), data)?;
+    let g = crate::gpu::gpu();
+    for _ in 0..warmup {
+        t.train_step()?;
+    }
+    let pool_before = g.pool_stats();
+    let (d0, s0) = g.counters();
+    let t0 = Instant::now();
+    t.train_step()?;
+    g.sync();
+    let wall = t0.elapsed().as_secs_f64();
+    let (d1, s1) = g.counters();
+    let pool_after = g.pool_stats();
+    println!(
+        "preset {name}: {} parameters, batch {}; one step: {:.1} ms wall, {} dispatches, {} submits, {} new buffers",
+        t.unet.num_params(),
+        cfg.batch_size,
+        wall * 1e3,
+        d1 - d0,
+        s1 - s0,
+        pool_after.created - pool_before.created
+    );
+    if !g.set_profiling(true) {
+        println!("this adapter has no timestamp queries: only the wall time above is available");
+        return Ok(());
+    }
+    t.train_step()?;
+    let prof = g.take_profile();
+    g.set_profiling(false);
+    print!("{}", prof.table());
+    Ok(())
+}
