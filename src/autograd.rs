@@ -34,6 +34,30 @@ pub struct Node {
 thread_local! {
     static TAPE: RefCell<Vec<Node>> = const { RefCell::new(Vec::new()) };
     static GRAD_ON: Cell<bool> = const { Cell::new(true) };
+    static TRACE: RefCell<Option<Vec<TraceEntry>>> = const { RefCell::new(None) };
+}
+
+/// One line of `medsegdiff trace`: a taped op (or the backward of one) with its shapes, and the number of
+/// GPU dispatches recorded so far when it finished (so the dispatches since the previous entry are its own).
+#[derive(Clone, Debug)]
+pub struct TraceEntry {
+    pub op: String,
+    pub inputs: Vec<Vec<usize>>,
+    pub output: Vec<usize>,
+    pub dispatch_end: u64,
+}
+
+/// Start (or stop and return) the trace of taped ops.
+pub fn set_trace(on: bool) -> Vec<TraceEntry> {
+    TRACE.with(|t| std::mem::replace(&mut *t.borrow_mut(), on.then(Vec::new)).unwrap_or_default())
+}
+
+fn trace(op: String, inputs: Vec<Vec<usize>>, output: Vec<usize>) {
+    TRACE.with(|t| {
+        if let Some(log) = t.borrow_mut().as_mut() {
+            log.push(TraceEntry { op, inputs, output, dispatch_end: crate::gpu::gpu().counters().0 });
+        }
+    });
 }
 
 /// Record `output = op(inputs)` if any input requires a gradient. Marks `output` as requiring one.
@@ -48,6 +72,7 @@ pub fn record(
         return;
     }
     output.set_requires_grad(true);
+    trace(op.to_string(), inputs.iter().map(|t| t.shape().to_vec()).collect(), output.shape().to_vec());
     let node = Node { op, inputs: inputs.iter().map(|t| t.id()).collect(), needs, output: output.id(), backward: Box::new(backward) };
     TAPE.with(|t| t.borrow_mut().push(node));
 }
@@ -103,7 +128,9 @@ pub fn backward_into(loss: &Tensor, grads: &mut Grads) -> Result<()> {
     for (entry, node) in tape.into_iter().enumerate().rev() {
         let Some(g) = inner.remove(&node.output) else { continue };
         let (op, needs, inputs) = (node.op, node.needs, node.inputs);
+        let gshape = g.shape().to_vec();
         let ins = (node.backward)(&g, &needs).map_err(|e| Error::Backward { op, entry, source: Box::new(e) })?;
+        trace(format!("backward {op}"), vec![gshape], ins.iter().flatten().next().map(|t| t.shape().to_vec()).unwrap_or_default());
         for ((id, need), gi) in inputs.into_iter().zip(needs).zip(ins) {
             let Some(gi) = gi.filter(|_| need) else { continue };
             if produced.contains(&id) {

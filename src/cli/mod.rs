@@ -78,6 +78,16 @@ pub enum Cmd {
         #[arg(long, default_value_t = 1)]
         warmup: usize,
     },
+    /// Print the op sequence of one forward + backward (shapes, dispatches, GPU time when available), so a reader
+    /// can follow the data through the network.
+    ///
+    /// Example: medsegdiff trace --preset tiny
+    Trace {
+        #[arg(long, default_value = "tiny")]
+        preset: String,
+        #[arg(long, default_value_t = 2)]
+        batch_size: usize,
+    },
     /// Compare our forward and backward with a PyTorch reference fixture (SPEC §6; tools/export_reference.py).
     ///
     /// Example: `medsegdiff check-reference tests/fixtures/ref_full_attn.safetensors`
@@ -112,6 +122,10 @@ pub fn run() -> Result<()> {
         Cmd::Profile { preset, batch_size, warmup } => {
             Gpu::init(adapter)?;
             run::profile(&preset, batch_size, warmup)
+        }
+        Cmd::Trace { preset, batch_size } => {
+            Gpu::init(adapter)?;
+            run::trace(&preset, batch_size)
         }
         Cmd::CheckReference { file, tol_out, tol_grad } => check_reference(adapter, &file, tol_out, tol_grad),
     }

@@ -442,3 +442,49 @@ pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<(
     print!("{}", prof.table());
     Ok(())
 }
+
+/// `medsegdiff trace`: the taped ops of one training loss and its backward, with shapes and GPU time.
+pub fn trace(name: &str, batch_size: usize) -> Result<()> {
+    let (model, cfg) = preset(name)?;
+    let data = synthetic::generate(batch_size.max(1), model.image_size, model.input_img_channels, 0);
+    let t = Trainer::new(&model, TrainConfig { batch_size, ..cfg }, data)?;
+    let g = crate::gpu::gpu();
+    let idx: Vec<usize> = (0..batch_size.max(1)).collect();
+    let (images, masks) = t.data.batch(&idx, None)?;
+    let step = |rng_seed: u64| -> Result<()> {
+        crate::autograd::clear();
+        let loss = t.diffusion.training_loss(&t.unet, &masks, &images, &mut Rng::new(rng_seed))?;
+        crate::autograd::backward(&loss)?;
+        Ok(())
+    };
+    step(1)?; // warm-up: compile every pipeline, fill the pool
+    g.sync();
+    let timed = g.set_profiling(true);
+    g.take_timeline();
+    let d0 = g.counters().0;
+    crate::autograd::set_trace(true);
+    step(1)?;
+    g.flush();
+    let entries = crate::autograd::set_trace(false);
+    let timeline = if timed { g.take_timeline() } else { Vec::new() };
+    g.set_profiling(false);
+    let fmt = |s: &[usize]| format!("{s:?}").replace(' ', "");
+    println!("{:>4}  {:<22} {:<44} {:<18} {:>4} {:>10}", "#", "op", "inputs", "output", "disp", if timed { "GPU us" } else { "" });
+    let (mut prev, mut total) = (d0, 0.0);
+    for (i, e) in entries.iter().enumerate() {
+        let (a, b) = ((prev - d0) as usize, (e.dispatch_end - d0) as usize);
+        let us: f64 = timeline.get(a..b.min(timeline.len())).map_or(0.0, |v| v.iter().sum::<f64>() / 1e3);
+        total += us;
+        let ins = e.inputs.iter().map(|s| fmt(s)).collect::<Vec<_>>().join(" ");
+        let t = if timed { format!("{us:>10.1}") } else { String::new() };
+        println!("{i:>4}  {:<22} {:<44} {:<18} {:>4} {t}", e.op, ins, fmt(&e.output), b - a);
+        prev = e.dispatch_end;
+    }
+    println!(
+        "{} taped ops, {} dispatches{}",
+        entries.len(),
+        prev - d0,
+        if timed { format!(", {:.1} ms of GPU time", total / 1e3) } else { " (no timestamp queries on this adapter)".into() }
+    );
+    Ok(())
+}

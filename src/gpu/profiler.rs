@@ -54,6 +54,8 @@ pub(crate) struct Profiler {
     pending: Vec<String>,
     resolved: bool,
     acc: HashMap<String, (u64, f64)>,
+    /// GPU time of every profiled dispatch, in recording order (for `medsegdiff trace`).
+    timeline: Vec<f64>,
 }
 
 impl Profiler {
@@ -77,7 +79,7 @@ impl Profiler {
         } else {
             (None, None, None)
         };
-        Profiler { supported, on: false, period_ns: period_ns as f64, set, resolve_buf, read_buf, pending: Vec::new(), resolved: false, acc: HashMap::new() }
+        Profiler { supported, on: false, period_ns: period_ns as f64, set, resolve_buf, read_buf, pending: Vec::new(), resolved: false, acc: HashMap::new(), timeline: Vec::new() }
     }
 
     pub(crate) fn enabled(&self) -> bool {
@@ -119,6 +121,7 @@ impl Profiler {
         mb.unmap();
         for (i, label) in self.pending.drain(..).enumerate() {
             let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * self.period_ns;
+            self.timeline.push(dt);
             let e = self.acc.entry(label).or_default();
             e.0 += 1;
             e.1 += dt;
@@ -148,5 +151,11 @@ impl super::Gpu {
             p.acc.drain().map(|(label, (count, total_ns))| KernelTime { label, count, total_ns }).collect();
         kernels.sort_by(|a, b| b.total_ns.total_cmp(&a.total_ns));
         Profile { kernels }
+    }
+
+    /// GPU time (ns) of each dispatch profiled since the last call, in recording order (flushes first).
+    pub fn take_timeline(&self) -> Vec<f64> {
+        self.flush();
+        std::mem::take(&mut self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner).timeline)
     }
 }
