@@ -9,6 +9,7 @@
 //! shaders/softmax/softmax_forward.wgsl and softmax_backward.wgsl, each with two entries, `per_workgroup`
 //! (one 256-thread workgroup per row, tree reductions: long rows such as attention over H·W keys) and
 //! `per_thread` (one thread per row: short rows such as linear attention's softmax over dim_head features).
+//! [`SoftmaxKernel::pick`] chooses by row length and adapter type (barriers are expensive on a CPU adapter).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -20,8 +21,29 @@ use crate::{autograd, shader, shape_err, Result};
 const FORWARD: Shader = shader!("softmax/softmax_forward.wgsl");
 const BACKWARD: Shader = shader!("softmax/softmax_backward.wgsl");
 
-/// Rows shorter than this use one thread per row.
-const PER_THREAD_MAX: usize = 64;
+/// The two kernels (both tested on every case; see the module doc for which wins where).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftmaxKernel {
+    PerThread,
+    PerWorkgroup,
+}
+
+impl SoftmaxKernel {
+    pub const ALL: [SoftmaxKernel; 2] = [SoftmaxKernel::PerThread, SoftmaxKernel::PerWorkgroup];
+
+    /// One thread per row below a length that depends on the adapter: on a CPU adapter (lavapipe) a workgroup
+    /// barrier costs far more than a serial loop, so rows up to 4096 stay per-thread there (measured: attention
+    /// softmax over 256 keys, batch 8: 24 ms per call per-workgroup vs 1.8 ms per-thread); on a GPU, rows of 64+
+    /// use a whole workgroup.
+    pub fn pick(len: usize) -> SoftmaxKernel {
+        let cpu = crate::gpu::gpu().info.device_type == wgpu::DeviceType::Cpu;
+        if len < if cpu { 4096 } else { 64 } {
+            SoftmaxKernel::PerThread
+        } else {
+            SoftmaxKernel::PerWorkgroup
+        }
+    }
+}
 
 /// Mirrors `struct Params` in softmax_forward.wgsl and softmax_backward.wgsl.
 #[repr(C)]
@@ -40,29 +62,28 @@ impl SoftmaxParams {
     }
 
     /// The entry point and its linear workgroup count.
-    fn entry_and_groups(&self) -> (&'static str, u32) {
-        if (self.len as usize) < PER_THREAD_MAX {
-            ("per_thread", groups_1d(self.n_rows as usize)) // one thread per row
-        } else {
-            ("per_workgroup", self.n_rows) // one workgroup per row
+    fn entry_and_groups(&self, kernel: SoftmaxKernel) -> (&'static str, u32) {
+        match kernel {
+            SoftmaxKernel::PerThread => ("per_thread", groups_1d(self.n_rows as usize)), // one thread per row
+            SoftmaxKernel::PerWorkgroup => ("per_workgroup", self.n_rows),               // one workgroup per row
         }
     }
 }
 
-/// Encode y = softmax(x) along `axis`, not taped.
-fn softmax_raw(x: &Tensor, axis: usize) -> Tensor {
+/// Encode y = softmax(x) along `axis` with a chosen kernel, not taped.
+pub fn softmax_with(kernel: SoftmaxKernel, x: &Tensor, axis: usize) -> Tensor {
     let y = Tensor::uninit(x.shape());
     let p = SoftmaxParams::new(x.shape(), axis);
-    let (entry, groups) = p.entry_and_groups();
+    let (entry, groups) = p.entry_and_groups(kernel);
     launch(FORWARD, entry, &[], &p, &[x], &[&y], groups);
     y
 }
 
-/// Encode dx = y ⊙ (g − Σ_axis g⊙y).
-fn softmax_backward_raw(y: &Tensor, g: &Tensor, axis: usize) -> Tensor {
+/// Encode dx = y ⊙ (g − Σ_axis g⊙y) with a chosen kernel.
+pub fn softmax_backward_with(kernel: SoftmaxKernel, y: &Tensor, g: &Tensor, axis: usize) -> Tensor {
     let dx = Tensor::uninit(y.shape());
     let p = SoftmaxParams::new(y.shape(), axis);
-    let (entry, groups) = p.entry_and_groups();
+    let (entry, groups) = p.entry_and_groups(kernel);
     launch(BACKWARD, entry, &[], &p, &[y, g], &[&dx], groups);
     dx
 }
@@ -72,9 +93,12 @@ pub fn softmax(x: &Tensor, axis: usize) -> Result<Tensor> {
     if axis >= x.rank() {
         return shape_err!("softmax", "axis {axis} out of range for shape {:?}", x.shape());
     }
-    let y = softmax_raw(x, axis);
+    let kernel = SoftmaxKernel::pick(x.shape()[axis]);
+    let y = softmax_with(kernel, x, axis);
     let y_saved = y.detach();
-    autograd::record("softmax", &[x], &y, move |g, _| Ok(vec![Some(softmax_backward_raw(&y_saved, g, axis))]));
+    autograd::record("softmax", &[x], &y, move |g, _| {
+        Ok(vec![Some(softmax_backward_with(kernel, &y_saved, g, axis))])
+    });
     Ok(y)
 }
 
@@ -133,9 +157,11 @@ mod tests {
         for pr in PROBLEMS {
             let v = rng.uniform_vec(numel(pr.shape), -3.0, 3.0);
             let x = Tensor::from_slice(&v, pr.shape).unwrap();
-            let got = softmax(&x, pr.axis).unwrap().to_vec();
             let want = cpu::softmax(&to_f64(&v), pr.shape, pr.axis);
-            assert_close(&got, &want, 1e-6, 1e-5, &format!("softmax {:?} axis {}", pr.shape, pr.axis));
+            for k in SoftmaxKernel::ALL {
+                let got = softmax_with(k, &x, pr.axis).to_vec();
+                assert_close(&got, &want, 1e-6, 1e-5, &format!("softmax {k:?} {:?} axis {}", pr.shape, pr.axis));
+            }
         }
     }
 
@@ -152,6 +178,32 @@ mod tests {
     }
 
     #[test]
+    fn both_backward_kernels_match_the_jacobian_product() {
+        // dx = y ⊙ (g − Σ_axis g⊙y), checked for each kernel on every problem (the taped op uses only one).
+        let mut rng = crate::rng::Rng::new(23);
+        for pr in PROBLEMS {
+            let v = rng.uniform_vec(numel(pr.shape), -2.0, 2.0);
+            let gv = rng.uniform_vec(numel(pr.shape), -1.0, 1.0);
+            let y64 = cpu::softmax(&to_f64(&v), pr.shape, pr.axis);
+            let (outer, len, inner) = (numel(&pr.shape[..pr.axis]), pr.shape[pr.axis], numel(&pr.shape[pr.axis + 1..]));
+            let mut want = vec![0.0f64; v.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |a: usize| (o * len + a) * inner + i;
+                    let dot: f64 = (0..len).map(|a| gv[at(a)] as f64 * y64[at(a)]).sum();
+                    (0..len).for_each(|a| want[at(a)] = y64[at(a)] * (gv[at(a)] as f64 - dot));
+                }
+            }
+            let y = Tensor::from_slice(&y64.iter().map(|&x| x as f32).collect::<Vec<_>>(), pr.shape).unwrap();
+            let g = Tensor::from_slice(&gv, pr.shape).unwrap();
+            for k in SoftmaxKernel::ALL {
+                let got = softmax_backward_with(k, &y, &g, pr.axis).to_vec();
+                assert_close(&got, &want, 1e-6, 1e-5, &format!("backward {k:?} {:?} axis {}", pr.shape, pr.axis));
+            }
+        }
+    }
+
+    #[test]
     fn softmax_is_stable_for_large_magnitudes() {
         // ±80 (exp(80) ≈ 5.5e34; a sum of a few such terms overflows f32 without the max shift) and ±1000
         // (exp overflows outright), through both kernels.
@@ -163,9 +215,11 @@ mod tests {
             v[0] = hi; // two equal maxima in row 0
             v[1] = hi;
             let x = Tensor::from_slice(&v, &shape).unwrap();
-            let got = softmax(&x, 1).unwrap().to_vec();
-            assert!(got.iter().all(|y| y.is_finite()), "{shape:?} ±{hi}: non-finite output");
-            assert_close(&got, &cpu::softmax(&to_f64(&v), &shape, 1), 1e-6, 1e-5, &format!("softmax {shape:?} ±{hi}"));
+            for k in SoftmaxKernel::ALL {
+                let got = softmax_with(k, &x, 1).to_vec();
+                assert!(got.iter().all(|y| y.is_finite()), "{k:?} {shape:?} ±{hi}: non-finite output");
+                assert_close(&got, &cpu::softmax(&to_f64(&v), &shape, 1), 1e-6, 1e-5, &format!("{k:?} {shape:?} ±{hi}"));
+            }
         }
     }
 
@@ -173,8 +227,8 @@ mod tests {
     fn softmax_over_65535_workgroups() {
         // 70,000 rows of 65 (per-workgroup kernel): 70,000 workgroups forward and backward.
         let shape = [70_000, 65];
-        let x = Tensor::full(&shape, 1.0).with_grad();
-        let y = softmax(&x, 1).unwrap();
+        let x = Tensor::full(&shape, 1.0);
+        let y = softmax_with(SoftmaxKernel::PerWorkgroup, &x, 1);
         let yv = y.to_vec();
         assert!(
             yv.iter().all(|&v| (v - 1.0 / 65.0).abs() < 1e-7),
@@ -185,7 +239,7 @@ mod tests {
         let mut g = vec![0.0f32; numel(&shape)];
         g.iter_mut().step_by(65).for_each(|v| *v = 1.0);
         let gt = Tensor::from_slice(&g, &shape).unwrap();
-        let dx = softmax_backward_raw(&y.detach(), &gt, 1).to_vec();
+        let dx = softmax_backward_with(SoftmaxKernel::PerWorkgroup, &y, &gt, 1).to_vec();
         let y0 = 1.0 / 65.0f64;
         let bad = dx.iter().enumerate().position(|(i, &d)| {
             let want = if i % 65 == 0 { y0 * (1.0 - y0) } else { -y0 * y0 };
