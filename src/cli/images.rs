@@ -15,7 +15,7 @@ pub fn save_gray(path: &Path, plane: &[f32], s: usize) -> Result<()> {
 pub fn overlay(image: &[f32], mask: &[f32], s: usize) -> RgbImage {
     RgbImage::from_fn(s as u32, s as u32, |x, y| {
         let i = y as usize * s + x as usize;
-        let g = (image[i].clamp(0.0, 1.0) * 255.0) as f32;
+        let g = image[i].clamp(0.0, 1.0) * 255.0;
         if mask[i] >= 0.5 {
             Rgb([(0.5 * g + 127.0) as u8, (0.5 * g) as u8, (0.5 * g) as u8])
         } else {

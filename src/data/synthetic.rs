@@ -74,7 +74,7 @@ mod tests {
         assert_ne!(a.fingerprint(), generate(4, 32, 1, 4).fingerprint());
         for s in &a.samples {
             assert!(s.mask.iter().all(|&v| v == 0.0 || v == 1.0));
-            assert!(s.mask.iter().any(|&v| v == 1.0), "{} has an empty mask", s.name);
+            assert!(s.mask.contains(&1.0), "{} has an empty mask", s.name);
             assert!(s.image.iter().all(|&v| (0.0..=1.0).contains(&v)));
         }
     }

@@ -1,7 +1,7 @@
 //! The GPU runtime: everything that touches wgpu lives here, and nothing model-specific does.
 //!
 //! The surface is small on purpose (about as small as tinygrad's WebGPU backend): **alloc** (a size-bucketed
-//! [`pool`]), **copy in / copy out** ([`Gpu::upload`], [`Gpu::read`]), **compile** (the [`pipeline`] cache,
+//! `pool`), **copy in / copy out** ([`GpuBuffer::from_slice`], [`Gpu::read`]), **compile** (the `pipeline` cache,
 //! keyed by shader + entry point + override constants) and **launch** ([`Gpu::launch`], which binds buffers and
 //! a small uniform `Params` block, and splits workgroup counts above 65,535 over y and z).
 //!

@@ -102,7 +102,7 @@ impl UnetConfig {
             ));
         }
         let down = 1usize << (levels - 1);
-        if self.image_size == 0 || self.image_size % down != 0 {
+        if self.image_size == 0 || !self.image_size.is_multiple_of(down) {
             return err(format!(
                 "config: image_size {} must be divisible by {down} (dim_mults {:?} downsamples {} times)",
                 self.image_size,
@@ -110,7 +110,7 @@ impl UnetConfig {
                 levels - 1
             ));
         }
-        if self.dim % 2 != 0 || self.dim < 4 {
+        if !self.dim.is_multiple_of(2) || self.dim < 4 {
             return err(format!("config: dim {} must be even and at least 4 (the sinusoidal time embedding)", self.dim));
         }
         for (i, d) in self.dims().into_iter().enumerate() {

@@ -6,6 +6,7 @@
 //! - add: da = g, db = g;  sub: da = g, db = −g;  mul: da = g·b, db = g·a;  div: da = g/b, db = −g·a/b²
 //!   each then summed over the axes where that operand was broadcast (`sum_to_shape`).
 //! - unary: dx = g·f'(x) (unary_backward.wgsl); f' for each function is written in that shader's header.
+//!
 //! Forward saves the operands it needs (a, b for mul/div; x for unary).
 
 use bytemuck::{Pod, Zeroable};

@@ -354,7 +354,7 @@ pub mod cpu {
         out
     }
 
-    /// out[j₀, j₁, ..] = x[i] with i_{perm[k]} = j_k
+    /// `out[j₀, j₁, ..] = x[i]` with `i_{perm[k]} = j_k`
     pub fn permute(x: &[f64], shape: &[usize], perm: &[usize]) -> Vec<f64> {
         let r = shape.len();
         let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();

@@ -2,11 +2,11 @@
 //!
 //! Both normalise each *set* S of elements by its own mean and biased variance, then apply a per-channel affine:
 //!   mean = Σ_S x / |S|;  var = Σ_S (x − mean)² / |S|;  rstd = 1/sqrt(var + eps);  x̂ = (x − mean)·rstd
-//!   y = x̂·γ[c] + β[c]
+//!   y = x̂·γ\[c\] + β\[c\]
 //! GroupNorm: S = one (sample, group), C/G channels × H·W pixels. LayerNorm: S = one (sample, pixel), its C channels.
-//! Backward, with ĝ = dy·γ[c] (the three terms of llm.c's `layernorm_backward`):
+//! Backward, with ĝ = dy·γ\[c\] (the three terms of llm.c's `layernorm_backward`):
 //!   dx = rstd·(ĝ − mean_S(ĝ) − x̂·mean_S(ĝ·x̂))     term 1 direct, term 2 through the mean, term 3 through rstd
-//!   dγ[c] = Σ_{n,hw} dy·x̂;   dβ[c] = Σ_{n,hw} dy
+//!   dγ\[c\] = Σ_{n,hw} dy·x̂;   dβ\[c\] = Σ_{n,hw} dy
 //! Forward saves (mean, rstd) per set ("stats"), so the backward rebuilds x̂ from x without reducing again.
 //!
 //! Shaders (shaders/norm/): `group_norm_forward` and `group_norm_backward` (one workgroup per (sample, group),

@@ -233,7 +233,7 @@ pub mod cpu {
         t.iter().map(|v| v * v).sum()
     }
 
-    /// sqrt(Σ_k Σ_i t_k[i]²)
+    /// `sqrt(Σ_k Σ_i t_k[i]²)`
     pub fn global_grad_norm(ts: &[Vec<f64>]) -> f64 {
         ts.iter().map(|t| sum_of_squares(t)).sum::<f64>().sqrt()
     }

@@ -1,8 +1,8 @@
 //! Reductions: sum and mean over any set of axes (shaders/reduce/sum.wgsl), and `sum_to_shape`, which
 //! undoes broadcasting in backward passes.
 //!
-//! Forward: out[o] = scale · Σ_r x[o, r], scale = 1 (sum) or 1/count (mean).
-//! Backward: dx[o, r] = scale · g[o], a broadcast of g back over the reduced axes (no saved tensors).
+//! Forward: out\[o\] = scale · Σ_r x\[o, r\], scale = 1 (sum) or 1/count (mean).
+//! Backward: dx\[o, r\] = scale · g\[o\], a broadcast of g back over the reduced axes (no saved tensors).
 //! Two kernels: one workgroup per output with a tree reduction (long sums, few outputs: bias gradients)
 //! and one thread per output (short sums, many outputs); the host picks by the sum's length.
 
