@@ -2,7 +2,7 @@
 //! gradient-norm clipping without a host round trip, a warmup + cosine learning-rate schedule, and an
 //! exponential moving average (EMA) of the weights, used for sampling by default.
 
-use crate::ops::{elementwise as ew, optim as kern};
+use crate::ops::optim as kern;
 use crate::{Result, Tensor};
 
 pub use kern::AdamWConfig;
@@ -76,9 +76,8 @@ impl Ema {
     }
 
     pub fn update(&mut self, params: &[&Tensor]) -> Result<()> {
-        let _ng = crate::autograd::no_grad();
-        for (s, p) in self.shadow.iter_mut().zip(params) {
-            *s = ew::add(&ew::scale(s, self.decay), &ew::scale(p, 1.0 - self.decay))?;
+        for (s, p) in self.shadow.iter().zip(params) {
+            kern::ema_update(s, p, self.decay)?;
         }
         Ok(())
     }

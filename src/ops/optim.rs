@@ -16,6 +16,29 @@ use crate::{shader, shape_err, Result};
 
 const GRAD_NORM: Shader = shader!("optim/grad_norm.wgsl");
 const ADAMW: Shader = shader!("optim/adamw.wgsl");
+const EMA: Shader = shader!("optim/ema.wgsl");
+
+/// Mirrors `struct Params` in ema.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmaParams {
+    n: u32,
+    decay: f32,
+    _pad: [u32; 2],
+}
+
+/// shadow ← decay·shadow + (1 − decay)·param, in place on `shadow` (one fused kernel).
+pub fn ema_update(shadow: &Tensor, param: &Tensor, decay: f32) -> Result<()> {
+    if shadow.shape() != param.shape() {
+        return shape_err!("ema_update", "shadow has shape {:?} but the parameter is {:?}", shadow.shape(), param.shape());
+    }
+    if shadow.same_storage(param) {
+        return shape_err!("ema_update", "shadow and parameter share one buffer; the shadow needs its own");
+    }
+    let n = element_count("ema_update", param)?;
+    launch(EMA, "main", &[], &EmaParams { n, decay, _pad: [0; 2] }, &[param], &[shadow], groups_1d(n as usize));
+    Ok(())
+}
 
 /// At most this many partial sums per tensor (the `partials` workgroup count); longer tensors grid-stride.
 const MAX_PARTIALS: usize = 256;
@@ -393,5 +416,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("start at 1"), "{err}");
+    }
+
+    #[test]
+    fn ema_update_matches_cpu_and_odd_sizes() {
+        let mut rng = crate::rng::Rng::new(41);
+        for n in [1usize, 255, 257, 70_001] {
+            let (sv, pv) = (rng.uniform_vec(n, -1.0, 1.0), rng.uniform_vec(n, -1.0, 1.0));
+            let s = Tensor::from_slice(&sv, &[n]).unwrap();
+            let p = Tensor::from_slice(&pv, &[n]).unwrap();
+            ema_update(&s, &p, 0.9).unwrap();
+            ema_update(&s, &p, 0.9).unwrap();
+            // two steps toward a constant p: s ← p + 0.81·(s − p)
+            let want: Vec<f64> = sv.iter().zip(&pv).map(|(&a, &b)| b as f64 + 0.81 * (a as f64 - b as f64)).collect();
+            crate::testing::assert_close(&s.to_vec(), &want, 1e-6, 1e-6, &format!("ema n={n}"));
+        }
+        let e = ema_update(&Tensor::zeros(&[3]), &Tensor::zeros(&[4]), 0.5).unwrap_err().to_string();
+        assert!(e.contains("[3]") && e.contains("[4]"), "{e}");
     }
 }
