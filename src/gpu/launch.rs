@@ -47,6 +47,7 @@ pub(crate) struct Recorder {
     align: u64,
     pub(crate) dispatches: u64,
     pub(crate) submits: u64,
+    pub(crate) uploads: u64,
 }
 
 impl Recorder {
@@ -57,7 +58,7 @@ impl Recorder {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Recorder { encoder: None, pass: None, arena: Vec::new(), arena_buf, align, dispatches: 0, submits: 0 }
+        Recorder { encoder: None, pass: None, arena: Vec::new(), arena_buf, align, dispatches: 0, submits: 0, uploads: 0 }
     }
 
     fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
@@ -169,6 +170,24 @@ impl Gpu {
         self.queue.submit([enc.finish()]);
         rec.submits += 1;
         prof.collect(&self.device);
+    }
+
+    /// Record "copy `data` into `dst`" in the shared encoder, through a staging buffer mapped at creation.
+    pub(crate) fn record_upload(&self, dst: &wgpu::Buffer, data: &[f32]) {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let size = (bytes.len() as u64).div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("upload staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        });
+        staging.slice(..size).get_mapped_range_mut().expect("created mapped").copy_from_slice(bytes);
+        staging.unmap();
+        let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rec.end_pass();
+        rec.encoder(&self.device).copy_buffer_to_buffer(&staging, 0, dst, 0, size);
+        rec.uploads += 1;
     }
 
     /// Copy `bytes` from `src` to a fresh `MAP_READ` buffer, submit, wait, and return the bytes.

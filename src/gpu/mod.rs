@@ -18,8 +18,9 @@
 //!    the GPU with a single `write_buffer` just before the submit. (`queue.write_buffer` is ordered before
 //!    the next submit, not between dispatches of one encoder, so one shared uniform buffer rewritten per
 //!    dispatch would be wrong.)
-//! 3. Uploads never write into a pooled buffer with `write_buffer` (the write would land before recorded
-//!    dispatches that still read the buffer's old contents); they create a fresh buffer mapped at creation.
+//! 3. Uploads never `queue.write_buffer` into a pooled buffer (the write would land before recorded
+//!    dispatches that still read the buffer's old contents); they fill a staging buffer mapped at creation and
+//!    record a copy into a pooled buffer, in order with everything else.
 //!
 //! With profiling on ([`Gpu::set_profiling`]) every dispatch gets its own pass with timestamp writes, and
 //! [`Gpu::take_profile`] returns per-kernel GPU times (ratchet's profiler, on wgpu query sets).

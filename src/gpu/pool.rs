@@ -80,23 +80,15 @@ impl GpuBuffer {
         GpuBuffer { buf: Some(buf), len }
     }
 
-    /// A fresh buffer holding `data` (mapped at creation, never a pooled buffer: rule 3 of the module doc).
+    /// A pooled buffer holding `data`. The values travel through a small staging buffer and a copy recorded in
+    /// the shared encoder, so the write is ordered after every dispatch already recorded (rule 3 of the module
+    /// doc: `queue.write_buffer` into a pooled buffer could overwrite values a recorded dispatch still reads).
     pub fn from_slice(data: &[f32]) -> GpuBuffer {
-        let g = gpu();
-        let size = super::pool::bucket((data.len().max(1) * 4) as u64);
-        let buf = g.device.create_buffer(&wgpu::BufferDescriptor { label: Some("upload"), size, usage: STORAGE_USAGE, mapped_at_creation: true });
-        {
-            let bytes: &[u8] = bytemuck::cast_slice(data);
-            if !bytes.is_empty() {
-                let mut view = buf.slice(..bytes.len() as u64).get_mapped_range_mut().expect("buffer was created mapped");
-                view.copy_from_slice(bytes);
-            }
+        let buf = GpuBuffer::uninit(data.len());
+        if !data.is_empty() {
+            gpu().record_upload(buf.raw(), data);
         }
-        buf.unmap();
-        let mut pool = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pool.stats.created += 1;
-        pool.stats.bytes_created += size;
-        GpuBuffer { buf: Some(buf), len: data.len() }
+        buf
     }
 
     pub fn len(&self) -> usize {
