@@ -424,7 +424,8 @@ pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<(
     let (d1, s1) = g.counters();
     let pool_after = g.pool_stats();
     println!(
-        "preset {name}: {} parameters, batch {}; one step: {:.1} ms wall, {} dispatches, {} submits, {} new buffers",
+        "{}\npreset {name}: {} parameters, batch {}; one step: {:.1} ms wall, {} dispatches, {} submits, {} new buffers",
+        g.describe(),
         t.unet.num_params(),
         cfg.batch_size,
         wall * 1e3,
@@ -432,6 +433,18 @@ pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<(
         s1 - s0,
         pool_after.created - pool_before.created
     );
+    // one sampling step: a forward pass under no_grad and the DDIM update, read back
+    let (images, _) = t.data.batch(&(0..cfg.batch_size).collect::<Vec<_>>(), None)?;
+    let x = Tensor::randn(&[cfg.batch_size, model.mask_channels, model.image_size, model.image_size], &mut Rng::new(1));
+    let sample_step = || -> Result<f64> {
+        let _ng = crate::autograd::no_grad();
+        let t0 = Instant::now();
+        let (eps, _) = t.diffusion.predict(&t.unet, &x, 500, &images, true)?;
+        eps.to_vec();
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    sample_step()?;
+    println!("one sampling step (forward under no_grad, batch {}): {:.1} ms wall", cfg.batch_size, sample_step()? * 1e3);
     if !g.set_profiling(true) {
         println!("this adapter has no timestamp queries: only the wall time above is available");
         return Ok(());
