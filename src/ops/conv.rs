@@ -48,6 +48,8 @@ const FLIP: Shader = shader!("conv/flip_weights.wgsl");
 const DW_V1: Shader = shader!("conv/dw_v1_direct.wgsl");
 const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
 const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
+const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
+const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 
 /// Threads per workgroup of the one-thread-per-element kernels (v1, dw v1, flip).
 const WG_DIRECT: usize = 64;
@@ -64,17 +66,19 @@ pub enum ConvKernel {
     Direct,
     Tiled,
     Blocked,
+    Shaped,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 3] = [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked];
-    pub const DEFAULT: ConvKernel = ConvKernel::Blocked;
+    pub const ALL: [ConvKernel; 4] = [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped];
+    pub const DEFAULT: ConvKernel = ConvKernel::Shaped;
 
     pub fn name(self) -> &'static str {
         match self {
             ConvKernel::Direct => "v1_direct",
             ConvKernel::Tiled => "v2_implicit_gemm",
             ConvKernel::Blocked => "v3_blocked",
+            ConvKernel::Shaped => "v4_shaped",
         }
     }
 }
@@ -206,6 +210,34 @@ fn check(x: &[usize], w: &[usize], b: Option<&[usize]>, padding: usize) -> Resul
     })
 }
 
+/// v4's tile: `bm` rows (output channels) × `bn` columns (pixels for the forward, k's for dw), always
+/// bm·bn = 4096 = 64 threads × 8×8. Picked per GEMM as the shape with the least padded work
+/// (⌈M/bm⌉·bm · ⌈N/bn⌉·bn); on a tie the squarer tile wins, since a tile stages bm + bn values per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TileShape {
+    bm: usize,
+    bn: usize,
+}
+
+impl TileShape {
+    const ALL: [TileShape; 3] =
+        [TileShape { bm: 64, bn: 64 }, TileShape { bm: 32, bn: 128 }, TileShape { bm: 16, bn: 256 }];
+
+    /// The shape for an M×N output (M = Cout), see above. `ALL` lists the squarest first, so `min_by_key`'s
+    /// first minimum is the tie-break.
+    fn pick(m: usize, n: usize) -> TileShape {
+        let padded = |t: &TileShape| m.div_ceil(t.bm) * t.bm * n.div_ceil(t.bn) * t.bn;
+        *TileShape::ALL.iter().min_by_key(|t| padded(t)).expect("ALL is not empty")
+    }
+    fn tiles(&self, m: usize, n: usize) -> usize {
+        m.div_ceil(self.bm) * n.div_ceil(self.bn)
+    }
+    fn overrides(&self, geo: &Geometry) -> [(&'static str, f64); 3] {
+        let [kh, kw] = geo.overrides();
+        [kh, kw, ("BM", self.bm as f64)]
+    }
+}
+
 /// Workgroups for `n` threads at `per` threads per workgroup (sizes were bounded by `check`).
 fn groups(n: usize, per: usize) -> u32 {
     u32::try_from(n.div_ceil(per)).expect("conv2d: sizes were checked to fit u32")
@@ -229,6 +261,11 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
         ConvKernel::Blocked => {
             let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
             launch(V3, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
+        }
+        ConvKernel::Shaped => {
+            let shape = TileShape::pick(geo.cout, geo.npix());
+            let groups = groups(shape.tiles(geo.cout, geo.npix()), 1);
+            launch(V4, "main", &shape.overrides(geo), &p, &[x, w, bias], &[&y], groups);
         }
     }
     y
@@ -297,10 +334,15 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        ConvKernel::Tiled | ConvKernel::Blocked => {
+        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped => {
+            // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
+            let shape = match kernel {
+                ConvKernel::Shaped => TileShape::pick(cout, kdim),
+                _ => TileShape { bm: TILE, bn: TILE },
+            };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
             // DW_MIN_CHUNK pixels; the chunk is a whole number of the kernel's STEP-pixel steps
-            let tiles = cout.div_ceil(TILE) * kdim.div_ceil(TILE);
+            let tiles = shape.tiles(cout, kdim);
             let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, npix.div_ceil(DW_MIN_CHUNK).max(1));
             let chunk = npix.div_ceil(want).div_ceil(STEP) * STEP;
             let n_split = npix.div_ceil(chunk);
@@ -309,8 +351,11 @@ pub fn conv2d_backward_weight(
             p.n_split = n_split as u32;
             let part = Tensor::uninit(&[n_split, cout, kdim]);
             let groups = groups(tiles * n_split, 1);
-            let dw_shader = if kernel == ConvKernel::Tiled { DW_V2 } else { DW_V3 };
-            launch(dw_shader, "main", &geo.overrides(), &p, &[g, x], &[&part], groups);
+            match kernel {
+                ConvKernel::Tiled => launch(DW_V2, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
+                ConvKernel::Blocked => launch(DW_V3, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
+                _ => launch(DW_V4, "main", &shape.overrides(&geo), &p, &[g, x], &[&part], groups),
+            }
             // dw = Σ_s part[s]
             let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
             dw.detach().reshape(w_shape)
@@ -485,6 +530,7 @@ mod tests {
         Problem { x: [1, 13, 9, 11], w: [70, 13, 3, 3], pad: 1, bias: true },  // Cout > 64, K = 117, 99 pixels
         Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true },   // K = 833: many K steps
         Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false },     // kernel larger than the image
+        Problem { x: [2, 6, 9, 10], w: [60, 6, 3, 3], pad: 1, bias: true },    // v4 picks 64×64 tiles (Cout 60)
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -609,18 +655,33 @@ mod tests {
 
     #[test]
     fn conv2d_over_65535_workgroups() {
-        // 65 images of 256×256, one channel, 1×1 kernel: 4,259,840 outputs = 66,560 workgroups for every rung
-        // (64 threads each for v1, 64 pixels per tile for v2 and v3). dx runs the same forward kernels.
-        let xs = [65, 1, 256, 256];
-        let x = Tensor::full(&xs, 2.0);
-        let w = Tensor::full(&[1, 1, 1, 1], 3.0);
-        let b = Tensor::full(&[1], 1.0);
-        for kernel in ConvKernel::ALL {
-            let y = conv2d_with(kernel, &x, &w, Some(&b), 0).unwrap().to_vec();
-            assert_eq!(y.len(), numel(&xs));
-            let bad = y.iter().position(|&v| v != 7.0);
-            assert!(bad.is_none(), "{}: first bad at {bad:?}", kernel.name());
+        // (a) 65 images of 256×256, one channel, 1×1 kernel: 4,259,840 outputs = 66,560 workgroups for v1 (64
+        // threads each) and v2/v3 (64 pixels per tile); v4 picks 16×256 tiles here, so 16,640.
+        // (b) one pixel, 4,259,840 output channels: 66,560 workgroups for every rung (v4 picks 64×64 tiles).
+        // dx runs the same forward kernels.
+        let cases = [([65, 1, 256, 256], [1, 1, 1, 1]), ([1, 1, 1, 1], [4_259_840, 1, 1, 1])];
+        for (xs, ws) in cases {
+            let x = Tensor::full(&xs, 2.0);
+            let w = Tensor::full(&ws, 3.0);
+            let b = Tensor::full(&[ws[0]], 1.0);
+            for kernel in ConvKernel::ALL {
+                let y = conv2d_with(kernel, &x, &w, Some(&b), 0).unwrap().to_vec();
+                assert_eq!(y.len(), xs[0] * ws[0] * xs[2] * xs[3]);
+                let bad = y.iter().position(|&v| v != 7.0);
+                assert!(bad.is_none(), "{} x {xs:?} w {ws:?}: first bad at {bad:?}", kernel.name());
+            }
         }
+    }
+
+    #[test]
+    fn v4_tile_shape_follows_cout() {
+        // forward: M = Cout, N = pixels (8 images of 32×32 here)
+        assert_eq!(TileShape::pick(16, 8192), TileShape { bm: 16, bn: 256 });
+        assert_eq!(TileShape::pick(32, 8192), TileShape { bm: 32, bn: 128 });
+        assert_eq!(TileShape::pick(96, 8192), TileShape { bm: 32, bn: 128 });
+        assert_eq!(TileShape::pick(64, 8192), TileShape { bm: 64, bn: 64 });
+        // dw: M = Cout, N = Cin·KH·KW (16 -> 16 3×3: 144 k's fit one 256-wide tile)
+        assert_eq!(TileShape::pick(16, 144), TileShape { bm: 16, bn: 256 });
     }
 
     #[test]
