@@ -22,13 +22,37 @@
 //!   straight into workgroup memory; 64×64 tiles, 4×4 per thread as in matmul v3 (conv_v2_implicit_gemm.wgsl);
 //!   dw: the same GEMM reducing over pixels, split into chunks ("split-K", dw_v2_implicit_gemm.wgsl).
 //! - `Blocked` (v3): like v2, but 8×8 per thread, 64 threads, tiles read as vec4 (conv_v3_blocked.wgsl,
-//!   dw_v3_blocked.wgsl). **Default.**
+//!   dw_v3_blocked.wgsl).
+//! - `Shaped`  (v4): v3 with the tile's aspect picked per GEMM through the override BM: 16×256, 32×128 or 64×64
+//!   (channels × pixels for the forward, channels × k's for dw), still 64 threads × 8×8. `TileShape::pick`
+//!   takes the least padded work, so a Cout = 16 conv stops computing 48 padding channels of every 64-channel
+//!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl). **Default.**
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
 //! v1 1.0–2.0 / 1.0–2.0 / 0.6–1.3,  v2 1.4–2.9 / 1.5–1.8 / 0.7–1.5,  v3 5.4 / 5.3–5.5 / 6.5–9.5.
 //! (matmul v3 on the same GEMM shape, 64×576 · 576×32768: 1.2.) v3 wins because llvmpipe performs every
 //! buffer and workgroup-memory read one invocation at a time, so reads per FMA decide the speed.
+//!
+//! v4 vs v3, measured back to back in one run (driver "llvmpipe (LLVM 15.0.6, 256 bits)", 2 cores, machine
+//! shared with other processes), per call, fwd / dx / dw (dx includes the weight flip, dw the split-K sum):
+//! - the shape above (v4 picks 64×64 there, so it is v3): v3 10.4 / 10.5 / 12.6 GFLOP/s, v4 11.0 / 11.1 / 10.7.
+//! - the tiny preset's convs at batch 8, in ms (v3 -> v4):
+//!   3×3 16->16 at 32×32: 13.4–14.1 -> 6.2–6.5 / 13.5–13.9 -> 6.2–6.6 / 14.8–15.1 -> 7.9 (noisy: one 14.6);
+//!   3×3 32->16 at 32×32: 27.6 -> 12.1–12.8 / 14.2–15.0 -> 9.6–9.7 / 25.7–31.4 -> 15.7–15.8;
+//!   3×3 16->16 at 16×16: 3.4–3.6 -> 1.6–1.7 / 3.6 -> 1.7 / 3.8–3.9 -> 2.0–2.2;
+//!   3×3 16->32 at 16×16: 3.5 -> 2.3 / 6.8 -> 3.1 / 4.1 -> 3.2;  3×3 32->32 at 16×16: 6.9 -> 4.3 / 7.1 -> 4.5 /
+//!   6.7 -> 4.9;  3×3 48->32 at 16×16: 10.2 -> 6.5 / 7.1 -> 9.2 / 9.7 -> 6.6;
+//!   7×7 1->16 at 32×32: 6.1–6.5 -> 2.9–3.0 / (dx unused in training) / 5.1 -> 5.6;
+//!   1×1 16->96 at 32×32: 6.6 -> 5.5 / 11.0 -> 5.2 / 10.0 -> 10.6;  1×1 32->16 at 32×32: 4.1 -> 1.7 / 2.9 -> 1.7 /
+//!   4.8 -> 5.0;  1×1 64->16 at 16×16: 1.7 -> 0.8 / 0.9 -> 1.0 / 1.4 -> 1.5;  1×1 128->32 at 16×16: 3.3 -> 2.2 /
+//!   2.4 -> 2.5 / 3.2 -> 3.4.
+//! - `medsegdiff profile` (tiny preset, one training step): conv GPU time / matmul GPU time 1.05–1.09 with v3,
+//!   0.65–0.66 with v4 (absolute times swing 2× with the machine's load; matmul is unchanged, so the ratio is
+//!   the comparable number): about 40% less conv time per step.
+//! v4 at Cout = 16 reaches ~6 GFLOP/s, not v4's 11 at 64×64: its X tile is gathered for 16 channels, not 64,
+//! so each gathered value feeds 4× fewer FMAs. (A direct kernel that reuses each input pixel across the 3×3
+//! taps would be the next rung.)
 //!
 //! dx always uses the forward kernel of the chosen rung. KH and KW are WGSL override constants, so each
 //! kernel size compiles its own pipeline (only 1, 3 and 7 occur in MedSegDiff).
@@ -655,21 +679,19 @@ mod tests {
 
     #[test]
     fn conv2d_over_65535_workgroups() {
-        // (a) 65 images of 256×256, one channel, 1×1 kernel: 4,259,840 outputs = 66,560 workgroups for v1 (64
-        // threads each) and v2/v3 (64 pixels per tile); v4 picks 16×256 tiles here, so 16,640.
-        // (b) one pixel, 4,259,840 output channels: 66,560 workgroups for every rung (v4 picks 64×64 tiles).
-        // dx runs the same forward kernels.
-        let cases = [([65, 1, 256, 256], [1, 1, 1, 1]), ([1, 1, 1, 1], [4_259_840, 1, 1, 1])];
-        for (xs, ws) in cases {
-            let x = Tensor::full(&xs, 2.0);
-            let w = Tensor::full(&ws, 3.0);
-            let b = Tensor::full(&[ws[0]], 1.0);
-            for kernel in ConvKernel::ALL {
-                let y = conv2d_with(kernel, &x, &w, Some(&b), 0).unwrap().to_vec();
-                assert_eq!(y.len(), xs[0] * ws[0] * xs[2] * xs[3]);
-                let bad = y.iter().position(|&v| v != 7.0);
-                assert!(bad.is_none(), "{} x {xs:?} w {ws:?}: first bad at {bad:?}", kernel.name());
-            }
+        // one pixel, 4,259,840 output channels, 1×1 kernel: 66,560 workgroups for every rung: v1 has 64 threads
+        // each, v2/v3 64 channels per tile, and v4 picks 64×64 tiles (its 16×256 tiles would need 4× the
+        // pixels for the same count on a many-pixel problem). dx runs the same forward kernels.
+        let (xs, ws) = ([1, 1, 1, 1], [4_259_840, 1, 1, 1]);
+        let x = Tensor::full(&xs, 2.0);
+        let w = Tensor::full(&ws, 3.0);
+        let b = Tensor::full(&[ws[0]], 1.0);
+        assert_eq!(TileShape::pick(ws[0], 1).tiles(ws[0], 1), 66_560);
+        for kernel in ConvKernel::ALL {
+            let y = conv2d_with(kernel, &x, &w, Some(&b), 0).unwrap().to_vec();
+            assert_eq!(y.len(), ws[0]);
+            let bad = y.iter().position(|&v| v != 7.0);
+            assert!(bad.is_none(), "{}: first bad at {bad:?}", kernel.name());
         }
     }
 
