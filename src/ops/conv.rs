@@ -22,13 +22,37 @@
 //!   straight into workgroup memory; 64×64 tiles, 4×4 per thread as in matmul v3 (conv_v2_implicit_gemm.wgsl);
 //!   dw: the same GEMM reducing over pixels, split into chunks ("split-K", dw_v2_implicit_gemm.wgsl).
 //! - `Blocked` (v3): like v2, but 8×8 per thread, 64 threads, tiles read as vec4 (conv_v3_blocked.wgsl,
-//!   dw_v3_blocked.wgsl). **Default.**
+//!   dw_v3_blocked.wgsl).
+//! - `Shaped`  (v4): v3 with the tile's aspect picked per GEMM through the override BM: 16×256, 32×128 or 64×64
+//!   (channels × pixels for the forward, channels × k's for dw), still 64 threads × 8×8. `TileShape::pick`
+//!   takes the least padded work, so a Cout = 16 conv stops computing 48 padding channels of every 64-channel
+//!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl). **Default.**
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
 //! v1 1.0–2.0 / 1.0–2.0 / 0.6–1.3,  v2 1.4–2.9 / 1.5–1.8 / 0.7–1.5,  v3 5.4 / 5.3–5.5 / 6.5–9.5.
 //! (matmul v3 on the same GEMM shape, 64×576 · 576×32768: 1.2.) v3 wins because llvmpipe performs every
 //! buffer and workgroup-memory read one invocation at a time, so reads per FMA decide the speed.
+//!
+//! v4 vs v3, measured back to back in one run (driver "llvmpipe (LLVM 15.0.6, 256 bits)", 2 cores, machine
+//! shared with other processes), per call, fwd / dx / dw (dx includes the weight flip, dw the split-K sum):
+//! - the shape above (v4 picks 64×64 there, so it is v3): v3 10.4 / 10.5 / 12.6 GFLOP/s, v4 11.0 / 11.1 / 10.7.
+//! - the tiny preset's convs at batch 8, in ms (v3 -> v4):
+//!   3×3 16->16 at 32×32: 13.4–14.1 -> 6.2–6.5 / 13.5–13.9 -> 6.2–6.6 / 14.8–15.1 -> 7.9 (noisy: one 14.6);
+//!   3×3 32->16 at 32×32: 27.6 -> 12.1–12.8 / 14.2–15.0 -> 9.6–9.7 / 25.7–31.4 -> 15.7–15.8;
+//!   3×3 16->16 at 16×16: 3.4–3.6 -> 1.6–1.7 / 3.6 -> 1.7 / 3.8–3.9 -> 2.0–2.2;
+//!   3×3 16->32 at 16×16: 3.5 -> 2.3 / 6.8 -> 3.1 / 4.1 -> 3.2;  3×3 32->32 at 16×16: 6.9 -> 4.3 / 7.1 -> 4.5 /
+//!   6.7 -> 4.9;  3×3 48->32 at 16×16: 10.2 -> 6.5 / 7.1 -> 9.2 / 9.7 -> 6.6;
+//!   7×7 1->16 at 32×32: 6.1–6.5 -> 2.9–3.0 / (dx unused in training) / 5.1 -> 5.6;
+//!   1×1 16->96 at 32×32: 6.6 -> 5.5 / 11.0 -> 5.2 / 10.0 -> 10.6;  1×1 32->16 at 32×32: 4.1 -> 1.7 / 2.9 -> 1.7 /
+//!   4.8 -> 5.0;  1×1 64->16 at 16×16: 1.7 -> 0.8 / 0.9 -> 1.0 / 1.4 -> 1.5;  1×1 128->32 at 16×16: 3.3 -> 2.2 /
+//!   2.4 -> 2.5 / 3.2 -> 3.4.
+//! - `medsegdiff profile` (tiny preset, one training step): conv GPU time / matmul GPU time 1.05–1.09 with v3,
+//!   0.65–0.66 with v4 (absolute times swing 2× with the machine's load; matmul is unchanged, so the ratio is
+//!   the comparable number): about 40% less conv time per step.
+//! v4 at Cout = 16 reaches ~6 GFLOP/s, not v4's 11 at 64×64: its X tile is gathered for 16 channels, not 64,
+//! so each gathered value feeds 4× fewer FMAs. (A direct kernel that reuses each input pixel across the 3×3
+//! taps would be the next rung.)
 //!
 //! dx always uses the forward kernel of the chosen rung. KH and KW are WGSL override constants, so each
 //! kernel size compiles its own pipeline (only 1, 3 and 7 occur in MedSegDiff).
@@ -48,6 +72,8 @@ const FLIP: Shader = shader!("conv/flip_weights.wgsl");
 const DW_V1: Shader = shader!("conv/dw_v1_direct.wgsl");
 const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
 const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
+const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
+const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 
 /// Threads per workgroup of the one-thread-per-element kernels (v1, dw v1, flip).
 const WG_DIRECT: usize = 64;
@@ -64,17 +90,19 @@ pub enum ConvKernel {
     Direct,
     Tiled,
     Blocked,
+    Shaped,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 3] = [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked];
-    pub const DEFAULT: ConvKernel = ConvKernel::Blocked;
+    pub const ALL: [ConvKernel; 4] = [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped];
+    pub const DEFAULT: ConvKernel = ConvKernel::Shaped;
 
     pub fn name(self) -> &'static str {
         match self {
             ConvKernel::Direct => "v1_direct",
             ConvKernel::Tiled => "v2_implicit_gemm",
             ConvKernel::Blocked => "v3_blocked",
+            ConvKernel::Shaped => "v4_shaped",
         }
     }
 }
@@ -206,6 +234,34 @@ fn check(x: &[usize], w: &[usize], b: Option<&[usize]>, padding: usize) -> Resul
     })
 }
 
+/// v4's tile: `bm` rows (output channels) × `bn` columns (pixels for the forward, k's for dw), always
+/// bm·bn = 4096 = 64 threads × 8×8. Picked per GEMM as the shape with the least padded work
+/// (⌈M/bm⌉·bm · ⌈N/bn⌉·bn); on a tie the squarer tile wins, since a tile stages bm + bn values per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TileShape {
+    bm: usize,
+    bn: usize,
+}
+
+impl TileShape {
+    const ALL: [TileShape; 3] =
+        [TileShape { bm: 64, bn: 64 }, TileShape { bm: 32, bn: 128 }, TileShape { bm: 16, bn: 256 }];
+
+    /// The shape for an M×N output (M = Cout), see above. `ALL` lists the squarest first, so `min_by_key`'s
+    /// first minimum is the tie-break.
+    fn pick(m: usize, n: usize) -> TileShape {
+        let padded = |t: &TileShape| m.div_ceil(t.bm) * t.bm * n.div_ceil(t.bn) * t.bn;
+        *TileShape::ALL.iter().min_by_key(|t| padded(t)).expect("ALL is not empty")
+    }
+    fn tiles(&self, m: usize, n: usize) -> usize {
+        m.div_ceil(self.bm) * n.div_ceil(self.bn)
+    }
+    fn overrides(&self, geo: &Geometry) -> [(&'static str, f64); 3] {
+        let [kh, kw] = geo.overrides();
+        [kh, kw, ("BM", self.bm as f64)]
+    }
+}
+
 /// Workgroups for `n` threads at `per` threads per workgroup (sizes were bounded by `check`).
 fn groups(n: usize, per: usize) -> u32 {
     u32::try_from(n.div_ceil(per)).expect("conv2d: sizes were checked to fit u32")
@@ -229,6 +285,11 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
         ConvKernel::Blocked => {
             let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
             launch(V3, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
+        }
+        ConvKernel::Shaped => {
+            let shape = TileShape::pick(geo.cout, geo.npix());
+            let groups = groups(shape.tiles(geo.cout, geo.npix()), 1);
+            launch(V4, "main", &shape.overrides(geo), &p, &[x, w, bias], &[&y], groups);
         }
     }
     y
@@ -297,10 +358,15 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        ConvKernel::Tiled | ConvKernel::Blocked => {
+        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped => {
+            // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
+            let shape = match kernel {
+                ConvKernel::Shaped => TileShape::pick(cout, kdim),
+                _ => TileShape { bm: TILE, bn: TILE },
+            };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
             // DW_MIN_CHUNK pixels; the chunk is a whole number of the kernel's STEP-pixel steps
-            let tiles = cout.div_ceil(TILE) * kdim.div_ceil(TILE);
+            let tiles = shape.tiles(cout, kdim);
             let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, npix.div_ceil(DW_MIN_CHUNK).max(1));
             let chunk = npix.div_ceil(want).div_ceil(STEP) * STEP;
             let n_split = npix.div_ceil(chunk);
@@ -309,8 +375,11 @@ pub fn conv2d_backward_weight(
             p.n_split = n_split as u32;
             let part = Tensor::uninit(&[n_split, cout, kdim]);
             let groups = groups(tiles * n_split, 1);
-            let dw_shader = if kernel == ConvKernel::Tiled { DW_V2 } else { DW_V3 };
-            launch(dw_shader, "main", &geo.overrides(), &p, &[g, x], &[&part], groups);
+            match kernel {
+                ConvKernel::Tiled => launch(DW_V2, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
+                ConvKernel::Blocked => launch(DW_V3, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
+                _ => launch(DW_V4, "main", &shape.overrides(&geo), &p, &[g, x], &[&part], groups),
+            }
             // dw = Σ_s part[s]
             let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
             dw.detach().reshape(w_shape)
@@ -485,6 +554,7 @@ mod tests {
         Problem { x: [1, 13, 9, 11], w: [70, 13, 3, 3], pad: 1, bias: true },  // Cout > 64, K = 117, 99 pixels
         Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true },   // K = 833: many K steps
         Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false },     // kernel larger than the image
+        Problem { x: [2, 6, 9, 10], w: [60, 6, 3, 3], pad: 1, bias: true },    // v4 picks 64×64 tiles (Cout 60)
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -609,18 +679,31 @@ mod tests {
 
     #[test]
     fn conv2d_over_65535_workgroups() {
-        // 65 images of 256×256, one channel, 1×1 kernel: 4,259,840 outputs = 66,560 workgroups for every rung
-        // (64 threads each for v1, 64 pixels per tile for v2 and v3). dx runs the same forward kernels.
-        let xs = [65, 1, 256, 256];
+        // one pixel, 4,259,840 output channels, 1×1 kernel: 66,560 workgroups for every rung: v1 has 64 threads
+        // each, v2/v3 64 channels per tile, and v4 picks 64×64 tiles (its 16×256 tiles would need 4× the
+        // pixels for the same count on a many-pixel problem). dx runs the same forward kernels.
+        let (xs, ws) = ([1, 1, 1, 1], [4_259_840, 1, 1, 1]);
         let x = Tensor::full(&xs, 2.0);
-        let w = Tensor::full(&[1, 1, 1, 1], 3.0);
-        let b = Tensor::full(&[1], 1.0);
+        let w = Tensor::full(&ws, 3.0);
+        let b = Tensor::full(&[ws[0]], 1.0);
+        assert_eq!(TileShape::pick(ws[0], 1).tiles(ws[0], 1), 66_560);
         for kernel in ConvKernel::ALL {
             let y = conv2d_with(kernel, &x, &w, Some(&b), 0).unwrap().to_vec();
-            assert_eq!(y.len(), numel(&xs));
+            assert_eq!(y.len(), ws[0]);
             let bad = y.iter().position(|&v| v != 7.0);
             assert!(bad.is_none(), "{}: first bad at {bad:?}", kernel.name());
         }
+    }
+
+    #[test]
+    fn v4_tile_shape_follows_cout() {
+        // forward: M = Cout, N = pixels (8 images of 32×32 here)
+        assert_eq!(TileShape::pick(16, 8192), TileShape { bm: 16, bn: 256 });
+        assert_eq!(TileShape::pick(32, 8192), TileShape { bm: 32, bn: 128 });
+        assert_eq!(TileShape::pick(96, 8192), TileShape { bm: 32, bn: 128 });
+        assert_eq!(TileShape::pick(64, 8192), TileShape { bm: 64, bn: 64 });
+        // dw: M = Cout, N = Cin·KH·KW (16 -> 16 3×3: 144 k's fit one 256-wide tile)
+        assert_eq!(TileShape::pick(16, 144), TileShape { bm: 16, bn: 256 });
     }
 
     #[test]
