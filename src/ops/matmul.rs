@@ -21,23 +21,30 @@ use crate::{autograd, shader, shape_err, Result};
 const V1: Shader = shader!("matmul/matmul_v1_naive.wgsl");
 const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
 const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
+const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
+const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
     Naive,
     Tiled,
     Blocked,
+    RegBlock,
+    Vec4,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Blocked];
-    pub const DEFAULT: MatmulKernel = MatmulKernel::Blocked;
+    pub const ALL: [MatmulKernel; 5] =
+        [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Blocked, MatmulKernel::RegBlock, MatmulKernel::Vec4];
+    pub const DEFAULT: MatmulKernel = MatmulKernel::Vec4;
 
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "v1_naive",
             MatmulKernel::Tiled => "v2_tiled",
             MatmulKernel::Blocked => "v3_blocked",
+            MatmulKernel::RegBlock => "v4_regblock",
+            MatmulKernel::Vec4 => "v5_vec4",
         }
     }
 }
@@ -135,8 +142,31 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             let groups = m.div_ceil(64) * n.div_ceil(64) * batch;
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
+        MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
+        MatmulKernel::Vec4 => {
+            // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
+            // any other layout takes v4's scalar path
+            if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 {
+                // threads along N: enough for the column quads at 2 per thread, a power of two in 8..=16
+                // (16 threads × 8 columns keep a K×128 panel of B, 512 KiB at K = 1024, in a 1 MiB L2)
+                let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
+                let groups = m.div_ceil(8) * (n / 4).div_ceil(2 * wg) * batch;
+                launch(V5, "main", &[("WG", wg as f64)], &pl.p, &[a, b], &[&c], groups);
+            } else {
+                launch_v4(&pl, a, b, &c);
+            }
+        }
     }
     Ok(c)
+}
+
+/// v4: 4×4 per thread, any strides.
+fn launch_v4(pl: &Plan, a: &Tensor, b: &Tensor, c: &Tensor) {
+    let (m, n, batch) = (pl.m as u32, pl.n as u32, pl.batch as u32);
+    // threads along N: enough for the columns at 4 per thread, a power of two in 8..=32
+    let wg = n.div_ceil(4).next_power_of_two().clamp(8, 32);
+    let groups = m.div_ceil(4) * n.div_ceil(4 * wg) * batch;
+    launch(V4, "main", &[("WG", wg as f64)], &pl.p, &[a, b], &[c], groups);
 }
 
 /// Sum a (batch, rows, cols) gradient over the batch when the operand was shared, and give it `shape`.
@@ -232,6 +262,9 @@ mod tests {
         Problem { a: &[4, 19, 6], ta: false, b: &[6, 5], tb: false },  // shared B (linear layer)
         Problem { a: &[6, 9], ta: true, b: &[3, 11, 6], tb: true },    // shared A, both transposed
         Problem { a: &[2, 31, 8], ta: true, b: &[2, 31, 10], tb: false }, // Aᵀ·B (attention context)
+        Problem { a: &[2, 13, 8], ta: false, b: &[2, 8, 36], tb: false }, // v5 vec4 path: M, N/4 partial tiles
+        Problem { a: &[3, 9, 12], ta: false, b: &[12, 132], tb: false },  // v5 with shared B, 33 column quads
+        Problem { a: &[5, 4], ta: false, b: &[4, 4], tb: false },         // v5, one quad, K = 4
     ];
 
     #[test]
@@ -273,6 +306,12 @@ mod tests {
             assert_eq!(c.len(), batch * 2);
             assert!(c.iter().all(|&v| v == 6.0), "{}: first bad at {:?}", kernel.name(), c.iter().position(|&v| v != 6.0));
         }
+        // 70,000 batches of 1×4·4×4 take v5's vec4 path: 70,000 workgroups there too (C = 2·3·4 = 24)
+        let a = Tensor::full(&[batch, 1, 4], 2.0);
+        let b = Tensor::full(&[batch, 4, 4], 3.0);
+        let c = matmul_with(MatmulKernel::Vec4, &a, false, &b, false).unwrap().to_vec();
+        assert_eq!(c.len(), batch * 4);
+        assert!(c.iter().all(|&v| v == 24.0), "v5: first bad at {:?}", c.iter().position(|&v| v != 24.0));
     }
 
     #[test]
