@@ -6,7 +6,11 @@ use medsegdiff::bench::{peak, suite, table, to_json};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
-    let filter = args.iter().enumerate().find(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "--json")).map(|(_, a)| a.clone());
+    let filter = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "--json"))
+        .map(|(_, a)| a.clone());
     println!("adapter: {}", medsegdiff::gpu::gpu().describe());
     let pk = peak();
     let results = suite(filter.as_deref());

@@ -13,7 +13,8 @@ fn main() {
     let pk = peak();
     let mut results = Vec::new();
     // (batch, M, N, K, B transposed): squares, then attention scores Q·Kᵀ (8 × 4 heads, L 256, head dim 32)
-    let shapes = [(1, 256, 256, 256, false), (1, 512, 512, 512, false), (1, 1024, 1024, 1024, false), (32, 256, 256, 32, true)];
+    let shapes =
+        [(1, 256, 256, 256, false), (1, 512, 512, 512, false), (1, 1024, 1024, 1024, false), (32, 256, 256, 32, true)];
     for (batch, m, n, k, tb) in shapes {
         for kernel in MatmulKernel::ALL {
             if kernel == MatmulKernel::Naive && m > 512 {

@@ -8,8 +8,9 @@
 //!
 //! **Timing.** Wall clock around [`Gpu::sync`](crate::gpu::Gpu::sync): one warm-up call (pipeline compiles,
 //! pool fills), then `reps` samples, each running the case enough times to take ≳ 20 ms, and the **median**
-//! per call. The ms therefore include the per-dispatch cost (20–70 µs on llvmpipe), which is part of what a
-//! kernel costs in a real step. GPU timestamps ([`Gpu::set_profiling`](crate::gpu::Gpu::set_profiling)) are
+//! per call. The peak probes keep the best of three such medians (a ceiling should not be lowered by a burst
+//! of other load on a shared machine). The ms include the per-dispatch cost (20–70 µs on llvmpipe), which is
+//! part of what a kernel costs in a real step. GPU timestamps ([`Gpu::set_profiling`](crate::gpu::Gpu::set_profiling)) are
 //! not used here: they put every dispatch in its own pass, which changes what is measured.
 //!
 //! **Napkin math.** Every case states its FLOP and byte counts as formulas in a comment (llm.c's habit): bytes
@@ -21,8 +22,8 @@ use std::time::Instant;
 use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{gpu, Shader};
-use crate::ops::matmul::{matmul_with, MatmulKernel};
 use crate::ops::launch;
+use crate::ops::matmul::{matmul_with, MatmulKernel};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -134,11 +135,15 @@ pub fn peak_fma() -> BenchResult {
     let mut best: Option<BenchResult> = None;
     for (entry, acc) in [("fma4", 4.0), ("fma8", 8.0)] {
         let flop = threads as f64 * iters as f64 * 8.0 * acc * 4.0 * 2.0;
-        let r = run_case(&format!("peak_{entry}"), &format!("{threads} threads x {iters} iters"), flop, 0.0, 3, || {
-            launch(PEAK_FMA, entry, &[], &p, &[], &[&out], threads.div_ceil(256));
-        });
-        if best.as_ref().is_none_or(|b| r.gflops() > b.gflops()) {
-            best = Some(r);
+        for _ in 0..3 {
+            // a ceiling: the best of three medians, so a burst of other load on a shared machine counts less
+            let r =
+                run_case(&format!("peak_{entry}"), &format!("{threads} threads x {iters} iters"), flop, 0.0, 3, || {
+                    launch(PEAK_FMA, entry, &[], &p, &[], &[&out], threads.div_ceil(256));
+                });
+            if best.as_ref().is_none_or(|b| r.gflops() > b.gflops()) {
+                best = Some(r);
+            }
         }
     }
     best.expect("two probes ran")
@@ -151,9 +156,14 @@ pub fn peak_copy() -> BenchResult {
     let dst = Tensor::uninit(&[n]);
     let p = CopyParams { n4: (n / 4) as u32, _p0: 0, _p1: 0, _p2: 0 };
     // bytes = 4·n read + 4·n written
-    run_case("peak_copy_vec4", "64 MiB", 0.0, 8.0 * n as f64, 5, || {
-        launch(COPY_VEC4, "main", &[], &p, &[&src], &[&dst], (n as u32 / 4).div_ceil(256));
-    })
+    (0..3)
+        .map(|_| {
+            run_case("peak_copy_vec4", "64 MiB", 0.0, 8.0 * n as f64, 5, || {
+                launch(COPY_VEC4, "main", &[], &p, &[&src], &[&dst], (n as u32 / 4).div_ceil(256));
+            })
+        })
+        .min_by(|a, b| a.ms.total_cmp(&b.ms))
+        .expect("three runs") // best of three medians, as for the FMA probe
 }
 
 /// Measure both ceilings.
@@ -163,15 +173,28 @@ pub fn peak() -> Peak {
 
 /// Time one matmul rung on C = op(A)·op(B) with random operands. flop = 2·batch·M·N·K;
 /// bytes = 4·(|A| + |B| + |C|) (each operand once: the compulsory traffic).
-pub fn matmul_case(kernel: MatmulKernel, batch: usize, m: usize, n: usize, k: usize, tb: bool, reps: usize) -> BenchResult {
+pub fn matmul_case(
+    kernel: MatmulKernel,
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    tb: bool,
+    reps: usize,
+) -> BenchResult {
     let mut rng = Rng::new(7);
     let lead = if batch > 1 { vec![batch] } else { vec![] };
     let shape = |r: usize, c: usize| [lead.clone(), vec![r, c]].concat();
     let a = Tensor::rand_uniform(&shape(m, k), -1.0, 1.0, &mut rng);
-    let b = if tb { Tensor::rand_uniform(&shape(n, k), -1.0, 1.0, &mut rng) } else { Tensor::rand_uniform(&shape(k, n), -1.0, 1.0, &mut rng) };
+    let b = if tb {
+        Tensor::rand_uniform(&shape(n, k), -1.0, 1.0, &mut rng)
+    } else {
+        Tensor::rand_uniform(&shape(k, n), -1.0, 1.0, &mut rng)
+    };
     let flop = 2.0 * (batch * m * n * k) as f64;
     let bytes = 4.0 * (batch * (m * k + k * n + m * n)) as f64;
-    let desc = if batch > 1 { format!("{batch}x{m}x{n}x{k}{}", if tb { " Bt" } else { "" }) } else { format!("{m}x{n}x{k}") };
+    let desc =
+        if batch > 1 { format!("{batch}x{m}x{n}x{k}{}", if tb { " Bt" } else { "" }) } else { format!("{m}x{n}x{k}") };
     run_case(&format!("matmul_{}", kernel.name()), &desc, flop, bytes, reps, || {
         matmul_with(kernel, &a, false, &b, tb).expect("bench shapes are valid");
     })
@@ -273,7 +296,8 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
     // AdamW over 4M parameters, in place: reads p, g, m, v and writes p, m, v: bytes = 7·4·n; flop ≈ 14·n
     if wanted(filter, "adamw") {
         let n = 4 << 20;
-        let (p, g, m, v) = (Tensor::full(&[n], 0.5), Tensor::full(&[n], 0.01), Tensor::zeros(&[n]), Tensor::zeros(&[n]));
+        let (p, g, m, v) =
+            (Tensor::full(&[n], 0.5), Tensor::full(&[n], 0.01), Tensor::zeros(&[n]), Tensor::zeros(&[n]));
         let cfg = optim::AdamWConfig::default();
         let mut step = 0;
         out.push(run_case("adamw_step", "4M params", 14.0 * n as f64, 28.0 * n as f64, 3, || {

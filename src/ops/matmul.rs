@@ -7,9 +7,31 @@
 //! Forward saves A and B.
 //!
 //! The kernel ladder (shaders/matmul/), every rung tested by the same tests and timed by `benches/matmul.rs`:
-//! - `Naive`   (v1): one thread per C element, all operands from global memory.
-//! - `Tiled`   (v2): 16×16 tiles of A and B staged in workgroup memory.
-//! - `Blocked` (v3): 64×64 C tile per workgroup, 4×4 per thread in registers. **Default.**
+//! - `Naive`    (v1): one thread per C element, all operands from global memory.
+//! - `Tiled`    (v2): 16×16 tiles of A and B staged in workgroup memory.
+//! - `Blocked`  (v3): 64×64 C tile per workgroup, 4×4 per thread in registers (the rung a real GPU likes).
+//! - `RegBlock` (v4): 4×4 per thread in registers, no workgroup memory, no barrier; any strides.
+//! - `Vec4`     (v5): like v4 with vec4 loads and 8×8 per thread, for untransposed operands with K and N
+//!   multiples of 4; other layouts fall back to v4. **Default.**
+//!
+//! Why v5 is the default (measured on "llvmpipe (LLVM 15.0.6, 256 bits)", Mesa 22.3.6, 2 CPU cores of an AMD
+//! EPYC, shared with other processes, so numbers moved by up to 2× between runs; `cargo bench --bench matmul`,
+//! wall clock, median; measured FMA peak 38–80 GFLOP/s depending on load):
+//!
+//! | rung         | 256³ GFLOP/s | 512³ GFLOP/s | 1024³ GFLOP/s | 32×(256×256×32), Bᵀ |
+//! |--------------|-------------:|-------------:|--------------:|--------------------:|
+//! | v1_naive     | 1.07         | 0.73         | (skipped)     | 0.50                |
+//! | v2_tiled     | 0.99         | 0.50         | 0.50          | 0.39                |
+//! | v3_blocked   | 2.75         | 1.35         | 1.33          | 1.28                |
+//! | v4_regblock  | 4.0–7.8      | 3.7–3.8      | 3.4–3.5       | 3.5–6.7             |
+//! | v5_vec4      | 12.7–26.6    | 13.7–14.3    | 13.1–26.5     | 3.5–6.6 (v4 path)   |
+//!
+//! What decided it: on llvmpipe a workgroup runs on one CPU thread, 8 invocations per 256-bit register, and
+//! in Mesa 22.3 a storage load whose address differs per invocation is a loop over the lanes, so the cost is
+//! the number of loads per FMA: v4's 4×4 block does 16 FMAs per 8 scalar loads, v5's 8×8 block 256 FMAs per
+//! 16 vec4 loads. Workgroup memory (v2, v3) only adds loads and barriers there. Blocks bigger than 8×8 (12×8,
+//! 16×8) were within noise of it; a loop-over-arrays form of v5 ran 2× slower than the hand-unrolled one.
+//! Real GPUs prefer v3's shared-memory tiles; re-measure there before changing the default.
 
 use bytemuck::{Pod, Zeroable};
 
