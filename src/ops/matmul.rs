@@ -7,9 +7,31 @@
 //! Forward saves A and B.
 //!
 //! The kernel ladder (shaders/matmul/), every rung tested by the same tests and timed by `benches/matmul.rs`:
-//! - `Naive`   (v1): one thread per C element, all operands from global memory.
-//! - `Tiled`   (v2): 16×16 tiles of A and B staged in workgroup memory.
-//! - `Blocked` (v3): 64×64 C tile per workgroup, 4×4 per thread in registers. **Default.**
+//! - `Naive`    (v1): one thread per C element, all operands from global memory.
+//! - `Tiled`    (v2): 16×16 tiles of A and B staged in workgroup memory.
+//! - `Blocked`  (v3): 64×64 C tile per workgroup, 4×4 per thread in registers (the rung a real GPU likes).
+//! - `RegBlock` (v4): 4×4 per thread in registers, no workgroup memory, no barrier; any strides.
+//! - `Vec4`     (v5): like v4 with vec4 loads and 8×8 per thread, for untransposed operands with K and N
+//!   multiples of 4; other layouts fall back to v4. **Default.**
+//!
+//! Why v5 is the default (measured on "llvmpipe (LLVM 15.0.6, 256 bits)", Mesa 22.3.6, 2 CPU cores of an AMD
+//! EPYC, shared with other processes, so numbers moved by up to 2× between runs; `cargo bench --bench matmul`,
+//! wall clock, median; measured FMA peak 38–80 GFLOP/s depending on load):
+//!
+//! | rung         | 256³ GFLOP/s | 512³ GFLOP/s | 1024³ GFLOP/s | 32×(256×256×32), Bᵀ |
+//! |--------------|-------------:|-------------:|--------------:|--------------------:|
+//! | v1_naive     | 1.07         | 0.73         | (skipped)     | 0.50                |
+//! | v2_tiled     | 0.99         | 0.50         | 0.50          | 0.39                |
+//! | v3_blocked   | 2.75         | 1.35         | 1.33          | 1.28                |
+//! | v4_regblock  | 4.0–7.8      | 3.7–3.8      | 3.4–3.5       | 3.5–6.7             |
+//! | v5_vec4      | 12.7–26.6    | 13.7–14.3    | 13.1–26.5     | 3.5–6.6 (v4 path)   |
+//!
+//! What decided it: on llvmpipe a workgroup runs on one CPU thread, 8 invocations per 256-bit register, and
+//! in Mesa 22.3 a storage load whose address differs per invocation is a loop over the lanes, so the cost is
+//! the number of loads per FMA: v4's 4×4 block does 16 FMAs per 8 scalar loads, v5's 8×8 block 256 FMAs per
+//! 16 vec4 loads. Workgroup memory (v2, v3) only adds loads and barriers there. Blocks bigger than 8×8 (12×8,
+//! 16×8) were within noise of it; a loop-over-arrays form of v5 ran 2× slower than the hand-unrolled one.
+//! Real GPUs prefer v3's shared-memory tiles; re-measure there before changing the default.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -21,23 +43,30 @@ use crate::{autograd, shader, shape_err, Result};
 const V1: Shader = shader!("matmul/matmul_v1_naive.wgsl");
 const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
 const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
+const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
+const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
     Naive,
     Tiled,
     Blocked,
+    RegBlock,
+    Vec4,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Blocked];
-    pub const DEFAULT: MatmulKernel = MatmulKernel::Blocked;
+    pub const ALL: [MatmulKernel; 5] =
+        [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Blocked, MatmulKernel::RegBlock, MatmulKernel::Vec4];
+    pub const DEFAULT: MatmulKernel = MatmulKernel::Vec4;
 
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "v1_naive",
             MatmulKernel::Tiled => "v2_tiled",
             MatmulKernel::Blocked => "v3_blocked",
+            MatmulKernel::RegBlock => "v4_regblock",
+            MatmulKernel::Vec4 => "v5_vec4",
         }
     }
 }
@@ -135,8 +164,31 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             let groups = m.div_ceil(64) * n.div_ceil(64) * batch;
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
+        MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
+        MatmulKernel::Vec4 => {
+            // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
+            // any other layout takes v4's scalar path
+            if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 {
+                // threads along N: enough for the column quads at 2 per thread, a power of two in 8..=16
+                // (16 threads × 8 columns keep a K×128 panel of B, 512 KiB at K = 1024, in a 1 MiB L2)
+                let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
+                let groups = m.div_ceil(8) * (n / 4).div_ceil(2 * wg) * batch;
+                launch(V5, "main", &[("WG", wg as f64)], &pl.p, &[a, b], &[&c], groups);
+            } else {
+                launch_v4(&pl, a, b, &c);
+            }
+        }
     }
     Ok(c)
+}
+
+/// v4: 4×4 per thread, any strides.
+fn launch_v4(pl: &Plan, a: &Tensor, b: &Tensor, c: &Tensor) {
+    let (m, n, batch) = (pl.m as u32, pl.n as u32, pl.batch as u32);
+    // threads along N: enough for the columns at 4 per thread, a power of two in 8..=32
+    let wg = n.div_ceil(4).next_power_of_two().clamp(8, 32);
+    let groups = m.div_ceil(4) * n.div_ceil(4 * wg) * batch;
+    launch(V4, "main", &[("WG", wg as f64)], &pl.p, &[a, b], &[c], groups);
 }
 
 /// Sum a (batch, rows, cols) gradient over the batch when the operand was shared, and give it `shape`.
@@ -232,6 +284,9 @@ mod tests {
         Problem { a: &[4, 19, 6], ta: false, b: &[6, 5], tb: false },  // shared B (linear layer)
         Problem { a: &[6, 9], ta: true, b: &[3, 11, 6], tb: true },    // shared A, both transposed
         Problem { a: &[2, 31, 8], ta: true, b: &[2, 31, 10], tb: false }, // Aᵀ·B (attention context)
+        Problem { a: &[2, 13, 8], ta: false, b: &[2, 8, 36], tb: false }, // v5 vec4 path: M, N/4 partial tiles
+        Problem { a: &[3, 9, 12], ta: false, b: &[12, 132], tb: false },  // v5 with shared B, 33 column quads
+        Problem { a: &[5, 4], ta: false, b: &[4, 4], tb: false },         // v5, one quad, K = 4
     ];
 
     #[test]
@@ -273,6 +328,12 @@ mod tests {
             assert_eq!(c.len(), batch * 2);
             assert!(c.iter().all(|&v| v == 6.0), "{}: first bad at {:?}", kernel.name(), c.iter().position(|&v| v != 6.0));
         }
+        // 70,000 batches of 1×4·4×4 take v5's vec4 path: 70,000 workgroups there too (C = 2·3·4 = 24)
+        let a = Tensor::full(&[batch, 1, 4], 2.0);
+        let b = Tensor::full(&[batch, 4, 4], 3.0);
+        let c = matmul_with(MatmulKernel::Vec4, &a, false, &b, false).unwrap().to_vec();
+        assert_eq!(c.len(), batch * 4);
+        assert!(c.iter().all(|&v| v == 24.0), "v5: first bad at {:?}", c.iter().position(|&v| v != 24.0));
     }
 
     #[test]

@@ -1,0 +1,370 @@
+//! Kernel benchmarks: a measured peak for this adapter, a tiny timing harness, the standard suite, and the
+//! table / JSON that `benches/*.rs` and `medsegdiff bench --json FILE` print (SPEC §6 "Bench JSON").
+//!
+//! **Peak probe.** Two kernels of our own (shaders/bench/): `peak_fma.wgsl` runs long unrolled chains of
+//! independent `fma()` per thread (2 flops per lane per FMA) and `copy_vec4.wgsl` copies 64 MiB as vec4
+//! (GB/s = bytes read + written over time). Their numbers are the ceilings in the "% of peak" column: compute
+//! kernels are compared with the FMA peak, memory kernels with the copy bandwidth.
+//!
+//! **Timing.** Wall clock around [`Gpu::sync`](crate::gpu::Gpu::sync): one warm-up call (pipeline compiles,
+//! pool fills), then `reps` samples, each running the case enough times to take ≳ 20 ms, and the **median**
+//! per call. The peak probes keep the best of three such medians (a ceiling should not be lowered by a burst
+//! of other load on a shared machine). The ms include the per-dispatch cost (20–70 µs on llvmpipe), which is
+//! part of what a kernel costs in a real step. GPU timestamps ([`Gpu::set_profiling`](crate::gpu::Gpu::set_profiling)) are
+//! not used here: they put every dispatch in its own pass, which changes what is measured.
+//!
+//! **Napkin math.** Every case states its FLOP and byte counts as formulas in a comment (llm.c's habit): bytes
+//! are the compulsory traffic (every input read once, every output written once), so GB/s is a lower bound on
+//! what the kernel really moves.
+
+use std::time::Instant;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{gpu, Shader};
+use crate::ops::launch;
+use crate::ops::matmul::{matmul_with, MatmulKernel};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+const PEAK_FMA: Shader = crate::shader!("bench/peak_fma.wgsl");
+const COPY_VEC4: Shader = crate::shader!("bench/copy_vec4.wgsl");
+
+/// One timed case. `flop` and `bytes` are per call; `ms` is the median time of one call.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub kernel: String,
+    pub shape: String,
+    pub ms: f64,
+    pub flop: f64,
+    pub bytes: f64,
+}
+
+impl BenchResult {
+    pub fn gflops(&self) -> f64 {
+        self.flop / (self.ms * 1e6)
+    }
+
+    pub fn gbps(&self) -> f64 {
+        self.bytes / (self.ms * 1e6)
+    }
+
+    /// Whether the case is compute-bound on paper: more than ~4 flops per byte (a CPU/GPU machine balance is
+    /// well above that, so these kernels are compared with the FMA peak, the others with copy bandwidth).
+    pub fn compute_bound(&self) -> bool {
+        self.flop > 4.0 * self.bytes
+    }
+
+    /// Percentage of the measured ceiling that applies (FMA peak or copy bandwidth).
+    pub fn pct_of_peak(&self, peak: &Peak) -> f64 {
+        if self.compute_bound() {
+            100.0 * self.gflops() / peak.fma_gflops
+        } else {
+            100.0 * self.gbps() / peak.copy_gbps
+        }
+    }
+}
+
+/// The measured ceilings of this adapter.
+#[derive(Clone, Copy, Debug)]
+pub struct Peak {
+    pub fma_gflops: f64,
+    pub copy_gbps: f64,
+}
+
+/// Median of a non-empty list.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Time `f` (which records GPU work): one warm-up call, then `reps` samples of `inner` calls each, with `inner`
+/// chosen so a sample takes about 20 ms; returns the median per-call time.
+pub fn run_case(name: &str, shape: &str, flop: f64, bytes: f64, reps: usize, mut f: impl FnMut()) -> BenchResult {
+    let g = gpu();
+    g.sync();
+    let t0 = Instant::now();
+    f();
+    g.sync();
+    let warm = t0.elapsed().as_secs_f64();
+    let inner = ((0.02 / warm.max(1e-6)) as usize).clamp(1, 64);
+    let mut samples = Vec::with_capacity(reps.max(1));
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        for _ in 0..inner {
+            f();
+        }
+        g.sync();
+        samples.push(t.elapsed().as_secs_f64() / inner as f64);
+    }
+    BenchResult { kernel: name.to_string(), shape: shape.to_string(), ms: 1e3 * median(samples), flop, bytes }
+}
+
+/// Mirrors `struct Params` in shaders/bench/peak_fma.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct FmaParams {
+    threads: u32,
+    iters: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+/// Mirrors `struct Params` in shaders/bench/copy_vec4.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CopyParams {
+    n4: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+/// The FMA probe: both entry points (4 and 8 vec4 accumulators), the faster one wins.
+pub fn peak_fma() -> BenchResult {
+    // 16,384 threads × 512 iterations × UNROLL 8 × ACC vec4 × 4 lanes × 2 flops: 2.1 GFLOP (fma8) per call,
+    // ~0.1 s on llvmpipe, so the 20–70 µs dispatch cost is noise
+    let (threads, iters) = (16_384u32, 512u32);
+    let out = Tensor::uninit(&[threads as usize]);
+    let p = FmaParams { threads, iters, _p0: 0, _p1: 0 };
+    let mut best: Option<BenchResult> = None;
+    for (entry, acc) in [("fma4", 4.0), ("fma8", 8.0)] {
+        let flop = threads as f64 * iters as f64 * 8.0 * acc * 4.0 * 2.0;
+        for _ in 0..3 {
+            // a ceiling: the best of three medians, so a burst of other load on a shared machine counts less
+            let r =
+                run_case(&format!("peak_{entry}"), &format!("{threads} threads x {iters} iters"), flop, 0.0, 3, || {
+                    launch(PEAK_FMA, entry, &[], &p, &[], &[&out], threads.div_ceil(256));
+                });
+            if best.as_ref().is_none_or(|b| r.gflops() > b.gflops()) {
+                best = Some(r);
+            }
+        }
+    }
+    best.expect("two probes ran")
+}
+
+/// The copy probe: 64 MiB read + 64 MiB written per call.
+pub fn peak_copy() -> BenchResult {
+    let n = 16 << 20; // f32 elements = 64 MiB
+    let src = Tensor::full(&[n], 1.0);
+    let dst = Tensor::uninit(&[n]);
+    let p = CopyParams { n4: (n / 4) as u32, _p0: 0, _p1: 0, _p2: 0 };
+    // bytes = 4·n read + 4·n written
+    (0..3)
+        .map(|_| {
+            run_case("peak_copy_vec4", "64 MiB", 0.0, 8.0 * n as f64, 5, || {
+                launch(COPY_VEC4, "main", &[], &p, &[&src], &[&dst], (n as u32 / 4).div_ceil(256));
+            })
+        })
+        .min_by(|a, b| a.ms.total_cmp(&b.ms))
+        .expect("three runs") // best of three medians, as for the FMA probe
+}
+
+/// Measure both ceilings.
+pub fn peak() -> Peak {
+    Peak { fma_gflops: peak_fma().gflops(), copy_gbps: peak_copy().gbps() }
+}
+
+/// Time one matmul rung on C = op(A)·op(B) with random operands. flop = 2·batch·M·N·K;
+/// bytes = 4·(|A| + |B| + |C|) (each operand once: the compulsory traffic).
+pub fn matmul_case(
+    kernel: MatmulKernel,
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    tb: bool,
+    reps: usize,
+) -> BenchResult {
+    let mut rng = Rng::new(7);
+    let lead = if batch > 1 { vec![batch] } else { vec![] };
+    let shape = |r: usize, c: usize| [lead.clone(), vec![r, c]].concat();
+    let a = Tensor::rand_uniform(&shape(m, k), -1.0, 1.0, &mut rng);
+    let b = if tb {
+        Tensor::rand_uniform(&shape(n, k), -1.0, 1.0, &mut rng)
+    } else {
+        Tensor::rand_uniform(&shape(k, n), -1.0, 1.0, &mut rng)
+    };
+    let flop = 2.0 * (batch * m * n * k) as f64;
+    let bytes = 4.0 * (batch * (m * k + k * n + m * n)) as f64;
+    let desc =
+        if batch > 1 { format!("{batch}x{m}x{n}x{k}{}", if tb { " Bt" } else { "" }) } else { format!("{m}x{n}x{k}") };
+    run_case(&format!("matmul_{}", kernel.name()), &desc, flop, bytes, reps, || {
+        matmul_with(kernel, &a, false, &b, tb).expect("bench shapes are valid");
+    })
+}
+
+/// Whether a case name passes the filter (a substring of "kernel shape").
+fn wanted(filter: Option<&str>, name: &str) -> bool {
+    filter.is_none_or(|f| name.contains(f))
+}
+
+/// The standard suite (about 1–2 minutes on llvmpipe). `filter` keeps cases whose name contains it
+/// ("matmul", "conv", "v4", ...). The naive matmul rung (v1) is skipped at 1024² (seconds per call on llvmpipe).
+pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
+    use crate::ops::{conv, elementwise, fft, norm, optim, softmax};
+    let mut out = Vec::new();
+    let mut rng = Rng::new(11);
+
+    // matmul: square problems, every rung
+    for s in [256, 512, 1024] {
+        for kernel in MatmulKernel::ALL {
+            if kernel == MatmulKernel::Naive && s > 512 {
+                continue; // v1 reads 2·K values per output: seconds per call at 1024² on a CPU driver
+            }
+            if wanted(filter, &format!("matmul_{} {s}", kernel.name())) {
+                out.push(matmul_case(kernel, 1, s, s, s, false, 3));
+            }
+        }
+    }
+    // attention scores Q·Kᵀ: batch 8 × 4 heads, L = 256 tokens, head dim 32 (Kᵀ is a strided operand)
+    for kernel in MatmulKernel::ALL {
+        if wanted(filter, &format!("matmul_{} attention", kernel.name())) {
+            out.push(matmul_case(kernel, 32, 256, 256, 32, true, 3));
+        }
+    }
+
+    // elementwise add, 16M f32: flop = n; bytes = 3·4·n (two reads, one write)
+    if wanted(filter, "add 16M") {
+        let n = 16 << 20;
+        let (a, b) = (Tensor::full(&[n], 1.0), Tensor::full(&[n], 2.0));
+        out.push(run_case("add", "16M f32", n as f64, 12.0 * n as f64, 5, || {
+            elementwise::add_untaped(&a, &b).expect("same shapes");
+        }));
+    }
+
+    // conv2d forward (default rung): flop = 2·N·Cout·H·W·Cin·kh·kw; bytes = 4·(|x| + |w| + |y|)
+    for (n, ci, co, hw, ks) in [(8, 64, 64, 64, 3), (8, 1, 32, 64, 7)] {
+        let name = format!("conv2d {ks}x{ks}");
+        if wanted(filter, &name) {
+            let x = Tensor::rand_uniform(&[n, ci, hw, hw], -1.0, 1.0, &mut rng);
+            let w = Tensor::rand_uniform(&[co, ci, ks, ks], -0.1, 0.1, &mut rng);
+            let flop = 2.0 * (n * co * hw * hw * ci * ks * ks) as f64;
+            let bytes = 4.0 * (n * ci * hw * hw + co * ci * ks * ks + n * co * hw * hw) as f64;
+            out.push(run_case(&name, &format!("{n}x{ci}->{co}x{hw}x{hw}"), flop, bytes, 3, || {
+                conv::conv2d(&x, &w, None, ks / 2).expect("bench shapes are valid");
+            }));
+        }
+    }
+
+    // norms on a UNet-like activation (8, 64, 64, 64) = 2M values: bytes = 2·4·n (read x, write y; the
+    // statistics pass re-reads x, which this lower bound leaves out); flop ≈ 8·n (mean, var, normalise, affine)
+    let (nb, c, hw) = (8, 64, 64);
+    let numel = nb * c * hw * hw;
+    let shape = format!("{nb}x{c}x{hw}x{hw}");
+    if wanted(filter, "group_norm") || wanted(filter, "layer_norm") {
+        let x = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
+        let (gm, bt) = (Tensor::ones(&[c]), Tensor::zeros(&[c]));
+        if wanted(filter, "group_norm") {
+            out.push(run_case("group_norm g=32", &shape, 8.0 * numel as f64, 8.0 * numel as f64, 3, || {
+                norm::group_norm(&x, 32, Some(&gm), Some(&bt), 1e-5).expect("valid");
+            }));
+        }
+        if wanted(filter, "layer_norm") {
+            out.push(run_case("layer_norm_channels", &shape, 8.0 * numel as f64, 8.0 * numel as f64, 3, || {
+                norm::layer_norm_channels(&x, &gm, Some(&bt), 1e-5).expect("valid");
+            }));
+        }
+    }
+
+    // softmax over attention scores (32, 256, 256), last axis: bytes = 2·4·n; flop ≈ 5·n (max, sub, exp, sum, div)
+    if wanted(filter, "softmax") {
+        let s = Tensor::rand_uniform(&[32, 256, 256], -4.0, 4.0, &mut rng);
+        let n = 32.0 * 256.0 * 256.0;
+        out.push(run_case("softmax", "32x256x256 axis 2", 5.0 * n, 8.0 * n, 3, || {
+            softmax::softmax(&s, 2).expect("valid");
+        }));
+    }
+
+    // fft2 of real (8, 64, 64, 64) → complex: flop ≈ 5·P·log2(P) per image of P = H·W points (the radix-2
+    // count); bytes = 4·n read + 8·n written
+    if wanted(filter, "fft2") {
+        let x = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
+        let pts = (hw * hw) as f64;
+        let flop = (nb * c) as f64 * 5.0 * pts * pts.log2();
+        out.push(run_case("fft2", &shape, flop, 12.0 * numel as f64, 3, || {
+            fft::fft2(&x).expect("valid");
+        }));
+    }
+
+    // AdamW over 4M parameters, in place: reads p, g, m, v and writes p, m, v: bytes = 7·4·n; flop ≈ 14·n
+    if wanted(filter, "adamw") {
+        let n = 4 << 20;
+        let (p, g, m, v) =
+            (Tensor::full(&[n], 0.5), Tensor::full(&[n], 0.01), Tensor::zeros(&[n]), Tensor::zeros(&[n]));
+        let cfg = optim::AdamWConfig::default();
+        let mut step = 0;
+        out.push(run_case("adamw_step", "4M params", 14.0 * n as f64, 28.0 * n as f64, 3, || {
+            step += 1;
+            optim::adamw_step(&p, &g, &m, &v, step, &cfg, None).expect("valid");
+        }));
+    }
+    out
+}
+
+/// The table: ms, GFLOP/s, GB/s and % of the ceiling that applies (FLOP-bound cases against the FMA peak,
+/// memory-bound ones against copy bandwidth, marked F or B).
+pub fn table(results: &[BenchResult], peak: &Peak) -> String {
+    let mut s = format!(
+        "peak: {:.1} GFLOP/s fma, {:.1} GB/s copy (wall clock, median)\n{:<24} {:<22} {:>10} {:>9} {:>8} {:>9}\n",
+        peak.fma_gflops, peak.copy_gbps, "kernel", "shape", "ms", "GFLOP/s", "GB/s", "% peak"
+    );
+    for r in results {
+        s.push_str(&format!(
+            "{:<24} {:<22} {:>10.3} {:>9.2} {:>8.2} {:>7.1}%{}\n",
+            r.kernel,
+            r.shape,
+            r.ms,
+            r.gflops(),
+            r.gbps(),
+            r.pct_of_peak(peak),
+            if r.compute_bound() { "F" } else { "B" }
+        ));
+    }
+    s
+}
+
+/// SPEC §6 bench JSON: one object per case, then `{"peak": {...}}`.
+pub fn to_json(results: &[BenchResult], peak: &Peak) -> serde_json::Value {
+    let mut v: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kernel": r.kernel, "shape": r.shape, "gflops": r.gflops(), "gbps": r.gbps(),
+                "ms": r.ms, "flop": r.flop, "bytes": r.bytes,
+            })
+        })
+        .collect();
+    v.push(serde_json::json!({ "peak": { "fma_gflops": peak.fma_gflops, "copy_gbps": peak.copy_gbps } }));
+    serde_json::Value::Array(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_json_has_spec_fields_and_peak_last() {
+        let r = BenchResult { kernel: "k".into(), shape: "s".into(), ms: 2.0, flop: 4e6, bytes: 2e6 };
+        assert_eq!(r.gflops(), 2.0);
+        assert_eq!(r.gbps(), 1.0);
+        let j = to_json(&[r], &Peak { fma_gflops: 10.0, copy_gbps: 5.0 });
+        let a = j.as_array().unwrap();
+        for key in ["kernel", "shape", "gflops", "gbps", "ms", "flop", "bytes"] {
+            assert!(a[0].get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(a[1]["peak"]["copy_gbps"], 5.0);
+    }
+
+    #[test]
+    fn median_of_even_and_odd_lists() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
