@@ -305,6 +305,35 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
             optim::adamw_step(&p, &g, &m, &v, step, &cfg, None).expect("valid");
         }));
     }
+
+    // whole steps of each preset (batch 8): one training step (forward, backward, AdamW, EMA, loss readback)
+    // and one sampling step (a forward pass under no_grad). No FLOP count: only the time is reported.
+    // `paper` (256², dim 64) runs only when the filter names it: minutes per step on a software adapter.
+    for name in ["tiny", "small", "paper"] {
+        let (train_case, sample_case) = (format!("train_step {name}"), format!("sample_step {name}"));
+        let explicit = filter.is_some_and(|f| f.contains(name));
+        if (name == "paper" && !explicit) || !(wanted(filter, &train_case) || wanted(filter, &sample_case)) {
+            continue;
+        }
+        let (model, cfg) = crate::train::preset(name).expect("known preset");
+        let cfg = crate::train::TrainConfig { batch_size: 8, val_every: 0, ..cfg };
+        let data = crate::data::synthetic::generate(16, model.image_size, model.input_img_channels, 0);
+        let mut t = crate::train::Trainer::new(&model, cfg, data).expect("preset is valid");
+        let shape = format!("b8 {}px dim{}", model.image_size, model.dim);
+        if wanted(filter, &train_case) {
+            out.push(run_case(&train_case, &shape, 0.0, 0.0, 2, || {
+                t.train_step().expect("training step");
+            }));
+        }
+        if wanted(filter, &sample_case) {
+            let (images, _) = t.data.batch(&(0..8).collect::<Vec<_>>(), None).expect("batch");
+            let x = Tensor::randn(&[8, model.mask_channels, model.image_size, model.image_size], &mut rng);
+            out.push(run_case(&sample_case, &shape, 0.0, 0.0, 2, || {
+                let _ng = crate::autograd::no_grad();
+                t.diffusion.predict(&t.unet, &x, 500, &images, true).expect("forward");
+            }));
+        }
+    }
     out
 }
 

@@ -26,6 +26,7 @@
 //! The README's "How it works" follows one training step through these modules.
 
 pub mod autograd;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -66,6 +66,18 @@ pub enum Cmd {
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
     Eval(run::EvalArgs),
+    /// Benchmark kernels against this adapter's measured peak (FMA GFLOP/s, copy GB/s): matmul rungs, conv,
+    /// norms, softmax, FFT, AdamW, and whole training / sampling steps of the presets.
+    ///
+    /// Examples: `medsegdiff bench`, `medsegdiff bench --filter matmul --json bench.json`
+    Bench {
+        /// Only cases whose "kernel shape" contains this text (e.g. matmul, v5, conv2d, train_step).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also write the results as JSON (SPEC §6 format).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Per-kernel GPU time of one training step of a preset (timestamp queries), sorted by total time.
     ///
     /// Example: medsegdiff profile --preset small
@@ -118,6 +130,20 @@ pub fn run() -> Result<()> {
         Cmd::Eval(a) => {
             Gpu::init(adapter)?;
             run::eval(a)
+        }
+        Cmd::Bench { filter, json } => {
+            let g = Gpu::init(adapter)?;
+            println!("adapter: {}", g.describe());
+            println!("measuring peak (FMA throughput, copy bandwidth) ...");
+            let peak = crate::bench::peak();
+            let results = crate::bench::suite(filter.as_deref());
+            print!("{}", crate::bench::table(&results, &peak));
+            if let Some(p) = json {
+                let text = serde_json::to_string_pretty(&crate::bench::to_json(&results, &peak))?;
+                std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+                println!("wrote {}", p.display());
+            }
+            Ok(())
         }
         Cmd::Profile { preset, batch_size, warmup } => {
             Gpu::init(adapter)?;
