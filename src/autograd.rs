@@ -73,7 +73,13 @@ pub fn record(
     }
     output.set_requires_grad(true);
     trace(op.to_string(), inputs.iter().map(|t| t.shape().to_vec()).collect(), output.shape().to_vec());
-    let node = Node { op, inputs: inputs.iter().map(|t| t.id()).collect(), needs, output: output.id(), backward: Box::new(backward) };
+    let node = Node {
+        op,
+        inputs: inputs.iter().map(|t| t.id()).collect(),
+        needs,
+        output: output.id(),
+        backward: Box::new(backward),
+    };
     TAPE.with(|t| t.borrow_mut().push(node));
 }
 
@@ -130,7 +136,11 @@ pub fn backward_into(loss: &Tensor, grads: &mut Grads) -> Result<()> {
         let (op, needs, inputs) = (node.op, node.needs, node.inputs);
         let gshape = g.shape().to_vec();
         let ins = (node.backward)(&g, &needs).map_err(|e| Error::Backward { op, entry, source: Box::new(e) })?;
-        trace(format!("backward {op}"), vec![gshape], ins.iter().flatten().next().map(|t| t.shape().to_vec()).unwrap_or_default());
+        trace(
+            format!("backward {op}"),
+            vec![gshape],
+            ins.iter().flatten().next().map(|t| t.shape().to_vec()).unwrap_or_default(),
+        );
         for ((id, need), gi) in inputs.into_iter().zip(needs).zip(ins) {
             let Some(gi) = gi.filter(|_| need) else { continue };
             if produced.contains(&id) {

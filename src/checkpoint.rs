@@ -47,11 +47,16 @@ pub fn load(path: &Path) -> Result<(TensorFile, Meta)> {
     let file = TensorFile::read(path)?;
     let m = &file.metadata;
     if m.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(Error::format(path, format!("is not a medsegdiff checkpoint (metadata format is {:?}, expected {FORMAT:?})", m.get("format"))));
+        return Err(Error::format(
+            path,
+            format!("is not a medsegdiff checkpoint (metadata format is {:?}, expected {FORMAT:?})", m.get("format")),
+        ));
     }
     let field = |k: &str| m.get(k).ok_or_else(|| Error::format(path, format!("checkpoint metadata has no `{k}`")));
-    let model: UnetConfig = serde_json::from_str(field("config")?).map_err(|e| Error::format(path, format!("bad model config: {e}")))?;
-    let train: TrainConfig = serde_json::from_str(field("train")?).map_err(|e| Error::format(path, format!("bad train config: {e}")))?;
+    let model: UnetConfig =
+        serde_json::from_str(field("config")?).map_err(|e| Error::format(path, format!("bad model config: {e}")))?;
+    let train: TrainConfig =
+        serde_json::from_str(field("train")?).map_err(|e| Error::format(path, format!("bad train config: {e}")))?;
     let step = field("step")?.parse().map_err(|e| Error::format(path, format!("bad step: {e}")))?;
     let meta = Meta {
         model,

@@ -36,13 +36,13 @@ pub mod gpu;
 pub mod metrics;
 pub mod model;
 pub mod nn;
-pub mod optim;
 pub mod ops;
+pub mod optim;
 pub mod rng;
 pub mod tensor;
-pub mod train;
 #[doc(hidden)]
 pub mod testing;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -48,7 +48,13 @@ impl AdamW {
 
     /// One update with learning rate `lr`; gradients are scaled so their global norm is at most `clip` (when
     /// given). Parameters without a gradient are left alone. Returns the global gradient norm (a `[1]` tensor, on the GPU).
-    pub fn update(&mut self, params: &[&Tensor], grads: &[Option<&Tensor>], lr: f32, clip: Option<f32>) -> Result<Tensor> {
+    pub fn update(
+        &mut self,
+        params: &[&Tensor],
+        grads: &[Option<&Tensor>],
+        lr: f32,
+        clip: Option<f32>,
+    ) -> Result<Tensor> {
         self.step += 1;
         let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
         let norm = kern::global_grad_norm(&present)?;

@@ -35,7 +35,12 @@ pub fn numel(shape: &[usize]) -> usize {
 
 impl Tensor {
     fn wrap(shape: Vec<usize>, buf: Rc<GpuBuffer>) -> Tensor {
-        Tensor(Rc::new(Inner { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), shape, buf, requires_grad: Cell::new(false) }))
+        Tensor(Rc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shape,
+            buf,
+            requires_grad: Cell::new(false),
+        }))
     }
 
     /// A tensor whose contents are undefined: for op outputs that a kernel fully overwrites.
@@ -46,7 +51,13 @@ impl Tensor {
     /// Upload `data` with `shape`; errors when the lengths disagree.
     pub fn from_slice(data: &[f32], shape: &[usize]) -> Result<Tensor> {
         if data.len() != numel(shape) {
-            return shape_err!("from_slice", "{} values cannot fill shape {:?} ({} elements)", data.len(), shape, numel(shape));
+            return shape_err!(
+                "from_slice",
+                "{} values cannot fill shape {:?} ({} elements)",
+                data.len(),
+                shape,
+                numel(shape)
+            );
         }
         Ok(Tensor::wrap(shape.to_vec(), Rc::new(GpuBuffer::from_slice(data))))
     }
@@ -136,7 +147,14 @@ impl Tensor {
     /// Same buffer viewed with another shape of the same element count (taped: backward reshapes back).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != self.numel() {
-            return shape_err!("reshape", "cannot view {:?} ({} elements) as {:?} ({} elements)", self.shape(), self.numel(), shape, numel(shape));
+            return shape_err!(
+                "reshape",
+                "cannot view {:?} ({} elements) as {:?} ({} elements)",
+                self.shape(),
+                self.numel(),
+                shape,
+                numel(shape)
+            );
         }
         let out = Tensor::wrap(shape.to_vec(), self.0.buf.clone());
         let back = self.shape().to_vec();
@@ -152,6 +170,12 @@ impl Tensor {
 
 impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor(id={}, shape={:?}{})", self.id(), self.shape(), if self.requires_grad() { ", grad" } else { "" })
+        write!(
+            f,
+            "Tensor(id={}, shape={:?}{})",
+            self.id(),
+            self.shape(),
+            if self.requires_grad() { ", grad" } else { "" }
+        )
     }
 }

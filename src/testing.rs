@@ -130,6 +130,12 @@ pub fn check_grads(
         }
         let gmax = num.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let got: Vec<f32> = idx.iter().map(|&j| g[j]).collect();
-        assert_close(&got, &num, 1e-4 * gmax + 1e-6, 2e-3, &format!("{name}: d/d input {i} (checked elements {idx:?})"));
+        assert_close(
+            &got,
+            &num,
+            1e-4 * gmax + 1e-6,
+            2e-3,
+            &format!("{name}: d/d input {i} (checked elements {idx:?})"),
+        );
     }
 }

@@ -89,7 +89,10 @@ impl Trainer {
         }
         let unet = Unet::new(model, cfg.seed)?;
         let params: Vec<&Tensor> = unet.params().iter().map(|(_, t)| t).collect();
-        let adam = AdamW::new(&params, AdamWConfig { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: cfg.weight_decay });
+        let adam = AdamW::new(
+            &params,
+            AdamWConfig { lr: cfg.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: cfg.weight_decay },
+        );
         let ema = Ema::new(&params, cfg.ema_decay)?;
         let diffusion = Diffusion::new(cfg.schedule, cfg.timesteps, model.image_size, cfg.objective);
         let (train_idx, val_idx) = data.split(cfg.val_fraction, cfg.seed);
@@ -105,7 +108,12 @@ impl Trainer {
         if meta.data_fingerprint != data.fingerprint() {
             return Err(Error::format(
                 path,
-                format!("was trained on other data (fingerprint {} vs {} for {}); resume with the same data", meta.data_fingerprint, data.fingerprint(), data.source),
+                format!(
+                    "was trained on other data (fingerprint {} vs {} for {}); resume with the same data",
+                    meta.data_fingerprint,
+                    data.fingerprint(),
+                    data.source
+                ),
             ));
         }
         let mut cfg = meta.train.clone();
@@ -118,7 +126,10 @@ impl Trainer {
             for ((name, _), dst) in t.unet.params().iter().zip(tensors.iter()) {
                 let h = file.require(&format!("{prefix}{name}"), path)?;
                 if h.data.len() != dst.numel() {
-                    return Err(Error::format(path, format!("{prefix}{name} has {} values, expected {}", h.data.len(), dst.numel())));
+                    return Err(Error::format(
+                        path,
+                        format!("{prefix}{name} has {} values, expected {}", h.data.len(), dst.numel()),
+                    ));
                 }
                 crate::gpu::gpu().overwrite(dst.buf(), &h.data);
             }
@@ -171,21 +182,35 @@ impl Trainer {
         let unet = self.ema_unet()?;
         let (images, masks) = self.data.batch(&idx, None)?;
         let mut rng = Rng::new(mix(self.cfg.seed, 0, 3));
-        let pred = self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
+        let pred =
+            self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
         let truth = masks.to_vec();
         let s = self.data.size;
-        let scores: Vec<Scores> = (0..idx.len()).map(|i| metrics::scores(&pred[i * s * s..(i + 1) * s * s], &truth[i * s * s..(i + 1) * s * s], s, s)).collect();
+        let scores: Vec<Scores> = (0..idx.len())
+            .map(|i| metrics::scores(&pred[i * s * s..(i + 1) * s * s], &truth[i * s * s..(i + 1) * s * s], s, s))
+            .collect();
         Ok(Some(metrics::mean(&scores)))
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let names: Vec<String> = self.unet.params().iter().map(|(n, _)| n.clone()).collect();
         let zip = |ts: &[Tensor]| -> Vec<(String, Tensor)> { names.iter().cloned().zip(ts.iter().cloned()).collect() };
-        let meta = Meta { model: self.unet.cfg.clone(), train: self.cfg.clone(), step: self.step, data_fingerprint: self.data.fingerprint(), best_dice: self.best_dice };
+        let meta = Meta {
+            model: self.unet.cfg.clone(),
+            train: self.cfg.clone(),
+            step: self.step,
+            data_fingerprint: self.data.fingerprint(),
+            best_dice: self.best_dice,
+        };
         checkpoint::save(
             path,
             &meta,
-            &[("param.", self.unet.params()), ("adam_m.", &zip(&self.adam.m)), ("adam_v.", &zip(&self.adam.v)), ("ema.", &zip(&self.ema.shadow))],
+            &[
+                ("param.", self.unet.params()),
+                ("adam_m.", &zip(&self.adam.m)),
+                ("adam_v.", &zip(&self.adam.v)),
+                ("ema.", &zip(&self.ema.shadow)),
+            ],
         )
     }
 }
@@ -195,16 +220,60 @@ pub fn preset(name: &str) -> Result<(UnetConfig, TrainConfig)> {
     let base = UnetConfig { input_img_channels: 1, ..UnetConfig::default() };
     match name {
         "tiny" => Ok((
-            UnetConfig { dim: 16, image_size: 32, dim_mults: vec![1, 2], full_self_attn: vec![false, true], attn_heads: 2, attn_dim_head: 16, ..base },
-            TrainConfig { steps: 1500, batch_size: 8, lr: 2e-3, warmup: 50, val_every: 250, val_count: 16, checkpoint_every: 250, ..TrainConfig::default() },
+            UnetConfig {
+                dim: 16,
+                image_size: 32,
+                dim_mults: vec![1, 2],
+                full_self_attn: vec![false, true],
+                attn_heads: 2,
+                attn_dim_head: 16,
+                ..base
+            },
+            TrainConfig {
+                steps: 1500,
+                batch_size: 8,
+                lr: 2e-3,
+                warmup: 50,
+                val_every: 250,
+                val_count: 16,
+                checkpoint_every: 250,
+                ..TrainConfig::default()
+            },
         )),
         "small" => Ok((
-            UnetConfig { dim: 32, image_size: 64, dim_mults: vec![1, 2, 4], full_self_attn: vec![false, false, true], ..base },
-            TrainConfig { steps: 20_000, batch_size: 8, lr: 1e-3, val_every: 1000, checkpoint_every: 1000, ..TrainConfig::default() },
+            UnetConfig {
+                dim: 32,
+                image_size: 64,
+                dim_mults: vec![1, 2, 4],
+                full_self_attn: vec![false, false, true],
+                ..base
+            },
+            TrainConfig {
+                steps: 20_000,
+                batch_size: 8,
+                lr: 1e-3,
+                val_every: 1000,
+                checkpoint_every: 1000,
+                ..TrainConfig::default()
+            },
         )),
         "paper" => Ok((
-            UnetConfig { dim: 64, image_size: 256, dim_mults: vec![1, 2, 4, 8], full_self_attn: vec![false, false, false, true], ..base },
-            TrainConfig { steps: 100_000, batch_size: 8, lr: 1e-4, schedule: ScheduleKind::ShiftedCosine, val_every: 5000, checkpoint_every: 5000, ..TrainConfig::default() },
+            UnetConfig {
+                dim: 64,
+                image_size: 256,
+                dim_mults: vec![1, 2, 4, 8],
+                full_self_attn: vec![false, false, false, true],
+                ..base
+            },
+            TrainConfig {
+                steps: 100_000,
+                batch_size: 8,
+                lr: 1e-4,
+                schedule: ScheduleKind::ShiftedCosine,
+                val_every: 5000,
+                checkpoint_every: 5000,
+                ..TrainConfig::default()
+            },
         )),
         other => Err(Error::Config(format!("unknown preset {other:?}; use tiny, small or paper"))),
     }

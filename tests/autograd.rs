@@ -11,7 +11,11 @@ use medsegdiff::Tensor;
 #[test]
 fn chain_with_reused_tensor_matches_finite_differences() {
     let (n, k, m) = (5, 7, 3);
-    let ins = [Input::uniform(&[n, k], -1.0, 1.0, 1), Input::uniform(&[k, m], -1.0, 1.0, 2), Input::uniform(&[m], -0.5, 0.5, 3)];
+    let ins = [
+        Input::uniform(&[n, k], -1.0, 1.0, 1),
+        Input::uniform(&[k, m], -1.0, 1.0, 2),
+        Input::uniform(&[m], -0.5, 0.5, 3),
+    ];
     check_grads(
         "mlp chain",
         &ins,
@@ -24,7 +28,10 @@ fn chain_with_reused_tensor_matches_finite_differences() {
             use medsegdiff::ops::elementwise::{cpu as ecpu, UnaryOp};
             let h = medsegdiff::ops::matmul::cpu::matmul(&x[0], &[n, k], false, &x[1], &[k, m], false);
             (0..n)
-                .map(|i| (0..m).map(|j| ecpu::unary(UnaryOp::Gelu, h[i * m + j] + x[2][j]) * h[i * m + j]).sum::<f64>() / m as f64)
+                .map(|i| {
+                    (0..m).map(|j| ecpu::unary(UnaryOp::Gelu, h[i * m + j] + x[2][j]) * h[i * m + j]).sum::<f64>()
+                        / m as f64
+                })
                 .collect()
         },
     );

@@ -25,7 +25,10 @@ fn no_adapter_fails_with_install_hint() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "info must fail without an adapter");
-    assert!(stderr.contains("no GPU adapter found") && stderr.contains("apt-get install -y mesa-vulkan-drivers"), "{stderr}");
+    assert!(
+        stderr.contains("no GPU adapter found") && stderr.contains("apt-get install -y mesa-vulkan-drivers"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@ fn check(name: &str) {
     let meta = medsegdiff::model::weights::TensorFile::read(&path).unwrap().metadata;
     let count: usize = meta["param_count"].parse().unwrap();
     assert_eq!(report.num_params, count, "{name}: parameter count differs from the package's");
-    let bad: Vec<String> = report.rows.iter().filter(|r| !r.ok).map(|r| format!("{} rel {:.3e}", r.name, r.max_rel)).collect();
+    let bad: Vec<String> =
+        report.rows.iter().filter(|r| !r.ok).map(|r| format!("{} rel {:.3e}", r.name, r.max_rel)).collect();
     assert!(bad.is_empty(), "{name}: {} tensors beyond tolerance: {bad:?}", bad.len());
 }
 
@@ -43,7 +44,14 @@ fn loading_reports_missing_unknown_and_misshaped_tensors_by_name() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ref_full_attn.safetensors");
     let mut file = TensorFile::read(&path).unwrap();
     // a model of another size: every conv has other shapes
-    let cfg = UnetConfig { dim: 16, image_size: 16, input_img_channels: 1, dim_mults: vec![1, 2], full_self_attn: vec![false, true], ..Default::default() };
+    let cfg = UnetConfig {
+        dim: 16,
+        image_size: 16,
+        input_img_channels: 1,
+        dim_mults: vec![1, 2],
+        full_self_attn: vec![false, true],
+        ..Default::default()
+    };
     let unet = Unet::new(&cfg, 0).unwrap();
     let e = load_into(&unet.vars, &file, "param.", &path).unwrap_err().to_string();
     assert!(e.contains("shape mismatch: init_conv.weight expected [16, 1, 7, 7], found [8, 1, 7, 7]"), "{e}");

@@ -20,7 +20,16 @@ fn micro() -> (UnetConfig, TrainConfig) {
         resnet_block_groups: 4,
         ..Default::default()
     };
-    let train = TrainConfig { steps: 6, batch_size: 2, lr: 1e-3, warmup: 2, val_every: 0, sampling_steps: 2, val_count: 2, ..Default::default() };
+    let train = TrainConfig {
+        steps: 6,
+        batch_size: 2,
+        lr: 1e-3,
+        warmup: 2,
+        val_every: 0,
+        sampling_steps: 2,
+        val_count: 2,
+        ..Default::default()
+    };
     (model, train)
 }
 
@@ -64,7 +73,11 @@ fn resume_refuses_other_data_and_broken_files() {
     let e = Trainer::resume(&broken, synthetic::generate(6, 16, 1, 1), None).err().unwrap().to_string();
     assert!(e.contains("broken.safetensors") && e.contains("not a valid safetensors"), "{e}");
     // no temp file left behind by the atomic write
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -76,7 +89,17 @@ fn cli_train_sample_eval_write_their_outputs() {
     std::fs::write(&cfg_path, serde_json::to_string(&micro().0).unwrap()).unwrap();
     let run = dir.join("run");
     let out = Command::new(bin)
-        .args(["train", "--config", cfg_path.to_str().unwrap(), "--steps", "2", "--batch-size", "2", "--synthetic-count", "8"])
+        .args([
+            "train",
+            "--config",
+            cfg_path.to_str().unwrap(),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--synthetic-count",
+            "8",
+        ])
         .args(["--val-every", "2", "--out", run.to_str().unwrap()])
         .output()
         .unwrap();
@@ -92,8 +115,12 @@ fn cli_train_sample_eval_write_their_outputs() {
     std::fs::create_dir_all(ds.join("images")).unwrap();
     std::fs::create_dir_all(ds.join("masks")).unwrap();
     for i in 0..2u32 {
-        image::GrayImage::from_fn(20, 20, |x, y| image::Luma([((x * 7 + y * 3 + i * 50) % 255) as u8])).save(ds.join(format!("images/c{i}.png"))).unwrap();
-        image::GrayImage::from_fn(20, 20, |x, _| image::Luma([if x < 10 { 255 } else { 0 }])).save(ds.join(format!("masks/c{i}.png"))).unwrap();
+        image::GrayImage::from_fn(20, 20, |x, y| image::Luma([((x * 7 + y * 3 + i * 50) % 255) as u8]))
+            .save(ds.join(format!("images/c{i}.png")))
+            .unwrap();
+        image::GrayImage::from_fn(20, 20, |x, _| image::Luma([if x < 10 { 255 } else { 0 }]))
+            .save(ds.join(format!("masks/c{i}.png")))
+            .unwrap();
     }
     let weights = run.join("last.safetensors");
     let samples = dir.join("samples");
@@ -118,7 +145,10 @@ fn cli_train_sample_eval_write_their_outputs() {
     assert!(j["mean"]["dice"].as_f64().unwrap() >= 0.0);
 
     // clear errors for bad input
-    let out = Command::new(bin).args(["sample", "--weights", "/nonexistent.safetensors", "--input", "x.png"]).output().unwrap();
+    let out = Command::new(bin)
+        .args(["sample", "--weights", "/nonexistent.safetensors", "--input", "x.png"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("/nonexistent.safetensors"), "{err}");
     let out = Command::new(bin).args(["train", "--preset", "huge"]).output().unwrap();

@@ -7,7 +7,9 @@ use image::{GrayImage, Rgb, RgbImage};
 
 /// A (s, s) plane in [0, 1] as an 8-bit grayscale PNG.
 pub fn save_gray(path: &Path, plane: &[f32], s: usize) -> Result<()> {
-    let img = GrayImage::from_fn(s as u32, s as u32, |x, y| image::Luma([(plane[y as usize * s + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8]));
+    let img = GrayImage::from_fn(s as u32, s as u32, |x, y| {
+        image::Luma([(plane[y as usize * s + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8])
+    });
     img.save(path).with_context(|| format!("writing {}", path.display()))
 }
 

@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::gpu::Gpu;
 
 #[derive(Parser)]
-#[command(name = "medsegdiff", version, about = "MedSegDiff (diffusion segmentation) on a from-scratch wgpu/WGSL engine")]
+#[command(
+    name = "medsegdiff",
+    version,
+    about = "MedSegDiff (diffusion segmentation) on a from-scratch wgpu/WGSL engine"
+)]
 pub struct Cli {
     /// Adapter to use: an index from `medsegdiff info` or part of its name (default: MEDSEGDIFF_ADAPTER, else the
     /// high-performance adapter).

@@ -71,8 +71,10 @@ pub fn load_data(a: &DataArgs, size: usize, channels: usize, seed: u64) -> Resul
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} {{msg}} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"))
-            .expect("valid template"),
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} {{msg}} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"
+        ))
+        .expect("valid template"),
     );
     pb
 }
@@ -139,7 +141,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
     let loss_path = out.join("loss.csv");
-    let mut loss_csv = std::fs::OpenOptions::new().create(true).append(true).open(&loss_path).with_context(|| format!("opening {}", loss_path.display()))?;
+    let mut loss_csv = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&loss_path)
+        .with_context(|| format!("opening {}", loss_path.display()))?;
     if loss_csv.metadata()?.len() == 0 {
         writeln!(loss_csv, "step,loss,lr")?;
     }
@@ -171,7 +177,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if cfg.val_every > 0 && (s % cfg.val_every == 0 || s == cfg.steps) {
             if let Some(sc) = trainer.validate()? {
                 let better = trainer.best_dice.is_none_or(|b| sc.dice > b);
-                pb.println(format!("step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}", sc.dice, sc.iou, sc.hd95, if better { " (best)" } else { "" }));
+                pb.println(format!(
+                    "step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}",
+                    sc.dice,
+                    sc.iou,
+                    sc.hd95,
+                    if better { " (best)" } else { "" }
+                ));
                 if better {
                     trainer.best_dice = Some(sc.dice);
                     trainer.save(&best)?;
@@ -205,11 +217,21 @@ fn write_sample_grid(t: &Trainer, path: &Path) -> Result<()> {
     let s = t.data.size;
     let c = t.data.channels;
     let rows: Vec<_> = (0..idx.len())
-        .map(|i| (iv[i * c * s * s..i * c * s * s + s * s].to_vec(), mv[i * s * s..(i + 1) * s * s].to_vec(), pred[i * s * s..(i + 1) * s * s].to_vec()))
+        .map(|i| {
+            (
+                iv[i * c * s * s..i * c * s * s + s * s].to_vec(),
+                mv[i * s * s..(i + 1) * s * s].to_vec(),
+                pred[i * s * s..(i + 1) * s * s].to_vec(),
+            )
+        })
         .collect();
     images::grid(&rows, s).save(path).with_context(|| format!("writing {}", path.display()))?;
     let sc: Vec<Scores> = rows.iter().map(|(_, tr, p)| metrics::scores(p, tr, s, s)).collect();
-    println!("wrote {} (image | truth | prediction); mean Dice of these {:.4}", path.display(), metrics::mean(&sc).dice);
+    println!(
+        "wrote {} (image | truth | prediction); mean Dice of these {:.4}",
+        path.display(),
+        metrics::mean(&sc).dice
+    );
     Ok(())
 }
 
@@ -256,13 +278,19 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
         let cfg_text = match (&a.config, file.metadata.get("config")) {
             (Some(p), _) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             (None, Some(c)) => c.clone(),
-            (None, None) => bail!("{} is a plain state_dict: give its model config with --config cfg.json", a.weights.display()),
+            (None, None) => {
+                bail!("{} is a plain state_dict: give its model config with --config cfg.json", a.weights.display())
+            }
         };
         (UnetConfig::from_json(&cfg_text)?, TrainConfig::default())
     };
     let unet = Unet::new(&cfg, 0)?;
     let prefix = if is_ckpt {
-        if a.no_ema { "param." } else { "ema." }
+        if a.no_ema {
+            "param."
+        } else {
+            "ema."
+        }
     } else if file.tensors.keys().any(|k| k.starts_with("param.")) {
         "param."
     } else {
@@ -275,22 +303,34 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
 
 impl Loaded {
     /// Ensemble-sample masks for a batch of images (B, C, S, S): per image (mean, binary, variance).
-    fn segment(&self, images: &Tensor, a: &ModelArgs, rng: &mut Rng, pb: &ProgressBar) -> Result<Vec<crate::diffusion::Ensemble>> {
+    fn segment(
+        &self,
+        images: &Tensor,
+        a: &ModelArgs,
+        rng: &mut Rng,
+        pb: &ProgressBar,
+    ) -> Result<Vec<crate::diffusion::Ensemble>> {
         let (b, c, s) = (images.dim(0), images.dim(1), images.dim(2));
         let n = a.ensemble.max(1);
         let iv = images.to_vec();
         // repeat each image n times: (b·n, c, s, s)
-        let rep: Vec<f32> = (0..b).flat_map(|i| (0..n).flat_map(move |_| i * c * s * s..(i + 1) * c * s * s)).map(|k| iv[k]).collect();
+        let rep: Vec<f32> =
+            (0..b).flat_map(|i| (0..n).flat_map(move |_| i * c * s * s..(i + 1) * c * s * s)).map(|k| iv[k]).collect();
         let cond = Tensor::from_slice(&rep, &[b * n, c, s, s])?;
         let progress = |i: usize, k: usize| {
             pb.set_message(format!("step {i}/{k}"));
         };
-        let out = if a.ddpm { self.diffusion.ddpm_sample(&self.unet, &cond, rng, progress)? } else { self.diffusion.ddim_sample(&self.unet, &cond, a.sampling_steps, a.eta, rng, progress)? };
+        let out = if a.ddpm {
+            self.diffusion.ddpm_sample(&self.unet, &cond, rng, progress)?
+        } else {
+            self.diffusion.ddim_sample(&self.unet, &cond, a.sampling_steps, a.eta, rng, progress)?
+        };
         let v = out.to_vec();
         let mc = self.unet.cfg.mask_channels;
         Ok((0..b)
             .map(|i| {
-                let samples: Vec<Vec<f32>> = (0..n).map(|j| v[(i * n + j) * mc * s * s..(i * n + j) * mc * s * s + s * s].to_vec()).collect();
+                let samples: Vec<Vec<f32>> =
+                    (0..n).map(|j| v[(i * n + j) * mc * s * s..(i * n + j) * mc * s * s + s * s].to_vec()).collect();
                 ensemble_stats(&samples)
             })
             .collect())
@@ -316,7 +356,11 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&a.input)
             .with_context(|| format!("reading {}", a.input.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["png", "jpg", "jpeg", "tif", "tiff"].contains(&e.to_lowercase().as_str())))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| ["png", "jpg", "jpeg", "tif", "tiff"].contains(&e.to_lowercase().as_str()))
+            })
             .collect();
         v.sort();
         v
@@ -333,7 +377,8 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     for f in &files {
         let (img, h, w) = folder::read_image(f, cfg.input_img_channels)?;
         let c = cfg.input_img_channels;
-        let planes: Vec<f32> = (0..c).flat_map(|k| crate::data::resize_plane(&img[k * h * w..(k + 1) * h * w], h, w, s, false)).collect();
+        let planes: Vec<f32> =
+            (0..c).flat_map(|k| crate::data::resize_plane(&img[k * h * w..(k + 1) * h * w], h, w, s, false)).collect();
         let t = Tensor::from_slice(&planes, &[1, c, s, s])?;
         let e = m.segment(&t, &a.model, &mut rng, &pb)?.remove(0);
         let stem = f.file_stem().and_then(|x| x.to_str()).unwrap_or("image");
@@ -379,7 +424,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let ens = m.segment(&images, &a.model, &mut rng, &pb)?;
         let truth = masks.to_vec();
         for (k, (&i, e)) in chunk.iter().zip(&ens).enumerate() {
-            rows.push((data.samples[i].name.clone(), metrics::scores(&e.binary, &truth[k * s * s..(k + 1) * s * s], s, s)));
+            rows.push((
+                data.samples[i].name.clone(),
+                metrics::scores(&e.binary, &truth[k * s * s..(k + 1) * s * s], s, s),
+            ));
         }
         pb.inc(chunk.len() as u64);
     }
@@ -398,7 +446,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
     }
     if let Some(p) = &a.json {
-        let per: Vec<_> = rows.iter().map(|(n, sc)| serde_json::json!({"image": n, "dice": sc.dice, "iou": sc.iou, "hd95": sc.hd95})).collect();
+        let per: Vec<_> = rows
+            .iter()
+            .map(|(n, sc)| serde_json::json!({"image": n, "dice": sc.dice, "iou": sc.iou, "hd95": sc.hd95}))
+            .collect();
         let j = serde_json::json!({"images": per, "mean": {"dice": mean.dice, "iou": mean.iou, "hd95": mean.hd95}, "weights": a.model.weights});
         std::fs::write(p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -444,7 +495,11 @@ pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<(
         Ok(t0.elapsed().as_secs_f64())
     };
     sample_step()?;
-    println!("one sampling step (forward under no_grad, batch {}): {:.1} ms wall", cfg.batch_size, sample_step()? * 1e3);
+    println!(
+        "one sampling step (forward under no_grad, batch {}): {:.1} ms wall",
+        cfg.batch_size,
+        sample_step()? * 1e3
+    );
     if !g.set_profiling(true) {
         println!("this adapter has no timestamp queries: only the wall time above is available");
         return Ok(());
@@ -482,7 +537,15 @@ pub fn trace(name: &str, batch_size: usize) -> Result<()> {
     let timeline = if timed { g.take_timeline() } else { Vec::new() };
     g.set_profiling(false);
     let fmt = |s: &[usize]| format!("{s:?}").replace(' ', "");
-    println!("{:>4}  {:<22} {:<44} {:<18} {:>4} {:>10}", "#", "op", "inputs", "output", "disp", if timed { "GPU us" } else { "" });
+    println!(
+        "{:>4}  {:<22} {:<44} {:<18} {:>4} {:>10}",
+        "#",
+        "op",
+        "inputs",
+        "output",
+        "disp",
+        if timed { "GPU us" } else { "" }
+    );
     let (mut prev, mut total) = (d0, 0.0);
     for (i, e) in entries.iter().enumerate() {
         let (a, b) = ((prev - d0) as usize, (e.dispatch_end - d0) as usize);
@@ -497,7 +560,11 @@ pub fn trace(name: &str, batch_size: usize) -> Result<()> {
         "{} taped ops, {} dispatches{}",
         entries.len(),
         prev - d0,
-        if timed { format!(", {:.1} ms of GPU time", total / 1e3) } else { " (no timestamp queries on this adapter)".into() }
+        if timed {
+            format!(", {:.1} ms of GPU time", total / 1e3)
+        } else {
+            " (no timestamp queries on this adapter)".into()
+        }
     );
     Ok(())
 }

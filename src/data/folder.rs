@@ -19,7 +19,10 @@ fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
         if ext.as_deref().is_some_and(|e| EXTENSIONS.contains(&e)) {
             if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
                 if let Some(prev) = out.insert(stem.to_string(), p.clone()) {
-                    return Err(Error::format(&p, format!("has the same stem as {}; stems must be unique", prev.display())));
+                    return Err(Error::format(
+                        &p,
+                        format!("has the same stem as {}; stems must be unique", prev.display()),
+                    ));
                 }
             }
         }
@@ -54,7 +57,10 @@ fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) ->
     if (h, w) != (mh, mw) {
         return Err(Error::format(
             mask_path,
-            format!("is {mw}x{mh} but its image {} is {w}x{h}; an image and its mask must have the same size", img_path.display()),
+            format!(
+                "is {mw}x{mh} but its image {} is {w}x{h}; an image and its mask must have the same size",
+                img_path.display()
+            ),
         ));
     }
     let mut image = Vec::with_capacity(channels * size * size);
@@ -69,7 +75,10 @@ pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<
     let (idir, mdir) = (dir.join("images"), dir.join("masks"));
     for d in [&idir, &mdir] {
         if !d.is_dir() {
-            return Err(Error::Config(format!("{} is not a folder; a dataset folder needs images/ and masks/ with matching file stems", d.display())));
+            return Err(Error::Config(format!(
+                "{} is not a folder; a dataset folder needs images/ and masks/ with matching file stems",
+                d.display()
+            )));
         }
     }
     let (images, masks) = (list(&idir)?, list(&mdir)?);
@@ -91,14 +100,21 @@ pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<
     if let Some(first) = problems.first() {
         if !skip_bad {
             let n = problems.len();
-            return Err(Error::Config(format!("{first}{}\n(use --skip-bad to skip bad or unmatched files with a warning)", if n > 1 { format!(" (and {} more problems)", n - 1) } else { String::new() })));
+            return Err(Error::Config(format!(
+                "{first}{}\n(use --skip-bad to skip bad or unmatched files with a warning)",
+                if n > 1 { format!(" (and {} more problems)", n - 1) } else { String::new() }
+            )));
         }
         for p in &problems {
             eprintln!("warning: skipping: {p}");
         }
     }
     if samples.is_empty() {
-        return Err(Error::Config(format!("{}: no usable image/mask pairs found (extensions: {})", dir.display(), EXTENSIONS.join(", "))));
+        return Err(Error::Config(format!(
+            "{}: no usable image/mask pairs found (extensions: {})",
+            dir.display(),
+            EXTENSIONS.join(", ")
+        )));
     }
     Ok(Dataset { samples, channels, size, source: dir.display().to_string() })
 }

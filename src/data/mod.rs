@@ -65,7 +65,11 @@ impl Dataset {
     pub fn split(&self, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
         let mut idx: Vec<usize> = (0..self.len()).collect();
         Rng::new(seed ^ 0x5311_7000).shuffle(&mut idx);
-        let n_val = if self.len() < 2 { 0 } else { ((self.len() as f64 * val_fraction).round() as usize).clamp(1, self.len() - 1) };
+        let n_val = if self.len() < 2 {
+            0
+        } else {
+            ((self.len() as f64 * val_fraction).round() as usize).clamp(1, self.len() - 1)
+        };
         let val = idx.split_off(self.len() - n_val);
         (idx, val)
     }

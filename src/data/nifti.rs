@@ -22,7 +22,9 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::format(path, format!("bad gzip data: {e}")))?;
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::format(path, format!("bad gzip data: {e}")))?;
         out
     } else {
         raw
@@ -36,16 +38,27 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
     if !le && !be {
         return Err(bad("not a NIfTI-1 file (sizeof_hdr is not 348)".into()));
     }
-    let i16_at = |o: usize| if le { i16::from_le_bytes([bytes[o], bytes[o + 1]]) } else { i16::from_be_bytes([bytes[o], bytes[o + 1]]) };
+    let i16_at = |o: usize| {
+        if le {
+            i16::from_le_bytes([bytes[o], bytes[o + 1]])
+        } else {
+            i16::from_be_bytes([bytes[o], bytes[o + 1]])
+        }
+    };
     let f32_at = |o: usize| {
         let b: [u8; 4] = bytes[o..o + 4].try_into().unwrap();
-        if le { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) }
+        if le {
+            f32::from_le_bytes(b)
+        } else {
+            f32::from_be_bytes(b)
+        }
     };
     let ndim = i16_at(40);
     if !(2..=7).contains(&ndim) {
         return Err(bad(format!("dim[0] = {ndim} is not a valid dimension count")));
     }
-    let dims: Vec<usize> = (1..=3).map(|i| if i as i16 <= ndim { i16_at(40 + 2 * i).max(1) as usize } else { 1 }).collect();
+    let dims: Vec<usize> =
+        (1..=3).map(|i| if i as i16 <= ndim { i16_at(40 + 2 * i).max(1) as usize } else { 1 }).collect();
     let extra: usize = (4..=ndim as usize).map(|i| i16_at(40 + 2 * i).max(1) as usize).product();
     if extra > 1 {
         return Err(bad(format!("has {ndim} dimensions with more than one volume; only 3-D volumes are supported")));
@@ -59,9 +72,13 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
         4 | 512 => 2,
         8 | 16 | 768 => 4,
         64 => 8,
-        t => return Err(bad(format!("NIfTI datatype {t} is not supported (u8, i8, i16, u16, i32, u32, f32, f64 are)"))),
+        t => {
+            return Err(bad(format!("NIfTI datatype {t} is not supported (u8, i8, i16, u16, i32, u32, f32, f64 are)")))
+        }
     };
-    let body = bytes.get(vox_offset..vox_offset + n * width).ok_or_else(|| bad(format!("truncated: {n} voxels of {width} bytes do not fit after offset {vox_offset}")))?;
+    let body = bytes
+        .get(vox_offset..vox_offset + n * width)
+        .ok_or_else(|| bad(format!("truncated: {n} voxels of {width} bytes do not fit after offset {vox_offset}")))?;
     let mut data = Vec::with_capacity(n);
     for c in body.chunks_exact(width) {
         let v = match (datatype, le) {
@@ -121,7 +138,10 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
     let idir = dir.join("images");
     let ldir = if dir.join("labels").is_dir() { dir.join("labels") } else { dir.join("masks") };
     if !idir.is_dir() || !ldir.is_dir() {
-        return Err(Error::Config(format!("{}: a NIfTI dataset folder needs images/ and labels/ (or masks/) with matching .nii/.nii.gz names", dir.display())));
+        return Err(Error::Config(format!(
+            "{}: a NIfTI dataset folder needs images/ and labels/ (or masks/) with matching .nii/.nii.gz names",
+            dir.display()
+        )));
     }
     let labels: std::collections::HashMap<String, PathBuf> = list(&ldir)?.into_iter().collect();
     let mut samples = Vec::new();
@@ -145,7 +165,13 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
                 let (im, _, _) = slice(&img, axis, k);
                 let im: Vec<f32> = im.iter().map(|&v| ((v - lo) * scale).clamp(0.0, 1.0)).collect();
                 let plane = resize_plane(&im, h, w, size, false);
-                let mask = resize_plane(&m.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect::<Vec<_>>(), h, w, size, true);
+                let mask = resize_plane(
+                    &m.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect::<Vec<_>>(),
+                    h,
+                    w,
+                    size,
+                    true,
+                );
                 let image = (0..channels).flat_map(|_| plane.iter().copied()).collect();
                 out.push(Sample { name: format!("{name}_s{k:03}"), image, mask });
             }

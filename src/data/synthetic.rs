@@ -18,7 +18,14 @@ fn one(rng: &mut Rng, s: usize, channels: usize, i: usize) -> Sample {
     let sf = s as f64;
     // background: 3 random sinusoids in [0.3, 0.6]
     let waves: Vec<(f64, f64, f64, f64)> = (0..3)
-        .map(|_| (rng.uniform() * 3.0 + 0.5, rng.uniform() * std::f64::consts::TAU, rng.uniform() * std::f64::consts::TAU, rng.uniform() * 0.05))
+        .map(|_| {
+            (
+                rng.uniform() * 3.0 + 0.5,
+                rng.uniform() * std::f64::consts::TAU,
+                rng.uniform() * std::f64::consts::TAU,
+                rng.uniform() * 0.05,
+            )
+        })
         .collect();
     let n_lesions = 1 + rng.below(3) as usize;
     let lesions: Vec<[f64; 6]> = (0..n_lesions)

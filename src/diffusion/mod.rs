@@ -104,7 +104,8 @@ impl Diffusion {
         let ac = self.schedule.alphas_cumprod[t];
         let (sr, srm1) = ((1.0 / ac).sqrt(), (1.0 / ac - 1.0).sqrt());
         let maybe_clip = |v: Tensor| if clip { ew::clamp(&v, -1.0, 1.0) } else { v };
-        let noise_from_start = |x0: &Tensor| -> Result<Tensor> { Ok(ew::scale(&lincomb(sr, x, -1.0, x0)?, (1.0 / srm1) as f32)) };
+        let noise_from_start =
+            |x0: &Tensor| -> Result<Tensor> { Ok(ew::scale(&lincomb(sr, x, -1.0, x0)?, (1.0 / srm1) as f32)) };
         Ok(match self.objective {
             Objective::PredNoise => {
                 let x0 = maybe_clip(lincomb(sr, x, -srm1, &out)?);
@@ -122,7 +123,15 @@ impl Diffusion {
     }
 
     /// DDIM sampling with `steps` steps and `eta`; returns masks in [0, 1]. `progress(i, n)` after each step.
-    pub fn ddim_sample(&self, unet: &Unet, cond: &Tensor, steps: usize, eta: f64, rng: &mut Rng, mut progress: impl FnMut(usize, usize)) -> Result<Tensor> {
+    pub fn ddim_sample(
+        &self,
+        unet: &Unet,
+        cond: &Tensor,
+        steps: usize,
+        eta: f64,
+        rng: &mut Rng,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
         let cfg = &unet.cfg;
         let shape = [cond.dim(0), cfg.mask_channels, cfg.image_size, cfg.image_size];
@@ -134,7 +143,8 @@ impl Diffusion {
             if next < 0 {
                 img = x0;
             } else {
-                let (a, an) = (self.schedule.alphas_cumprod[time as usize], self.schedule.alphas_cumprod[next as usize]);
+                let (a, an) =
+                    (self.schedule.alphas_cumprod[time as usize], self.schedule.alphas_cumprod[next as usize]);
                 let sigma = eta * ((1.0 - a / an) * (1.0 - an) / (1.0 - a)).sqrt();
                 let c = (1.0 - an - sigma * sigma).max(0.0).sqrt();
                 let noise = Tensor::randn(&shape, rng);
@@ -146,7 +156,13 @@ impl Diffusion {
     }
 
     /// Ancestral DDPM sampling over all T steps; returns masks in [0, 1].
-    pub fn ddpm_sample(&self, unet: &Unet, cond: &Tensor, rng: &mut Rng, mut progress: impl FnMut(usize, usize)) -> Result<Tensor> {
+    pub fn ddpm_sample(
+        &self,
+        unet: &Unet,
+        cond: &Tensor,
+        rng: &mut Rng,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
         let cfg = &unet.cfg;
         let shape = [cond.dim(0), cfg.mask_channels, cfg.image_size, cfg.image_size];
@@ -156,7 +172,11 @@ impl Diffusion {
             let (_, x0) = self.predict(unet, &img, t, cond, true)?;
             let (c1, c2, logvar) = self.schedule.posterior(t);
             let mean = lincomb(c1, &x0, c2, &img)?;
-            img = if t > 0 { ew::add(&mean, &ew::scale(&Tensor::randn(&shape, rng), (0.5 * logvar).exp() as f32))? } else { mean };
+            img = if t > 0 {
+                ew::add(&mean, &ew::scale(&Tensor::randn(&shape, rng), (0.5 * logvar).exp() as f32))?
+            } else {
+                mean
+            };
             progress(i + 1, n);
         }
         Ok(ew::affine(&img, 0.5, 0.5))

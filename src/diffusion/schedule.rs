@@ -112,7 +112,13 @@ mod tests {
     fn cosine_and_linear_match_the_package() {
         // values printed by med_seg_diff_pytorch's cosine_beta_schedule / linear_beta_schedule (float64)
         let c = Schedule::new(ScheduleKind::Cosine, 1000, 64);
-        for (i, want) in [(0, 4.128422482196914e-05), (1, 4.614175273665033e-05), (499, 0.0031458862304780677), (998, 0.7499993929011166), (999, 0.999)] {
+        for (i, want) in [
+            (0, 4.128422482196914e-05),
+            (1, 4.614175273665033e-05),
+            (499, 0.0031458862304780677),
+            (998, 0.7499993929011166),
+            (999, 0.999),
+        ] {
             assert!(close(c.betas[i], want, 1e-9), "cosine beta[{i}] = {} != {want}", c.betas[i]);
         }
         for (i, want) in [(0, 0.999958715775178), (499, 0.49384359044063775), (999, 2.4287669070348542e-09)] {

@@ -118,7 +118,12 @@ impl Gpu {
             }))
             .map_err(|_| GpuError::NoAdapter)?,
             Some(sel) => {
-                let found = adapters.iter().enumerate().map(|(i, a)| format_summary(&summarize(i, a))).collect::<Vec<_>>().join("\n");
+                let found = adapters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| format_summary(&summarize(i, a)))
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 let idx = match sel.parse::<usize>() {
                     Ok(i) if i < adapters.len() => Some(i),
                     _ => adapters.iter().position(|a| a.get_info().name.to_lowercase().contains(&sel.to_lowercase())),
@@ -136,7 +141,8 @@ impl Gpu {
         let alimits = adapter.limits();
         // Ask for the adapter's own storage/buffer limits (the defaults cap bindings at 128 MiB) and for
         // timestamps when present, nothing else: kernels use core WGSL only.
-        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
         let mut limits = wgpu::Limits::default().using_resolution(alimits.clone());
         limits.max_storage_buffer_binding_size = alimits.max_storage_buffer_binding_size;
         limits.max_buffer_size = alimits.max_buffer_size;
@@ -154,7 +160,8 @@ impl Gpu {
         .map_err(|e| GpuError::Device { adapter: info.name.clone(), msg: e.to_string() })?;
         let align = limits.min_uniform_buffer_offset_alignment as u64;
         let rec = Recorder::new(&device, align);
-        let profiler = Profiler::new(&device, features.contains(wgpu::Features::TIMESTAMP_QUERY), queue.get_timestamp_period());
+        let profiler =
+            Profiler::new(&device, features.contains(wgpu::Features::TIMESTAMP_QUERY), queue.get_timestamp_period());
         Ok(Gpu {
             device,
             queue,
@@ -186,7 +193,10 @@ impl Gpu {
         line("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup.to_string());
         line(
             "max_compute_workgroup_size (x, y, z)",
-            format!("({}, {}, {})", l.max_compute_workgroup_size_x, l.max_compute_workgroup_size_y, l.max_compute_workgroup_size_z),
+            format!(
+                "({}, {}, {})",
+                l.max_compute_workgroup_size_x, l.max_compute_workgroup_size_y, l.max_compute_workgroup_size_z
+            ),
         );
         line("max_compute_workgroup_storage_size", format!("{} B", l.max_compute_workgroup_storage_size));
         line("max_storage_buffer_binding_size", format!("{} MiB", l.max_storage_buffer_binding_size >> 20));

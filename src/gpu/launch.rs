@@ -58,11 +58,22 @@ impl Recorder {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Recorder { encoder: None, pass: None, arena: Vec::new(), arena_buf, align, dispatches: 0, submits: 0, uploads: 0 }
+        Recorder {
+            encoder: None,
+            pass: None,
+            arena: Vec::new(),
+            arena_buf,
+            align,
+            dispatches: 0,
+            submits: 0,
+            uploads: 0,
+        }
     }
 
     fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
-        self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") }))
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") })
+        })
     }
 
     /// End the open compute pass (needed before copies, timestamps or submit).
@@ -72,7 +83,9 @@ impl Recorder {
 
     fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
         if self.pass.is_none() {
-            let p = self.encoder(device).begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ops"), timestamp_writes: None });
+            let p = self
+                .encoder(device)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ops"), timestamp_writes: None });
             self.pass = Some(p.forget_lifetime());
         }
         self.pass.as_mut().expect("just created")
@@ -108,7 +121,11 @@ impl Gpu {
             n_in: d.inputs.len() as u32,
             n_out: d.outputs.len() as u32,
         };
-        let pipe = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_create(&self.device, d.shader, &key);
+        let pipe = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_create(
+            &self.device,
+            d.shader,
+            &key,
+        );
         let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut prof = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !rec.arena_has_room(d.params.len()) || prof.full() {
@@ -117,15 +134,27 @@ impl Gpu {
         let (off, size) = rec.push_params(d.params);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &rec.arena_buf, offset: off, size: NonZeroU64::new(size) }),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &rec.arena_buf,
+                offset: off,
+                size: NonZeroU64::new(size),
+            }),
         }];
         for (i, b) in d.inputs.iter().chain(d.outputs.iter()).enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: 1 + i as u32,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: b.raw(), offset: 0, size: NonZeroU64::new(b.bytes()) }),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.raw(),
+                    offset: 0,
+                    size: NonZeroU64::new(b.bytes()),
+                }),
             });
         }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipe.1, entries: &entries });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipe.1,
+            entries: &entries,
+        });
         let (x, y, z) = split_workgroups(d.workgroups, self.limits.max_compute_workgroups_per_dimension);
         if prof.enabled() {
             // Profiling: one pass per dispatch, with a timestamp at its start and end.

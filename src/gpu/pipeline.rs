@@ -19,7 +19,10 @@ pub struct Shader {
 #[macro_export]
 macro_rules! shader {
     ($path:literal) => {
-        $crate::gpu::Shader { name: $path, source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path)) }
+        $crate::gpu::Shader {
+            name: $path,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path)),
+        }
     };
 }
 
@@ -54,7 +57,11 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
         count: None,
     }
 }
@@ -85,7 +92,11 @@ impl PipelineCache {
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
                 count: None,
             }];
             for i in 0..key.n_in {
@@ -95,7 +106,8 @@ impl PipelineCache {
                 entries.push(storage_entry(1 + key.n_in + i, false));
             }
             let label = format!("layout in={} out={}", key.n_in, key.n_out);
-            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+            let bgl = device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
             let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(&label),
                 bind_group_layouts: &[Some(&bgl)],
@@ -111,7 +123,10 @@ impl PipelineCache {
             layout: Some(pl),
             module,
             entry_point: Some(key.entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
             cache: None,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {

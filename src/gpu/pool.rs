@@ -51,7 +51,12 @@ impl BufferPool {
         }
         self.stats.created += 1;
         self.stats.bytes_created += size;
-        device.create_buffer(&wgpu::BufferDescriptor { label: Some("pool"), size, usage: STORAGE_USAGE, mapped_at_creation: false })
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("pool"),
+            size,
+            usage: STORAGE_USAGE,
+            mapped_at_creation: false,
+        })
     }
 
     pub(crate) fn give(&mut self, buf: wgpu::Buffer) {

@@ -39,7 +39,12 @@ impl Profile {
                 100.0 * k.total_ns / total
             ));
         }
-        s.push_str(&format!("{:<64} {:>6} {:>11.3}\n", "total", self.kernels.iter().map(|k| k.count).sum::<u64>(), total / 1e6));
+        s.push_str(&format!(
+            "{:<64} {:>6} {:>11.3}\n",
+            "total",
+            self.kernels.iter().map(|k| k.count).sum::<u64>(),
+            total / 1e6
+        ));
         s
     }
 }
@@ -61,7 +66,11 @@ pub(crate) struct Profiler {
 impl Profiler {
     pub(crate) fn new(device: &wgpu::Device, supported: bool, period_ns: f32) -> Profiler {
         let (set, resolve_buf, read_buf) = if supported {
-            let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timestamps"), ty: wgpu::QueryType::Timestamp, count: QUERIES });
+            let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: QUERIES,
+            });
             let size = QUERIES as u64 * 8;
             let r = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("timestamps resolve"),
@@ -79,7 +88,18 @@ impl Profiler {
         } else {
             (None, None, None)
         };
-        Profiler { supported, on: false, period_ns: period_ns as f64, set, resolve_buf, read_buf, pending: Vec::new(), resolved: false, acc: HashMap::new(), timeline: Vec::new() }
+        Profiler {
+            supported,
+            on: false,
+            period_ns: period_ns as f64,
+            set,
+            resolve_buf,
+            read_buf,
+            pending: Vec::new(),
+            resolved: false,
+            acc: HashMap::new(),
+            timeline: Vec::new(),
+        }
     }
 
     pub(crate) fn enabled(&self) -> bool {
@@ -101,7 +121,8 @@ impl Profiler {
             return;
         }
         let n = self.pending.len() as u32 * 2;
-        let (set, rb, mb) = (self.set.as_ref().unwrap(), self.resolve_buf.as_ref().unwrap(), self.read_buf.as_ref().unwrap());
+        let (set, rb, mb) =
+            (self.set.as_ref().unwrap(), self.resolve_buf.as_ref().unwrap(), self.read_buf.as_ref().unwrap());
         enc.resolve_query_set(set, 0..n, rb, 0);
         enc.copy_buffer_to_buffer(rb, 0, mb, 0, n as u64 * 8);
         self.resolved = true;

@@ -28,7 +28,16 @@ pub struct Vit {
 
 impl Vit {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(vb: &VarBuilder, dim: usize, image_size: usize, patch: usize, channels: usize, channels_out: usize, dim_head: usize, depth: usize) -> Vit {
+    pub fn new(
+        vb: &VarBuilder,
+        dim: usize,
+        image_size: usize,
+        patch: usize,
+        channels: usize,
+        channels_out: usize,
+        dim_head: usize,
+        depth: usize,
+    ) -> Vit {
         let np = image_size / patch;
         Vit {
             pos_emb: vb.var("pos_emb", &[dim, np, np], Init::Zeros),
@@ -59,11 +68,25 @@ pub struct Conditioning {
 }
 
 impl Conditioning {
-    pub fn new(vb: &VarBuilder, fmap: usize, dim: usize, dynamic: Option<&super::config::ConditioningKwargs>) -> Conditioning {
+    pub fn new(
+        vb: &VarBuilder,
+        fmap: usize,
+        dim: usize,
+        dynamic: Option<&super::config::ConditioningKwargs>,
+    ) -> Conditioning {
         let ff_parser_attn_map = vb.var("ff_parser_attn_map", &[dim, fmap, fmap], Init::Ones);
         let dynamic = dynamic.map(|k| {
             // the package does not pass conditioning_kwargs' depth (nor heads) on to the ViT: it is always 4 deep
-            Vit::new(&vb.pp("to_dynamic_ff_parser_attn_map"), dim, fmap, k.patch_size, 4 * dim, dim, k.dim_head, VIT_DEPTH)
+            Vit::new(
+                &vb.pp("to_dynamic_ff_parser_attn_map"),
+                dim,
+                fmap,
+                k.patch_size,
+                4 * dim,
+                dim,
+                k.dim_head,
+                VIT_DEPTH,
+            )
         });
         Conditioning {
             ff_parser_attn_map,

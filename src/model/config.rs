@@ -111,7 +111,10 @@ impl UnetConfig {
             ));
         }
         if !self.dim.is_multiple_of(2) || self.dim < 4 {
-            return err(format!("config: dim {} must be even and at least 4 (the sinusoidal time embedding)", self.dim));
+            return err(format!(
+                "config: dim {} must be even and at least 4 (the sinusoidal time embedding)",
+                self.dim
+            ));
         }
         for (i, d) in self.dims().into_iter().enumerate() {
             if d % self.resnet_block_groups != 0 {
@@ -158,13 +161,22 @@ mod tests {
     use super::*;
 
     fn tiny() -> UnetConfig {
-        UnetConfig { dim: 8, image_size: 16, input_img_channels: 1, dim_mults: vec![1, 2], full_self_attn: vec![false, true], ..Default::default() }
+        UnetConfig {
+            dim: 8,
+            image_size: 16,
+            input_img_channels: 1,
+            dim_mults: vec![1, 2],
+            full_self_attn: vec![false, true],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn validation_names_the_problem() {
         assert!(tiny().validate().is_ok());
-        let e = UnetConfig { image_size: 18, dim_mults: vec![1, 2, 4], full_self_attn: vec![false; 3], ..tiny() }.validate().unwrap_err();
+        let e = UnetConfig { image_size: 18, dim_mults: vec![1, 2, 4], full_self_attn: vec![false; 3], ..tiny() }
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("image_size 18 must be divisible by 4"), "{e}");
         let e = UnetConfig { full_self_attn: vec![true], ..tiny() }.validate().unwrap_err();
         assert!(e.to_string().contains("full_self_attn has 1 entries"), "{e}");
@@ -176,7 +188,10 @@ mod tests {
 
     #[test]
     fn json_uses_package_defaults_for_missing_keys() {
-        let c = UnetConfig::from_json(r#"{"dim": 16, "image_size": 32, "dim_mults": [1, 2], "full_self_attn": [false, true]}"#).unwrap();
+        let c = UnetConfig::from_json(
+            r#"{"dim": 16, "image_size": 32, "dim_mults": [1, 2], "full_self_attn": [false, true]}"#,
+        )
+        .unwrap();
         assert_eq!(c.attn_heads, 4);
         assert_eq!(c.input_img_channels, 3);
         assert_eq!(c.in_out(), vec![(16, 16), (16, 32)]);

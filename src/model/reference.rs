@@ -40,7 +40,13 @@ impl Report {
     pub fn table(&self) -> String {
         let mut s = format!("{:<64} {:>12} {:>12}  {}\n", "tensor", "max abs", "max rel", "");
         for r in &self.rows {
-            s.push_str(&format!("{:<64} {:>12.3e} {:>12.3e}  {}\n", r.name, r.max_abs, r.max_rel, if r.ok { "ok" } else { "FAIL" }));
+            s.push_str(&format!(
+                "{:<64} {:>12.3e} {:>12.3e}  {}\n",
+                r.name,
+                r.max_abs,
+                r.max_rel,
+                if r.ok { "ok" } else { "FAIL" }
+            ));
         }
         s
     }
@@ -56,7 +62,10 @@ fn max_diff(a: &[f32], b: &[f32]) -> f64 {
 
 /// Build the fixture's network, load its weights, and return its config and the network.
 pub fn load_fixture_model(path: &Path, file: &TensorFile) -> Result<Unet> {
-    let cfg_text = file.metadata.get("config").ok_or_else(|| Error::format(path, "no `config` entry in the safetensors metadata"))?;
+    let cfg_text = file
+        .metadata
+        .get("config")
+        .ok_or_else(|| Error::format(path, "no `config` entry in the safetensors metadata"))?;
     let cfg = UnetConfig::from_json(cfg_text).map_err(|e| Error::format(path, e.to_string()))?;
     let unet = Unet::new(&cfg, 0)?;
     super::weights::load_into(&unet.vars, file, "param.", path)?;

@@ -63,7 +63,11 @@ impl EncoderLevel {
             block1: ResnetBlock::new(&vb.pp(0), dim_in, dim_in, td, g),
             block2: ResnetBlock::new(&vb.pp(1), dim_in, dim_in, td, g),
             attn: AnyAttention::new(&vb.pp(2), full, dim_in, cfg.attn_heads, cfg.attn_dim_head),
-            down: if last { Down::Conv(Conv2d::new(&vb.pp(3), dim_in, dim_out, 3, 1, true)) } else { Down::Pixel(Downsample::new(&vb.pp(3), dim_in, dim_out)) },
+            down: if last {
+                Down::Conv(Conv2d::new(&vb.pp(3), dim_in, dim_out, 3, 1, true))
+            } else {
+                Down::Pixel(Downsample::new(&vb.pp(3), dim_in, dim_out))
+            },
         }
     }
 
@@ -118,16 +122,31 @@ impl Unet {
         let mut downs = Vec::new();
         for (i, &(din, dout)) in in_out.iter().enumerate() {
             conditioners.push(Conditioning::new(&vb.pp("conditioners").pp(i), fmaps[i], din, dynamic));
-            downs.push(EncoderLevel::new(&vb.pp("downs").pp(i), cfg, din, dout, cfg.full_self_attn[i], i + 1 == levels));
+            downs.push(EncoderLevel::new(
+                &vb.pp("downs").pp(i),
+                cfg,
+                din,
+                dout,
+                cfg.full_self_attn[i],
+                i + 1 == levels,
+            ));
         }
         let mid = *cfg.dims().last().expect("at least one level");
         let mid_block1 = ResnetBlock::new(&vb.pp("mid_block1"), mid, mid, Some(td), g);
-        let mid_transformer = Transformer::new(&vb.pp("mid_transformer"), mid, cfg.attn_heads, cfg.attn_dim_head, cfg.mid_transformer_depth);
+        let mid_transformer = Transformer::new(
+            &vb.pp("mid_transformer"),
+            mid,
+            cfg.attn_heads,
+            cfg.attn_dim_head,
+            cfg.mid_transformer_depth,
+        );
         let mid_block2 = ResnetBlock::new(&vb.pp("mid_block2"), mid, mid, Some(td), g);
         let cond_downs: Vec<EncoderLevel> = in_out
             .iter()
             .enumerate()
-            .map(|(i, &(din, dout))| EncoderLevel::new(&vb.pp("cond_downs").pp(i), cfg, din, dout, cfg.full_self_attn[i], i + 1 == levels))
+            .map(|(i, &(din, dout))| {
+                EncoderLevel::new(&vb.pp("cond_downs").pp(i), cfg, din, dout, cfg.full_self_attn[i], i + 1 == levels)
+            })
             .collect();
         let cond_mid_block1 = ResnetBlock::new(&vb.pp("cond_mid_block1"), mid, mid, Some(td), g);
         let mut ups = Vec::new();
@@ -139,7 +158,11 @@ impl Unet {
                 block1: ResnetBlock::new(&l.pp(0), dout + skip, dout, Some(td), g),
                 block2: ResnetBlock::new(&l.pp(1), dout + skip, dout, Some(td), g),
                 attn: AnyAttention::new(&l.pp(2), full, dout, cfg.attn_heads, cfg.attn_dim_head),
-                up: if last { Up::Conv(Conv2d::new(&l.pp(3), dout, din, 3, 1, true)) } else { Up::Nearest(Upsample::new(&l.pp(3), dout, din)) },
+                up: if last {
+                    Up::Conv(Conv2d::new(&l.pp(3), dout, din, 3, 1, true))
+                } else {
+                    Up::Nearest(Upsample::new(&l.pp(3), dout, din))
+                },
             });
         }
         let final_res_block = ResnetBlock::new(&vb.pp("final_res_block"), 2 * dim, dim, Some(td), g);
@@ -175,7 +198,10 @@ impl Unet {
             .params
             .iter()
             .filter_map(|(n, _)| {
-                let src = n.strip_prefix("cond_downs.").map(|r| format!("downs.{r}")).or_else(|| n.strip_prefix("cond_mid_block1.").map(|r| format!("mid_block1.{r}")))?;
+                let src = n
+                    .strip_prefix("cond_downs.")
+                    .map(|r| format!("downs.{r}"))
+                    .or_else(|| n.strip_prefix("cond_mid_block1.").map(|r| format!("mid_block1.{r}")))?;
                 Some((n.clone(), self.vars.get(&src).expect("mask path mirrors image path").to_vec()))
             })
             .collect();
@@ -203,7 +229,12 @@ impl Unet {
             return shape_err!("unet", "mask input {:?} should be [{b}, {}, {s}, {s}]", x.shape(), cfg.mask_channels);
         }
         if cond.shape() != [b, cfg.input_img_channels, s, s] {
-            return shape_err!("unet", "image input {:?} should be [{b}, {}, {s}, {s}]", cond.shape(), cfg.input_img_channels);
+            return shape_err!(
+                "unet",
+                "image input {:?} should be [{b}, {}, {s}, {s}]",
+                cond.shape(),
+                cfg.input_img_channels
+            );
         }
         if times.len() != b {
             return shape_err!("unet", "{} times given for a batch of {b}", times.len());

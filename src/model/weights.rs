@@ -27,7 +27,8 @@ pub struct TensorFile {
 impl TensorFile {
     pub fn read(path: &Path) -> Result<TensorFile> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         let mut tensors = BTreeMap::new();
@@ -35,10 +36,17 @@ impl TensorFile {
             let raw = view.data();
             let data: Vec<f32> = match view.dtype() {
                 Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                Dtype::F64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+                Dtype::F64 => {
+                    raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()
+                }
                 Dtype::F16 => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
                 Dtype::BF16 => raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                other => return Err(Error::format(path, format!("tensor {name} has dtype {other:?}; only f32/f64/f16/bf16 are supported"))),
+                other => {
+                    return Err(Error::format(
+                        path,
+                        format!("tensor {name} has dtype {other:?}; only f32/f64/f16/bf16 are supported"),
+                    ))
+                }
             };
             tensors.insert(name, HostTensor { shape: view.shape().to_vec(), data });
         }
@@ -93,7 +101,8 @@ pub fn load_into(vars: &VarStore, file: &TensorFile, prefix: &str, path: &Path) 
     }
     if !problems.is_empty() {
         let shown: Vec<&String> = problems.iter().take(20).collect();
-        let more = if problems.len() > 20 { format!("\n  ... and {} more", problems.len() - 20) } else { String::new() };
+        let more =
+            if problems.len() > 20 { format!("\n  ... and {} more", problems.len() - 20) } else { String::new() };
         return Err(Error::format(
             path,
             format!(
@@ -111,15 +120,20 @@ pub fn load_into(vars: &VarStore, file: &TensorFile, prefix: &str, path: &Path) 
 }
 
 /// Serialise named f32 tensors (with metadata) to safetensors bytes.
-pub fn to_safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+pub fn to_safetensors_bytes(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, s, d)| {
-            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), bytemuck::cast_slice(d)).expect("shape matches data");
+            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), bytemuck::cast_slice(d))
+                .expect("shape matches data");
             (n.clone(), v)
         })
         .collect();
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Config(format!("safetensors serialisation failed: {e}")))
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Config(format!("safetensors serialisation failed: {e}")))
 }
 
 /// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, then rename.
@@ -135,6 +149,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Save the parameters as a state_dict-style safetensors file (names exactly as PyTorch's).
 pub fn save_state_dict(vars: &VarStore, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vars.params.iter().map(|(n, t)| (n.clone(), t.shape().to_vec(), t.to_vec())).collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        vars.params.iter().map(|(n, t)| (n.clone(), t.shape().to_vec(), t.to_vec())).collect();
     write_atomic(path, &to_safetensors_bytes(&tensors, metadata)?)
 }

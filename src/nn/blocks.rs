@@ -13,7 +13,10 @@ pub struct Block {
 
 impl Block {
     pub fn new(vb: &VarBuilder, cin: usize, cout: usize, groups: usize) -> Block {
-        Block { proj: Conv2d::new(&vb.pp("proj"), cin, cout, 3, 1, true), norm: GroupNorm::new(&vb.pp("norm"), groups, cout) }
+        Block {
+            proj: Conv2d::new(&vb.pp("proj"), cin, cout, 3, 1, true),
+            norm: GroupNorm::new(&vb.pp("norm"), groups, cout),
+        }
     }
 
     /// `scale_shift`: two (B, C, 1, 1) tensors.

@@ -40,7 +40,10 @@ pub struct Linear {
 impl Linear {
     pub fn new(vb: &VarBuilder, fin: usize, fout: usize) -> Linear {
         let bound = 1.0 / (fin as f32).sqrt();
-        Linear { weight: vb.var("weight", &[fout, fin], Init::Uniform(bound)), bias: vb.var("bias", &[fout], Init::Uniform(bound)) }
+        Linear {
+            weight: vb.var("weight", &[fout, fin], Init::Uniform(bound)),
+            bias: vb.var("bias", &[fout], Init::Uniform(bound)),
+        }
     }
 
     /// x (B, fin) -> (B, fout)
@@ -74,7 +77,10 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn new(vb: &VarBuilder, c: usize, bias: bool) -> LayerNorm {
-        LayerNorm { g: vb.var("g", &[1, c, 1, 1], Init::Ones), b: bias.then(|| vb.var("b", &[1, c, 1, 1], Init::Zeros)) }
+        LayerNorm {
+            g: vb.var("g", &[1, c, 1, 1], Init::Ones),
+            b: bias.then(|| vb.var("b", &[1, c, 1, 1], Init::Zeros)),
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

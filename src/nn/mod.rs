@@ -11,7 +11,8 @@ mod blocks;
 mod layers;
 
 pub use blocks::{
-    Attention, AttentionKind, Block, Downsample, FeedForward, LinearAttention, ResnetBlock, Transformer, TimeMlp, Upsample,
+    Attention, AttentionKind, Block, Downsample, FeedForward, LinearAttention, ResnetBlock, TimeMlp, Transformer,
+    Upsample,
 };
 pub use layers::{Conv2d, GroupNorm, LayerNorm, Linear};
 

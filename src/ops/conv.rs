@@ -1,13 +1,13 @@
 //! 2-D convolution: NCHW, stride 1, zero padding p on every side, any kernel size, optional bias.
 //!
-//! Forward:  y[n, co, oy, ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co, ci, ky, kx] · x[n, ci, oy + ky − p, ox + kx − p]
+//! Forward:  y[n, co, oy, ox] = b\[co\] + Σ_ci Σ_ky Σ_kx w[co, ci, ky, kx] · x[n, ci, oy + ky − p, ox + kx − p]
 //!           x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout) -> y (N, Cout, H + 2p − KH + 1, W + 2p − KW + 1).
 //! Backward (g = dL/dy):
 //! - dx[n, ci, y, x]     = Σ_co Σ_ky,kx g[n, co, y + p − ky, x + p − kx] · w[co, ci, ky, kx]: a "full" correlation,
 //!   run as the forward kernel on g with 180°-rotated, channel-swapped weights and padding K − 1 − p
 //!   (shaders/conv/flip_weights.wgsl derives it).
 //! - dw[co, ci, ky, kx]  = Σ_n,y,x g[n, co, y, x] · x[n, ci, y + ky − p, x + kx − p]
-//! - db[co]              = Σ_n,y,x g[n, co, y, x]  (reduce/sum.wgsl through `sum_to_shape`)
+//! - db\[co\]              = Σ_n,y,x g[n, co, y, x]  (reduce/sum.wgsl through `sum_to_shape`)
 //!
 //! Forward saves x (when w needs a gradient) and w (when x needs one).
 //!
@@ -50,6 +50,7 @@
 //! - `medsegdiff profile` (tiny preset, one training step): conv GPU time / matmul GPU time 1.05–1.09 with v3,
 //!   0.65–0.66 with v4 (absolute times swing 2× with the machine's load; matmul is unchanged, so the ratio is
 //!   the comparable number): about 40% less conv time per step.
+//!
 //! v4 at Cout = 16 reaches ~6 GFLOP/s, not v4's 11 at 64×64: its X tile is gathered for 16 channels, not 64,
 //! so each gathered value feeds 4× fewer FMAs. (A direct kernel that reuses each input pixel across the 3×3
 //! taps would be the next rung.)
@@ -436,7 +437,7 @@ pub mod cpu {
         (xs[2] + 2 * padding + 1 - ws[2], xs[3] + 2 * padding + 1 - ws[3])
     }
 
-    /// y[n, co, oy, ox] = b[co] + Σ_ci,ky,kx w[co, ci, ky, kx] · x[n, ci, oy + ky − p, ox + kx − p]
+    /// y[n, co, oy, ox] = b\[co\] + Σ_ci,ky,kx w[co, ci, ky, kx] · x[n, ci, oy + ky − p, ox + kx − p]
     pub fn conv2d(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], b: Option<&[f64]>, padding: usize) -> Vec<f64> {
         let [n_, cin, _, _] = xs;
         let [cout, _, kh, kw] = ws;
@@ -522,7 +523,7 @@ pub mod cpu {
         dw
     }
 
-    /// db[co] = Σ_n,y,x g[n, co, y, x]
+    /// db\[co\] = Σ_n,y,x g[n, co, y, x]
     pub fn conv2d_backward_bias(g: &[f64], gs: [usize; 4]) -> Vec<f64> {
         let [n_, cout, ho, wo] = gs;
         let hw = ho * wo;
@@ -544,17 +545,17 @@ mod tests {
     }
 
     const PROBLEMS: &[Problem] = &[
-        Problem { x: [1, 1, 1, 1], w: [1, 1, 1, 1], pad: 0, bias: true },      // all size 1, k = 1
-        Problem { x: [3, 5, 5, 7], w: [6, 5, 3, 3], pad: 1, bias: true },      // 5×7 "same", N = 3
-        Problem { x: [1, 3, 9, 6], w: [7, 3, 7, 7], pad: 3, bias: true },      // 9×6, k = 7 (init_conv)
-        Problem { x: [2, 4, 5, 7], w: [3, 4, 1, 1], pad: 0, bias: false },     // 1×1 conv, no bias
-        Problem { x: [1, 2, 4, 3], w: [3, 2, 1, 1], pad: 1, bias: true },      // k = 1 with padding: dx pad < 0
-        Problem { x: [3, 2, 6, 5], w: [5, 2, 3, 3], pad: 0, bias: true },      // valid conv: output shrinks
-        Problem { x: [2, 3, 8, 6], w: [2, 3, 3, 5], pad: 2, bias: false },     // KH ≠ KW
-        Problem { x: [1, 13, 9, 11], w: [70, 13, 3, 3], pad: 1, bias: true },  // Cout > 64, K = 117, 99 pixels
-        Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true },   // K = 833: many K steps
-        Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false },     // kernel larger than the image
-        Problem { x: [2, 6, 9, 10], w: [60, 6, 3, 3], pad: 1, bias: true },    // v4 picks 64×64 tiles (Cout 60)
+        Problem { x: [1, 1, 1, 1], w: [1, 1, 1, 1], pad: 0, bias: true }, // all size 1, k = 1
+        Problem { x: [3, 5, 5, 7], w: [6, 5, 3, 3], pad: 1, bias: true }, // 5×7 "same", N = 3
+        Problem { x: [1, 3, 9, 6], w: [7, 3, 7, 7], pad: 3, bias: true }, // 9×6, k = 7 (init_conv)
+        Problem { x: [2, 4, 5, 7], w: [3, 4, 1, 1], pad: 0, bias: false }, // 1×1 conv, no bias
+        Problem { x: [1, 2, 4, 3], w: [3, 2, 1, 1], pad: 1, bias: true }, // k = 1 with padding: dx pad < 0
+        Problem { x: [3, 2, 6, 5], w: [5, 2, 3, 3], pad: 0, bias: true }, // valid conv: output shrinks
+        Problem { x: [2, 3, 8, 6], w: [2, 3, 3, 5], pad: 2, bias: false }, // KH ≠ KW
+        Problem { x: [1, 13, 9, 11], w: [70, 13, 3, 3], pad: 1, bias: true }, // Cout > 64, K = 117, 99 pixels
+        Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true }, // K = 833: many K steps
+        Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false }, // kernel larger than the image
+        Problem { x: [2, 6, 9, 10], w: [60, 6, 3, 3], pad: 1, bias: true }, // v4 picks 64×64 tiles (Cout 60)
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {

@@ -73,12 +73,18 @@ impl BinaryOp {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     /// alpha·x + beta
-    Affine { alpha: f32, beta: f32 },
+    Affine {
+        alpha: f32,
+        beta: f32,
+    },
     Silu,
     Gelu,
     Exp,
     Sqrt,
-    Clamp { lo: f32, hi: f32 },
+    Clamp {
+        lo: f32,
+        hi: f32,
+    },
     Square,
     Sigmoid,
 }
@@ -145,7 +151,11 @@ fn coalesce4(op: &'static str, out: &[usize], sa: &[usize], sb: &[usize]) -> Res
         dims.push((out[i], sa[i], sb[i]));
     }
     if dims.len() > 4 {
-        return shape_err!(op, "broadcast over {out:?} needs {} independent dimensions; at most 4 are supported", dims.len());
+        return shape_err!(
+            op,
+            "broadcast over {out:?} needs {} independent dimensions; at most 4 are supported",
+            dims.len()
+        );
     }
     let (mut s, mut a, mut b) = ([1u32; 4], [0u32; 4], [0u32; 4]);
     let off = 4 - dims.len();
@@ -201,7 +211,10 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     autograd::record(op.name(), &[a, b], &out, move |g, needs| {
         let (da, db) = match op {
             BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
-            BinaryOp::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| unary_raw(UnaryOp::Affine { alpha: -1.0, beta: 0.0 }, g))),
+            BinaryOp::Sub => (
+                needs[0].then(|| g.clone()),
+                needs[1].then(|| unary_raw(UnaryOp::Affine { alpha: -1.0, beta: 0.0 }, g)),
+            ),
             BinaryOp::Mul => (
                 if needs[0] { Some(binary_raw(BinaryOp::Mul, g, &b2)?) } else { None },
                 if needs[1] { Some(binary_raw(BinaryOp::Mul, g, &a2)?) } else { None },
@@ -426,7 +439,8 @@ mod tests {
         let mut rng = crate::rng::Rng::new(2);
         let xv = rng.uniform_vec(1000, -4.0, 4.0);
         for op in ALL_UNARY {
-            let xs: Vec<f32> = if op == UnaryOp::Sqrt { xv.iter().map(|v| v.abs() + 0.01).collect() } else { xv.clone() };
+            let xs: Vec<f32> =
+                if op == UnaryOp::Sqrt { xv.iter().map(|v| v.abs() + 0.01).collect() } else { xv.clone() };
             let got = unary(op, &Tensor::from_slice(&xs, &[10, 100]).unwrap()).to_vec();
             let want: Vec<f64> = xs.iter().map(|&v| cpu::unary(op, v as f64)).collect();
             assert_close(&got, &want, 2e-6, 2e-6, &format!("{op:?}"));
@@ -436,7 +450,13 @@ mod tests {
     #[test]
     fn cpu_erf_known_values() {
         // erf values from Abramowitz & Stegun table 7.1
-        for (x, e) in [(0.0, 0.0), (0.5, 0.5204998778130465), (1.0, 0.8427007929497149), (2.0, 0.9953222650189527), (3.0, 0.9999779095030014)] {
+        for (x, e) in [
+            (0.0, 0.0),
+            (0.5, 0.5204998778130465),
+            (1.0, 0.8427007929497149),
+            (2.0, 0.9953222650189527),
+            (3.0, 0.9999779095030014),
+        ] {
             assert!((cpu::erf(x) - e).abs() < 1e-14, "erf({x}) = {} != {e}", cpu::erf(x));
             assert!((cpu::erf(-x) + e).abs() < 1e-14);
         }
@@ -448,7 +468,12 @@ mod tests {
             let lo = if op == UnaryOp::Sqrt { 0.2 } else { -2.0 };
             // clamp: keep points away from the kinks at lo/hi, where the derivative jumps
             let input = Input::uniform(&[3, 7], lo, 2.0, 11).avoid(&[-0.5, 0.7], 0.05);
-            check_grads(&format!("{op:?}"), &[input], |x| Ok(unary(op, &x[0])), |x| x[0].iter().map(|&v| cpu::unary(op, v)).collect());
+            check_grads(
+                &format!("{op:?}"),
+                &[input],
+                |x| Ok(unary(op, &x[0])),
+                |x| x[0].iter().map(|&v| cpu::unary(op, v)).collect(),
+            );
         }
     }
 

@@ -45,21 +45,9 @@ struct MseBackwardParams {
 fn mse_backward(pred: &Tensor, target: &Tensor, g: &Tensor, sign: f32) -> Tensor {
     let n = pred.numel();
     let d = Tensor::uninit(pred.shape());
-    let p = MseBackwardParams {
-        n: n as u32,
-        scale: (2.0 / n as f64) as f32,
-        _pad: [0; 2],
-    };
+    let p = MseBackwardParams { n: n as u32, scale: (2.0 / n as f64) as f32, _pad: [0; 2] };
     let workgroups = groups_1d(n); // one thread per element
-    launch(
-        MSE_BACKWARD,
-        "main",
-        &[("SIGN", sign as f64)],
-        &p,
-        &[pred, target, g],
-        &[&d],
-        workgroups,
-    );
+    launch(MSE_BACKWARD, "main", &[("SIGN", sign as f64)], &p, &[pred, target, g], &[&d], workgroups);
     d
 }
 
@@ -75,28 +63,14 @@ pub fn mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     }
     let n = pred.numel();
     if n == 0 {
-        return shape_err!(
-            "mse_loss",
-            "the mean of an empty prediction {:?} is undefined",
-            pred.shape()
-        );
+        return shape_err!("mse_loss", "the mean of an empty prediction {:?} is undefined", pred.shape());
     }
     if u32::try_from(n).is_err() {
-        return shape_err!(
-            "mse_loss",
-            "prediction {:?} has more than {} elements",
-            pred.shape(),
-            u32::MAX
-        );
+        return shape_err!("mse_loss", "prediction {:?} has more than {} elements", pred.shape(), u32::MAX);
     }
     let n_partials = n.div_ceil(WG_1D as usize).min(MAX_PARTIALS);
     let partials = Tensor::uninit(&[n_partials]);
-    let p = MseForwardParams {
-        n: n as u32,
-        n_partials: n_partials as u32,
-        inv_n: (1.0 / n as f64) as f32,
-        _pad: 0,
-    };
+    let p = MseForwardParams { n: n as u32, n_partials: n_partials as u32, inv_n: (1.0 / n as f64) as f32, _pad: 0 };
     let workgroups = n_partials as u32; // one per partial sum
     launch(MSE_FORWARD, "main", &[], &p, &[pred, target], &[&partials], workgroups);
     // Σ of the partials: `partials` needs no gradient, so this adds nothing to the tape
@@ -147,9 +121,7 @@ mod tests {
     #[test]
     fn mse_loss_matches_cpu_on_odd_sizes() {
         // 1 element, under one workgroup, not a multiple of 256, and past 1024·256 (grid-stride loop)
-        for (seed, shape) in [vec![1], vec![3, 5, 7], vec![2, 1, 33, 31], vec![5, 1, 257, 211]]
-            .into_iter()
-            .enumerate()
+        for (seed, shape) in [vec![1], vec![3, 5, 7], vec![2, 1, 33, 31], vec![5, 1, 257, 211]].into_iter().enumerate()
         {
             let n: usize = shape.iter().product();
             let mut rng = Rng::new(seed as u64);
@@ -162,35 +134,15 @@ mod tests {
             let grads = autograd::backward(&l).unwrap();
             let (dp, dt) = cpu::mse_loss_backward(&to_f64(&pv), &to_f64(&tv));
             let tol = 1e-6 * dp.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            assert_close(
-                &grads.get(&pred).unwrap().to_vec(),
-                &dp,
-                tol,
-                1e-5,
-                &format!("{shape:?} d/dpred"),
-            );
-            assert_close(
-                &grads.get(&target).unwrap().to_vec(),
-                &dt,
-                tol,
-                1e-5,
-                &format!("{shape:?} d/dtarget"),
-            );
+            assert_close(&grads.get(&pred).unwrap().to_vec(), &dp, tol, 1e-5, &format!("{shape:?} d/dpred"));
+            assert_close(&grads.get(&target).unwrap().to_vec(), &dt, tol, 1e-5, &format!("{shape:?} d/dtarget"));
         }
     }
 
     #[test]
     fn mse_loss_gradients_match_finite_differences() {
-        let ins = [
-            Input::uniform(&[2, 1, 5, 7], -1.0, 1.0, 3),
-            Input::uniform(&[2, 1, 5, 7], -1.0, 1.0, 4),
-        ];
-        check_grads(
-            "mse_loss",
-            &ins,
-            |t| mse_loss(&t[0], &t[1]),
-            |v| vec![cpu::mse_loss(&v[0], &v[1])],
-        );
+        let ins = [Input::uniform(&[2, 1, 5, 7], -1.0, 1.0, 3), Input::uniform(&[2, 1, 5, 7], -1.0, 1.0, 4)];
+        check_grads("mse_loss", &ins, |t| mse_loss(&t[0], &t[1]), |v| vec![cpu::mse_loss(&v[0], &v[1])]);
     }
 
     #[test]
@@ -209,9 +161,7 @@ mod tests {
 
     #[test]
     fn mse_loss_rejects_mismatched_shapes() {
-        let err = mse_loss(&Tensor::zeros(&[2, 1, 4, 4]), &Tensor::zeros(&[2, 1, 4, 5]))
-            .unwrap_err()
-            .to_string();
+        let err = mse_loss(&Tensor::zeros(&[2, 1, 4, 4]), &Tensor::zeros(&[2, 1, 4, 5])).unwrap_err().to_string();
         assert!(err.contains("[2, 1, 4, 4]") && err.contains("[2, 1, 4, 5]"), "{err}");
     }
 }

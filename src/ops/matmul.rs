@@ -123,7 +123,10 @@ fn plan(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Plan> {
     } else if na == 1 {
         bb.to_vec()
     } else {
-        return shape_err!("matmul", "batch dims {ba:?} and {bb:?} differ (only equal batches or a shared matrix are supported)");
+        return shape_err!(
+            "matmul",
+            "batch dims {ba:?} and {bb:?} differ (only equal batches or a shared matrix are supported)"
+        );
     };
     let batch = numel(&batch_shape);
     let (a_shared, b_shared) = (na == 1 && batch > 1, nb == 1 && batch > 1);
@@ -210,14 +213,22 @@ pub fn matmul_t(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
     autograd::record("matmul", &[a, b], &c, move |g, needs| {
         let da = if needs[0] {
             // d op(A) = G·op(B)ᵀ; if A itself was transposed, dA = (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
-            let d = if ta { matmul_with(MatmulKernel::DEFAULT, &b2, tb, g, true)? } else { matmul_with(MatmulKernel::DEFAULT, g, false, &b2, !tb)? };
+            let d = if ta {
+                matmul_with(MatmulKernel::DEFAULT, &b2, tb, g, true)?
+            } else {
+                matmul_with(MatmulKernel::DEFAULT, g, false, &b2, !tb)?
+            };
             Some(fold_batch(d, pl.a_shared, a2.shape())?)
         } else {
             None
         };
         let db = if needs[1] {
             // d op(B) = op(A)ᵀ·G; if B was transposed, dB = Gᵀ·op(A)
-            let d = if tb { matmul_with(MatmulKernel::DEFAULT, g, true, &a2, ta)? } else { matmul_with(MatmulKernel::DEFAULT, &a2, !ta, g, false)? };
+            let d = if tb {
+                matmul_with(MatmulKernel::DEFAULT, g, true, &a2, ta)?
+            } else {
+                matmul_with(MatmulKernel::DEFAULT, &a2, !ta, g, false)?
+            };
             Some(fold_batch(d, pl.b_shared, b2.shape())?)
         } else {
             None
@@ -281,12 +292,12 @@ mod tests {
         Problem { a: &[17, 33], ta: false, b: &[33, 65], tb: false }, // not multiples of 16 or 64
         Problem { a: &[64, 64], ta: false, b: &[64, 64], tb: false }, // exact tiles
         Problem { a: &[2, 3, 9, 4], ta: false, b: &[2, 3, 4, 70], tb: false },
-        Problem { a: &[4, 19, 6], ta: false, b: &[6, 5], tb: false },  // shared B (linear layer)
-        Problem { a: &[6, 9], ta: true, b: &[3, 11, 6], tb: true },    // shared A, both transposed
+        Problem { a: &[4, 19, 6], ta: false, b: &[6, 5], tb: false }, // shared B (linear layer)
+        Problem { a: &[6, 9], ta: true, b: &[3, 11, 6], tb: true },   // shared A, both transposed
         Problem { a: &[2, 31, 8], ta: true, b: &[2, 31, 10], tb: false }, // Aᵀ·B (attention context)
         Problem { a: &[2, 13, 8], ta: false, b: &[2, 8, 36], tb: false }, // v5 vec4 path: M, N/4 partial tiles
-        Problem { a: &[3, 9, 12], ta: false, b: &[12, 132], tb: false },  // v5 with shared B, 33 column quads
-        Problem { a: &[5, 4], ta: false, b: &[4, 4], tb: false },         // v5, one quad, K = 4
+        Problem { a: &[3, 9, 12], ta: false, b: &[12, 132], tb: false }, // v5 with shared B, 33 column quads
+        Problem { a: &[5, 4], ta: false, b: &[4, 4], tb: false },     // v5, one quad, K = 4
     ];
 
     #[test]
@@ -299,7 +310,13 @@ mod tests {
             let want = cpu::matmul(&to_f64(&av), pr.a, pr.ta, &to_f64(&bv), pr.b, pr.tb);
             for kernel in MatmulKernel::ALL {
                 let got = matmul_with(kernel, &a, pr.ta, &b, pr.tb).unwrap();
-                assert_close(&got.to_vec(), &want, 1e-5, 1e-5, &format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb));
+                assert_close(
+                    &got.to_vec(),
+                    &want,
+                    1e-5,
+                    1e-5,
+                    &format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb),
+                );
             }
         }
     }
@@ -326,7 +343,12 @@ mod tests {
         for kernel in MatmulKernel::ALL {
             let c = matmul_with(kernel, &a, false, &b, false).unwrap().to_vec();
             assert_eq!(c.len(), batch * 2);
-            assert!(c.iter().all(|&v| v == 6.0), "{}: first bad at {:?}", kernel.name(), c.iter().position(|&v| v != 6.0));
+            assert!(
+                c.iter().all(|&v| v == 6.0),
+                "{}: first bad at {:?}",
+                kernel.name(),
+                c.iter().position(|&v| v != 6.0)
+            );
         }
         // 70,000 batches of 1×4·4×4 take v5's vec4 path: 70,000 workgroups there too (C = 2·3·4 = 24)
         let a = Tensor::full(&[batch, 1, 4], 2.0);

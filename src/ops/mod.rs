@@ -30,7 +30,15 @@ pub(crate) fn launch<P: bytemuck::Pod>(
 ) {
     let ins: Vec<_> = inputs.iter().map(|t| t.buf()).collect();
     let outs: Vec<_> = outputs.iter().map(|t| t.buf()).collect();
-    gpu().launch(&Dispatch { shader, entry, overrides, params: bytemuck::bytes_of(params), inputs: &ins, outputs: &outs, workgroups });
+    gpu().launch(&Dispatch {
+        shader,
+        entry,
+        overrides,
+        params: bytemuck::bytes_of(params),
+        inputs: &ins,
+        outputs: &outs,
+        workgroups,
+    });
 }
 
 /// Workgroup count for a 1-D kernel of `n` threads at 256 per workgroup, checked against u32.

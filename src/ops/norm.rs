@@ -93,13 +93,7 @@ fn check_param(op: &'static str, name: &str, t: &Tensor, x: &Tensor, shapes: &[V
         return Ok(());
     }
     let want: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
-    shape_err!(
-        op,
-        "{name} has shape {:?} but the input {:?} needs {}",
-        t.shape(),
-        x.shape(),
-        want.join(" or ")
-    )
+    shape_err!(op, "{name} has shape {:?} but the input {:?} needs {}", t.shape(), x.shape(), want.join(" or "))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -158,15 +152,7 @@ fn backward_params(
     };
     let (dgamma, dbeta) = (Tensor::uninit(&[c]), Tensor::uninit(&[c]));
     let workgroups = c as u32; // one per channel
-    launch(
-        BACKWARD_PARAMS,
-        "main",
-        &[("STATS", code as f64)],
-        &p,
-        &[x, stats, dy],
-        &[&dgamma, &dbeta],
-        workgroups,
-    );
+    launch(BACKWARD_PARAMS, "main", &[("STATS", code as f64)], &p, &[x, stats, dy], &[&dgamma, &dbeta], workgroups);
     (dgamma, dbeta)
 }
 
@@ -273,10 +259,7 @@ pub fn layer_norm_channels(x: &Tensor, g: &Tensor, b: Option<&Tensor>, eps: f32)
         let (dg, db) = if needs[1] || needs[2] {
             let (dg, db) = backward_params(&x2, &stats, dy, (n, c, hw), StatsLayout::PerPixel);
             // dγ, dβ come out as (C): view them in the parameters' own shapes
-            (
-                needs[1].then(|| dg.reshape(&g_shape)).transpose()?,
-                needs[2].then(|| db.reshape(&b_shape)).transpose()?,
-            )
+            (needs[1].then(|| dg.reshape(&g_shape)).transpose()?, needs[2].then(|| db.reshape(&b_shape)).transpose()?)
         } else {
             (None, None)
         };
@@ -390,48 +373,12 @@ mod tests {
 
     /// groups = 1, = C and in between; odd H and W; N = 1 and 3; a group larger than one workgroup (8·9·11).
     const GN_CASES: &[GnCase] = &[
-        GnCase {
-            n: 1,
-            c: 8,
-            h: 3,
-            w: 5,
-            groups: 1,
-        },
-        GnCase {
-            n: 3,
-            c: 8,
-            h: 3,
-            w: 5,
-            groups: 8,
-        },
-        GnCase {
-            n: 3,
-            c: 16,
-            h: 5,
-            w: 7,
-            groups: 4,
-        },
-        GnCase {
-            n: 1,
-            c: 32,
-            h: 9,
-            w: 11,
-            groups: 8,
-        },
-        GnCase {
-            n: 3,
-            c: 24,
-            h: 1,
-            w: 1,
-            groups: 8,
-        },
-        GnCase {
-            n: 2,
-            c: 8,
-            h: 17,
-            w: 19,
-            groups: 2,
-        },
+        GnCase { n: 1, c: 8, h: 3, w: 5, groups: 1 },
+        GnCase { n: 3, c: 8, h: 3, w: 5, groups: 8 },
+        GnCase { n: 3, c: 16, h: 5, w: 7, groups: 4 },
+        GnCase { n: 1, c: 32, h: 9, w: 11, groups: 8 },
+        GnCase { n: 3, c: 24, h: 1, w: 1, groups: 8 },
+        GnCase { n: 2, c: 8, h: 17, w: 19, groups: 2 },
     ];
 
     fn gn_inputs(k: &GnCase, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -473,38 +420,17 @@ mod tests {
             let (dx, dg, db) =
                 cpu::group_norm_backward(&to_f64(&xv), &to_f64(&uv), k.n, k.c, hw, k.groups, &to_f64(&gv), 1e-5);
             assert_close(&grads.get(&x).unwrap().to_vec(), &dx, 1e-4, 1e-4, &format!("{k:?} dx"));
-            assert_close(
-                &grads.get(&gamma).unwrap().to_vec(),
-                &dg,
-                1e-4,
-                1e-4,
-                &format!("{k:?} dgamma"),
-            );
-            assert_close(
-                &grads.get(&beta).unwrap().to_vec(),
-                &db,
-                1e-4,
-                1e-4,
-                &format!("{k:?} dbeta"),
-            );
+            assert_close(&grads.get(&gamma).unwrap().to_vec(), &dg, 1e-4, 1e-4, &format!("{k:?} dgamma"));
+            assert_close(&grads.get(&beta).unwrap().to_vec(), &db, 1e-4, 1e-4, &format!("{k:?} dbeta"));
         }
     }
 
     #[test]
     fn group_norm_rank3_input_treats_length_as_pixels() {
-        let k = GnCase {
-            n: 3,
-            c: 8,
-            h: 1,
-            w: 13,
-            groups: 4,
-        };
+        let k = GnCase { n: 3, c: 8, h: 1, w: 13, groups: 4 };
         let (xv, gv, bv) = gn_inputs(&k, 7);
         let x = Tensor::from_slice(&xv, &[3, 8, 13]).unwrap();
-        let (g, b) = (
-            Tensor::from_slice(&gv, &[8]).unwrap(),
-            Tensor::from_slice(&bv, &[8]).unwrap(),
-        );
+        let (g, b) = (Tensor::from_slice(&gv, &[8]).unwrap(), Tensor::from_slice(&bv, &[8]).unwrap());
         let y = group_norm(&x, 4, Some(&g), Some(&b), 1e-5).unwrap();
         assert_eq!(y.shape(), &[3, 8, 13]);
         let want = cpu::group_norm(&to_f64(&xv), 3, 8, 13, 4, &to_f64(&gv), &to_f64(&bv), 1e-5);
@@ -535,16 +461,7 @@ mod tests {
         let (xv, _, _) = gn_inputs(&k, 3);
         let x = Tensor::from_slice(&xv, &[k.n, k.c, k.h, k.w]).unwrap();
         let y = group_norm(&x, k.groups, None, None, 1e-5).unwrap().to_vec();
-        let want = cpu::group_norm(
-            &to_f64(&xv),
-            k.n,
-            k.c,
-            k.h * k.w,
-            k.groups,
-            &vec![1.0; k.c],
-            &vec![0.0; k.c],
-            1e-5,
-        );
+        let want = cpu::group_norm(&to_f64(&xv), k.n, k.c, k.h * k.w, k.groups, &vec![1.0; k.c], &vec![0.0; k.c], 1e-5);
         assert_close(&y, &want, 1e-5, 1e-5, "no affine");
     }
 
@@ -556,10 +473,7 @@ mod tests {
         let gv: Vec<f32> = (0..c).map(|i| 0.5 + 0.1 * i as f32).collect();
         let bv: Vec<f32> = (0..c).map(|i| 0.05 * i as f32).collect();
         let x = Tensor::from_slice(&xv, &[n, c, l]).unwrap();
-        let (g, b) = (
-            Tensor::from_slice(&gv, &[c]).unwrap(),
-            Tensor::from_slice(&bv, &[c]).unwrap(),
-        );
+        let (g, b) = (Tensor::from_slice(&gv, &[c]).unwrap(), Tensor::from_slice(&bv, &[c]).unwrap());
         let y = group_norm(&x, groups, Some(&g), Some(&b), 1e-5).unwrap().to_vec();
         let want = cpu::group_norm(&to_f64(&xv), n, c, l, groups, &to_f64(&gv), &to_f64(&bv), 1e-5);
         assert_close(&y, &want, 1e-4, 1e-4, "65,600 groups");
@@ -573,13 +487,8 @@ mod tests {
         let err = group_norm(&Tensor::zeros(&[2, 8, 4, 4]), 4, Some(&Tensor::zeros(&[7])), None, 1e-5)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("gamma") && err.contains("[7]") && err.contains("[2, 8, 4, 4]"),
-            "{err}"
-        );
-        let err = group_norm(&Tensor::zeros(&[8, 4]), 4, None, None, 1e-5)
-            .unwrap_err()
-            .to_string();
+        assert!(err.contains("gamma") && err.contains("[7]") && err.contains("[2, 8, 4, 4]"), "{err}");
+        let err = group_norm(&Tensor::zeros(&[8, 4]), 4, None, None, 1e-5).unwrap_err().to_string();
         assert!(err.contains("[8, 4]"), "{err}");
         assert!(group_norm(&Tensor::zeros(&[2, 8, 4]), 0, None, None, 1e-5).is_err());
     }
@@ -634,10 +543,7 @@ mod tests {
             );
         }
         // without a bias, only x and g get gradients
-        let ins = [
-            Input::uniform(&[2, 4, 3, 3], -1.0, 1.0, 34),
-            Input::uniform(&[1, 4, 1, 1], 0.5, 1.5, 35),
-        ];
+        let ins = [Input::uniform(&[2, 4, 3, 3], -1.0, 1.0, 34), Input::uniform(&[1, 4, 1, 1], 0.5, 1.5, 35)];
         check_grads(
             "layer_norm_channels no bias",
             &ins,
@@ -649,20 +555,15 @@ mod tests {
     #[test]
     fn layer_norm_channels_rejects_bad_parameter_shapes() {
         let x = Tensor::zeros(&[2, 16, 4, 4]);
-        let err = layer_norm_channels(&x, &Tensor::ones(&[1, 8, 1, 1]), None, 1e-5)
-            .unwrap_err()
-            .to_string();
+        let err = layer_norm_channels(&x, &Tensor::ones(&[1, 8, 1, 1]), None, 1e-5).unwrap_err().to_string();
         assert!(
             err.contains("[1, 8, 1, 1]") && err.contains("[2, 16, 4, 4]") && err.contains("[1, 16, 1, 1]"),
             "{err}"
         );
-        let err = layer_norm_channels(&x, &Tensor::ones(&[16]), Some(&Tensor::ones(&[4, 4])), 1e-5)
-            .unwrap_err()
-            .to_string();
+        let err =
+            layer_norm_channels(&x, &Tensor::ones(&[16]), Some(&Tensor::ones(&[4, 4])), 1e-5).unwrap_err().to_string();
         assert!(err.contains("bias") && err.contains("[4, 4]"), "{err}");
-        let err = layer_norm_channels(&Tensor::zeros(&[16]), &Tensor::ones(&[16]), None, 1e-5)
-            .unwrap_err()
-            .to_string();
+        let err = layer_norm_channels(&Tensor::zeros(&[16]), &Tensor::ones(&[16]), None, 1e-5).unwrap_err().to_string();
         assert!(err.contains("[16]"), "{err}");
     }
 }

@@ -30,7 +30,12 @@ struct EmaParams {
 /// shadow ← decay·shadow + (1 − decay)·param, in place on `shadow` (one fused kernel).
 pub fn ema_update(shadow: &Tensor, param: &Tensor, decay: f32) -> Result<()> {
     if shadow.shape() != param.shape() {
-        return shape_err!("ema_update", "shadow has shape {:?} but the parameter is {:?}", shadow.shape(), param.shape());
+        return shape_err!(
+            "ema_update",
+            "shadow has shape {:?} but the parameter is {:?}",
+            shadow.shape(),
+            param.shape()
+        );
     }
     if shadow.same_storage(param) {
         return shape_err!("ema_update", "shadow and parameter share one buffer; the shadow needs its own");
@@ -80,13 +85,7 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2.
     fn default() -> Self {
-        AdamWConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 1e-2,
-        }
+        AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-2 }
     }
 }
 
@@ -106,12 +105,7 @@ fn n_partials(n: usize) -> usize {
 fn launch_partials(t: &Tensor, slots: &Tensor, offset: usize) -> Result<()> {
     let n = element_count("sum_of_squares", t)?;
     let k = n_partials(t.numel());
-    let p = GradNormParams {
-        n,
-        offset: offset as u32,
-        n_partials: k as u32,
-        max_norm: 0.0,
-    };
+    let p = GradNormParams { n, offset: offset as u32, n_partials: k as u32, max_norm: 0.0 };
     let workgroups = k as u32; // one per partial sum
     launch(GRAD_NORM, "partials", &[], &p, &[t], &[slots], workgroups);
     Ok(())
@@ -120,22 +114,9 @@ fn launch_partials(t: &Tensor, slots: &Tensor, offset: usize) -> Result<()> {
 /// Record the `finish` dispatch: Σ of `slots` (or its square root) into a new `[1]` tensor.
 fn launch_finish(slots: &Tensor, sqrt: bool) -> Tensor {
     let out = Tensor::uninit(&[1]);
-    let p = GradNormParams {
-        n: slots.numel() as u32,
-        offset: 0,
-        n_partials: 0,
-        max_norm: 0.0,
-    };
+    let p = GradNormParams { n: slots.numel() as u32, offset: 0, n_partials: 0, max_norm: 0.0 };
     let workgroups = 1; // one workgroup walks all slots
-    launch(
-        GRAD_NORM,
-        "finish",
-        &[("SQRT", if sqrt { 1.0 } else { 0.0 })],
-        &p,
-        &[slots],
-        &[&out],
-        workgroups,
-    );
+    launch(GRAD_NORM, "finish", &[("SQRT", if sqrt { 1.0 } else { 0.0 })], &p, &[slots], &[&out], workgroups);
     out
 }
 
@@ -167,12 +148,7 @@ pub fn global_grad_norm(grads: &[&Tensor]) -> Result<Tensor> {
 /// Reads the first element of `norm` (the `[1]` result of [`global_grad_norm`]).
 pub fn clip_coefficient(norm: &Tensor, max_norm: f32) -> Tensor {
     let out = Tensor::uninit(&[1]);
-    let p = GradNormParams {
-        n: 1,
-        offset: 0,
-        n_partials: 0,
-        max_norm,
-    };
+    let p = GradNormParams { n: 1, offset: 0, n_partials: 0, max_norm };
     let workgroups = 1; // a single thread
     launch(GRAD_NORM, "clip_coefficient", &[], &p, &[norm], &[&out], workgroups);
     out
@@ -208,18 +184,11 @@ pub fn adamw_step(
         }
     }
     if step == 0 {
-        return shape_err!(
-            "adamw_step",
-            "step numbers start at 1 (the bias corrections 1 − β^t are 0 at t = 0)"
-        );
+        return shape_err!("adamw_step", "step numbers start at 1 (the bias corrections 1 − β^t are 0 at t = 0)");
     }
     if let Some(s) = grad_scale {
         if s.numel() != 1 {
-            return shape_err!(
-                "adamw_step",
-                "grad_scale must hold one value, got shape {:?}",
-                s.shape()
-            );
+            return shape_err!("adamw_step", "grad_scale must hold one value, got shape {:?}", s.shape());
         }
     }
     let n = element_count("adamw_step", param)?;
@@ -276,13 +245,8 @@ pub mod cpu {
         cfg: &AdamWConfig,
         scale: f64,
     ) {
-        let (lr, b1, b2, eps, wd) = (
-            cfg.lr as f64,
-            cfg.beta1 as f64,
-            cfg.beta2 as f64,
-            cfg.eps as f64,
-            cfg.weight_decay as f64,
-        );
+        let (lr, b1, b2, eps, wd) =
+            (cfg.lr as f64, cfg.beta1 as f64, cfg.beta2 as f64, cfg.eps as f64, cfg.weight_decay as f64);
         let t = step as i32;
         for i in 0..p.len() {
             let gh = g[i] * scale; // ĝ
@@ -308,11 +272,7 @@ mod tests {
         let b = Tensor::from_slice(&[4.0, 0.0], &[2]).unwrap();
         let norm = global_grad_norm(&[&a, &b]).unwrap();
         let c = clip_coefficient(&norm, 1.0);
-        println!(
-            "‖(3 | 4, 0)‖ = {:?}; clip coefficient for max_norm 1 = {:?}",
-            norm.to_vec(),
-            c.to_vec()
-        );
+        println!("‖(3 | 4, 0)‖ = {:?}; clip coefficient for max_norm 1 = {:?}", norm.to_vec(), c.to_vec());
         assert!((norm.item() - 5.0).abs() < 1e-6);
         assert!((c.item() - 0.2).abs() < 1e-6);
     }
@@ -324,13 +284,7 @@ mod tests {
             let v = Rng::new(seed as u64).uniform_vec(n, -1.0, 1.0);
             let got = sum_of_squares(&Tensor::from_slice(&v, &[n]).unwrap()).unwrap();
             assert_eq!(got.shape(), &[1]);
-            assert_close(
-                &got.to_vec(),
-                &[cpu::sum_of_squares(&to_f64(&v))],
-                1e-6,
-                1e-5,
-                &format!("n = {n}"),
-            );
+            assert_close(&got.to_vec(), &[cpu::sum_of_squares(&to_f64(&v))], 1e-6, 1e-5, &format!("n = {n}"));
         }
     }
 
@@ -338,15 +292,8 @@ mod tests {
     fn global_grad_norm_matches_cpu_over_tensors_of_odd_sizes() {
         let shapes: &[&[usize]] = &[&[1], &[3, 5], &[8, 4, 3, 3], &[257], &[2, 300, 131], &[33, 1, 7]];
         let mut rng = Rng::new(12);
-        let vals: Vec<Vec<f32>> = shapes
-            .iter()
-            .map(|s| rng.uniform_vec(s.iter().product(), -2.0, 2.0))
-            .collect();
-        let ts: Vec<Tensor> = vals
-            .iter()
-            .zip(shapes)
-            .map(|(v, s)| Tensor::from_slice(v, s).unwrap())
-            .collect();
+        let vals: Vec<Vec<f32>> = shapes.iter().map(|s| rng.uniform_vec(s.iter().product(), -2.0, 2.0)).collect();
+        let ts: Vec<Tensor> = vals.iter().zip(shapes).map(|(v, s)| Tensor::from_slice(v, s).unwrap()).collect();
         let refs: Vec<&Tensor> = ts.iter().collect();
         let got = global_grad_norm(&refs).unwrap();
         let want = cpu::global_grad_norm(&vals.iter().map(|v| to_f64(v)).collect::<Vec<_>>());
@@ -366,21 +313,12 @@ mod tests {
 
     #[test]
     fn adamw_matches_cpu_over_several_steps_with_decay_and_clipping() {
-        let cfg = AdamWConfig {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.1,
-        };
+        let cfg = AdamWConfig { lr: 1e-2, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1 };
         let n = 1000; // not a multiple of 256
         let mut rng = Rng::new(77);
         let p0 = rng.uniform_vec(n, -1.0, 1.0);
-        let (param, m, v) = (
-            Tensor::from_slice(&p0, &[10, 100]).unwrap(),
-            Tensor::zeros(&[10, 100]),
-            Tensor::zeros(&[10, 100]),
-        );
+        let (param, m, v) =
+            (Tensor::from_slice(&p0, &[10, 100]).unwrap(), Tensor::zeros(&[10, 100]), Tensor::zeros(&[10, 100]));
         let (mut p64, mut m64, mut v64) = (to_f64(&p0), vec![0.0; n], vec![0.0; n]);
         for step in 1..=6u32 {
             let gv = rng.uniform_vec(n, -1.0, 1.0);
@@ -405,16 +343,13 @@ mod tests {
     fn adamw_rejects_mismatched_shapes_shared_buffers_and_step_zero() {
         let cfg = AdamWConfig::default();
         let (p, g) = (Tensor::zeros(&[4, 3]), Tensor::zeros(&[4, 3]));
-        let err = adamw_step(&p, &g, &Tensor::zeros(&[12]), &Tensor::zeros(&[4, 3]), 1, &cfg, None)
-            .unwrap_err()
-            .to_string();
+        let err =
+            adamw_step(&p, &g, &Tensor::zeros(&[12]), &Tensor::zeros(&[4, 3]), 1, &cfg, None).unwrap_err().to_string();
         assert!(err.contains("[12]") && err.contains("[4, 3]"), "{err}");
         let m = Tensor::zeros(&[4, 3]);
         let err = adamw_step(&p, &g, &m, &m, 1, &cfg, None).unwrap_err().to_string();
         assert!(err.contains("m and v share"), "{err}");
-        let err = adamw_step(&p, &g, &m, &Tensor::zeros(&[4, 3]), 0, &cfg, None)
-            .unwrap_err()
-            .to_string();
+        let err = adamw_step(&p, &g, &m, &Tensor::zeros(&[4, 3]), 0, &cfg, None).unwrap_err().to_string();
         assert!(err.contains("start at 1"), "{err}");
     }
 

@@ -64,8 +64,10 @@ fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Resul
     for i in (0..shape.len().saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * shape[i + 1];
     }
-    let kept: Vec<(usize, usize)> = (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
-    let red: Vec<(usize, usize)> = (0..shape.len()).filter(|i| axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
+    let kept: Vec<(usize, usize)> =
+        (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
+    let red: Vec<(usize, usize)> =
+        (0..shape.len()).filter(|i| axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
     let n_out: usize = kept.iter().map(|d| d.0).product();
     let n_red: usize = red.iter().map(|d| d.0).product();
     let (kshape, kst) = pack4(op, &kept)?;
@@ -188,7 +190,13 @@ mod tests {
             let x = Tensor::from_slice(&v, shape).unwrap();
             for m in [false, true] {
                 let got = if m { mean(&x, axes, true) } else { sum(&x, axes, true) }.unwrap();
-                assert_close(&got.to_vec(), &cpu::sum(&to_f64(&v), shape, axes, m), 1e-5, 1e-5, &format!("{shape:?} {axes:?} mean={m}"));
+                assert_close(
+                    &got.to_vec(),
+                    &cpu::sum(&to_f64(&v), shape, axes, m),
+                    1e-5,
+                    1e-5,
+                    &format!("{shape:?} {axes:?} mean={m}"),
+                );
             }
         }
     }
@@ -196,8 +204,18 @@ mod tests {
     #[test]
     fn sum_gradients_match_finite_differences() {
         for &(shape, axes) in CASES.iter().take(6) {
-            check_grads(&format!("sum {shape:?} {axes:?}"), &[Input::uniform(shape, -1.0, 1.0, 9)], |x| sum(&x[0], axes, false), |x| cpu::sum(&x[0], shape, axes, false));
-            check_grads(&format!("mean {shape:?} {axes:?}"), &[Input::uniform(shape, -1.0, 1.0, 9)], |x| mean(&x[0], axes, true), |x| cpu::sum(&x[0], shape, axes, true));
+            check_grads(
+                &format!("sum {shape:?} {axes:?}"),
+                &[Input::uniform(shape, -1.0, 1.0, 9)],
+                |x| sum(&x[0], axes, false),
+                |x| cpu::sum(&x[0], shape, axes, false),
+            );
+            check_grads(
+                &format!("mean {shape:?} {axes:?}"),
+                &[Input::uniform(shape, -1.0, 1.0, 9)],
+                |x| mean(&x[0], axes, true),
+                |x| cpu::sum(&x[0], shape, axes, true),
+            );
         }
     }
 

@@ -96,9 +96,7 @@ pub fn softmax(x: &Tensor, axis: usize) -> Result<Tensor> {
     let kernel = SoftmaxKernel::pick(x.shape()[axis]);
     let y = softmax_with(kernel, x, axis);
     let y_saved = y.detach();
-    autograd::record("softmax", &[x], &y, move |g, _| {
-        Ok(vec![Some(softmax_backward_with(kernel, &y_saved, g, axis))])
-    });
+    autograd::record("softmax", &[x], &y, move |g, _| Ok(vec![Some(softmax_backward_with(kernel, &y_saved, g, axis))]));
     Ok(y)
 }
 
@@ -218,7 +216,13 @@ mod tests {
             for k in SoftmaxKernel::ALL {
                 let got = softmax_with(k, &x, 1).to_vec();
                 assert!(got.iter().all(|y| y.is_finite()), "{k:?} {shape:?} ±{hi}: non-finite output");
-                assert_close(&got, &cpu::softmax(&to_f64(&v), &shape, 1), 1e-6, 1e-5, &format!("{k:?} {shape:?} ±{hi}"));
+                assert_close(
+                    &got,
+                    &cpu::softmax(&to_f64(&v), &shape, 1),
+                    1e-6,
+                    1e-5,
+                    &format!("{k:?} {shape:?} ±{hi}"),
+                );
             }
         }
     }
