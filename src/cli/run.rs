@@ -79,7 +79,40 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Print above the progress bar, or plainly when the bar is hidden (stdout is not a terminal).
+fn say(pb: &ProgressBar, msg: String) {
+    if pb.is_hidden() {
+        println!("{msg}");
+    } else {
+        pb.println(msg);
+    }
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
+    if a.resume.is_some() {
+        // a resumed run continues exactly as configured: refuse flags it would otherwise silently ignore
+        let ignored: Vec<&str> = [
+            ("--config", a.config.is_some()),
+            ("--batch-size", a.batch_size.is_some()),
+            ("--lr", a.lr.is_some()),
+            ("--seed", a.seed.is_some()),
+            ("--objective", a.objective.is_some()),
+            ("--schedule", a.schedule.is_some()),
+            ("--image-size", a.image_size.is_some()),
+            ("--val-every", a.val_every.is_some()),
+            ("--checkpoint-every", a.checkpoint_every.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect();
+        if !ignored.is_empty() {
+            bail!(
+                "--resume continues a run with its saved settings; {} cannot change them (only --steps can). \
+                 Start a new run with --out to train with other settings.",
+                ignored.join(", ")
+            );
+        }
+    }
     let (mut model, mut cfg) = preset(&a.preset)?;
     if let Some(p) = &a.config {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -103,7 +136,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if cfg.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&a.preset));
+    // default run folder: the resumed checkpoint's own folder, else runs/<preset>
+    let out = match (&a.out, &a.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(ck)) => ck.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+        (None, None) => PathBuf::from("runs").join(&a.preset),
+    };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     let mut trainer = match &a.resume {
@@ -153,6 +191,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let pb = bar(cfg.steps, "train");
     pb.set_position(trainer.step);
     let t0 = Instant::now();
+    let start_step = trainer.step;
     let mut ema_loss: Option<f32> = None;
     while trainer.step < cfg.steps {
         let lr = trainer.lr_schedule().at(trainer.step);
@@ -171,13 +210,19 @@ pub fn train(a: TrainArgs) -> Result<()> {
         pb.set_position(trainer.step);
         pb.set_message(format!("loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}"));
         let s = trainer.step;
+        if pb.is_hidden() && (s % (cfg.steps / 20).max(1) == 0 || s == cfg.steps) {
+            // no terminal (a log file, CI): a plain progress line every 5%
+            let rate = (s - start_step) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let eta = (cfg.steps - s) as f64 / rate.max(1e-9);
+            println!("step {s}/{}: loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}, {rate:.2} steps/s, ETA {eta:.0} s", cfg.steps);
+        }
         if s % cfg.checkpoint_every.max(1) == 0 || s == cfg.steps {
             trainer.save(&last)?;
         }
         if cfg.val_every > 0 && (s % cfg.val_every == 0 || s == cfg.steps) {
             if let Some(sc) = trainer.validate()? {
                 let better = trainer.best_dice.is_none_or(|b| sc.dice > b);
-                pb.println(format!(
+                say(&pb, format!(
                     "step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}",
                     sc.dice,
                     sc.iou,
@@ -282,7 +327,11 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
                 bail!("{} is a plain state_dict: give its model config with --config cfg.json", a.weights.display())
             }
         };
-        (UnetConfig::from_json(&cfg_text)?, TrainConfig::default())
+        let what = a.config.as_ref().map_or_else(
+            || format!("the config in {}'s metadata", a.weights.display()),
+            |p| p.display().to_string(),
+        );
+        (UnetConfig::from_json(&cfg_text).with_context(|| format!("in {what}"))?, TrainConfig::default())
     };
     let unet = Unet::new(&cfg, 0)?;
     let prefix = if is_ckpt {
@@ -357,9 +406,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             .with_context(|| format!("reading {}", a.input.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| ["png", "jpg", "jpeg", "tif", "tiff"].contains(&e.to_lowercase().as_str()))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| folder::EXTENSIONS.contains(&e.to_lowercase().as_str()))
             })
             .collect();
         v.sort();
@@ -460,6 +507,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<()> {
     let (model, mut cfg) = preset(name)?;
     cfg.batch_size = batch_size.unwrap_or(cfg.batch_size);
+    if cfg.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
     let data = synthetic::generate(cfg.batch_size * 2, model.image_size, model.input_img_channels, 0);
     let mut t = Trainer::new(&model, cfg.clone(), data)?;
     let g = crate::gpu::gpu();

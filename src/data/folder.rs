@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{resize_plane, Dataset, Sample};
 use crate::{Error, Result};
 
-const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
+pub const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
 
 fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -46,7 +46,12 @@ pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usiz
             // interleaved RGB -> planar (3, h, w)
             (0..3).flat_map(|c| rgb.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect()
         }
-        n => return Err(Error::Config(format!("images with {n} channels are not supported (use 1 or 3)"))),
+        n => {
+            return Err(Error::format(
+                path,
+                format!("cannot be read as {n} channels (input_img_channels must be 1 or 3)"),
+            ))
+        }
     };
     Ok((data, h, w))
 }

@@ -89,12 +89,16 @@ impl Schedule {
         (b * acp.sqrt() / (1.0 - ac), (1.0 - acp) * (1.0 - b).sqrt() / (1.0 - ac), var.max(1e-20).ln())
     }
 
-    /// DDIM time pairs like the package: linspace(−1, T−1, K+1) truncated to ints (in f32, as torch), reversed.
+    /// DDIM time pairs like the package: linspace(−1, T−1, K+1) truncated to ints, reversed. torch's f32
+    /// linspace computes the first half of the points from the start and the second half from the end
+    /// (`end − step·(K − i)`); doing the same keeps every K identical after truncation.
     pub fn ddim_pairs(&self, sampling_steps: usize) -> Vec<(i64, i64)> {
         let t = self.len() as f32;
         let k = sampling_steps.max(1);
         let step = t / k as f32;
-        let mut times: Vec<i64> = (0..=k).map(|i| (-1.0f32 + step * i as f32) as i64).collect();
+        let half = (k + 1) / 2;
+        let point = |i: usize| if i < half { -1.0f32 + step * i as f32 } else { (t - 1.0) - step * (k - i) as f32 };
+        let mut times: Vec<i64> = (0..=k).map(|i| point(i) as i64).collect();
         times.reverse();
         times.windows(2).map(|w| (w[0], w[1])).collect()
     }
@@ -150,6 +154,10 @@ mod tests {
         let times: Vec<i64> = std::iter::once(p[0].0).chain(p.iter().map(|x| x.1)).collect();
         assert_eq!(times, vec![999, 899, 799, 699, 599, 499, 399, 299, 199, 99, -1]);
         assert_eq!(&c.ddim_pairs(50)[..2], &[(999, 979), (979, 959)]);
+        // K = 15 and 30: values printed by list(reversed(torch.linspace(-1, 999, K + 1).int().tolist()))
+        let firsts = |k| c.ddim_pairs(k).iter().take(3).map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(firsts(15), vec![999, 932, 865]);
+        assert_eq!(firsts(30), vec![999, 965, 932]);
     }
 
     #[test]

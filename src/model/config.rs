@@ -91,8 +91,20 @@ impl UnetConfig {
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(Error::Config(m));
         let levels = self.dim_mults.len();
-        if self.dim == 0 || levels == 0 {
-            return err("config: dim must be > 0 and dim_mults must have at least one entry".into());
+        if self.dim == 0 || levels == 0 || self.dim_mults.contains(&0) {
+            return err(format!("config: dim ({}) must be > 0 and dim_mults ({:?}) non-empty with no zeros", self.dim, self.dim_mults));
+        }
+        for (name, v) in [
+            ("resnet_block_groups", self.resnet_block_groups),
+            ("attn_heads", self.attn_heads),
+            ("attn_dim_head", self.attn_dim_head),
+        ] {
+            if v == 0 {
+                return err(format!("config: {name} must be at least 1"));
+            }
+        }
+        if self.dynamic_ff_parser_attn_map && self.conditioning_kwargs.dim_head == 0 {
+            return err("config: conditioning_kwargs.dim_head must be at least 1".into());
         }
         if self.full_self_attn.len() != levels {
             return err(format!(
@@ -182,6 +194,10 @@ mod tests {
         assert!(e.to_string().contains("full_self_attn has 1 entries"), "{e}");
         let e = UnetConfig { dim: 12, resnet_block_groups: 8, ..tiny() }.validate().unwrap_err();
         assert!(e.to_string().contains("not divisible by resnet_block_groups 8"), "{e}");
+        let e = UnetConfig { resnet_block_groups: 0, ..tiny() }.validate().unwrap_err();
+        assert!(e.to_string().contains("resnet_block_groups must be at least 1"), "{e}");
+        let e = UnetConfig { dim_mults: vec![1, 0], ..tiny() }.validate().unwrap_err();
+        assert!(e.to_string().contains("no zeros"), "{e}");
         let e = UnetConfig { dynamic_ff_parser_attn_map: true, ..tiny() }.validate().unwrap_err();
         assert!(e.to_string().contains("patch_size 16"), "{e}");
     }

@@ -56,8 +56,15 @@ fn max_abs(v: &[f32]) -> f64 {
     v.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()))
 }
 
+/// Largest |a − b|; infinite when the lengths differ or any value is not finite (so NaN can never pass).
 fn max_diff(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| {
+        let d = (x as f64 - y as f64).abs();
+        if d.is_finite() { m.max(d) } else { f64::INFINITY }
+    })
 }
 
 /// Build the fixture's network, load its weights, and return its config and the network.
@@ -88,6 +95,9 @@ pub fn check_reference(path: &Path, tol_out: f64, tol_grad: f64) -> Result<Repor
     let loss = reduce::sum_all(&ew::mul(&pred, &upstream)?)?;
     let grads = autograd::backward(&loss)?;
 
+    if pred.shape() != want.shape {
+        return Err(Error::format(path, format!("output.pred has shape {:?} but ours is {:?}", want.shape, pred.shape())));
+    }
     let ours = pred.to_vec();
     let mut rows = Vec::new();
     let d = max_diff(&ours, &want.data);
@@ -97,6 +107,9 @@ pub fn check_reference(path: &Path, tol_out: f64, tol_grad: f64) -> Result<Repor
     let mut pairs = Vec::new();
     for (name, p) in unet.params() {
         let r = file.require(&format!("grad.{name}"), path)?;
+        if r.shape.iter().product::<usize>() != p.numel() {
+            return Err(Error::format(path, format!("grad.{name} has shape {:?}, the parameter {:?}", r.shape, p.shape())));
+        }
         let g = grads.get(p).map(|t| t.to_vec()).unwrap_or_else(|| vec![0.0; p.numel()]);
         pairs.push((name.clone(), g, r.data.clone()));
     }
@@ -107,4 +120,17 @@ pub fn check_reference(path: &Path, tol_out: f64, tol_grad: f64) -> Result<Repor
         rows.push(Row { name: format!("grad.{name}"), max_abs: d, max_rel: rel, ok: rel <= tol_grad });
     }
     Ok(Report { config: unet.cfg.clone(), num_params: unet.num_params(), rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_diff;
+
+    #[test]
+    fn nan_and_length_mismatch_never_pass() {
+        assert_eq!(max_diff(&[1.0, 2.0], &[1.0, 2.5]), 0.5);
+        assert!(max_diff(&[f32::NAN], &[1.0]).is_infinite());
+        assert!(max_diff(&[1.0], &[f32::INFINITY]).is_infinite());
+        assert!(max_diff(&[1.0], &[1.0, 2.0]).is_infinite());
+    }
 }

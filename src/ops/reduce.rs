@@ -55,9 +55,12 @@ fn pack4(op: &'static str, dims: &[(usize, usize)]) -> Result<([u32; 4], [u32; 4
 
 fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Result<Tensor> {
     let shape = x.shape();
-    for &a in axes {
+    for (i, &a) in axes.iter().enumerate() {
         if a >= shape.len() {
             return shape_err!(op, "axis {a} out of range for shape {shape:?}");
+        }
+        if axes[..i].contains(&a) {
+            return shape_err!(op, "axis {a} is listed twice in {axes:?}");
         }
     }
     let mut strides = vec![1; shape.len()];
@@ -232,5 +235,7 @@ mod tests {
     fn sum_rejects_bad_axis() {
         let err = sum(&Tensor::zeros(&[2, 3]), &[2], false).unwrap_err().to_string();
         assert!(err.contains("axis 2") && err.contains("[2, 3]"), "{err}");
+        let err = mean(&Tensor::zeros(&[2, 3]), &[1, 1], false).unwrap_err().to_string();
+        assert!(err.contains("listed twice"), "{err}");
     }
 }
