@@ -74,11 +74,13 @@ fn no_grad_records_nothing_and_constants_get_no_gradient() {
 
 #[test]
 fn backward_error_names_the_op_and_tape_entry() {
-    // A gradient of the wrong shape cannot arise from the public ops, so check the formatting directly.
-    let e = medsegdiff::Error::Backward {
-        op: "group_norm",
-        entry: 41,
-        source: Box::new(medsegdiff::Error::Config("boom".into())),
-    };
-    assert_eq!(e.to_string(), "backward of group_norm (tape entry 41): boom");
+    // A taped op whose backward fails: the tape must wrap the error with the op's name and its entry index.
+    autograd::clear();
+    let w = Tensor::ones(&[3]).with_grad();
+    let y = ew::scale(&w, 2.0); // entry 0
+    let z = ew::silu(&y); // entry 1: its recorded backward is replaced by a failing one below
+    let broken = Tensor::zeros(&[3]);
+    autograd::record("broken_op", &[&z], &broken, |_, _| Err(medsegdiff::Error::Config("boom".into()))); // entry 2
+    let e = backward(&broken).err().expect("backward must fail").to_string();
+    assert_eq!(e, "backward of broken_op (tape entry 2): boom");
 }

@@ -57,6 +57,12 @@ fn resume_gives_bit_identical_losses() {
     assert_eq!(second.step, 3);
     resumed.extend((0..3).map(|_| second.train_step().unwrap().to_bits()));
     assert_eq!(straight, resumed, "losses (as bits) of an uninterrupted run vs a run resumed at step 3");
+    // the weights, the AdamW moments and the EMA (which the loss never sees) must match bit for bit too
+    let bits = |ts: &[medsegdiff::Tensor]| ts.iter().flat_map(|t| t.to_vec()).map(f32::to_bits).collect::<Vec<_>>();
+    let params = |t: &Trainer| t.unet.params().iter().map(|(_, p)| p.clone()).collect::<Vec<_>>();
+    assert!(bits(&params(&full)) == bits(&params(&second)), "weights differ after resume");
+    assert!(bits(&full.adam.m) == bits(&second.adam.m) && bits(&full.adam.v) == bits(&second.adam.v), "AdamW moments differ");
+    assert!(bits(&full.ema.shadow) == bits(&second.ema.shadow), "EMA weights differ after resume");
 }
 
 #[test]

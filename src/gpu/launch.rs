@@ -201,6 +201,28 @@ impl Gpu {
         prof.collect(&self.device);
     }
 
+    /// Fill a buffer with NaN (see `GpuBuffer::uninit`): the `fill` kernel, recorded like any op.
+    pub(crate) fn poison(&self, buf: &GpuBuffer) {
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct FillParams {
+            n: u32,
+            value: f32,
+            _pad: [u32; 2],
+        }
+        let n = buf.len() as u32;
+        let p = FillParams { n, value: f32::NAN, _pad: [0; 2] };
+        self.launch(&Dispatch {
+            shader: crate::shader!("elementwise/fill.wgsl"),
+            entry: "main",
+            overrides: &[],
+            params: bytemuck::bytes_of(&p),
+            inputs: &[],
+            outputs: &[buf],
+            workgroups: n.div_ceil(super::WG_1D),
+        });
+    }
+
     /// Record "copy `data` into `dst`" in the shared encoder, through a staging buffer mapped at creation.
     pub(crate) fn record_upload(&self, dst: &wgpu::Buffer, data: &[f32]) {
         let bytes: &[u8] = bytemuck::cast_slice(data);

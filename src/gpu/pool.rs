@@ -69,6 +69,11 @@ impl BufferPool {
     }
 }
 
+fn poison_requested() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MEDSEGDIFF_POISON_UNINIT").is_ok_and(|v| v == "1"))
+}
+
 /// A storage buffer owned by one tensor; returns itself to the pool on drop.
 /// `len` is the number of f32 elements the owner uses (the buffer may be larger: its bucket).
 pub struct GpuBuffer {
@@ -82,7 +87,13 @@ impl GpuBuffer {
         let g = gpu();
         let bytes = (len.max(1) * 4) as u64;
         let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes);
-        GpuBuffer { buf: Some(buf), len }
+        let out = GpuBuffer { buf: Some(buf), len };
+        // In unit tests (or with MEDSEGDIFF_POISON_UNINIT=1) fill new outputs with NaN, so a kernel that skips
+        // elements cannot pass by finding the right answer left in a recycled buffer by an earlier run.
+        if cfg!(test) || poison_requested() {
+            g.poison(&out);
+        }
+        out
     }
 
     /// A pooled buffer holding `data`. The values travel through a small staging buffer and a copy recorded in
@@ -127,6 +138,12 @@ impl Drop for GpuBuffer {
 #[cfg(test)]
 mod tests {
     use super::bucket;
+
+    #[test]
+    fn uninit_buffers_are_nan_in_tests() {
+        let t = crate::Tensor::uninit(&[300]);
+        assert!(t.to_vec().iter().all(|v| v.is_nan()), "unit tests rely on poisoned outputs");
+    }
 
     #[test]
     fn buckets_round_up_by_at_most_a_quarter() {
