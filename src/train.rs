@@ -66,6 +66,14 @@ fn mix(seed: u64, step: u64, salt: u64) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ salt
 }
 
+/// One sampled example: image (first channel), ground truth, prediction, all (S·S), and their scores.
+pub struct Example {
+    pub image: Vec<f32>,
+    pub truth: Vec<f32>,
+    pub pred: Vec<f32>,
+    pub scores: Scores,
+}
+
 pub struct Trainer {
     pub unet: Unet,
     pub diffusion: Diffusion,
@@ -85,6 +93,12 @@ impl Trainer {
             return Err(Error::Config(format!(
                 "training config: batch_size ({}) and sampling_steps ({}) must be at least 1, timesteps ({}) at least 2",
                 cfg.batch_size, cfg.sampling_steps, cfg.timesteps
+            )));
+        }
+        if model.mask_channels != 1 {
+            return Err(Error::Config(format!(
+                "training needs mask_channels = 1 (datasets hold one binary mask per image); the config has {}",
+                model.mask_channels
             )));
         }
         if data.channels != model.input_img_channels || data.size != model.image_size {
@@ -128,17 +142,10 @@ impl Trainer {
         }
         let mut t = Trainer::new(&meta.model, cfg, data)?;
         weights::load_into(&t.unet.vars, &file, "param.", path)?;
+        // the optimizer moments and the EMA are stored under the parameters' names with their own prefixes
         for (prefix, tensors) in [("adam_m.", &t.adam.m), ("adam_v.", &t.adam.v), ("ema.", &t.ema.shadow)] {
-            for ((name, _), dst) in t.unet.params().iter().zip(tensors.iter()) {
-                let h = file.require(&format!("{prefix}{name}"), path)?;
-                if h.data.len() != dst.numel() {
-                    return Err(Error::format(
-                        path,
-                        format!("{prefix}{name} has {} values, expected {}", h.data.len(), dst.numel()),
-                    ));
-                }
-                crate::gpu::gpu().overwrite(dst.buf(), &h.data);
-            }
+            let params = t.unet.params().iter().zip(tensors.iter()).map(|((n, _), x)| (n.clone(), x.clone())).collect();
+            weights::load_into(&crate::nn::VarStore { params }, &file, prefix, path)?;
         }
         t.step = meta.step;
         t.adam.step = meta.step as u32;
@@ -185,17 +192,28 @@ impl Trainer {
         if idx.is_empty() {
             return Ok(None);
         }
+        let rows = self.sample_examples(&idx, mix(self.cfg.seed, 0, 3))?;
+        Ok(Some(metrics::mean(&rows.iter().map(|r| r.scores).collect::<Vec<_>>())))
+    }
+
+    /// DDIM-sample masks for dataset examples `idx` with the EMA weights (η = 0); per example its image's first
+    /// channel, the ground truth, the prediction and their scores.
+    pub fn sample_examples(&self, idx: &[usize], seed: u64) -> Result<Vec<Example>> {
         let unet = self.ema_unet()?;
-        let (images, masks) = self.data.batch(&idx, None)?;
-        let mut rng = Rng::new(mix(self.cfg.seed, 0, 3));
+        let (images, masks) = self.data.batch(idx, None)?;
+        let mut rng = Rng::new(seed);
         let pred =
             self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
-        let truth = masks.to_vec();
-        let s = self.data.size;
-        let scores: Vec<Scores> = (0..idx.len())
-            .map(|i| metrics::scores(&pred[i * s * s..(i + 1) * s * s], &truth[i * s * s..(i + 1) * s * s], s, s))
-            .collect();
-        Ok(Some(metrics::mean(&scores)))
+        let (iv, truth) = (images.to_vec(), masks.to_vec());
+        let (s, c) = (self.data.size, self.data.channels);
+        let plane = |v: &[f32], i: usize, stride: usize| v[i * stride..i * stride + s * s].to_vec();
+        Ok((0..idx.len())
+            .map(|i| {
+                let (image, truth, pred) = (plane(&iv, i, c * s * s), plane(&truth, i, s * s), plane(&pred, i, s * s));
+                let scores = metrics::scores(&pred, &truth, s, s);
+                Example { image, truth, pred, scores }
+            })
+            .collect())
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

@@ -254,29 +254,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
 /// [image | truth | prediction] rows for up to 8 validation images, with the EMA weights.
 fn write_sample_grid(t: &Trainer, path: &Path) -> Result<()> {
     let idx: Vec<usize> = t.val_idx.iter().chain(t.train_idx.iter()).take(8).copied().collect();
-    let unet = t.ema_unet()?;
-    let (images, masks) = t.data.batch(&idx, None)?;
-    let mut rng = Rng::new(t.cfg.seed ^ 0xabc);
-    let pred = t.diffusion.ddim_sample(&unet, &images, t.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
-    let (iv, mv) = (images.to_vec(), masks.to_vec());
-    let s = t.data.size;
-    let c = t.data.channels;
-    let rows: Vec<_> = (0..idx.len())
-        .map(|i| {
-            (
-                iv[i * c * s * s..i * c * s * s + s * s].to_vec(),
-                mv[i * s * s..(i + 1) * s * s].to_vec(),
-                pred[i * s * s..(i + 1) * s * s].to_vec(),
-            )
-        })
-        .collect();
-    images::grid(&rows, s).save(path).with_context(|| format!("writing {}", path.display()))?;
-    let sc: Vec<Scores> = rows.iter().map(|(_, tr, p)| metrics::scores(p, tr, s, s)).collect();
-    println!(
-        "wrote {} (image | truth | prediction); mean Dice of these {:.4}",
-        path.display(),
-        metrics::mean(&sc).dice
-    );
+    let examples = t.sample_examples(&idx, t.cfg.seed ^ 0xabc)?;
+    let rows: Vec<_> = examples.iter().map(|e| (e.image.clone(), e.truth.clone(), e.pred.clone())).collect();
+    images::grid(&rows, t.data.size).save(path).with_context(|| format!("writing {}", path.display()))?;
+    let dice = metrics::mean(&examples.iter().map(|e| e.scores).collect::<Vec<_>>()).dice;
+    println!("wrote {} (image | truth | prediction); mean Dice of these {dice:.4}", path.display());
     Ok(())
 }
 

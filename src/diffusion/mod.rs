@@ -66,11 +66,15 @@ impl Diffusion {
         self.schedule.len()
     }
 
+    /// (√ᾱ_t, √(1 − ᾱ_t)) per sample, as (B, 1, 1, 1) tensors.
+    fn signal_noise(&self, t: &[usize]) -> Result<(Tensor, Tensor)> {
+        let ac = &self.schedule.alphas_cumprod;
+        Ok((per_sample(t.iter().map(|&i| ac[i].sqrt()))?, per_sample(t.iter().map(|&i| (1.0 - ac[i]).sqrt()))?))
+    }
+
     /// x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε, with one t per sample.
     pub fn q_sample(&self, x0: &Tensor, t: &[usize], noise: &Tensor) -> Result<Tensor> {
-        let ac = &self.schedule.alphas_cumprod;
-        let a = per_sample(t.iter().map(|&i| ac[i].sqrt()))?;
-        let s = per_sample(t.iter().map(|&i| (1.0 - ac[i]).sqrt()))?;
+        let (a, s) = self.signal_noise(t)?;
         ew::add(&ew::mul(x0, &a)?, &ew::mul(noise, &s)?)
     }
 
@@ -88,9 +92,8 @@ impl Diffusion {
             Objective::PredNoise => noise,
             Objective::PredX0 => x0,
             Objective::PredV => {
-                let ac = &self.schedule.alphas_cumprod;
-                let a = per_sample(t.iter().map(|&i| ac[i].sqrt()))?;
-                let s = per_sample(t.iter().map(|&i| (1.0 - ac[i]).sqrt()))?;
+                // v = √ᾱ_t·ε − √(1 − ᾱ_t)·x_0
+                let (a, s) = self.signal_noise(&t)?;
                 ew::sub(&ew::mul(&noise, &a)?, &ew::mul(&x0, &s)?)?
             }
         };
