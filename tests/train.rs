@@ -61,7 +61,10 @@ fn resume_gives_bit_identical_losses() {
     let bits = |ts: &[medsegdiff::Tensor]| ts.iter().flat_map(|t| t.to_vec()).map(f32::to_bits).collect::<Vec<_>>();
     let params = |t: &Trainer| t.unet.params().iter().map(|(_, p)| p.clone()).collect::<Vec<_>>();
     assert!(bits(&params(&full)) == bits(&params(&second)), "weights differ after resume");
-    assert!(bits(&full.adam.m) == bits(&second.adam.m) && bits(&full.adam.v) == bits(&second.adam.v), "AdamW moments differ");
+    assert!(
+        bits(&full.adam.m) == bits(&second.adam.m) && bits(&full.adam.v) == bits(&second.adam.v),
+        "AdamW moments differ"
+    );
     assert!(bits(&full.ema.shadow) == bits(&second.ema.shadow), "EMA weights differ after resume");
 }
 

@@ -214,7 +214,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             // no terminal (a log file, CI): a plain progress line every 5%
             let rate = (s - start_step) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             let eta = (cfg.steps - s) as f64 / rate.max(1e-9);
-            println!("step {s}/{}: loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}, {rate:.2} steps/s, ETA {eta:.0} s", cfg.steps);
+            println!(
+                "step {s}/{}: loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}, {rate:.2} steps/s, ETA {eta:.0} s",
+                cfg.steps
+            );
         }
         if s % cfg.checkpoint_every.max(1) == 0 || s == cfg.steps {
             trainer.save(&last)?;
@@ -222,13 +225,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if cfg.val_every > 0 && (s % cfg.val_every == 0 || s == cfg.steps) {
             if let Some(sc) = trainer.validate()? {
                 let better = trainer.best_dice.is_none_or(|b| sc.dice > b);
-                say(&pb, format!(
-                    "step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}",
-                    sc.dice,
-                    sc.iou,
-                    sc.hd95,
-                    if better { " (best)" } else { "" }
-                ));
+                say(
+                    &pb,
+                    format!(
+                        "step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}",
+                        sc.dice,
+                        sc.iou,
+                        sc.hd95,
+                        if better { " (best)" } else { "" }
+                    ),
+                );
                 if better {
                     trainer.best_dice = Some(sc.dice);
                     trainer.save(&best)?;
@@ -309,10 +315,10 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
                 bail!("{} is a plain state_dict: give its model config with --config cfg.json", a.weights.display())
             }
         };
-        let what = a.config.as_ref().map_or_else(
-            || format!("the config in {}'s metadata", a.weights.display()),
-            |p| p.display().to_string(),
-        );
+        let what = a
+            .config
+            .as_ref()
+            .map_or_else(|| format!("the config in {}'s metadata", a.weights.display()), |p| p.display().to_string());
         (UnetConfig::from_json(&cfg_text).with_context(|| format!("in {what}"))?, TrainConfig::default())
     };
     let unet = Unet::new(&cfg, 0)?;
@@ -388,7 +394,9 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             .with_context(|| format!("reading {}", a.input.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension().and_then(|e| e.to_str()).is_some_and(|e| folder::EXTENSIONS.contains(&e.to_lowercase().as_str()))
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| folder::EXTENSIONS.contains(&e.to_lowercase().as_str()))
             })
             .collect();
         v.sort();

@@ -92,7 +92,10 @@ impl UnetConfig {
         let err = |m: String| Err(Error::Config(m));
         let levels = self.dim_mults.len();
         if self.dim == 0 || levels == 0 || self.dim_mults.contains(&0) {
-            return err(format!("config: dim ({}) must be > 0 and dim_mults ({:?}) non-empty with no zeros", self.dim, self.dim_mults));
+            return err(format!(
+                "config: dim ({}) must be > 0 and dim_mults ({:?}) non-empty with no zeros",
+                self.dim, self.dim_mults
+            ));
         }
         for (name, v) in [
             ("resnet_block_groups", self.resnet_block_groups),

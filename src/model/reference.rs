@@ -63,7 +63,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> f64 {
     }
     a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| {
         let d = (x as f64 - y as f64).abs();
-        if d.is_finite() { m.max(d) } else { f64::INFINITY }
+        if d.is_finite() {
+            m.max(d)
+        } else {
+            f64::INFINITY
+        }
     })
 }
 
@@ -96,7 +100,10 @@ pub fn check_reference(path: &Path, tol_out: f64, tol_grad: f64) -> Result<Repor
     let grads = autograd::backward(&loss)?;
 
     if pred.shape() != want.shape {
-        return Err(Error::format(path, format!("output.pred has shape {:?} but ours is {:?}", want.shape, pred.shape())));
+        return Err(Error::format(
+            path,
+            format!("output.pred has shape {:?} but ours is {:?}", want.shape, pred.shape()),
+        ));
     }
     let ours = pred.to_vec();
     let mut rows = Vec::new();
@@ -108,7 +115,10 @@ pub fn check_reference(path: &Path, tol_out: f64, tol_grad: f64) -> Result<Repor
     for (name, p) in unet.params() {
         let r = file.require(&format!("grad.{name}"), path)?;
         if r.shape.iter().product::<usize>() != p.numel() {
-            return Err(Error::format(path, format!("grad.{name} has shape {:?}, the parameter {:?}", r.shape, p.shape())));
+            return Err(Error::format(
+                path,
+                format!("grad.{name} has shape {:?}, the parameter {:?}", r.shape, p.shape()),
+            ));
         }
         let g = grads.get(p).map(|t| t.to_vec()).unwrap_or_else(|| vec![0.0; p.numel()]);
         pairs.push((name.clone(), g, r.data.clone()));

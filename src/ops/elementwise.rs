@@ -134,37 +134,11 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     strides
 }
 
-/// Merge adjacent dims where both operands are contiguous across them, then right-align into 4-D.
+/// The 4-D index space of out with a's and b's broadcast strides (see `index::pack4`).
 fn coalesce4(op: &'static str, out: &[usize], sa: &[usize], sb: &[usize]) -> Result<([u32; 4], [u32; 4], [u32; 4])> {
-    let mut dims: Vec<(usize, usize, usize)> = Vec::new(); // (size, stride a, stride b), outermost first
-    for i in 0..out.len() {
-        if out[i] == 1 {
-            continue;
-        }
-        if let Some(last) = dims.last_mut() {
-            // merge when last (outer) dim is exactly the inner dim repeated: stride_outer = size_inner·stride_inner
-            if last.1 == out[i] * sa[i] && last.2 == out[i] * sb[i] {
-                *last = (last.0 * out[i], sa[i], sb[i]);
-                continue;
-            }
-        }
-        dims.push((out[i], sa[i], sb[i]));
-    }
-    if dims.len() > 4 {
-        return shape_err!(
-            op,
-            "broadcast over {out:?} needs {} independent dimensions; at most 4 are supported",
-            dims.len()
-        );
-    }
-    let (mut s, mut a, mut b) = ([1u32; 4], [0u32; 4], [0u32; 4]);
-    let off = 4 - dims.len();
-    for (i, (n, x, y)) in dims.into_iter().enumerate() {
-        s[off + i] = n as u32;
-        a[off + i] = x as u32;
-        b[off + i] = y as u32;
-    }
-    Ok((s, a, b))
+    let dims: Vec<(usize, [usize; 2])> = (0..out.len()).map(|i| (out[i], [sa[i], sb[i]])).collect();
+    let sp = super::index::pack4(op, &dims)?;
+    Ok((sp.shape, sp.strides[0], sp.strides[1]))
 }
 
 /// Encode `a ⊙ b` without taping.

@@ -18,6 +18,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::index::strides_of;
 use super::{groups_1d, launch};
 use crate::gpu::Shader;
 use crate::tensor::{numel, Tensor};
@@ -63,15 +64,6 @@ struct UpsampleParams {
     n: u32,
 }
 
-/// Row-major strides of a contiguous `shape`.
-fn strides_of(shape: &[usize]) -> Vec<usize> {
-    let mut st = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        st[i] = st[i + 1] * shape[i + 1];
-    }
-    st
-}
-
 /// (outer, len, inner) of `shape` around `axis`.
 fn split3(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
@@ -87,24 +79,9 @@ struct CopySpec<'a> {
 /// Encode `dst[dst_off + Σ i·dst_st] = src[src_off + Σ i·src_st]` (strided_copy.wgsl), not taped.
 /// Size-1 axes are dropped and neighbours contiguous in both src and dst merged, so any rank ≤ 4 fits.
 fn copy_raw(op: &'static str, src: &Tensor, dst: &Tensor, c: CopySpec) -> Result<()> {
-    let mut merged: Vec<(usize, usize, usize)> = Vec::new(); // outermost first
-    for &(n, s, d) in c.dims.iter().filter(|d| d.0 != 1) {
-        match merged.last_mut() {
-            // the outer axis is the inner one repeated in both tensors: fuse them into one longer axis
-            Some(last) if last.1 == n * s && last.2 == n * d => *last = (last.0 * n, s, d),
-            _ => merged.push((n, s, d)),
-        }
-    }
-    if merged.len() > 4 {
-        return shape_err!(op, "copy needs {} independent axes; at most 4 are supported", merged.len());
-    }
-    let (mut shape, mut src_st, mut dst_st) = ([1u32; 4], [0u32; 4], [0u32; 4]);
-    let off = 4 - merged.len();
-    for (i, (n, s, d)) in merged.into_iter().enumerate() {
-        shape[off + i] = n as u32;
-        src_st[off + i] = s as u32;
-        dst_st[off + i] = d as u32;
-    }
+    let dims: Vec<(usize, [usize; 2])> = c.dims.iter().map(|&(n, s, d)| (n, [s, d])).collect();
+    let sp = super::index::pack4(op, &dims)?;
+    let (shape, src_st, dst_st) = (sp.shape, sp.strides[0], sp.strides[1]);
     let n: usize = c.dims.iter().map(|d| d.0).product();
     let p = CopyParams {
         shape,

@@ -8,6 +8,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::index::{pack4, strides_of};
 use super::{groups_1d, launch};
 use crate::gpu::Shader;
 use crate::tensor::Tensor;
@@ -32,27 +33,6 @@ struct SumParams {
     _pad: u32,
 }
 
-/// Pack (size, stride) pairs into a right-aligned 4-D index space, merging contiguous neighbours.
-fn pack4(op: &'static str, dims: &[(usize, usize)]) -> Result<([u32; 4], [u32; 4])> {
-    let mut merged: Vec<(usize, usize)> = Vec::new();
-    for &(n, s) in dims.iter().filter(|d| d.0 != 1) {
-        match merged.last_mut() {
-            Some(last) if last.1 == n * s => *last = (last.0 * n, s),
-            _ => merged.push((n, s)),
-        }
-    }
-    if merged.len() > 4 {
-        return shape_err!(op, "reduction needs {} independent axes; at most 4 are supported", merged.len());
-    }
-    let (mut shape, mut st) = ([1u32; 4], [0u32; 4]);
-    let off = 4 - merged.len();
-    for (i, (n, s)) in merged.into_iter().enumerate() {
-        shape[off + i] = n as u32;
-        st[off + i] = s as u32;
-    }
-    Ok((shape, st))
-}
-
 fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Result<Tensor> {
     let shape = x.shape();
     for (i, &a) in axes.iter().enumerate() {
@@ -63,18 +43,15 @@ fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Resul
             return shape_err!(op, "axis {a} is listed twice in {axes:?}");
         }
     }
-    let mut strides = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1];
-    }
-    let kept: Vec<(usize, usize)> =
-        (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
-    let red: Vec<(usize, usize)> =
-        (0..shape.len()).filter(|i| axes.contains(i)).map(|i| (shape[i], strides[i])).collect();
+    let strides = strides_of(shape);
+    let kept: Vec<(usize, [usize; 1])> =
+        (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| (shape[i], [strides[i]])).collect();
+    let red: Vec<(usize, [usize; 1])> =
+        (0..shape.len()).filter(|i| axes.contains(i)).map(|i| (shape[i], [strides[i]])).collect();
     let n_out: usize = kept.iter().map(|d| d.0).product();
     let n_red: usize = red.iter().map(|d| d.0).product();
-    let (kshape, kst) = pack4(op, &kept)?;
-    let (rshape, rst) = pack4(op, &red)?;
+    let (k, r) = (pack4(op, &kept)?, pack4(op, &red)?);
+    let (kshape, kst, rshape, rst) = (k.shape, k.strides[0], r.shape, r.strides[0]);
     let out_shape: Vec<usize> = (0..shape.len()).map(|i| if axes.contains(&i) { 1 } else { shape[i] }).collect();
     let out = Tensor::uninit(&out_shape);
     let scale = if mean { 1.0 / n_red.max(1) as f32 } else { 1.0 };
