@@ -96,7 +96,7 @@ impl Schedule {
         let t = self.len() as f32;
         let k = sampling_steps.max(1);
         let step = t / k as f32;
-        let half = (k + 1) / 2;
+        let half = k.div_ceil(2); // torch: the first (K + 1) / 2 points from the start
         let point = |i: usize| if i < half { -1.0f32 + step * i as f32 } else { (t - 1.0) - step * (k - i) as f32 };
         let mut times: Vec<i64> = (0..=k).map(|i| point(i) as i64).collect();
         times.reverse();

@@ -41,8 +41,8 @@ pub fn pack4<const K: usize>(op: &'static str, dims: &[(usize, [usize; K])]) -> 
     let off = 4 - merged.len();
     for (i, (n, st)) in merged.into_iter().enumerate() {
         space.shape[off + i] = n as u32;
-        for k in 0..K {
-            space.strides[k][off + i] = st[k] as u32;
+        for (dst, &s) in space.strides.iter_mut().zip(st.iter()) {
+            dst[off + i] = s as u32;
         }
     }
     Ok(space)
