@@ -37,6 +37,14 @@ fn fixture_rgb_input_three_levels() {
     check("ref_rgb_3level.safetensors");
 }
 
+/// Generated last, after everything above passed, for a config never run while developing: two mask and two
+/// image channels, 3 heads of 12, full attention at 32×32, mid depth 2, skip connections and the dynamic
+/// FF-Parser together, batch 3.
+#[test]
+fn fixture_untested_combination() {
+    check("ref_untested_combo.safetensors");
+}
+
 #[test]
 fn loading_reports_missing_unknown_and_misshaped_tensors_by_name() {
     use medsegdiff::model::weights::{load_into, TensorFile};
