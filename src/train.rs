@@ -216,7 +216,22 @@ impl Trainer {
             .collect())
     }
 
+    /// Write a checkpoint, refusing weights that are no longer finite (a diverged update): the file on disk then
+    /// stays the last good one.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let params: Vec<&Tensor> = self.unet.params().iter().map(|(_, t)| t).collect();
+        let norm = crate::ops::optim::global_grad_norm(&params)?.item();
+        if !norm.is_finite() {
+            let kept = if path.exists() {
+                format!("{} still holds the last good checkpoint", path.display())
+            } else {
+                "no checkpoint had been written yet".to_string()
+            };
+            return Err(Error::Config(format!(
+                "the weights became non-finite at step {} (try a lower --lr); {kept}",
+                self.step
+            )));
+        }
         let names: Vec<String> = self.unet.params().iter().map(|(n, _)| n.clone()).collect();
         let zip = |ts: &[Tensor]| -> Vec<(String, Tensor)> { names.iter().cloned().zip(ts.iter().cloned()).collect() };
         let meta = Meta {

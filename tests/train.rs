@@ -153,6 +153,25 @@ fn cli_train_sample_eval_write_their_outputs() {
     assert_eq!(j["images"].as_array().unwrap().len(), 2);
     assert!(j["mean"]["dice"].as_f64().unwrap() >= 0.0);
 
+    // a diverging run stops with a message and leaves the last good checkpoint alone
+    let diverge = dir.join("diverge");
+    let out = Command::new(bin)
+        .args(["train", "--config", cfg_path.to_str().unwrap(), "--steps", "6", "--batch-size", "2"])
+        .args(["--synthetic-count", "8", "--val-every", "0", "--checkpoint-every", "1", "--lr", "1e30"])
+        .args(["--out", diverge.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && (err.contains("non-finite") || err.contains("loss became")), "{err}");
+    // whatever was saved holds finite weights
+    if let Ok(file) = medsegdiff::model::weights::TensorFile::read(&diverge.join("last.safetensors")) {
+        let params = file.tensors.iter().filter(|(n, _)| n.starts_with("param."));
+        assert!(
+            params.into_iter().all(|(_, t)| t.data.iter().all(|v| v.is_finite())),
+            "a saved checkpoint is not finite"
+        );
+    }
+
     // clear errors for bad input
     let out = Command::new(bin)
         .args(["sample", "--weights", "/nonexistent.safetensors", "--input", "x.png"])
