@@ -3,9 +3,10 @@
 //! pool and is one submit. (Host data still travels through short-lived staging buffers: the batch upload and
 //! the loss readback; those are freed after the copy and never enter the pool.)
 
+mod common;
+
 use medsegdiff::data::synthetic;
 use medsegdiff::gpu::gpu;
-use medsegdiff::model::UnetConfig;
 use medsegdiff::train::{TrainConfig, Trainer};
 
 #[test]
@@ -21,17 +22,7 @@ fn pool_reuse_and_training_step_steady_state() {
     assert_eq!(after.created, before.created, "20 same-size allocations created new buffers");
     assert_eq!(after.reused, before.reused + 20);
 
-    let model = UnetConfig {
-        dim: 8,
-        image_size: 16,
-        input_img_channels: 1,
-        dim_mults: vec![1, 2],
-        full_self_attn: vec![false, true],
-        attn_heads: 2,
-        attn_dim_head: 8,
-        resnet_block_groups: 4,
-        ..Default::default()
-    };
+    let (model, _) = common::micro();
     let cfg = TrainConfig { steps: 3, batch_size: 2, val_every: 0, ..Default::default() };
     let mut t = Trainer::new(&model, cfg, synthetic::generate(8, 16, 1, 0)).unwrap();
     t.train_step().unwrap();

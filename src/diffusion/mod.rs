@@ -125,6 +125,13 @@ impl Diffusion {
         })
     }
 
+    /// The sampler's starting point: pure noise x_T of the mask's shape, one per conditioning image.
+    fn start_noise(unet: &Unet, cond: &Tensor, rng: &mut Rng) -> ([usize; 4], Tensor) {
+        let cfg = &unet.cfg;
+        let shape = [cond.dim(0), cfg.mask_channels, cfg.image_size, cfg.image_size];
+        (shape, Tensor::randn(&shape, rng))
+    }
+
     /// DDIM sampling with `steps` steps and `eta`; returns masks in [0, 1]. `progress(i, n)` after each step.
     pub fn ddim_sample(
         &self,
@@ -136,9 +143,7 @@ impl Diffusion {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
-        let cfg = &unet.cfg;
-        let shape = [cond.dim(0), cfg.mask_channels, cfg.image_size, cfg.image_size];
-        let mut img = Tensor::randn(&shape, rng);
+        let (shape, mut img) = Self::start_noise(unet, cond, rng);
         let pairs = self.schedule.ddim_pairs(steps.min(self.timesteps()));
         let n = pairs.len();
         for (i, &(time, next)) in pairs.iter().enumerate() {
@@ -167,9 +172,7 @@ impl Diffusion {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
-        let cfg = &unet.cfg;
-        let shape = [cond.dim(0), cfg.mask_channels, cfg.image_size, cfg.image_size];
-        let mut img = Tensor::randn(&shape, rng);
+        let (shape, mut img) = Self::start_noise(unet, cond, rng);
         let n = self.timesteps();
         for (i, t) in (0..n).rev().enumerate() {
             let (_, x0) = self.predict(unet, &img, t, cond, true)?;
