@@ -75,6 +75,13 @@ const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
 const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
+const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
+/// v5: output channels and pixel blocks (8 pixels of a row) per invocation, invocations per workgroup, and the
+/// widest kernel its 5-vec4 input window covers (r + 8 + KW − 1 ≤ 20 values for every r ≤ 3).
+const V5_TM: usize = 8;
+const V5_TN: usize = 8;
+const V5_WG: usize = 16;
+const V5_MAX_KW: usize = 9;
 
 /// Threads per workgroup of the one-thread-per-element kernels (v1, dw v1, flip).
 const WG_DIRECT: usize = 64;
@@ -92,10 +99,12 @@ pub enum ConvKernel {
     Tiled,
     Blocked,
     Shaped,
+    Vec4,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 4] = [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped];
+    pub const ALL: [ConvKernel; 5] =
+        [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped, ConvKernel::Vec4];
     pub const DEFAULT: ConvKernel = ConvKernel::Shaped;
 
     pub fn name(self) -> &'static str {
@@ -104,6 +113,7 @@ impl ConvKernel {
             ConvKernel::Tiled => "v2_implicit_gemm",
             ConvKernel::Blocked => "v3_blocked",
             ConvKernel::Shaped => "v4_shaped",
+            ConvKernel::Vec4 => "v5_vec4",
         }
     }
 }
@@ -287,7 +297,14 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
             launch(V3, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
         }
-        ConvKernel::Shaped => {
+        ConvKernel::Vec4 if geo.in_w % 4 == 0 && geo.kw <= V5_MAX_KW => {
+            let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
+            let groups = groups(geo.cout, V5_TM) * groups(blocks, V5_WG);
+            let [kh, kw] = geo.overrides();
+            launch(V5, "main", &[kh, kw, ("WG", V5_WG as f64)], &p, &[x, w, bias], &[&y], groups);
+        }
+        // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4
+        ConvKernel::Shaped | ConvKernel::Vec4 => {
             let shape = TileShape::pick(geo.cout, geo.npix());
             let groups = groups(shape.tiles(geo.cout, geo.npix()), 1);
             launch(V4, "main", &shape.overrides(geo), &p, &[x, w, bias], &[&y], groups);
@@ -359,10 +376,11 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped => {
+        // v5 has no dw kernel of its own: it uses v4's
+        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped | ConvKernel::Vec4 => {
             // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
             let shape = match kernel {
-                ConvKernel::Shaped => TileShape::pick(cout, kdim),
+                ConvKernel::Shaped | ConvKernel::Vec4 => TileShape::pick(cout, kdim),
                 _ => TileShape { bm: TILE, bn: TILE },
             };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -556,6 +574,12 @@ mod tests {
         Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true }, // K = 833: many K steps
         Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false }, // kernel larger than the image
         Problem { x: [2, 6, 9, 10], w: [60, 6, 3, 3], pad: 1, bias: true }, // v4 picks 64×64 tiles (Cout 60)
+        // widths that are multiples of 4 take v5's own kernel (others fall back to v4) for the forward, dx or both
+        Problem { x: [2, 3, 5, 8], w: [11, 3, 3, 3], pad: 1, bias: true }, // v5 fwd + dx, Cout not a multiple of 8
+        Problem { x: [1, 2, 4, 12], w: [3, 2, 7, 7], pad: 3, bias: true }, // v5 k = 7, a partial 8-pixel block
+        Problem { x: [2, 5, 3, 4], w: [9, 5, 1, 1], pad: 2, bias: false }, // v5 fwd pad 2, dx pad −2
+        Problem { x: [1, 3, 6, 10], w: [4, 3, 3, 3], pad: 0, bias: true }, // v5 dx only, at pad 2
+        Problem { x: [2, 3, 5, 8], w: [2, 3, 3, 5], pad: 2, bias: false }, // v5 KH ≠ KW
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -694,6 +718,20 @@ mod tests {
             let bad = y.iter().position(|&v| v != 7.0);
             assert!(bad.is_none(), "{}: first bad at {bad:?}", kernel.name());
         }
+    }
+
+    #[test]
+    fn conv2d_v5_over_65535_workgroups() {
+        // v5 needs an input width that is a multiple of 4 (the test above falls back to v4): 4 pixels in one
+        // row, 524,296 channels = 65,537 blocks of 8, one workgroup each
+        let (xs, ws) = ([1, 1, 1, 4], [524_296, 1, 1, 1]);
+        let x = Tensor::full(&xs, 2.0);
+        let w = Tensor::full(&ws, 3.0);
+        let b = Tensor::full(&[ws[0]], 1.0);
+        let y = conv2d_with(ConvKernel::Vec4, &x, &w, Some(&b), 0).unwrap().to_vec();
+        assert_eq!(y.len(), ws[0] * 4);
+        let bad = y.iter().position(|&v| v != 7.0);
+        assert!(bad.is_none(), "first bad at {bad:?}");
     }
 
     #[test]
