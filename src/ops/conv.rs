@@ -26,7 +26,12 @@
 //! - `Shaped`  (v4): v3 with the tile's aspect picked per GEMM through the override BM: 16×256, 32×128 or 64×64
 //!   (channels × pixels for the forward, channels × k's for dw), still 64 threads × 8×8. `TileShape::pick`
 //!   takes the least padded work, so a Cout = 16 conv stops computing 48 padding channels of every 64-channel
-//!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl). **Default.**
+//!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl).
+//! - `Vec4`    (v5): the forward built like matmul v5: no workgroup memory, no barrier, 8 output channels × 8
+//!   pixels of one output row per invocation in 16 vec4 registers, hand-unrolled. Per input row (ci, ky) it
+//!   loads its input window once as aligned vec4s (≤ 5) and reuses it for all KW taps; the 8 weights per tap
+//!   have the same address in the whole workgroup. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's
+//!   kernel; dw has no v5 kernel and runs v4's (conv_v5_vec4.wgsl). **Default.**
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
@@ -50,6 +55,22 @@
 //! - `medsegdiff profile` (tiny preset, one training step): conv GPU time / matmul GPU time 1.05–1.09 with v3,
 //!   0.65–0.66 with v4 (absolute times swing 2× with the machine's load; matmul is unchanged, so the ratio is
 //!   the comparable number): about 40% less conv time per step.
+//!
+//! v5 vs v4, measured back to back in one run (same driver and machine, throwaway program timing
+//! `conv2d_with` / `conv2d_backward_input` with `bench::run_case`, two rounds, per call), fwd / dx:
+//! - the shape above: v4 10.9–11.2 / 10.9–11.0 GFLOP/s, v5 14.5–14.8 / 14.8–14.9.
+//! - the tiny preset's convs at batch 8, in ms (v4 -> v5): 3×3 16->16 at 32×32: 6.1–6.3 -> 2.7 / 6.2–6.4 -> 2.7–2.8;
+//!   3×3 32->16 at 32×32: 12.1–12.4 -> 5.3–5.4 / 9.2–9.3 -> 5.4–5.6; 3×3 16->16 at 16×16: 1.6 -> 0.7 / 1.6 -> 0.8;
+//!   3×3 16->32 at 16×16: 2.2 -> 1.4 / 3.0–3.1 -> 1.4; 3×3 32->32 at 16×16: 4.3 -> 2.6 / 4.3–4.4 -> 2.7–2.9;
+//!   3×3 48->32 at 16×16: 6.2–6.4 -> 3.8–3.9 / 9.0–9.1 -> 4.0–4.1; 7×7 1->16 at 32×32: 2.8–2.9 -> 0.7 /
+//!   31 -> 4.4 (Cout = 1 there: 7 of v5's 8 channels are padding); 1×1 16->96 at 32×32: 5.2–5.6 -> 2.6–3.5 /
+//!   5.4–9.4 -> 1.9–2.5; 1×1 32->16 at 32×32: 1.7 -> 0.7 / 1.6–1.9 -> 0.9; 1×1 64->16 at 16×16: 0.8–0.9 -> 0.35 /
+//!   0.9 -> 0.5; 1×1 128->32 at 16×16: 2.1 -> 1.2 / 2.4–2.6 -> 1.4–1.9.
+//! - `medsegdiff profile`, one training step, GPU time of the conv forward + dx kernels (dw is v4's in both):
+//!   tiny 507–525 ms -> 255–283 ms (all conv kernels 855–883 -> 606–656); small 7402–7559 ms -> 4942–4956 ms
+//!   (all conv kernels 11102–11318 -> 8663–8732, of 16766 -> 14505 ms GPU time in all).
+//! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 loads whose address differs per invocation for
+//! 192 FMAs; v4 needs about 6 per 64 (its staging gathers plus its workgroup-memory reads).
 //!
 //! v4 at Cout = 16 reaches ~6 GFLOP/s, not v4's 11 at 64×64: its X tile is gathered for 16 channels, not 64,
 //! so each gathered value feeds 4× fewer FMAs. (A direct kernel that reuses each input pixel across the 3×3
@@ -105,7 +126,7 @@ pub enum ConvKernel {
 impl ConvKernel {
     pub const ALL: [ConvKernel; 5] =
         [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped, ConvKernel::Vec4];
-    pub const DEFAULT: ConvKernel = ConvKernel::Shaped;
+    pub const DEFAULT: ConvKernel = ConvKernel::Vec4;
 
     pub fn name(self) -> &'static str {
         match self {
