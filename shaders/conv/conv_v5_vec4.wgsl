@@ -1,14 +1,15 @@
 // conv_v5_vec4.wgsl: implicit GEMM like v4, shaped like matmul_v5_vec4.wgsl: no workgroup memory, no barrier,
 // each invocation owns 8 output channels × 8 consecutive output pixels of one row in 16 vec4 registers. Per
 // input row (ci, ky) it loads the input window it needs as aligned vec4s (at most 5, 20 values) once and reuses
-// it for all KW taps; per tap it reads 8 weights, whose addresses are the same for the whole workgroup (all its
-// invocations share the 8 channels), and does 64 FMAs. On llvmpipe a load whose address differs per invocation
+// it for all KW taps; per tap it reads its 8 weights as 2 vec4 (same address for the whole workgroup: all its
+// invocations share the 8 channels) and does 64 FMAs. On llvmpipe a load whose address differs per invocation
 // costs about a loop over the 8 SIMD lanes, so for a 3×3 conv: 4 such vec4 loads per 192 FMAs (v4: ~6 per 64).
 //
 // math:   y[n, co, oy, ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co, ci, ky, kx] · x[n, ci, oy + ky − pad_y, ox + kx − pad_x]
 //         (implicit GEMM, M = Cout, N = N·out_h·out_w, K = Cin·KH·KW, zero padding, signed pads for dx)
 // layout: x (N, Cin, in_h, in_w) read as vec4 (the host sends only in_w % 4 == 0 and KW ≤ 9 here; other
-//         shapes go to v4), w (Cout, Cin, KH, KW), b (Cout), y (N, Cout, out_h, out_w), contiguous f32.
+//         shapes go to v4), w packed (K, cpad) by pack_weights_v5.wgsl and read as vec4, b (Cout),
+//         y (N, Cout, out_h, out_w), contiguous f32.
 //         Window: the 8 outputs ox0 .. ox0+7 of a tap kx read x columns ox0 + kx − pad_x + j; the window starts
 //         at the multiple of 4 a = ox0 − pad_x − r, r = (−pad_x) mod 4, so tap kx's 8 values start at window
 //         offset r + kx: vec4 q = (r + kx) / 4, shifted left by s = (r + kx) % 4. Since in_w % 4 == 0 each vec4
@@ -17,7 +18,7 @@
 // grid:   @workgroup_size(WG) along pixel blocks (8 pixels of one output row each); one workgroup per
 //         (8 channels, WG pixel blocks), channel blocks varying fastest so consecutive workgroups reuse the
 //         same x rows from cache; linear id. Invocations past the end compute clamped duplicates, store nothing.
-// binds:  @group(0) 0 params (uniform), 1 x (as vec4), 2 w, 3 b (ignored when has_bias = 0), 4 y (rw)
+// binds:  @group(0) 0 params (uniform), 1 x (as vec4), 2 packed w (as vec4), 3 b (ignored when has_bias = 0), 4 y (rw)
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
@@ -34,7 +35,7 @@ const TN: u32 = 8u;     // output pixels per invocation (one row), two vec4; unr
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -105,16 +106,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let xn = n * p.cin * plane;
     let zero = vec4<f32>();
 
-    // weight rows of the 8 channels, clamped into the tensor (channels past Cout are never stored)
-    let last = p.cout - 1u;
-    let w0 = min(co0 + 0u, last) * p.kdim;
-    let w1 = min(co0 + 1u, last) * p.kdim;
-    let w2 = min(co0 + 2u, last) * p.kdim;
-    let w3 = min(co0 + 3u, last) * p.kdim;
-    let w4 = min(co0 + 4u, last) * p.kdim;
-    let w5 = min(co0 + 5u, last) * p.kdim;
-    let w6 = min(co0 + 6u, last) * p.kdim;
-    let w7 = min(co0 + 7u, last) * p.kdim;
+    // the weights come packed k-major with Cout padded to a multiple of 8 (pack_weights_v5.wgsl): tap k's 8
+    // channels are the vec4s k·cq + wc and k·cq + wc + 1; the padding channels are zero and never stored
+    let cq = (p.cout + 7u) / 8u * 2u;         // one packed weight row in vec4s
+    let wc = co0 / 4u;
 
     // c<i><h>: channel co0 + i, pixels ox0 + 4h .. +4
     var c00 = vec4<f32>(); var c01 = vec4<f32>();
@@ -148,16 +143,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 let x2 = pick(v0, v1, v2, v3, v4, q + 2u);
                 let lo = shl(x0, x1, s);
                 let hi = shl(x1, x2, s);
-                // 8 weights (same address in the whole workgroup), 16 vec4 FMAs
+                // 8 weights as 2 vec4 (same address in the whole workgroup), 16 vec4 FMAs
                 let k = kb + kx;
-            let f0 = w[w0 + k]; c00 = fma(vec4<f32>(f0), lo, c00); c01 = fma(vec4<f32>(f0), hi, c01);
-            let f1 = w[w1 + k]; c10 = fma(vec4<f32>(f1), lo, c10); c11 = fma(vec4<f32>(f1), hi, c11);
-            let f2 = w[w2 + k]; c20 = fma(vec4<f32>(f2), lo, c20); c21 = fma(vec4<f32>(f2), hi, c21);
-            let f3 = w[w3 + k]; c30 = fma(vec4<f32>(f3), lo, c30); c31 = fma(vec4<f32>(f3), hi, c31);
-            let f4 = w[w4 + k]; c40 = fma(vec4<f32>(f4), lo, c40); c41 = fma(vec4<f32>(f4), hi, c41);
-            let f5 = w[w5 + k]; c50 = fma(vec4<f32>(f5), lo, c50); c51 = fma(vec4<f32>(f5), hi, c51);
-            let f6 = w[w6 + k]; c60 = fma(vec4<f32>(f6), lo, c60); c61 = fma(vec4<f32>(f6), hi, c61);
-            let f7 = w[w7 + k]; c70 = fma(vec4<f32>(f7), lo, c70); c71 = fma(vec4<f32>(f7), hi, c71);
+                let wa = w[k * cq + wc];
+                let wb = w[k * cq + wc + 1u];
+                c00 = fma(vec4<f32>(wa.x), lo, c00); c01 = fma(vec4<f32>(wa.x), hi, c01);
+                c10 = fma(vec4<f32>(wa.y), lo, c10); c11 = fma(vec4<f32>(wa.y), hi, c11);
+                c20 = fma(vec4<f32>(wa.z), lo, c20); c21 = fma(vec4<f32>(wa.z), hi, c21);
+                c30 = fma(vec4<f32>(wa.w), lo, c30); c31 = fma(vec4<f32>(wa.w), hi, c31);
+                c40 = fma(vec4<f32>(wb.x), lo, c40); c41 = fma(vec4<f32>(wb.x), hi, c41);
+                c50 = fma(vec4<f32>(wb.y), lo, c50); c51 = fma(vec4<f32>(wb.y), hi, c51);
+                c60 = fma(vec4<f32>(wb.z), lo, c60); c61 = fma(vec4<f32>(wb.z), hi, c61);
+                c70 = fma(vec4<f32>(wb.w), lo, c70); c71 = fma(vec4<f32>(wb.w), hi, c71);
             }
         }
     }

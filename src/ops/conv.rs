@@ -29,9 +29,10 @@
 //!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl).
 //! - `Vec4`    (v5): the forward built like matmul v5: no workgroup memory, no barrier, 8 output channels × 8
 //!   pixels of one output row per invocation in 16 vec4 registers, hand-unrolled. Per input row (ci, ky) it
-//!   loads its input window once as aligned vec4s (≤ 5) and reuses it for all KW taps; the 8 weights per tap
-//!   have the same address in the whole workgroup. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's
-//!   kernel; dw has no v5 kernel and runs v4's (conv_v5_vec4.wgsl). **Default.**
+//!   loads its input window once as aligned vec4s (≤ 5) and reuses it for all KW taps; the weights are first
+//!   packed k-major with Cout padded to a multiple of 8 (pack_weights_v5.wgsl, one small extra dispatch), so a
+//!   tap's 8 weights are 2 vec4 loads. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's kernel; dw has no
+//!   v5 kernel and runs v4's (conv_v5_vec4.wgsl). **Default.**
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
@@ -58,19 +59,23 @@
 //!
 //! v5 vs v4, measured back to back in one run (same driver and machine, throwaway program timing
 //! `conv2d_with` / `conv2d_backward_input` with `bench::run_case`, two rounds, per call), fwd / dx:
-//! - the shape above: v4 10.9–11.2 / 10.9–11.0 GFLOP/s, v5 14.5–14.8 / 14.8–14.9.
-//! - the tiny preset's convs at batch 8, in ms (v4 -> v5): 3×3 16->16 at 32×32: 6.1–6.3 -> 2.7 / 6.2–6.4 -> 2.7–2.8;
-//!   3×3 32->16 at 32×32: 12.1–12.4 -> 5.3–5.4 / 9.2–9.3 -> 5.4–5.6; 3×3 16->16 at 16×16: 1.6 -> 0.7 / 1.6 -> 0.8;
-//!   3×3 16->32 at 16×16: 2.2 -> 1.4 / 3.0–3.1 -> 1.4; 3×3 32->32 at 16×16: 4.3 -> 2.6 / 4.3–4.4 -> 2.7–2.9;
-//!   3×3 48->32 at 16×16: 6.2–6.4 -> 3.8–3.9 / 9.0–9.1 -> 4.0–4.1; 7×7 1->16 at 32×32: 2.8–2.9 -> 0.7 /
-//!   31 -> 4.4 (Cout = 1 there: 7 of v5's 8 channels are padding); 1×1 16->96 at 32×32: 5.2–5.6 -> 2.6–3.5 /
-//!   5.4–9.4 -> 1.9–2.5; 1×1 32->16 at 32×32: 1.7 -> 0.7 / 1.6–1.9 -> 0.9; 1×1 64->16 at 16×16: 0.8–0.9 -> 0.35 /
-//!   0.9 -> 0.5; 1×1 128->32 at 16×16: 2.1 -> 1.2 / 2.4–2.6 -> 1.4–1.9.
+//! - the shape above: v4 10.9–11.0 / 10.9 GFLOP/s, v5 18.9–19.1 / 18.5–18.7.
+//! - the tiny preset's convs at batch 8, in ms (v4 -> v5): 3×3 16->16 at 32×32: 6.3–6.4 -> 2.2–2.8 / 6.3–6.9 ->
+//!   2.2–2.8; 3×3 32->16 at 32×32: 12.2–19.3 -> 4.8–5.5 / 13.6–17.3 -> 4.3–7.0; 3×3 16->16 at 16×16: 1.6 ->
+//!   0.6–0.8 / 1.6–3.0 -> 0.6–1.2; 3×3 16->32 at 16×16: 2.2–2.4 -> 1.1 / 3.0–3.1 -> 1.2; 3×3 32->32 at 16×16:
+//!   4.3 -> 2.1–2.2 / 4.4–4.5 -> 2.2; 3×3 48->32 at 16×16: 6.3–6.4 -> 3.1 / 9.1 -> 3.2; 7×7 1->16 at 32×32:
+//!   2.8–3.1 -> 0.6–0.7 / 31 -> 3.5–3.6 (Cout = 1 there: 7 of v5's 8 channels are padding); 1×1 16->96 at 32×32:
+//!   4.9–5.2 -> 2.0–2.3 / 4.9–5.0 -> 1.6–1.7; 1×1 32->16 at 32×32: 1.7 -> 0.6–0.7 / 1.7–1.8 -> 0.8; 1×1 64->16 at
+//!   16×16: 0.8–1.3 -> 0.3 / 0.9–1.0 -> 0.4; 1×1 128->32 at 16×16: 2.1 -> 1.0 / 2.4–2.5 -> 1.2.
 //! - `medsegdiff profile`, one training step, GPU time of the conv forward + dx kernels (dw is v4's in both):
-//!   tiny 507–525 ms -> 255–283 ms (all conv kernels 855–883 -> 606–656); small 7402–7559 ms -> 4942–4956 ms
-//!   (all conv kernels 11102–11318 -> 8663–8732, of 16766 -> 14505 ms GPU time in all).
-//! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 loads whose address differs per invocation for
-//! 192 FMAs; v4 needs about 6 per 64 (its staging gathers plus its workgroup-memory reads).
+//!   tiny 506–513 ms -> 202–208 ms (+ 7–9 ms packing weights; all conv kernels 856–862 -> 566–570; one step
+//!   1511–1605 -> 1179–1239 ms wall); small 7525–7650 ms -> 3837–3900 ms (+ 34–39 ms packing; all conv kernels
+//!   11214–11494 -> 7593–7645; one step 17.1 -> 13.7 s wall).
+//! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 input loads (addresses differ per invocation) and
+//! 6 vec4 weight loads for 192 FMAs; v4 needs about 6 loads per 64 FMAs (staging gathers plus workgroup-memory
+//! reads). A first v5 that read the 8 weights as scalars from the (Cout, K) tensor reached 14.5–14.8 GFLOP/s on
+//! the 64->64 shape: with the weight loads replaced by constants it ran 28.7, so those scalar loads (same address
+//! in the whole workgroup, still not free on llvmpipe) were half its time; packing made them 2 vec4.
 //!
 //! v4 at Cout = 16 reaches ~6 GFLOP/s, not v4's 11 at 64×64: its X tile is gathered for 16 channels, not 64,
 //! so each gathered value feeds 4× fewer FMAs. (A direct kernel that reuses each input pixel across the 3×3
@@ -97,6 +102,7 @@ const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
+const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
 /// v5: output channels and pixel blocks (8 pixels of a row) per invocation, invocations per workgroup, and the
 /// widest kernel its 5-vec4 input window covers (r + 8 + KW − 1 ≤ 20 values for every r ≤ 3).
 const V5_TM: usize = 8;
@@ -322,7 +328,10 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
             let groups = groups(geo.cout, V5_TM) * groups(blocks, V5_WG);
             let [kh, kw] = geo.overrides();
-            launch(V5, "main", &[kh, kw, ("WG", V5_WG as f64)], &p, &[x, w, bias], &[&y], groups);
+            // weights k-major with Cout padded to a multiple of 8, so a tap's 8 channels are 2 vec4 loads
+            let wp = Tensor::uninit(&[geo.kdim(), geo.cout.div_ceil(V5_TM) * V5_TM]);
+            launch(PACK_V5, "main", &[], &p, &[w], &[&wp], self::groups(wp.numel(), WG_DIRECT));
+            launch(V5, "main", &[kh, kw, ("WG", V5_WG as f64)], &p, &[x, &wp, bias], &[&y], groups);
         }
         // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4
         ConvKernel::Shaped | ConvKernel::Vec4 => {
