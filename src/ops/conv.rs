@@ -71,6 +71,7 @@
 //!   tiny 506–513 ms -> 202–208 ms (+ 7–9 ms packing weights; all conv kernels 856–862 -> 566–570; one step
 //!   1511–1605 -> 1179–1239 ms wall); small 7525–7650 ms -> 3837–3900 ms (+ 34–39 ms packing; all conv kernels
 //!   11214–11494 -> 7593–7645; one step 17.1 -> 13.7 s wall).
+//!
 //! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 input loads (addresses differ per invocation) and
 //! 6 vec4 weight loads for 192 FMAs; v4 needs about 6 loads per 64 FMAs (staging gathers plus workgroup-memory
 //! reads). A first v5 that read the 8 weights as scalars from the (Cout, K) tensor reached 14.5–14.8 GFLOP/s on
