@@ -325,7 +325,7 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
             launch(V3, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
         }
-        ConvKernel::Vec4 if geo.in_w % 4 == 0 && geo.kw <= V5_MAX_KW => {
+        ConvKernel::Vec4 if geo.in_w.is_multiple_of(4) && geo.kw <= V5_MAX_KW => {
             let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
             let groups = groups(geo.cout, V5_TM) * groups(blocks, V5_WG);
             let [kh, kw] = geo.overrides();
