@@ -26,7 +26,13 @@
 //! - `Shaped`  (v4): v3 with the tile's aspect picked per GEMM through the override BM: 16×256, 32×128 or 64×64
 //!   (channels × pixels for the forward, channels × k's for dw), still 64 threads × 8×8. `TileShape::pick`
 //!   takes the least padded work, so a Cout = 16 conv stops computing 48 padding channels of every 64-channel
-//!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl). **Default.**
+//!   tile (conv_v4_shaped.wgsl, dw_v4_shaped.wgsl).
+//! - `Vec4`    (v5): the forward built like matmul v5: no workgroup memory, no barrier, 8 output channels × 8
+//!   pixels of one output row per invocation in 16 vec4 registers, hand-unrolled. Per input row (ci, ky) it
+//!   loads its input window once as aligned vec4s (≤ 5) and reuses it for all KW taps; the weights are first
+//!   packed k-major with Cout padded to a multiple of 8 (pack_weights_v5.wgsl, one small extra dispatch), so a
+//!   tap's 8 weights are 2 vec4 loads. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's kernel; dw has no
+//!   v5 kernel and runs v4's (conv_v5_vec4.wgsl). **Default.**
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
@@ -50,6 +56,27 @@
 //! - `medsegdiff profile` (tiny preset, one training step): conv GPU time / matmul GPU time 1.05–1.09 with v3,
 //!   0.65–0.66 with v4 (absolute times swing 2× with the machine's load; matmul is unchanged, so the ratio is
 //!   the comparable number): about 40% less conv time per step.
+//!
+//! v5 vs v4, measured back to back in one run (same driver and machine, throwaway program timing
+//! `conv2d_with` / `conv2d_backward_input` with `bench::run_case`, two rounds, per call), fwd / dx:
+//! - the shape above: v4 10.9–11.0 / 10.9 GFLOP/s, v5 18.9–19.1 / 18.5–18.7.
+//! - the tiny preset's convs at batch 8, in ms (v4 -> v5): 3×3 16->16 at 32×32: 6.3–6.4 -> 2.2–2.8 / 6.3–6.9 ->
+//!   2.2–2.8; 3×3 32->16 at 32×32: 12.2–19.3 -> 4.8–5.5 / 13.6–17.3 -> 4.3–7.0; 3×3 16->16 at 16×16: 1.6 ->
+//!   0.6–0.8 / 1.6–3.0 -> 0.6–1.2; 3×3 16->32 at 16×16: 2.2–2.4 -> 1.1 / 3.0–3.1 -> 1.2; 3×3 32->32 at 16×16:
+//!   4.3 -> 2.1–2.2 / 4.4–4.5 -> 2.2; 3×3 48->32 at 16×16: 6.3–6.4 -> 3.1 / 9.1 -> 3.2; 7×7 1->16 at 32×32:
+//!   2.8–3.1 -> 0.6–0.7 / 31 -> 3.5–3.6 (Cout = 1 there: 7 of v5's 8 channels are padding); 1×1 16->96 at 32×32:
+//!   4.9–5.2 -> 2.0–2.3 / 4.9–5.0 -> 1.6–1.7; 1×1 32->16 at 32×32: 1.7 -> 0.6–0.7 / 1.7–1.8 -> 0.8; 1×1 64->16 at
+//!   16×16: 0.8–1.3 -> 0.3 / 0.9–1.0 -> 0.4; 1×1 128->32 at 16×16: 2.1 -> 1.0 / 2.4–2.5 -> 1.2.
+//! - `medsegdiff profile`, one training step, GPU time of the conv forward + dx kernels (dw is v4's in both):
+//!   tiny 506–513 ms -> 202–208 ms (+ 7–9 ms packing weights; all conv kernels 856–862 -> 566–570; one step
+//!   1511–1605 -> 1179–1239 ms wall); small 7525–7650 ms -> 3837–3900 ms (+ 34–39 ms packing; all conv kernels
+//!   11214–11494 -> 7593–7645; one step 17.1 -> 13.7 s wall).
+//!
+//! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 input loads (addresses differ per invocation) and
+//! 6 vec4 weight loads for 192 FMAs; v4 needs about 6 loads per 64 FMAs (staging gathers plus workgroup-memory
+//! reads). A first v5 that read the 8 weights as scalars from the (Cout, K) tensor reached 14.5–14.8 GFLOP/s on
+//! the 64->64 shape: with the weight loads replaced by constants it ran 28.7, so those scalar loads (same address
+//! in the whole workgroup, still not free on llvmpipe) were half its time; packing made them 2 vec4.
 //!
 //! v4 at Cout = 16 reaches ~6 GFLOP/s, not v4's 11 at 64×64: its X tile is gathered for 16 channels, not 64,
 //! so each gathered value feeds 4× fewer FMAs. (A direct kernel that reuses each input pixel across the 3×3
@@ -75,6 +102,14 @@ const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
 const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
+const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
+const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
+/// v5: output channels and pixel blocks (8 pixels of a row) per invocation, invocations per workgroup, and the
+/// widest kernel its 5-vec4 input window covers (r + 8 + KW − 1 ≤ 20 values for every r ≤ 3).
+const V5_TM: usize = 8;
+const V5_TN: usize = 8;
+const V5_WG: usize = 16;
+const V5_MAX_KW: usize = 9;
 
 /// Threads per workgroup of the one-thread-per-element kernels (v1, dw v1, flip).
 const WG_DIRECT: usize = 64;
@@ -92,11 +127,13 @@ pub enum ConvKernel {
     Tiled,
     Blocked,
     Shaped,
+    Vec4,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 4] = [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped];
-    pub const DEFAULT: ConvKernel = ConvKernel::Shaped;
+    pub const ALL: [ConvKernel; 5] =
+        [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped, ConvKernel::Vec4];
+    pub const DEFAULT: ConvKernel = ConvKernel::Vec4;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -104,6 +141,7 @@ impl ConvKernel {
             ConvKernel::Tiled => "v2_implicit_gemm",
             ConvKernel::Blocked => "v3_blocked",
             ConvKernel::Shaped => "v4_shaped",
+            ConvKernel::Vec4 => "v5_vec4",
         }
     }
 }
@@ -287,7 +325,17 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
             launch(V3, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
         }
-        ConvKernel::Shaped => {
+        ConvKernel::Vec4 if geo.in_w.is_multiple_of(4) && geo.kw <= V5_MAX_KW => {
+            let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
+            let groups = groups(geo.cout, V5_TM) * groups(blocks, V5_WG);
+            let [kh, kw] = geo.overrides();
+            // weights k-major with Cout padded to a multiple of 8, so a tap's 8 channels are 2 vec4 loads
+            let wp = Tensor::uninit(&[geo.kdim(), geo.cout.div_ceil(V5_TM) * V5_TM]);
+            launch(PACK_V5, "main", &[], &p, &[w], &[&wp], self::groups(wp.numel(), WG_DIRECT));
+            launch(V5, "main", &[kh, kw, ("WG", V5_WG as f64)], &p, &[x, &wp, bias], &[&y], groups);
+        }
+        // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4
+        ConvKernel::Shaped | ConvKernel::Vec4 => {
             let shape = TileShape::pick(geo.cout, geo.npix());
             let groups = groups(shape.tiles(geo.cout, geo.npix()), 1);
             launch(V4, "main", &shape.overrides(geo), &p, &[x, w, bias], &[&y], groups);
@@ -359,10 +407,11 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped => {
+        // v5 has no dw kernel of its own: it uses v4's
+        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped | ConvKernel::Vec4 => {
             // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
             let shape = match kernel {
-                ConvKernel::Shaped => TileShape::pick(cout, kdim),
+                ConvKernel::Shaped | ConvKernel::Vec4 => TileShape::pick(cout, kdim),
                 _ => TileShape { bm: TILE, bn: TILE },
             };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -556,6 +605,12 @@ mod tests {
         Problem { x: [2, 17, 10, 9], w: [9, 17, 7, 7], pad: 3, bias: true }, // K = 833: many K steps
         Problem { x: [1, 1, 3, 3], w: [1, 1, 7, 7], pad: 3, bias: false }, // kernel larger than the image
         Problem { x: [2, 6, 9, 10], w: [60, 6, 3, 3], pad: 1, bias: true }, // v4 picks 64×64 tiles (Cout 60)
+        // widths that are multiples of 4 take v5's own kernel (others fall back to v4) for the forward, dx or both
+        Problem { x: [2, 3, 5, 8], w: [11, 3, 3, 3], pad: 1, bias: true }, // v5 fwd + dx, Cout not a multiple of 8
+        Problem { x: [1, 2, 4, 12], w: [3, 2, 7, 7], pad: 3, bias: true }, // v5 k = 7, a partial 8-pixel block
+        Problem { x: [2, 5, 3, 4], w: [9, 5, 1, 1], pad: 2, bias: false }, // v5 fwd pad 2, dx pad −2
+        Problem { x: [1, 3, 6, 10], w: [4, 3, 3, 3], pad: 0, bias: true }, // v5 dx only, at pad 2
+        Problem { x: [2, 3, 5, 8], w: [2, 3, 3, 5], pad: 2, bias: false }, // v5 KH ≠ KW
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -694,6 +749,20 @@ mod tests {
             let bad = y.iter().position(|&v| v != 7.0);
             assert!(bad.is_none(), "{}: first bad at {bad:?}", kernel.name());
         }
+    }
+
+    #[test]
+    fn conv2d_v5_over_65535_workgroups() {
+        // v5 needs an input width that is a multiple of 4 (the test above falls back to v4): 4 pixels in one
+        // row, 524,296 channels = 65,537 blocks of 8, one workgroup each
+        let (xs, ws) = ([1, 1, 1, 4], [524_296, 1, 1, 1]);
+        let x = Tensor::full(&xs, 2.0);
+        let w = Tensor::full(&ws, 3.0);
+        let b = Tensor::full(&[ws[0]], 1.0);
+        let y = conv2d_with(ConvKernel::Vec4, &x, &w, Some(&b), 0).unwrap().to_vec();
+        assert_eq!(y.len(), ws[0] * 4);
+        let bad = y.iter().position(|&v| v != 7.0);
+        assert!(bad.is_none(), "first bad at {bad:?}");
     }
 
     #[test]

@@ -1,0 +1,32 @@
+// pack_weights_v5.wgsl: the weight layout conv_v5_vec4.wgsl reads: k-major, output channels padded to a
+// multiple of 8 with zeros, so the 8 channels of one tap are two aligned vec4 loads.
+//
+// math:   wp[k, c] = w[c, k] for c < Cout, 0 for Cout ≤ c < cpad (cpad = Cout rounded up to 8); k = (ci, ky, kx)
+// layout: w (Cout, K) row-major (a contiguous (Cout, Cin, KH, KW) weight), wp (K, cpad) row-major
+// grid:   @workgroup_size(64), one thread per wp element, linear workgroup id
+// binds:  @group(0) 0 params (uniform), 1 w, 2 wp (rw)
+
+struct Params {
+    batch: u32, cin: u32, cout: u32, kdim: u32,
+    in_h: u32, in_w: u32, out_h: u32, out_w: u32,
+    pad_y: i32, pad_x: i32, has_bias: u32, npix: u32,
+    chunk: u32, n_split: u32, _p0: u32, _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wp: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let cpad = (p.cout + 7u) / 8u * 8u;
+    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
+    // guard: threads past the last element
+    if i >= p.kdim * cpad { return; }
+    let k = i / cpad;
+    let c = i % cpad;
+    var v = 0.0;
+    if c < p.cout { v = w[c * p.kdim + k]; }
+    wp[i] = v;
+}
