@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--dynamic-ff-parser-attn-map", action="store_true")
     ap.add_argument("--cond-dim-head", type=int, default=32)
     ap.add_argument("--cond-heads", type=int, default=4)
+    # recorded in conditioning_kwargs like the package's own, but the package never passes it to the ViT (always 4)
     ap.add_argument("--cond-depth", type=int, default=4)
     ap.add_argument("--cond-patch-size", type=int, default=16)
     ap.add_argument("--batch", type=int, default=2)
