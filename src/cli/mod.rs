@@ -55,6 +55,7 @@ pub enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    #[command(verbatim_doc_comment)]
     /// Train a model (no arguments: the tiny preset on the synthetic data, into runs/tiny).
     ///
     /// Examples:
@@ -62,10 +63,12 @@ pub enum Cmd {
     ///   medsegdiff train --data my_dataset --preset small --steps 5000 --out runs/mine
     ///   medsegdiff train --resume runs/tiny/last.safetensors --steps 3000
     Train(run::TrainArgs),
+    #[command(verbatim_doc_comment)]
     /// Segment images with a trained model: mask, overlay and uncertainty PNGs per image.
     ///
     /// Example: medsegdiff sample --weights runs/tiny/best.safetensors --input scan.png --ensemble 5 --out out/
     Sample(run::SampleArgs),
+    #[command(verbatim_doc_comment)]
     /// Dice / IoU / HD95 of a model on a dataset, as a table and CSV / JSON.
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
