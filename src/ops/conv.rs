@@ -31,7 +31,8 @@
 //!   pixels of one output row per invocation in 16 vec4 registers, hand-unrolled. Per input row (ci, ky) it
 //!   loads its input window once as aligned vec4s (≤ 5) and reuses it for all KW taps; the weights are first
 //!   packed k-major with Cout padded to a multiple of 8 (pack_weights_v5.wgsl, one small extra dispatch), so a
-//!   tap's 8 weights are 2 vec4 loads. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's kernel (conv_v5_vec4.wgsl).
+//!   tap's 8 weights are 2 vec4 loads. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's kernel
+//!   (conv_v5_vec4.wgsl).
 //!   dw: the same idea along the pixels: 8 output channels × 3 k's per invocation (KW = 3: the 3 taps of one
 //!   input row; KW = 1: 3 input rows), 8 pixels of a row per step: g as 16 vec4 at one address per workgroup,
 //!   the input window as ≤ 4 vec4 shifted per tap, 48 vec4 FMAs; split-K over 8-pixel blocks into partials that
@@ -85,6 +86,8 @@
 //!   5.7 -> 5.7 (v4's dw: KW = 7); 1×1 16->96 at 32×32: 10.8–11.0 -> 6.2–6.5; 1×1 32->16 at 32×32: 5.2 -> 4.2;
 //!   1×1 64->16 at 16×16: 1.4–1.5 -> 0.8; 1×1 128->32 at 16×16: 1.8–2.1 -> 2.2–2.4 (the one loss: K = 128 over
 //!   only 2,048 pixels, so v5 runs 11 k-groups × 4 channel blocks with long pixel loops).
+//! - `medsegdiff profile --preset small`, one training step, two runs: dw kernels 2584 ms (3×3 1794, 1×1 745,
+//!   7×7 on v4 45) vs ~3.7 s with v4's dw (an earlier run, not back to back); one step 11.6–11.9 s wall.
 //!
 //! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 input loads (addresses differ per invocation) and
 //! 6 vec4 weight loads for 192 FMAs; v4 needs about 6 loads per 64 FMAs (staging gathers plus workgroup-memory
