@@ -31,8 +31,13 @@
 //!   pixels of one output row per invocation in 16 vec4 registers, hand-unrolled. Per input row (ci, ky) it
 //!   loads its input window once as aligned vec4s (≤ 5) and reuses it for all KW taps; the weights are first
 //!   packed k-major with Cout padded to a multiple of 8 (pack_weights_v5.wgsl, one small extra dispatch), so a
-//!   tap's 8 weights are 2 vec4 loads. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's kernel; dw has no
-//!   v5 kernel and runs v4's (conv_v5_vec4.wgsl). **Default.**
+//!   tap's 8 weights are 2 vec4 loads. Needs in_w % 4 == 0 and KW ≤ 9, other shapes run v4's kernel
+//!   (conv_v5_vec4.wgsl).
+//!   dw: the same idea along the pixels: 8 output channels × 3 k's per invocation (KW = 3: the 3 taps of one
+//!   input row; KW = 1: 3 input rows), 8 pixels of a row per step: g as 16 vec4 at one address per workgroup,
+//!   the input window as ≤ 4 vec4 shifted per tap, 48 vec4 FMAs; split-K over 8-pixel blocks into partials that
+//!   are summed in a fixed order (dw_v5_vec4.wgsl). Needs KW ∈ {1, 3} and in_w, out_w % 4 == 0, else v4's dw.
+//!   **Default.**
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
@@ -72,6 +77,18 @@
 //!   1511–1605 -> 1179–1239 ms wall); small 7525–7650 ms -> 3837–3900 ms (+ 34–39 ms packing; all conv kernels
 //!   11214–11494 -> 7593–7645; one step 17.1 -> 13.7 s wall).
 //!
+//! dw v5 vs v4, back to back in one run (same driver and machine, `conv2d_backward_weight`, `bench::run_case`,
+//! two rounds, per call, including the split-K sum; the second round ran under heavier load):
+//! - the shape above: v4 211.8–213.3 ms (11.3–11.4 GFLOP/s) -> v5 157.0 ms (15.4).
+//! - the tiny preset's convs at batch 8, in ms (v4 -> v5): 3×3 16->16 at 32×32: 8.0 -> 3.2; 3×3 32->16 at
+//!   32×32: 15.4 -> 5.8–5.9; 3×3 16->16 at 16×16: 2.1–3.4 -> 1.0–1.4; 3×3 16->32 at 16×16: 3.3–5.6 -> 1.8–3.3;
+//!   3×3 32->32 at 16×16: 5.0–10.0 -> 3.2–4.8; 3×3 48->32 at 16×16: 6.8–12.0 -> 4.7–7.1; 7×7 1->16 at 32×32:
+//!   5.7 -> 5.7 (v4's dw: KW = 7); 1×1 16->96 at 32×32: 10.8–11.0 -> 6.2–6.5; 1×1 32->16 at 32×32: 5.2 -> 4.2;
+//!   1×1 64->16 at 16×16: 1.4–1.5 -> 0.8; 1×1 128->32 at 16×16: 1.8–2.1 -> 2.2–2.4 (the one loss: K = 128 over
+//!   only 2,048 pixels, so v5 runs 11 k-groups × 4 channel blocks with long pixel loops).
+//! - `medsegdiff profile --preset small`, one training step, two runs: dw kernels 2584 ms (3×3 1794, 1×1 745,
+//!   7×7 on v4 45) vs ~3.7 s with v4's dw (an earlier run, not back to back); one step 11.6–11.9 s wall.
+//!
 //! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 input loads (addresses differ per invocation) and
 //! 6 vec4 weight loads for 192 FMAs; v4 needs about 6 loads per 64 FMAs (staging gathers plus workgroup-memory
 //! reads). A first v5 that read the 8 weights as scalars from the (Cout, K) tensor reached 14.5–14.8 GFLOP/s on
@@ -104,6 +121,14 @@ const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
+const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
+/// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
+/// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
+const DW_V5_TM: usize = 8;
+const DW_V5_TK: usize = 3;
+const DW_V5_TN: usize = 8;
+const DW_V5_WG: usize = 16;
+const DW_V5_MIN_BLOCKS: usize = 16;
 /// v5: output channels and pixel blocks (8 pixels of a row) per invocation, invocations per workgroup, and the
 /// widest kernel its 5-vec4 input window covers (r + 8 + KW − 1 ≤ 20 values for every r ≤ 3).
 const V5_TM: usize = 8;
@@ -407,7 +432,28 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        // v5 has no dw kernel of its own: it uses v4's
+        ConvKernel::Vec4
+            if (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4) =>
+        {
+            // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
+            // DW_V5_MIN_BLOCKS blocks
+            let nblk = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
+            let tiles = cout.div_ceil(DW_V5_TM) * kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
+            let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, nblk.div_ceil(DW_V5_MIN_BLOCKS).max(1));
+            let chunk = nblk.div_ceil(want);
+            let n_split = nblk.div_ceil(chunk);
+            let mut p = geo.params(false);
+            p.chunk = chunk as u32;
+            p.n_split = n_split as u32;
+            let part = Tensor::uninit(&[n_split, cout, kdim]);
+            let [kh, kw] = geo.overrides();
+            let overrides = [kh, kw, ("WG", DW_V5_WG as f64)];
+            launch(DW_V5, "main", &overrides, &p, &[g, x], &[&part], groups(tiles * n_split, 1));
+            // dw = Σ_s part[s]
+            let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+            dw.detach().reshape(w_shape)
+        }
+        // v5's dw reads rows as vec4 and handles KW ∈ {1, 3}: other shapes take v4's
         ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped | ConvKernel::Vec4 => {
             // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
             let shape = match kernel {
@@ -611,6 +657,9 @@ mod tests {
         Problem { x: [2, 5, 3, 4], w: [9, 5, 1, 1], pad: 2, bias: false }, // v5 fwd pad 2, dx pad −2
         Problem { x: [1, 3, 6, 10], w: [4, 3, 3, 3], pad: 0, bias: true }, // v5 dx only, at pad 2
         Problem { x: [2, 3, 5, 8], w: [2, 3, 3, 5], pad: 2, bias: false }, // v5 KH ≠ KW
+        Problem { x: [2, 7, 3, 12], w: [10, 7, 1, 1], pad: 0, bias: true }, // dw v5 1×1: K = 7, half block
+        Problem { x: [3, 4, 6, 12], w: [9, 4, 3, 3], pad: 1, bias: false }, // dw v5 3×3, Cout = 9
+        Problem { x: [1, 2, 3, 4], w: [3, 2, 3, 1], pad: 2, bias: false }, // dw v5 KW = 1, KH = 3, pad 2
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -681,16 +730,19 @@ mod tests {
 
     #[test]
     fn dw_split_k_sums_partial_chunks() {
-        // 3 images of 23×21 = 1,449 pixels: 4,347 pixels in several 256+ pixel chunks, the last one partial
-        let pr = Problem { x: [3, 2, 23, 21], w: [3, 2, 3, 3], pad: 1, bias: false };
-        let (xv, _, _) = data(&pr, 70);
-        let gv = crate::rng::Rng::new(71).uniform_vec(numel(&out_shape(&pr)), -1.0, 1.0);
-        let x = Tensor::from_slice(&xv, &pr.x).unwrap();
-        let g = Tensor::from_slice(&gv, &out_shape(&pr)).unwrap();
-        let want = cpu::conv2d_backward_weight(&to_f64(&gv), &to_f64(&xv), pr.x, pr.w, pr.pad);
-        for kernel in ConvKernel::ALL {
-            let dw = conv2d_backward_weight(kernel, &g, &x, pr.pad, &pr.w).unwrap();
-            assert_close(&dw.to_vec(), &want, 1e-4, 1e-5, &format!("{} dw over 4,347 pixels", kernel.name()));
+        // 3 images of 23×21 = 1,449 pixels: 4,347 pixels in several 256+ pixel chunks, the last one partial;
+        // 23×24 reaches dw v5: 207 8-pixel blocks in 13 splits of 16, the last one partial
+        for (i, xs) in [[3, 2, 23, 21], [3, 2, 23, 24]].into_iter().enumerate() {
+            let pr = Problem { x: xs, w: [3, 2, 3, 3], pad: 1, bias: false };
+            let (xv, _, _) = data(&pr, 70 + i as u64);
+            let gv = crate::rng::Rng::new(71).uniform_vec(numel(&out_shape(&pr)), -1.0, 1.0);
+            let x = Tensor::from_slice(&xv, &pr.x).unwrap();
+            let g = Tensor::from_slice(&gv, &out_shape(&pr)).unwrap();
+            let want = cpu::conv2d_backward_weight(&to_f64(&gv), &to_f64(&xv), pr.x, pr.w, pr.pad);
+            for kernel in ConvKernel::ALL {
+                let dw = conv2d_backward_weight(kernel, &g, &x, pr.pad, &pr.w).unwrap();
+                assert_close(&dw.to_vec(), &want, 1e-4, 1e-5, &format!("{} dw over {xs:?}", kernel.name()));
+            }
         }
     }
 
