@@ -21,6 +21,13 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
+/// Seeded values uniform in [−1, 1) for `shape`, and the same values uploaded as a tensor.
+pub fn random(shape: &[usize], seed: u64) -> (Vec<f32>, Tensor) {
+    let v = Rng::new(seed).uniform_vec(numel(shape), -1.0, 1.0);
+    let t = Tensor::from_slice(&v, shape).expect("length matches");
+    (v, t)
+}
+
 /// Panic unless every |got − want| ≤ atol + rtol·|want|; the message says how many are wrong, the first bad
 /// index with both values, and the worst error.
 #[track_caller]

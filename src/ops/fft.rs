@@ -504,7 +504,7 @@ pub mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, check_grads, to_f64, Input};
+    use crate::testing::{assert_close, check_grads, random, to_f64, Input};
 
     /// An (B, C, H, W) problem.
     struct Problem {
@@ -527,12 +527,6 @@ mod tests {
         Problem { shape: [1, 1, 256, 2] }, // long columns
     ];
 
-    fn rand(shape: &[usize], seed: u64) -> (Vec<f32>, Tensor) {
-        let v = crate::rng::Rng::new(seed).uniform_vec(shape.iter().product(), -1.0, 1.0);
-        let t = Tensor::from_slice(&v, shape).unwrap();
-        (v, t)
-    }
-
     /// Tolerance for a transform whose outputs reach `max`: f32 sums lose about 1e-6 of the largest term.
     fn tol(want: &[f64]) -> f64 {
         2e-6 * want.iter().fold(1.0f64, |m, v| m.max(v.abs()))
@@ -542,7 +536,7 @@ mod tests {
     fn every_rung_fft2_matches_naive_dft_on_pow2_odd_and_nonsquare_sizes() {
         for (i, pr) in PROBLEMS.iter().enumerate() {
             let [b, c, h, w] = pr.shape;
-            let (v, x) = rand(&pr.shape, i as u64);
+            let (v, x) = random(&pr.shape, i as u64);
             let want = cpu::fft2(&to_f64(&v), b * c, h, w);
             for k in FftKernel::ALL {
                 let got = fft2_with(k, &x).unwrap();
@@ -557,7 +551,7 @@ mod tests {
         for (i, pr) in PROBLEMS.iter().enumerate() {
             let [b, c, h, w] = pr.shape;
             let shape = [b, c, h, w, 2];
-            let (v, z) = rand(&shape, 100 + i as u64);
+            let (v, z) = random(&shape, 100 + i as u64);
             for inverse in [false, true] {
                 let want = cpu::dft2(&to_f64(&v), b * c, h, w, inverse);
                 for k in FftKernel::ALL {
@@ -577,7 +571,7 @@ mod tests {
     #[test]
     fn every_rung_round_trip_ifft2_of_fft2_gives_back_x() {
         for shape in [[2, 2, 16, 16], [1, 3, 12, 30], [1, 1, 1, 64]] {
-            let (v, x) = rand(&shape, 7);
+            let (v, x) = random(&shape, 7);
             for k in FftKernel::ALL {
                 let back = fft2_complex_with(k, &fft2_with(k, &x).unwrap(), true).unwrap().to_vec();
                 assert_close(
@@ -595,7 +589,7 @@ mod tests {
     fn every_rung_satisfies_parseval() {
         // Σ|x|² = Σ|X|² / (H·W) per image
         let shape = [2, 1, 32, 12];
-        let (v, x) = rand(&shape, 11);
+        let (v, x) = random(&shape, 11);
         let hw = (32 * 12) as f64;
         for k in FftKernel::ALL {
             let xf = fft2_with(k, &x).unwrap().to_vec();
@@ -611,7 +605,7 @@ mod tests {
     fn every_rung_fft2_channels_matches_cpu() {
         for (i, pr) in PROBLEMS.iter().enumerate().take(8) {
             let [b, c, h, w] = pr.shape;
-            let (v, x) = rand(&pr.shape, 200 + i as u64);
+            let (v, x) = random(&pr.shape, 200 + i as u64);
             let want = cpu::fft2_channels(&to_f64(&v), b, c, h, w);
             for k in FftKernel::ALL {
                 let got = fft2_channels_with(k, &x).unwrap();
@@ -633,10 +627,10 @@ mod tests {
             [[2, 3, 8, 8], [2, 2, 12, 12], [1, 2, 8, 12], [2, 1, 30, 16], [3, 1, 1, 16], [2, 1, 16, 1], [1, 1, 64, 64]]
         {
             let [b, c, h, w] = shape;
-            let (v, x) = rand(&shape, 21);
+            let (v, x) = random(&shape, 21);
             for per_sample in [false, true] {
                 let mshape: Vec<usize> = if per_sample { shape.to_vec() } else { vec![c, h, w] };
-                let (mv, m) = rand(&mshape, 22);
+                let (mv, m) = random(&mshape, 22);
                 let map_images = if per_sample { b * c } else { c };
                 let want = cpu::ff_parser(&to_f64(&v), &to_f64(&mv), b * c, map_images, h, w);
                 for k in FftKernel::ALL {
@@ -657,7 +651,7 @@ mod tests {
     #[test]
     fn ff_parser_with_a_map_of_ones_is_the_identity() {
         // the MedSegDiff initialisation: ff_parser_attn_map = ones
-        let (v, x) = rand(&[2, 4, 16, 16], 5);
+        let (v, x) = random(&[2, 4, 16, 16], 5);
         let y = ff_parser(&x, &Tensor::ones(&[4, 16, 16])).unwrap().to_vec();
         assert_close(&y, &to_f64(&v), 2e-6, 0.0, "ff_parser with M = 1");
     }
@@ -734,7 +728,7 @@ mod tests {
         // 40,000 2×2 images: 80,000 row lines and 80,000 column lines, one workgroup each
         // (the Stockham rung normally packs 256 such lines per workgroup; `pack` forces one).
         let shape = [40_000, 1, 2, 2];
-        let (v, x) = rand(&shape, 41);
+        let (v, x) = random(&shape, 41);
         let want = cpu::fft2(&to_f64(&v), 40_000, 2, 2);
         let d = Dims { images: 40_000, h: 2, w: 2 };
         for k in FftKernel::ALL {

@@ -12,6 +12,12 @@ pub fn strides_of(shape: &[usize]) -> Vec<usize> {
     st
 }
 
+/// (outer, len, inner) of `shape` around `axis`: outer = Π dims before it, inner = Π dims after it. Every op that
+/// works along one axis (softmax, concat, narrow) views its tensor this way.
+pub fn split3(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+}
+
 /// A ≤ 4-D index space for a kernel: axis sizes and, per operand, its element stride along each axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Space4<const K: usize> {
@@ -55,6 +61,8 @@ mod tests {
     #[test]
     fn contiguous_axes_merge_and_broadcast_axes_stay() {
         assert_eq!(strides_of(&[2, 3, 4]), vec![12, 4, 1]);
+        assert_eq!(split3(&[2, 3, 4, 5], 1), (2, 3, 20));
+        assert_eq!(split3(&[7], 0), (1, 7, 1));
         // (2, 3, 4) contiguous in both operands: one axis of 24
         let s = pack4("t", &[(2, [12, 12]), (3, [4, 4]), (4, [1, 1])]).unwrap();
         assert_eq!((s.shape, s.strides), ([1, 1, 1, 24], [[0, 0, 0, 1], [0, 0, 0, 1]]));

@@ -18,7 +18,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::index::strides_of;
+use super::index::{split3, strides_of};
 use super::{groups_1d, launch};
 use crate::gpu::Shader;
 use crate::tensor::{numel, Tensor};
@@ -62,11 +62,6 @@ struct UpsampleParams {
     h: u32,
     w: u32,
     n: u32,
-}
-
-/// (outer, len, inner) of `shape` around `axis`.
-fn split3(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
 }
 
 /// One strided copy, described in the caller's own index space: `dims[k] = (size, src stride, dst stride)`.
@@ -303,11 +298,7 @@ pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
 
 /// The f64 reference: plain index loops, written from the math in the module doc.
 pub mod cpu {
-    /// (outer, len, inner) of `shape` around `axis`.
-    fn split3(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-        (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
-    }
-
+    use super::split3;
     /// out[o, Σ_{k'<k} len_k' + a, i] = x_k[o, a, i]
     pub fn concat(xs: &[(&[f64], &[usize])], axis: usize) -> Vec<f64> {
         let (outer, _, inner) = split3(xs[0].1, axis);
@@ -411,13 +402,7 @@ pub mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, check_grads, to_f64, Input};
-
-    fn upload(shape: &[usize], seed: u64) -> (Vec<f32>, Tensor) {
-        let v = crate::rng::Rng::new(seed).uniform_vec(numel(shape), -1.0, 1.0);
-        let t = Tensor::from_slice(&v, shape).unwrap();
-        (v, t)
-    }
+    use crate::testing::{assert_close, check_grads, random, to_f64, Input};
 
     /// (shape of each part, axis) concat cases: channels of NCHW, first, last, size-1 parts, three parts.
     const CONCAT_CASES: &[(&[&[usize]], usize)] = &[
@@ -432,7 +417,7 @@ mod tests {
     fn concat_matches_cpu_on_every_axis() {
         for (ci, &(parts, axis)) in CONCAT_CASES.iter().enumerate() {
             let ups: Vec<(Vec<f32>, Tensor)> =
-                parts.iter().enumerate().map(|(k, s)| upload(s, 10 * ci as u64 + k as u64)).collect();
+                parts.iter().enumerate().map(|(k, s)| random(s, 10 * ci as u64 + k as u64)).collect();
             let ts: Vec<&Tensor> = ups.iter().map(|u| &u.1).collect();
             let got = concat(&ts, axis).unwrap();
             let x64: Vec<Vec<f64>> = ups.iter().map(|u| to_f64(&u.0)).collect();
@@ -461,7 +446,7 @@ mod tests {
         let cases: &[(&[usize], usize, usize, usize)] =
             &[(&[2, 9, 3, 2], 1, 3, 4), (&[4, 5], 0, 0, 1), (&[3, 7], 1, 0, 7), (&[2, 3, 5, 6], 3, 5, 1)];
         for &(shape, axis, start, len) in cases {
-            let (v, x) = upload(shape, 7);
+            let (v, x) = random(shape, 7);
             let got = narrow(&x, axis, start, len).unwrap().to_vec();
             assert_close(
                 &got,
@@ -482,7 +467,7 @@ mod tests {
     #[test]
     fn chunk_splits_evenly_and_gradients_reach_every_part() {
         let shape = [2, 6, 3, 5];
-        let (v, x) = upload(&shape, 3);
+        let (v, x) = random(&shape, 3);
         let parts = chunk(&x, 3, 1).unwrap();
         for (k, part) in parts.iter().enumerate() {
             assert_eq!(part.shape(), &[2, 2, 3, 5]);
@@ -522,7 +507,7 @@ mod tests {
             (&[1, 3, 1, 5], &[2, 3, 0, 1]),
         ];
         for &(shape, perm) in cases {
-            let (v, x) = upload(shape, 5);
+            let (v, x) = random(shape, 5);
             let got = permute(&x, perm).unwrap();
             let want_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
             assert_eq!(got.shape(), &want_shape[..]);
@@ -548,7 +533,7 @@ mod tests {
         let cases: &[(&[usize], usize)] =
             &[(&[2, 3, 4, 6], 2), (&[1, 2, 9, 6], 3), (&[1, 1, 1, 1], 1), (&[2, 2, 32, 16], 16)];
         for &(shape, r) in cases {
-            let (v, x) = upload(shape, 11);
+            let (v, x) = random(shape, 11);
             let y = pixel_unshuffle(&x, r).unwrap();
             assert_eq!(y.shape(), &[shape[0], shape[1] * r * r, shape[2] / r, shape[3] / r]);
             let want = cpu::pixel_unshuffle(&to_f64(&v), shape, r);
@@ -583,7 +568,7 @@ mod tests {
     #[test]
     fn upsample_nearest2x_matches_cpu_and_sums_blocks_in_backward() {
         for shape in [&[2, 3, 4, 5][..], &[1, 1, 1, 1], &[1, 2, 7, 3]] {
-            let (v, x) = upload(shape, 14);
+            let (v, x) = random(shape, 14);
             let y = upsample_nearest2x(&x).unwrap();
             assert_eq!(y.shape(), &[shape[0], shape[1], 2 * shape[2], 2 * shape[3]]);
             assert_close(

@@ -13,9 +13,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::index::split3;
 use super::{groups_1d, launch};
 use crate::gpu::Shader;
-use crate::tensor::{numel, Tensor};
+use crate::tensor::Tensor;
 use crate::{autograd, shader, shape_err, Result};
 
 const FORWARD: Shader = shader!("softmax/softmax_forward.wgsl");
@@ -57,7 +58,7 @@ struct SoftmaxParams {
 
 impl SoftmaxParams {
     fn new(shape: &[usize], axis: usize) -> SoftmaxParams {
-        let (outer, len, inner) = (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]));
+        let (outer, len, inner) = split3(shape, axis);
         SoftmaxParams { outer: outer as u32, len: len as u32, inner: inner as u32, n_rows: (outer * inner) as u32 }
     }
 
@@ -104,8 +105,7 @@ pub fn softmax(x: &Tensor, axis: usize) -> Result<Tensor> {
 pub mod cpu {
     /// y = softmax(x) along `axis` of `shape`.
     pub fn softmax(x: &[f64], shape: &[usize], axis: usize) -> Vec<f64> {
-        let (outer, len, inner): (usize, usize, usize) =
-            (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product());
+        let (outer, len, inner) = super::split3(shape, axis);
         let mut y = vec![0.0; x.len()];
         for o in 0..outer {
             for i in 0..inner {
@@ -128,6 +128,7 @@ pub mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::numel;
     use crate::testing::{assert_close, check_grads, to_f64, Input};
 
     /// A softmax problem: shape and axis.
@@ -183,7 +184,7 @@ mod tests {
             let v = rng.uniform_vec(numel(pr.shape), -2.0, 2.0);
             let gv = rng.uniform_vec(numel(pr.shape), -1.0, 1.0);
             let y64 = cpu::softmax(&to_f64(&v), pr.shape, pr.axis);
-            let (outer, len, inner) = (numel(&pr.shape[..pr.axis]), pr.shape[pr.axis], numel(&pr.shape[pr.axis + 1..]));
+            let (outer, len, inner) = split3(pr.shape, pr.axis);
             let mut want = vec![0.0f64; v.len()];
             for o in 0..outer {
                 for i in 0..inner {
