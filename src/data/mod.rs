@@ -113,12 +113,17 @@ impl Dataset {
 pub fn batch_indices(train: &[usize], batch: usize, step: u64, seed: u64) -> Vec<usize> {
     let n = train.len().max(1);
     let start = step as usize * batch;
+    // a batch spans at most a few epochs: shuffle each one once, not once per sample
+    let mut order: Option<(usize, Vec<usize>)> = None;
     (start..start + batch)
         .map(|k| {
             let (epoch, pos) = (k / n, k % n);
-            let mut order = train.to_vec();
-            Rng::new(seed.wrapping_mul(0x9E37_79B9).wrapping_add(epoch as u64)).shuffle(&mut order);
-            order[pos]
+            if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                let mut o = train.to_vec();
+                Rng::new(seed.wrapping_mul(0x9E37_79B9).wrapping_add(epoch as u64)).shuffle(&mut o);
+                order = Some((epoch, o));
+            }
+            order.as_ref().expect("set above").1[pos]
         })
         .collect()
 }
