@@ -315,10 +315,8 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         if (name == "paper" && !explicit) || !(wanted(filter, &train_case) || wanted(filter, &sample_case)) {
             continue;
         }
-        let (model, cfg) = crate::train::preset(name).expect("known preset");
-        let cfg = crate::train::TrainConfig { batch_size: 8, val_every: 0, ..cfg };
-        let data = crate::data::synthetic::generate(16, model.image_size, model.input_img_channels, 0);
-        let mut t = crate::train::Trainer::new(&model, cfg, data).expect("preset is valid");
+        let mut t = crate::train::preset_trainer(name, 8).expect("preset is valid");
+        let model = t.unet.cfg.clone();
         let shape = format!("b8 {}px dim{}", model.image_size, model.dim);
         if wanted(filter, &train_case) {
             out.push(run_case(&train_case, &shape, 0.0, 0.0, 2, || {

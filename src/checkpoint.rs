@@ -45,8 +45,19 @@ pub fn save(path: &Path, meta: &Meta, groups: &[(&str, &[(String, Tensor)])]) ->
 /// Read a checkpoint's file and metadata; errors say what is wrong with which file.
 pub fn load(path: &Path) -> Result<(TensorFile, Meta)> {
     let file = TensorFile::read(path)?;
+    let meta = meta(&file, path)?;
+    Ok((file, meta))
+}
+
+/// Whether an already-read file is one of our checkpoints (rather than a plain state_dict).
+pub fn is_checkpoint(file: &TensorFile) -> bool {
+    file.metadata.get("format").map(String::as_str) == Some(FORMAT)
+}
+
+/// The checkpoint metadata of an already-read file (`path` names it in errors).
+pub fn meta(file: &TensorFile, path: &Path) -> Result<Meta> {
     let m = &file.metadata;
-    if m.get("format").map(String::as_str) != Some(FORMAT) {
+    if !is_checkpoint(file) {
         return Err(Error::format(
             path,
             format!("is not a medsegdiff checkpoint (metadata format is {:?}, expected {FORMAT:?})", m.get("format")),
@@ -58,12 +69,11 @@ pub fn load(path: &Path) -> Result<(TensorFile, Meta)> {
     let train: TrainConfig =
         serde_json::from_str(field("train")?).map_err(|e| Error::format(path, format!("bad train config: {e}")))?;
     let step = field("step")?.parse().map_err(|e| Error::format(path, format!("bad step: {e}")))?;
-    let meta = Meta {
+    Ok(Meta {
         model,
         train,
         step,
         data_fingerprint: field("data_fingerprint")?.clone(),
         best_dice: m.get("best_dice").and_then(|s| s.parse().ok()),
-    };
-    Ok((file, meta))
+    })
 }

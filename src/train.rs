@@ -12,7 +12,8 @@ use crate::checkpoint::{self, Meta};
 use crate::data::{batch_indices, Dataset};
 use crate::diffusion::{Diffusion, Objective, ScheduleKind};
 use crate::metrics::{self, Scores};
-use crate::model::{weights, Unet, UnetConfig};
+use crate::model::weights::{self, TensorFile};
+use crate::model::{Unet, UnetConfig};
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
 use crate::{autograd, Error, Result, Tensor};
@@ -125,6 +126,17 @@ impl Trainer {
     /// Continue from a checkpoint. `steps` (if given) replaces the total step count; the data must be the same.
     pub fn resume(path: &Path, data: Dataset, steps: Option<u64>) -> Result<Trainer> {
         let (file, meta) = checkpoint::load(path)?;
+        Trainer::resume_loaded(path, &file, meta, data, steps)
+    }
+
+    /// Like [`Trainer::resume`], for a checkpoint already read with `checkpoint::load`.
+    pub fn resume_loaded(
+        path: &Path,
+        file: &TensorFile,
+        meta: Meta,
+        data: Dataset,
+        steps: Option<u64>,
+    ) -> Result<Trainer> {
         if meta.data_fingerprint != data.fingerprint() {
             return Err(Error::format(
                 path,
@@ -141,11 +153,11 @@ impl Trainer {
             cfg.steps = s;
         }
         let mut t = Trainer::new(&meta.model, cfg, data)?;
-        weights::load_into(&t.unet.vars, &file, "param.", path)?;
+        weights::load_into(&t.unet.vars, file, "param.", path)?;
         // the optimizer moments and the EMA are stored under the parameters' names with their own prefixes
         for (prefix, tensors) in [("adam_m.", &t.adam.m), ("adam_v.", &t.adam.v), ("ema.", &t.ema.shadow)] {
             let params = t.unet.params().iter().zip(tensors.iter()).map(|((n, _), x)| (n.clone(), x.clone())).collect();
-            weights::load_into(&crate::nn::VarStore { params }, &file, prefix, path)?;
+            weights::load_into(&crate::nn::VarStore { params }, file, prefix, path)?;
         }
         t.step = meta.step;
         t.adam.step = meta.step as u32;
@@ -252,6 +264,14 @@ impl Trainer {
             ],
         )
     }
+}
+
+/// A trainer for preset `name` at `batch_size` on a small synthetic set (two batches), no validation: what
+/// `medsegdiff profile`, `trace` and `bench` measure.
+pub fn preset_trainer(name: &str, batch_size: usize) -> Result<Trainer> {
+    let (model, cfg) = preset(name)?;
+    let data = crate::data::synthetic::generate(2 * batch_size.max(1), model.image_size, model.input_img_channels, 0);
+    Trainer::new(&model, TrainConfig { batch_size, val_every: 0, ..cfg }, data)
 }
 
 /// Named starting points: `tiny` (learns the synthetic set in minutes on a software adapter), `small`, `paper`.

@@ -18,7 +18,7 @@ use crate::metrics::{self, Scores};
 use crate::model::weights::{load_into, TensorFile};
 use crate::model::{Unet, UnetConfig};
 use crate::rng::Rng;
-use crate::train::{preset, TrainConfig, Trainer};
+use crate::train::{preset, preset_trainer, TrainConfig, Trainer};
 use crate::Tensor;
 
 #[derive(Args, Debug)]
@@ -146,9 +146,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
     let mut trainer = match &a.resume {
         Some(ckpt) => {
-            let (_, meta) = crate::checkpoint::load(ckpt)?;
+            let (file, meta) = crate::checkpoint::load(ckpt)?;
             let data = load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed)?;
-            let t = Trainer::resume(ckpt, data, a.steps)?;
+            let t = Trainer::resume_loaded(ckpt, &file, meta, data, a.steps)?;
             println!("resumed {} at step {}", ckpt.display(), t.step);
             t
         }
@@ -303,9 +303,9 @@ pub struct Loaded {
 
 pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
     let file = TensorFile::read(&a.weights)?;
-    let is_ckpt = file.metadata.get("format").map(String::as_str) == Some(crate::checkpoint::FORMAT);
+    let is_ckpt = crate::checkpoint::is_checkpoint(&file);
     let (cfg, train) = if is_ckpt {
-        let (_, meta) = crate::checkpoint::load(&a.weights)?;
+        let meta = crate::checkpoint::meta(&file, &a.weights)?;
         (meta.model, meta.train)
     } else {
         let cfg_text = match (&a.config, file.metadata.get("config")) {
@@ -495,13 +495,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 
 /// `medsegdiff profile`: one training step with per-kernel timestamps.
 pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<()> {
-    let (model, mut cfg) = preset(name)?;
-    cfg.batch_size = batch_size.unwrap_or(cfg.batch_size);
-    if cfg.batch_size == 0 {
+    let batch = batch_size.unwrap_or(preset(name)?.1.batch_size);
+    if batch == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let data = synthetic::generate(cfg.batch_size * 2, model.image_size, model.input_img_channels, 0);
-    let mut t = Trainer::new(&model, cfg.clone(), data)?;
+    let mut t = preset_trainer(name, batch)?;
+    let (model, cfg) = (t.unet.cfg.clone(), t.cfg.clone());
     let g = crate::gpu::gpu();
     for _ in 0..warmup {
         t.train_step()?;
@@ -553,9 +552,7 @@ pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<(
 
 /// `medsegdiff trace`: the taped ops of one training loss and its backward, with shapes and GPU time.
 pub fn trace(name: &str, batch_size: usize) -> Result<()> {
-    let (model, cfg) = preset(name)?;
-    let data = synthetic::generate(batch_size.max(1), model.image_size, model.input_img_channels, 0);
-    let t = Trainer::new(&model, TrainConfig { batch_size, ..cfg }, data)?;
+    let t = preset_trainer(name, batch_size)?;
     let g = crate::gpu::gpu();
     let idx: Vec<usize> = (0..batch_size.max(1)).collect();
     let (images, masks) = t.data.batch(&idx, None)?;
