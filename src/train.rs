@@ -179,6 +179,8 @@ impl Trainer {
         autograd::clear();
         let loss = self.diffusion.training_loss(&self.unet, &masks, &images, &mut rng)?;
         let grads = autograd::backward(&loss)?;
+        // no weight update from gradients whose kernels were skipped (a tensor over the binding limit)
+        crate::gpu::gpu().check()?;
         let params: Vec<&Tensor> = self.unet.params().iter().map(|(_, t)| t).collect();
         let g: Vec<Option<&Tensor>> = params.iter().map(|p| grads.get(p)).collect();
         let lr = self.lr_schedule().at(step);

@@ -22,6 +22,15 @@ pub enum GpuError {
     Device { adapter: String, msg: String },
     #[error("the GPU was already initialised with adapter {current:?}; cannot switch to {requested:?}")]
     AlreadyInitialised { current: String, requested: String },
+    /// A launch would have bound a buffer larger than the adapter allows; the launch was skipped (see
+    /// [`Gpu::check`]).
+    #[error(
+        "{kernel}: a tensor of {bytes} bytes ({mib:.2} MiB) is larger than this adapter's storage-binding \
+         limit of {limit} bytes ({limit_mib} MiB) on {adapter}; use a smaller --batch-size or image size, or \
+         an adapter with a larger limit (`medsegdiff info` lists them)",
+        mib = *bytes as f64 / 1048576.0, limit_mib = limit >> 20
+    )]
+    BindingTooLarge { kernel: String, bytes: u64, limit: u64, adapter: String },
 }
 
 /// Name, backend, type and the limits that matter for compute, as `medsegdiff info` prints them.

@@ -8,6 +8,13 @@ use super::pool::GpuBuffer;
 use super::profiler::Profiler;
 use super::{Gpu, Shader};
 
+thread_local! {
+    /// The first launch this thread skipped because a buffer was over the binding limit, until
+    /// [`Gpu::check`] takes it. Per thread, like the autograd tape: the thread that recorded the launch is
+    /// the one that uses its results.
+    static OVERSIZE: std::cell::RefCell<Option<super::GpuError>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Bytes of uniform slots one submit can hold before the recorder flushes early (16,384 slots of 256 B).
 const ARENA_BYTES: u64 = 4 << 20;
 
@@ -121,6 +128,21 @@ impl Gpu {
             n_in: d.inputs.len() as u32,
             n_out: d.outputs.len() as u32,
         };
+        // A buffer over the binding limit would make wgpu panic in create_bind_group. Skip the launch and keep
+        // the first such error for `Gpu::check`, which the model and the trainer call: user input (a batch
+        // size, an image size) decides tensor sizes, so this is an error, not a panic.
+        let limit = self.limits.max_storage_buffer_binding_size;
+        if let Some(b) = d.inputs.iter().chain(d.outputs.iter()).find(|b| b.bytes() > limit) {
+            OVERSIZE.with(|slot| {
+                slot.borrow_mut().get_or_insert(super::GpuError::BindingTooLarge {
+                    kernel: key.label(),
+                    bytes: b.bytes(),
+                    limit,
+                    adapter: self.info.name.clone(),
+                });
+            });
+            return;
+        }
         let pipe = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_create(
             &self.device,
             d.shader,
@@ -286,6 +308,17 @@ impl Gpu {
     pub fn sync(&self) {
         self.flush();
         self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost");
+    }
+
+    /// The first launch skipped on this thread since its last check because a buffer was over the binding limit (see
+    /// [`GpuError::BindingTooLarge`](super::GpuError::BindingTooLarge)), as an error. Results computed after
+    /// such a skip are garbage, so callers check before they use them (the UNet after each forward, the
+    /// trainer before it updates the weights).
+    pub fn check(&self) -> Result<(), super::GpuError> {
+        match OVERSIZE.with(|slot| slot.borrow_mut().take()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// (dispatches recorded, submits) since start: `medsegdiff profile` and tests use these.

@@ -282,6 +282,9 @@ impl Unet {
         }
         x = layout::concat(&[&x, &r], 1)?;
         x = self.final_res_block.forward(&x, Some(&t))?;
-        self.final_conv.forward(&x)
+        let out = self.final_conv.forward(&x)?;
+        // a tensor over the adapter's binding limit (batch or image too large) skipped its kernels: say so
+        crate::gpu::gpu().check()?;
+        Ok(out)
     }
 }
