@@ -18,6 +18,7 @@ use crate::tensor::{numel, Tensor};
 use crate::{autograd, shader, shape_err, Result};
 
 const BINARY: Shader = shader!("elementwise/binary.wgsl");
+const BINARY_VEC4: Shader = shader!("elementwise/binary_vec4.wgsl");
 const UNARY: Shader = shader!("elementwise/unary.wgsl");
 const UNARY_BACKWARD: Shader = shader!("elementwise/unary_backward.wgsl");
 const FILL: Shader = shader!("elementwise/fill.wgsl");
@@ -147,7 +148,10 @@ fn binary_raw(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = Tensor::uninit(&shape);
     let n = numel(&shape);
     let ov = [("OP", op as u32 as f64)];
-    if a.shape() == b.shape() {
+    if a.shape() == b.shape() && n.is_multiple_of(4) {
+        let p = [n as u32 / 4, 0, 0, 0];
+        launch(BINARY_VEC4, "main", &ov, &p, &[a, b], &[&out], groups_1d(n / 4).div_ceil(2));
+    } else if a.shape() == b.shape() {
         let p = BinaryParams { shape: [0; 4], sa: [0; 4], sb: [0; 4], n: n as u32, _pad: [0; 3] };
         launch(BINARY, "main_same", &ov, &p, &[a, b], &[&out], groups_1d(n));
     } else {
@@ -366,11 +370,13 @@ mod tests {
     /// (a shape, b shape) cases: same shape, scalar, per-channel bias, both sides broadcast, odd sizes, rank 5.
     const BROADCAST_CASES: &[(&[usize], &[usize])] = &[
         (&[3, 5, 7], &[3, 5, 7]),
+        (&[3, 5, 4], &[3, 5, 4]), // numel % 4 == 0: binary_vec4.wgsl, 15 vec4s (odd, one partial workgroup)
         (&[2, 3, 5, 7], &[1]),
         (&[2, 3, 5, 7], &[1, 3, 1, 1]),
         (&[4, 1, 6], &[1, 5, 1]),
         (&[1], &[257]),
         (&[2, 1, 3, 1, 5], &[2, 4, 1, 1, 5]),
+        (&[2, 1031, 4], &[2, 1031, 4]), // binary_vec4.wgsl over 5 workgroups, the last one partial
     ];
 
     #[test]
@@ -453,7 +459,7 @@ mod tests {
 
     #[test]
     fn binary_gradients_match_finite_differences_with_broadcasting() {
-        for &(sa, sb) in BROADCAST_CASES.iter().take(5) {
+        for &(sa, sb) in BROADCAST_CASES.iter().take(6) {
             for op in ALL_BINARY {
                 let ins = [Input::uniform(sa, 0.5, 2.0, 3), Input::uniform(sb, 0.5, 2.0, 4)];
                 check_grads(
@@ -477,5 +483,37 @@ mod tests {
         assert_eq!(v.len(), n);
         let bad = v.iter().position(|&e| e != 1.5);
         assert!(bad.is_none(), "element {bad:?} = {}", v[bad.unwrap()]);
+    }
+
+    #[test]
+    fn same_shape_vec4_path_at_the_binding_limit() {
+        // binary_vec4.wgsl covers 512 vec4s (2,048 floats) per workgroup, so more than 65,535 workgroups would
+        // need 512 MiB operands: above llvmpipe's 128 MiB storage-binding limit (the launcher turns that into
+        // an error, tested below). This runs the largest operand the adapter binds, capped at 65,536
+        // workgroups + 3 vec4s; the linear-id folding itself is covered by elementwise_over_65535_workgroups.
+        // Values vary with the index (i mod 7), so a wrong or skipped vec4 shows.
+        let limit = crate::gpu::gpu().limits.max_storage_buffer_binding_size as usize;
+        let n = (limit / 4).min(2048 * 65_536 + 12) / 4 * 4;
+        let av: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+        let a = Tensor::from_slice(&av, &[n]).unwrap();
+        let b = Tensor::full(&[n], 0.5);
+        let v = add(&a, &b).unwrap().to_vec();
+        crate::gpu::gpu().check().expect("at the limit, not over it");
+        let bad = v.iter().enumerate().position(|(i, &e)| e != (i % 7) as f32 + 0.5);
+        assert!(bad.is_none(), "element {bad:?} = {}", v[bad.unwrap()]);
+    }
+
+    #[test]
+    fn a_tensor_over_the_binding_limit_is_an_error_not_a_panic() {
+        // wgpu panics in create_bind_group past max_storage_buffer_binding_size (128 MiB on llvmpipe); the
+        // launcher skips such a launch and `Gpu::check` reports it once, naming the kernel and the sizes.
+        let g = crate::gpu::gpu();
+        g.check().expect("no earlier oversize launch");
+        let limit = g.limits.max_storage_buffer_binding_size;
+        let a = Tensor::uninit(&[(limit / 4 + 4) as usize]);
+        let _ = add_untaped(&a, &a).unwrap();
+        let err = g.check().expect_err("the add was over the limit").to_string();
+        assert!(err.contains(&limit.to_string()) && err.contains("--batch-size"), "{err}");
+        g.check().expect("the error is reported once");
     }
 }
