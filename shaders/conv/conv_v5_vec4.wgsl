@@ -30,6 +30,8 @@ struct Params {
 override KH: u32 = 3u;
 override KW: u32 = 3u;
 override WG: u32 = 16u; // invocations per workgroup, all along the pixels
+override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4 (see layout): a constant, so each tap's vec4 picks and
+                        // shifts fold into fixed swizzles instead of selects
 const TM: u32 = 8u;     // output channels per invocation; the code below is unrolled by hand for 8
 const TN: u32 = 8u;     // output pixels per invocation (one row), two vec4; unrolled by hand
 
@@ -88,7 +90,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let n = row / p.out_h;
 
     // the input window (see layout): vec4 j of the row covers columns a + 4j .. +4
-    let r = u32(((-p.pad_x) % 4 + 4) % 4);
+    let r = R;
     let nv = (r + TN + KW - 1u + 3u) / 4u;    // window vec4s actually needed (2..5)
     let wq = i32(p.in_w / 4u);                // one input row in vec4s
     let aq = (i32(ox0) - p.pad_x - i32(r)) / 4; // exact: the numerator is a multiple of 4

@@ -357,7 +357,9 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             // weights k-major with Cout padded to a multiple of 8, so a tap's 8 channels are 2 vec4 loads
             let wp = Tensor::uninit(&[geo.kdim(), geo.cout.div_ceil(V5_TM) * V5_TM]);
             launch(PACK_V5, "main", &[], &p, &[w], &[&wp], self::groups(wp.numel(), WG_DIRECT));
-            launch(V5, "main", &[kh, kw, ("WG", V5_WG as f64)], &p, &[x, &wp, bias], &[&y], groups);
+            let r = (-geo.pad_x).rem_euclid(4);
+            let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", r as f64)];
+            launch(V5, "main", &overrides, &p, &[x, &wp, bias], &[&y], groups);
         }
         // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4
         ConvKernel::Shaped | ConvKernel::Vec4 => {
