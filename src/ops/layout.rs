@@ -205,6 +205,19 @@ fn permute_raw(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The transpose of the last two axes, materialised (any rank ≥ 2), not taped: matmul uses it to feed its vec4
+/// rung, which reads untransposed rows.
+pub(crate) fn transpose_last2_raw(x: &Tensor) -> Result<Tensor> {
+    let s = x.shape();
+    let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
+    let batch = numel(&s[..s.len() - 2]);
+    let t = permute_raw(&x.detach().reshape(&[batch, r, c])?, &[0, 2, 1])?;
+    let mut shape = s.to_vec();
+    let k = shape.len();
+    shape.swap(k - 2, k - 1);
+    t.reshape(&shape)
+}
+
 /// Reorder axes: output axis i is input axis `perm[i]` (torch.permute), rank ≤ 4. Backward permutes back.
 pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let r = x.rank();

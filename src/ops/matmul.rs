@@ -1,7 +1,9 @@
 //! Batched matrix multiply, the kernel under `linear`, attention and (later) implicit-GEMM convolution.
 //!
 //! Forward: C = op(A) · op(B), op = identity or transpose, over a batch. A transposed or batch-shared
-//! operand is just other strides in the kernel's `Params`, so no transpose is ever materialised.
+//! operand is just other strides in the kernel's `Params` for rungs v1–v4. The vec4 rung (v5) reads
+//! untransposed rows, so it first copies a transposed operand into its transpose (one strided copy), which on
+//! llvmpipe costs far less than the scalar loads of v4 it replaces (table below).
 //! Backward (G = dC):  d op(A) = G · op(B)ᵀ,  d op(B) = op(A)ᵀ · G, each re-expressed as one more
 //! `matmul_t` on the stored (untransposed) A and B; a batch-shared operand's gradient is summed over the batch.
 //! Forward saves A and B.
@@ -11,8 +13,8 @@
 //! - `Tiled`    (v2): 16×16 tiles of A and B staged in workgroup memory.
 //! - `Blocked`  (v3): 64×64 C tile per workgroup, 4×4 per thread in registers (the rung a real GPU likes).
 //! - `RegBlock` (v4): 4×4 per thread in registers, no workgroup memory, no barrier; any strides.
-//! - `Vec4`     (v5): like v4 with vec4 loads and 8×8 per thread, for untransposed operands with K and N
-//!   multiples of 4; other layouts fall back to v4. **Default.**
+//! - `Vec4`     (v5): like v4 with vec4 loads and 8×8 per thread, for K and N multiples of 4 (a transposed
+//!   operand is materialised first); other shapes fall back to v4. **Default.**
 //!
 //! Why v5 is the default (measured on "llvmpipe (LLVM 15.0.6, 256 bits)", Mesa 22.3.6, 2 CPU cores of an AMD
 //! EPYC, shared with other processes, so numbers moved by up to 2× between runs; `cargo bench --bench matmul`,
@@ -25,6 +27,10 @@
 //! | v3_blocked   | 2.75         | 1.35         | 1.33          | 1.28                |
 //! | v4_regblock  | 4.0–7.8      | 3.7–3.8      | 3.4–3.5       | 3.5–6.7             |
 //! | v5_vec4      | 12.7–26.6    | 13.7–14.3    | 13.1–26.5     | 3.5–6.6 (v4 path)   |
+//!
+//! The last column once v5 copies Bᵀ into B first (a later, quieter run: `medsegdiff bench --filter matmul_v`):
+//! v4 7.05 GFLOP/s, v5 17.1 (copy included). In the small preset's training step this moved the attention
+//! matmuls and every backward matmul (dA = G·Bᵀ, dB = Aᵀ·G) off v4.
 //!
 //! What decided it: on llvmpipe a workgroup runs on one CPU thread, 8 invocations per 256-bit register, and
 //! in Mesa 22.3 a storage load whose address differs per invocation is a loop over the lanes, so the cost is
@@ -168,6 +174,13 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
         MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
+        MatmulKernel::Vec4 if (ta || tb) && pl.p.k % 4 == 0 && n % 4 == 0 => {
+            // v5 reads untransposed rows as vec4: copy a transposed operand into its transpose first (one
+            // strided copy; on llvmpipe far cheaper than v4's scalar loads, see the module doc)
+            let at = if ta { super::layout::transpose_last2_raw(a)? } else { a.clone() };
+            let bt = if tb { super::layout::transpose_last2_raw(b)? } else { b.clone() };
+            return matmul_with(kernel, &at, false, &bt, false);
+        }
         MatmulKernel::Vec4 => {
             // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
             // any other layout takes v4's scalar path
@@ -298,7 +311,13 @@ mod tests {
         Problem { a: &[2, 13, 8], ta: false, b: &[2, 8, 36], tb: false }, // v5 vec4 path: M, N/4 partial tiles
         Problem { a: &[3, 9, 12], ta: false, b: &[12, 132], tb: false }, // v5 with shared B, 33 column quads
         Problem { a: &[5, 4], ta: false, b: &[4, 4], tb: false },     // v5, one quad, K = 4
+        // v5 on transposed operands (K, N multiples of 4): the operand is copied into its transpose first
+        Problem { a: &[2, 12, 7], ta: true, b: &[2, 12, 20], tb: false }, // Aᵀ·B, M = 7 (odd)
+        Problem { a: &[3, 5, 8], ta: false, b: &[3, 12, 8], tb: true },   // A·Bᵀ (attention scores · V)
+        Problem { a: &[8, 6], ta: true, b: &[2, 12, 8], tb: true },       // shared A, both transposed
     ];
+    /// The problems above that take v5's transposed path (their gradients do too).
+    const TRANSPOSED_V5: std::ops::Range<usize> = 11..14;
 
     #[test]
     fn every_rung_matches_cpu_on_uneven_and_batched_shapes() {
@@ -327,6 +346,20 @@ mod tests {
             let ins = [Input::uniform(pr.a, -1.0, 1.0, 21), Input::uniform(pr.b, -1.0, 1.0, 22)];
             check_grads(
                 &format!("matmul {:?} {:?}", pr.a, pr.b),
+                &ins,
+                |x| matmul_t(&x[0], pr.ta, &x[1], pr.tb),
+                |x| cpu::matmul(&x[0], pr.a, pr.ta, &x[1], pr.b, pr.tb),
+            );
+        }
+    }
+
+    #[test]
+    fn transposed_v5_gradients_match_finite_differences() {
+        for pr in &PROBLEMS[TRANSPOSED_V5] {
+            assert!(pr.ta || pr.tb);
+            let ins = [Input::uniform(pr.a, -1.0, 1.0, 23), Input::uniform(pr.b, -1.0, 1.0, 24)];
+            check_grads(
+                &format!("matmul {:?}ᵀ{} {:?}ᵀ{}", pr.a, pr.ta, pr.b, pr.tb),
                 &ins,
                 |x| matmul_t(&x[0], pr.ta, &x[1], pr.tb),
                 |x| cpu::matmul(&x[0], pr.a, pr.ta, &x[1], pr.b, pr.tb),
