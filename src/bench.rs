@@ -288,9 +288,11 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         let x = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
         let pts = (hw * hw) as f64;
         let flop = (nb * c) as f64 * 5.0 * pts * pts.log2();
-        out.push(run_case("fft2", &shape, flop, 12.0 * numel as f64, 3, || {
-            fft::fft2(&x).expect("valid");
-        }));
+        for kernel in [fft::FftKernel::Stockham, fft::FftKernel::Private] {
+            out.push(run_case(&format!("fft2_{}", kernel.name()), &shape, flop, 12.0 * numel as f64, 3, || {
+                fft::fft2_with(kernel, &x).expect("valid");
+            }));
+        }
     }
 
     // AdamW over 4M parameters, in place: reads p, g, m, v and writes p, m, v: bytes = 7·4·n; flop ≈ 14·n

@@ -24,7 +24,8 @@ struct Params {
     stride: u32, inner: u32, outer: u32, hw: u32,
     in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
     out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
-    map_images: u32, sign: f32, scale: f32, _pad: u32,
+    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
+    inner_sh: u32, hw_sh: u32, _p0: u32, _p1: u32, // lines_sh, inner_sh, hw_sh: used by v2 only
 }
 
 const WG: u32 = 64u;

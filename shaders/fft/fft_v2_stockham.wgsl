@@ -7,13 +7,20 @@
 //         stage with sub-transform length q = 1, 2, 4, …, n/2, butterfly i < n/2 with k = i mod q reads
 //         u0 = X[i], u1 = X[i + n/2]·exp(sign·πi·k/q) and writes Y[2(i − k) + k] = u0 + u1, Y[… + q] = u0 − u1.
 //         No bit reversal: the last stage leaves the output in natural order.
-//         twiddle angle π·k/q: k/q is exact in f32 (q a power of two), so the angle carries one rounding.
+//         twiddles: one table per workgroup, tw[j] = exp(πi·j/(n/2)) for j < n/2, filled once before the
+//         stages; stage q reads tw[k·(n/2)/q] (the same angle π·k/q, exact in f32 since q is a power of two)
+//         and flips the sign of its imaginary part for sign = −1. Cost, measured on llvmpipe: a cos and a sin
+//         per butterfly and stage (the first version of this kernel) cost more than the butterflies.
+//         Index math: n, n/2, q and lines_per_wg are powers of two, and so are inner and hw whenever the host
+//         sets inner_sh / hw_sh < 32: then every / and % is a shift or a mask. Integer division has no SIMD
+//         instruction on x86, so llvmpipe runs it lane by lane.
 //         with map_images > 0 the kernel is the whole FF-Parser column step: forward stages, multiply by the
 //         real map M, then the same stages with the opposite sign (the inverse, unscaled), then scale.
 // layout: as fft_v1_dft.wgsl: element k of line l at complex index e = base(l) + k·stride,
 //         base(l) = (l / inner)·outer + (l % inner); words e·es + (e / hw)·is (+ cs for the imaginary part);
 //         map index ((e / hw) % map_images)·hw + e % hw.
-// grid:   @workgroup_size(256); each workgroup takes lines_per_wg consecutive lines (lines_per_wg·n ≤ SLOTS),
+// grid:   @workgroup_size(256); each workgroup takes lines_per_wg consecutive lines (lines_per_wg·n ≤ SLOTS,
+//         a power of two),
 //         so a stage has lines_per_wg·n/2 butterflies spread over the threads. Linear workgroup id.
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 y (rw)
 // backward: the same kernel with the opposite sign (see src/ops/fft.rs)
@@ -23,8 +30,11 @@ struct Params {
     stride: u32, inner: u32, outer: u32, hw: u32,
     in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
     out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
-    map_images: u32, sign: f32, scale: f32, _pad: u32,
+    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
+    inner_sh: u32, hw_sh: u32, _p0: u32, _p1: u32,
 }
+
+const NOT_POW2: u32 = 32u; // inner_sh / hw_sh when inner / hw is not a power of two
 
 const WG: u32 = 256u;
 const SLOTS: u32 = 1024u; // complex elements per ping-pong buffer (2 × 1024 × 8 B = 16 KiB)
@@ -37,9 +47,17 @@ const PI: f32 = 3.141592653589793;
 
 // buffer A is buf[0 .. SLOTS), buffer B is buf[SLOTS .. 2·SLOTS); line l of the workgroup starts at l·n
 var<workgroup> buf: array<vec2<f32>, 2048>;
+// tw[j] = exp(πi·j/(n/2)), j < n/2 (4 KiB)
+var<workgroup> tw: array<vec2<f32>, 512>;
+
+// a / d as a shift when d = 2^sh (sh < 32, uniform: the branch is not divergent)
+fn div(a: u32, d: u32, sh: u32) -> u32 {
+    if sh != NOT_POW2 { return a >> sh; }
+    return a / d;
+}
 
 fn load(e: u32) -> vec2<f32> {
-    let a = e * p.in_es + (e / p.hw) * p.in_is;
+    let a = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
     if p.in_real != 0u {
         return vec2<f32>(x[a], 0.0);
     }
@@ -47,7 +65,7 @@ fn load(e: u32) -> vec2<f32> {
 }
 
 fn store(e: u32, v: vec2<f32>) {
-    let a = e * p.out_es + (e / p.hw) * p.out_is;
+    let a = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
     y[a] = v.x;
     if p.out_real == 0u {
         y[a + p.out_cs] = v.y;
@@ -61,16 +79,18 @@ fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 // Complex index of element k of the workgroup's local line l.
 fn elem(first: u32, l: u32, k: u32) -> u32 {
     let line = first + l;
-    return (line / p.inner) * p.outer + (line % p.inner) + k * p.stride;
+    let o = div(line, p.inner, p.inner_sh);
+    return o * p.outer + (line - o * p.inner) + k * p.stride;
 }
 
 // Which (local line, k) the t-th load/store of the workgroup touches: along rows (stride 1) neighbouring
 // threads take neighbouring k; along columns they take neighbouring lines, which are neighbours in memory.
-fn slot(t: u32, nl: u32) -> vec2<u32> {
+// t runs over lines_per_wg·n slots; slots of lines past the last (a partial last workgroup) are skipped.
+fn slot(t: u32) -> vec2<u32> {
     if p.stride == 1u {
         return vec2<u32>(t >> p.log2n, t & (p.n - 1u));
     }
-    return vec2<u32>(t % nl, t / nl);
+    return vec2<u32>(t & (p.lines_per_wg - 1u), t >> p.lines_sh);
 }
 
 // log2(n) radix-2 stages over nl lines with the given sign, starting in buffer `src`; returns the buffer
@@ -82,12 +102,12 @@ fn stages(src0: u32, nl: u32, sign: f32, li: u32) -> u32 {
         let q = 1u << s;
         let dst = SLOTS - src;
         for (var t = li; t < nl * half; t += WG) {
-            let l = t / half;
-            let i = t - l * half;
+            let l = t >> (p.log2n - 1u);          // t / half
+            let i = t & (half - 1u);              // t % half
             let k = i & (q - 1u);
-            let theta = sign * PI * (f32(k) / f32(q));
+            let r = tw[k << (p.log2n - 1u - s)];  // exp(πi·k/q)
             let u0 = buf[src + l * p.n + i];
-            let u1 = cmul(buf[src + l * p.n + i + half], vec2<f32>(cos(theta), sin(theta)));
+            let u1 = cmul(buf[src + l * p.n + i + half], vec2<f32>(r.x, sign * r.y));
             let j = ((i - k) << 1u) + k;
             buf[dst + l * p.n + j] = u0 + u1;
             buf[dst + l * p.n + j + q] = u0 - u1;
@@ -105,29 +125,36 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // guard: split padding past the last line (uniform across the workgroup, so barriers stay uniform)
     if first >= p.lines { return; }
     let nl = min(p.lines_per_wg, p.lines - first);
-    let count = nl * p.n;
+    let count = p.lines_per_wg * p.n;
 
-    for (var t = li; t < count; t += WG) {
-        let s = slot(t, nl);
-        buf[s.x * p.n + s.y] = load(elem(first, s.x, s.y));
+    let half = p.n >> 1u;
+    for (var j = li; j < half; j += WG) {
+        let theta = PI * (f32(j) / f32(half));
+        tw[j] = vec2<f32>(cos(theta), sin(theta));
     }
-    workgroupBarrier(); // the loaded lines in buffer A are visible to every thread's butterflies
+    for (var t = li; t < count; t += WG) {
+        let s = slot(t);
+        if s.x < nl { buf[s.x * p.n + s.y] = load(elem(first, s.x, s.y)); }
+    }
+    workgroupBarrier(); // the twiddle table and the lines in buffer A are visible to every thread's butterflies
 
     var src = stages(0u, nl, p.sign, li);
 
     if p.map_images > 0u {
         // FF-Parser column step: X ⊙ M, then the opposite-sign transform of the product
         for (var t = li; t < count; t += WG) {
-            let s = slot(t, nl);
+            let s = slot(t);
+            if s.x >= nl { continue; }
             let e = elem(first, s.x, s.y);
-            buf[src + s.x * p.n + s.y] *= map[((e / p.hw) % p.map_images) * p.hw + e % p.hw];
+            let img = div(e, p.hw, p.hw_sh);
+            buf[src + s.x * p.n + s.y] *= map[(img % p.map_images) * p.hw + (e - img * p.hw)];
         }
         workgroupBarrier(); // the filtered spectrum is visible before the inverse stages read it
         src = stages(src, nl, -p.sign, li);
     }
 
     for (var t = li; t < count; t += WG) {
-        let s = slot(t, nl);
-        store(elem(first, s.x, s.y), buf[src + s.x * p.n + s.y] * p.scale);
+        let s = slot(t);
+        if s.x < nl { store(elem(first, s.x, s.y), buf[src + s.x * p.n + s.y] * p.scale); }
     }
 }

@@ -25,15 +25,26 @@
 //! so layout changes never cost a copy. The ladder (shaders/fft/), every rung run by the same tests:
 //! - `Dft`      (v1): one workgroup per line, each thread an O(n²) sum over its line in global memory. Any n.
 //! - `Stockham` (v2): lines staged in workgroup memory, log2 n radix-2 Stockham stages, several short lines per
-//!   workgroup. Powers of two up to 1024; other lengths fall back to v1 for that axis. **Default.**
+//!   workgroup, a twiddle table per workgroup. Powers of two up to 1024; other lengths fall back to v1 for that
+//!   axis. **Default on GPUs.**
+//! - `Private`  (v3): one whole line per invocation in a private array (radix-2, in place): no workgroup
+//!   memory, no barrier, host-computed twiddles. Powers of two up to 64; longer lines take v2.
+//!   **Default on CPU adapters** ([`FftKernel::pick`]).
 //!
-//! The FF-Parser is three launches with `Stockham` (rows forward from the real x; columns forward, ⊙ M and
-//! inverse in one kernel; rows inverse writing the real part and 1/(H·W)), four with `Dft`.
+//! The FF-Parser is three launches with `Stockham` or `Private` (rows forward from the real x; columns forward,
+//! ⊙ M and inverse in one kernel; rows inverse writing the real part and 1/(H·W)), four with `Dft`.
 //! Napkin math: a complex 1-D FFT of length N costs 5·N·log2 N flops, so a 2-D FFT of an H×W image costs
 //! 5·H·W·log2(H·W); the naive DFT costs 8·N² per line. Bytes: each pass reads and writes the tensor once.
-//! The default is chosen on complexity alone: no rung has been timed yet. TODO: a `benches/fft.rs` over both
-//! rungs (FLOP formula above); radix-4 stages would halve the barriers, and packing more columns per
-//! workgroup would make the column pass's loads wider.
+//!
+//! Measured on llvmpipe (2 cores; `medsegdiff bench --filter fft2`, fft2 of a real (8, 64, 64, 64) tensor, two
+//! passes): v2 as first written (a cos and a sin per butterfly and stage, integer / and % in the index math)
+//! 178–181 ms; v2 with the twiddle table and shifts 161–162 ms; v3 64 ms, of which 33 ms are its loads and
+//! stores alone (the same kernel with the butterflies removed). On llvmpipe a workgroup is a set of SIMD
+//! coroutines, so v2's barrier per stage is a switch through all of them, and every workgroup-memory access
+//! with per-lane addresses is a loop over the lanes; v3 has neither. Its butterflies still cost about 100
+//! cycles per 8-lane butterfly, which suggests the loop-indexed private array lives in memory rather than
+//! registers (not checked in llvmpipe's IR); a radix-8 split with constant indices is the next step. On a GPU, one 64-element line per thread is the wrong shape (registers,
+//! occupancy), hence the adapter-dependent pick.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -44,37 +55,78 @@ use crate::{autograd, shader, shape_err, Result};
 
 const V1: Shader = shader!("fft/fft_v1_dft.wgsl");
 const V2: Shader = shader!("fft/fft_v2_stockham.wgsl");
+const V3: Shader = shader!("fft/fft_v3_private.wgsl");
 const RE_PRODUCT: Shader = shader!("fft/re_product.wgsl");
 
 /// Complex elements in one Stockham workgroup buffer (`SLOTS` in fft_v2_stockham.wgsl): the longest line it takes.
 const SLOTS: usize = 1024;
 /// Complex elements a Stockham workgroup takes by default: one butterfly per thread (256) per stage.
 const STOCKHAM_ELEMS: usize = 512;
+/// The longest line the private rung holds (`MAXN` in fft_v3_private.wgsl); longer lines take Stockham.
+const PRIVATE_MAX: usize = 64;
+/// Lines (invocations) per private-rung workgroup (`WG` in fft_v3_private.wgsl).
+const PRIVATE_WG: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FftKernel {
     Dft,
     Stockham,
+    Private,
 }
 
 impl FftKernel {
-    pub const ALL: [FftKernel; 2] = [FftKernel::Dft, FftKernel::Stockham];
-    pub const DEFAULT: FftKernel = FftKernel::Stockham;
+    pub const ALL: [FftKernel; 3] = [FftKernel::Dft, FftKernel::Stockham, FftKernel::Private];
+
+    /// The rung the taped ops use: `Private` on a CPU adapter, `Stockham` elsewhere (see the module doc).
+    pub fn pick() -> FftKernel {
+        if crate::gpu::gpu().info.device_type == wgpu::DeviceType::Cpu {
+            FftKernel::Private
+        } else {
+            FftKernel::Stockham
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             FftKernel::Dft => "v1_dft",
             FftKernel::Stockham => "v2_stockham",
+            FftKernel::Private => "v3_private",
         }
     }
 
-    /// The rung that actually runs a line of length `n`: Stockham only takes powers of two up to `SLOTS`.
+    /// The rung that actually runs a line of length `n`: Private takes powers of two up to `PRIVATE_MAX` and
+    /// hands longer ones to Stockham; Stockham takes powers of two up to `SLOTS`; everything else runs Dft.
     fn for_len(self, n: usize) -> FftKernel {
+        let pow2 = n.is_power_of_two();
         match self {
-            FftKernel::Stockham if n.is_power_of_two() && n <= SLOTS => FftKernel::Stockham,
+            FftKernel::Private if pow2 && n <= PRIVATE_MAX => FftKernel::Private,
+            FftKernel::Stockham | FftKernel::Private if pow2 && n <= SLOTS => FftKernel::Stockham,
             _ => FftKernel::Dft,
         }
     }
+}
+
+thread_local! {
+    /// tw[j] = exp(−2πi·j/n), j < n/2, per line length n, for the private rung (computed once, in f64).
+    static TWIDDLES: std::cell::RefCell<std::collections::HashMap<usize, Tensor>> = Default::default();
+}
+
+fn twiddles(n: usize) -> Tensor {
+    TWIDDLES.with(|t| {
+        t.borrow_mut()
+            .entry(n)
+            .or_insert_with(|| {
+                let v: Vec<f32> = (0..n.div_ceil(2).max(1))
+                    .flat_map(|j| {
+                        let (s, c) = (-2.0 * std::f64::consts::PI * j as f64 / n as f64).sin_cos();
+                        [c as f32, s as f32]
+                    })
+                    .collect();
+                let len = v.len();
+                Tensor::from_slice(&v, &[len]).expect("length matches")
+            })
+            .clone()
+    })
 }
 
 /// Mirrors `struct Params` in fft_v1_dft.wgsl and fft_v2_stockham.wgsl.
@@ -100,7 +152,20 @@ struct LineParams {
     map_images: u32,
     sign: f32,
     scale: f32,
-    _pad: u32,
+    lines_sh: u32,
+    inner_sh: u32,
+    hw_sh: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+/// log2 of `v` when it is a power of two, else 32 (`NOT_POW2` in fft_v2_stockham.wgsl: divide for real).
+fn shift_of(v: usize) -> u32 {
+    if v.is_power_of_two() {
+        v.trailing_zeros()
+    } else {
+        32
+    }
 }
 
 /// Mirrors `struct Params` in re_product.wgsl.
@@ -205,7 +270,12 @@ fn line_pass(
     let rung = kernel.for_len(n);
     let lines_per_wg = match rung {
         FftKernel::Dft => 1,
-        FftKernel::Stockham => pack.unwrap_or((STOCKHAM_ELEMS / n).max(1)).clamp(1, SLOTS / n),
+        FftKernel::Private => PRIVATE_WG,
+        // a power of two (the shader splits slot indices with shifts): `pack` rounds down to one
+        FftKernel::Stockham => {
+            let l = pack.unwrap_or((STOCKHAM_ELEMS / n).max(1)).clamp(1, SLOTS / n);
+            1 << l.ilog2()
+        }
     };
     let (in_es, in_is, in_cs, in_real) = t.input.words(hw as u32);
     let (out_es, out_is, out_cs, out_real) = t.output.words(hw as u32);
@@ -229,13 +299,23 @@ fn line_pass(
         map_images: map.map_or(0, |m| m.1 as u32),
         sign: t.sign,
         scale: t.scale,
-        _pad: 0,
+        lines_sh: shift_of(lines_per_wg),
+        inner_sh: shift_of(inner),
+        hw_sh: shift_of(hw),
+        _p0: 0,
+        _p1: 0,
     };
     let out = Tensor::uninit(&[d.images * hw * t.output.floats_per_elem()]);
     let m = map.map_or(x, |m| m.0); // an unused map binding gets x
     let groups = lines.div_ceil(lines_per_wg) as u32; // one workgroup per lines_per_wg lines
-    let shader = if rung == FftKernel::Stockham { V2 } else { V1 };
-    launch(shader, "main", &[], &p, &[x, m], &[&out], groups);
+    match rung {
+        FftKernel::Dft => launch(V1, "main", &[], &p, &[x, m], &[&out], groups),
+        FftKernel::Stockham => launch(V2, "main", &[], &p, &[x, m], &[&out], groups),
+        FftKernel::Private => {
+            let ov = [("N", n as f64), ("LOG2N", n.trailing_zeros() as f64)];
+            launch(V3, "main", &ov, &p, &[x, m, &twiddles(n)], &[&out], groups);
+        }
+    }
     out
 }
 
@@ -255,7 +335,9 @@ fn ff_parser_raw(kernel: FftKernel, x: &Tensor, map: &Tensor, map_images: usize,
     let spec = line_pass(kernel, Axis::Rows, x, d, Transform::forward(Layout::Real, Layout::Interleaved), None, None);
     // columns: forward, ⊙ M, inverse (one launch on the Stockham rung, two on the DFT rung)
     let filtered = match kernel.for_len(d.h) {
-        FftKernel::Stockham => line_pass(kernel, Axis::Cols, &spec, d, c2c, Some((map, map_images)), None),
+        FftKernel::Stockham | FftKernel::Private => {
+            line_pass(kernel, Axis::Cols, &spec, d, c2c, Some((map, map_images)), None)
+        }
         FftKernel::Dft => {
             let s = line_pass(kernel, Axis::Cols, &spec, d, c2c, Some((map, map_images)), None);
             let back = Transform::adjoint(Layout::Interleaved, Layout::Interleaved);
@@ -347,12 +429,12 @@ pub fn ff_parser_with(kernel: FftKernel, x: &Tensor, map: &Tensor) -> Result<Ten
 
 /// fft2 of a real (B, C, H, W) tensor: complex (B, C, H, W, 2), unnormalised. Taped: dx = Re(H·W·ifft2(g)).
 pub fn fft2(x: &Tensor) -> Result<Tensor> {
-    let y = fft2_with(FftKernel::DEFAULT, x)?;
+    let y = fft2_with(FftKernel::pick(), x)?;
     let d = image_dims("fft2", "input", x.shape())?;
     let shape = x.shape().to_vec();
     autograd::record("fft2", &[x], &y, move |g, _| {
         // dx = Re(Fᴴ g): the unscaled inverse-sign transform, keeping the real part
-        let dx = transform2d(FftKernel::DEFAULT, g, d, Transform::adjoint(Layout::Interleaved, Layout::Real), None);
+        let dx = transform2d(FftKernel::pick(), g, d, Transform::adjoint(Layout::Interleaved, Layout::Real), None);
         Ok(vec![Some(dx.detach().reshape(&shape)?)])
     });
     Ok(y)
@@ -361,7 +443,7 @@ pub fn fft2(x: &Tensor) -> Result<Tensor> {
 /// fft2 (`inverse` = false) or ifft2 (true, with 1/(H·W)) of a complex (B, C, H, W, 2) tensor. Taped:
 /// forward dz = H·W·ifft2(g) (= Fᴴ g); inverse dz = fft2(g)/(H·W).
 pub fn fft2_complex(z: &Tensor, inverse: bool) -> Result<Tensor> {
-    let y = fft2_complex_with(FftKernel::DEFAULT, z, inverse)?;
+    let y = fft2_complex_with(FftKernel::pick(), z, inverse)?;
     let d = complex_dims("fft2_complex", z.shape())?;
     let shape = z.shape().to_vec();
     autograd::record("fft2_complex", &[z], &y, move |g, _| {
@@ -371,7 +453,7 @@ pub fn fft2_complex(z: &Tensor, inverse: bool) -> Result<Tensor> {
         } else {
             Transform::adjoint(Layout::Interleaved, Layout::Interleaved)
         };
-        let dz = transform2d(FftKernel::DEFAULT, g, d, t, None);
+        let dz = transform2d(FftKernel::pick(), g, d, t, None);
         Ok(vec![Some(dz.detach().reshape(&shape)?)])
     });
     Ok(y)
@@ -380,12 +462,12 @@ pub fn fft2_complex(z: &Tensor, inverse: bool) -> Result<Tensor> {
 /// fft2 of real (B, C, H, W) as (B, 2C, H, W) channels, 2c = Re and 2c+1 = Im (the dynamic FF-Parser's input).
 /// Taped with the `fft2` rule: dx = Re(H·W·ifft2(g_{2c} + i·g_{2c+1})).
 pub fn fft2_channels(x: &Tensor) -> Result<Tensor> {
-    let y = fft2_channels_with(FftKernel::DEFAULT, x)?;
+    let y = fft2_channels_with(FftKernel::pick(), x)?;
     let d = image_dims("fft2_channels", "input", x.shape())?;
     let shape = x.shape().to_vec();
     autograd::record("fft2_channels", &[x], &y, move |g, _| {
         // dx = Re(Fᴴ g) with g = g_{2c} + i·g_{2c+1} read from the channel pairs
-        let dx = transform2d(FftKernel::DEFAULT, g, d, Transform::adjoint(Layout::Planar, Layout::Real), None);
+        let dx = transform2d(FftKernel::pick(), g, d, Transform::adjoint(Layout::Planar, Layout::Real), None);
         Ok(vec![Some(dx.detach().reshape(&shape)?)])
     });
     Ok(y)
@@ -396,12 +478,12 @@ pub fn fft2_channels(x: &Tensor) -> Result<Tensor> {
 /// dx = Re(ifft2(M ⊙ fft2(g))), dM = Σ_batch Re(fft2(x) ⊙ ifft2(g)) (no sum for a per-sample map).
 pub fn ff_parser(x: &Tensor, map: &Tensor) -> Result<Tensor> {
     let (d, map_images) = ff_parser_dims(x.shape(), map.shape())?;
-    let y = ff_parser_raw(FftKernel::DEFAULT, x, map, map_images, d).detach().reshape(x.shape())?;
+    let y = ff_parser_raw(FftKernel::pick(), x, map, map_images, d).detach().reshape(x.shape())?;
     let (x2, m2) = (x.detach(), map.detach());
     autograd::record("ff_parser", &[x, map], &y, move |g, needs| {
         // term 1: the operator is self-adjoint on real tensors, so dx is the forward applied to g
         let dx = if needs[0] {
-            Some(ff_parser_raw(FftKernel::DEFAULT, g, &m2, map_images, d).detach().reshape(x2.shape())?)
+            Some(ff_parser_raw(FftKernel::pick(), g, &m2, map_images, d).detach().reshape(x2.shape())?)
         } else {
             None
         };
@@ -409,9 +491,9 @@ pub fn ff_parser(x: &Tensor, map: &Tensor) -> Result<Tensor> {
         let dm = if needs[1] {
             let hw = d.h * d.w;
             let xf =
-                transform2d(FftKernel::DEFAULT, &x2, d, Transform::forward(Layout::Real, Layout::Interleaved), None);
+                transform2d(FftKernel::pick(), &x2, d, Transform::forward(Layout::Real, Layout::Interleaved), None);
             let ifft2 = Transform::adjoint(Layout::Real, Layout::Interleaved).scaled(1.0 / hw as f32);
-            let gi = transform2d(FftKernel::DEFAULT, g, d, ifft2, None);
+            let gi = transform2d(FftKernel::pick(), g, d, ifft2, None);
             let n_out = map_images * hw;
             Some(re_product(&xf, &gi, n_out, d.images / map_images).detach().reshape(m2.shape())?)
         } else {
@@ -735,6 +817,13 @@ mod tests {
             let got = transform2d(k, &x, d, Transform::forward(Layout::Real, Layout::Interleaved), Some(1)).to_vec();
             assert_close(&got, &want, 1e-5, 1e-5, &format!("fft2 {} 40,000 × 2×2", k.name()));
         }
+        // the private rung always takes 64 lines per workgroup: 2,100,000 images of 1×2 give 4,200,000 column
+        // lines (n = 1), 65,625 workgroups
+        let shape = [2_100_000, 1, 1, 2];
+        let (v, x) = random(&shape, 42);
+        let want = cpu::fft2(&to_f64(&v), 2_100_000, 1, 2);
+        let got = fft2_with(FftKernel::Private, &x).unwrap().to_vec();
+        assert_close(&got, &want, 1e-5, 1e-5, "fft2 v3_private 2,100,000 × 1×2");
     }
 
     #[test]

@@ -1,0 +1,132 @@
+// fft_v3_private.wgsl: 1-D FFT along one axis of a stack of images, one whole line per invocation in private
+// memory: no workgroup memory and no barrier. The rung for CPU adapters (llvmpipe), where every barrier is a
+// switch between the workgroup's SIMD coroutines and every workgroup-memory access with per-lane addresses is
+// a loop over the lanes, which made v2 spend most of its time outside the butterflies. Here all the lanes of a
+// SIMD group run the same butterfly on their own lines, so every private-array index is the same in every
+// lane (a plain vector access) and the loops have constant trip counts (N is an override constant).
+//
+// math:   Y[k] = scale · Σ_{j<n} x[j] · exp(sign · 2πi · j·k / n)        sign = −1 forward, +1 inverse
+//         radix-2, in place: decimation in frequency (natural order in, bit-reversed out), so the forward
+//         needs no reordering on load; the result is stored through the bit reversal. With map_images > 0
+//         (the FF-Parser column step) the bit-reversed spectrum is multiplied by M, then transformed back with
+//         the opposite sign by decimation in time (bit-reversed in, natural out), then scaled.
+//         twiddles: tw[j] = exp(−2πi·j/N), j < N/2, computed on the host in f64 (bound as `tw`); a stage with
+//         half-span m uses tw[j·N/(2m)], conjugated for sign = +1. Each twiddle is one f32 rounding away from
+//         exact, as in v2.
+// layout: as fft_v1_dft.wgsl (lines, strides, real/interleaved/planar words, map index).
+// grid:   @workgroup_size(64), one invocation per line (lines l of a workgroup are consecutive: along columns
+//         neighbouring lanes read neighbouring words); linear workgroup id.
+// binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 tw, 4 y (rw)
+// backward: the same kernel with the opposite sign (see src/ops/fft.rs)
+
+struct Params {
+    n: u32, lines: u32, lines_per_wg: u32, log2n: u32,
+    stride: u32, inner: u32, outer: u32, hw: u32,
+    in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
+    out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
+    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
+    inner_sh: u32, hw_sh: u32, _p0: u32, _p1: u32,
+}
+
+override N: u32 = 64u;     // line length, a power of two ≤ MAXN (equals p.n)
+override LOG2N: u32 = 6u;
+const MAXN: u32 = 64u;     // the private array's size (WGSL private arrays need a constant size)
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> map: array<f32>;
+@group(0) @binding(3) var<storage, read> tw: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const NOT_POW2: u32 = 32u;
+
+// a / d as a shift when d = 2^sh (sh < 32)
+fn div(a: u32, d: u32, sh: u32) -> u32 {
+    if sh != NOT_POW2 { return a >> sh; }
+    return a / d;
+}
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// the bit reversal of i < N over LOG2N bits (two shifts, so N = 1 never shifts by 32)
+fn rev(i: u32) -> u32 {
+    return (reverseBits(i) >> (31u - LOG2N)) >> 1u;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let line_raw = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
+    // guard: lanes past the last line compute a clamped duplicate and store nothing (no early return, so the
+    // loops below stay the same in every lane)
+    let live = line_raw < p.lines;
+    let line = min(line_raw, p.lines - 1u);
+    let o = div(line, p.inner, p.inner_sh);
+    let base = o * p.outer + (line - o * p.inner);
+
+    var a: array<vec2<f32>, MAXN>;
+    for (var k = 0u; k < N; k++) {
+        let e = base + k * p.stride;
+        let w = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
+        if p.in_real != 0u {
+            a[k] = vec2<f32>(x[w], 0.0);
+        } else {
+            a[k] = vec2<f32>(x[w], x[w + p.in_cs]);
+        }
+    }
+
+    // forward (sign p.sign), decimation in frequency: natural order in, bit-reversed out
+    let c0 = -p.sign; // tw holds exp(−2πi·j/N): conjugate (multiply Im by −1) for sign +1
+    for (var s = LOG2N; s > 0u; s--) {
+        let m = 1u << (s - 1u);  // half-span of this stage's butterflies
+        let step = N >> s;       // tw stride: exp(−2πi·j/(2m)) = tw[j·N/(2m)]
+        for (var g = 0u; g < N; g += 2u * m) {
+            for (var j = 0u; j < m; j++) {
+                let t = tw[j * step];
+                let u = a[g + j];
+                let v = a[g + j + m];
+                a[g + j] = u + v;
+                a[g + j + m] = cmul(u - v, vec2<f32>(t.x, c0 * t.y));
+            }
+        }
+    }
+
+    if p.map_images > 0u {
+        // FF-Parser column step: element k sits at a[rev(k)]; multiply by M, then the opposite-sign transform
+        // by decimation in time (bit-reversed in, natural out)
+        for (var i = 0u; i < N; i++) {
+            let e = base + rev(i) * p.stride;
+            let img = div(e, p.hw, p.hw_sh);
+            a[i] *= map[(img % p.map_images) * p.hw + (e - img * p.hw)];
+        }
+        let c1 = p.sign;
+        for (var s = 1u; s <= LOG2N; s++) {
+            let m = 1u << (s - 1u);
+            let step = N >> s;
+            for (var g = 0u; g < N; g += 2u * m) {
+                for (var j = 0u; j < m; j++) {
+                    let t = tw[j * step];
+                    let u = a[g + j];
+                    let v = cmul(a[g + j + m], vec2<f32>(t.x, c1 * t.y));
+                    a[g + j] = u + v;
+                    a[g + j + m] = u - v;
+                }
+            }
+        }
+    }
+
+    if !live { return; }
+    for (var k = 0u; k < N; k++) {
+        // without the map step, element k is at a[rev(k)]; after it, at a[k]
+        let i = select(rev(k), k, p.map_images > 0u);
+        let e = base + k * p.stride;
+        let w = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
+        let v = a[i] * p.scale;
+        y[w] = v.x;
+        if p.out_real == 0u {
+            y[w + p.out_cs] = v.y;
+        }
+    }
+}
