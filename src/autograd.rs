@@ -29,6 +29,15 @@ pub struct Node {
     pub needs: Vec<bool>,
     pub output: TensorId,
     backward: BackwardFn,
+    /// Set by [`record_slab`]: the output is a slab of the single input, so its gradient goes into that slab.
+    slab: Option<Slab>,
+}
+
+/// Where a narrowed output sits in its input: `start..start + len` along `axis` of an input of `shape`.
+struct Slab {
+    axis: usize,
+    start: usize,
+    shape: Vec<usize>,
 }
 
 thread_local! {
@@ -79,8 +88,41 @@ pub fn record(
         needs,
         output: output.id(),
         backward: Box::new(backward),
+        slab: None,
     };
     TAPE.with(|t| t.borrow_mut().push(node));
+}
+
+/// Record `output = input[.., start..start+len, ..]` along `axis` (narrow, chunk). Its backward is a scatter,
+/// which the tape does itself: the output's gradient is added into that slab of the input's gradient in
+/// place (a zeroed buffer the first time), instead of the op building a zero-padded full-size tensor that the
+/// tape then adds. For a chunk into n parts that is one zero fill and n slab adds instead of n fills, n copies
+/// and n − 1 full-size adds.
+pub fn record_slab(op: &'static str, input: &Tensor, output: &Tensor, axis: usize, start: usize) {
+    let before = tape_len();
+    record(op, &[input], output, |g, _| Ok(vec![Some(g.clone())]));
+    if tape_len() > before {
+        let shape = input.shape().to_vec();
+        TAPE.with(|t| t.borrow_mut().last_mut().expect("just recorded").slab = Some(Slab { axis, start, shape }));
+    }
+}
+
+/// `prev + g` for a gradient slot: g is a whole gradient, or with `slab` the gradient of a slab of it.
+fn accumulate_into(prev: Option<Tensor>, g: Tensor, slab: Option<&Slab>) -> Result<Tensor> {
+    let Some(s) = slab else {
+        return match prev {
+            Some(prev) => crate::ops::elementwise::add_untaped(&prev, &g),
+            None => Ok(g),
+        };
+    };
+    // in place only into a buffer nobody else holds (a gradient may be shared, e.g. add hands g to both sides)
+    let into = match prev {
+        Some(prev) if prev.is_unique() => prev,
+        Some(prev) => crate::ops::elementwise::add_untaped(&prev, &Tensor::zeros(&s.shape))?,
+        None => Tensor::zeros(&s.shape),
+    };
+    crate::ops::layout::add_into_slab(&g, &into, s.axis, s.start)?;
+    Ok(into)
 }
 
 /// Gradients by tensor id.
@@ -106,11 +148,8 @@ impl Grads {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-    fn accumulate(&mut self, id: TensorId, g: Tensor) -> Result<()> {
-        let sum = match self.map.remove(&id) {
-            Some(prev) => crate::ops::elementwise::add_untaped(&prev, &g)?,
-            None => g,
-        };
+    fn accumulate(&mut self, id: TensorId, g: Tensor, slab: Option<&Slab>) -> Result<()> {
+        let sum = accumulate_into(self.map.remove(&id), g, slab)?;
         self.map.insert(id, sum);
         Ok(())
     }
@@ -133,7 +172,7 @@ pub fn backward_into(loss: &Tensor, grads: &mut Grads) -> Result<()> {
     inner.insert(loss.id(), Tensor::ones(loss.shape()));
     for (entry, node) in tape.into_iter().enumerate().rev() {
         let Some(g) = inner.remove(&node.output) else { continue };
-        let (op, needs, inputs) = (node.op, node.needs, node.inputs);
+        let (op, needs, inputs, slab) = (node.op, node.needs, node.inputs, node.slab);
         let gshape = g.shape().to_vec();
         let ins = (node.backward)(&g, &needs).map_err(|e| Error::Backward { op, entry, source: Box::new(e) })?;
         trace(
@@ -144,13 +183,10 @@ pub fn backward_into(loss: &Tensor, grads: &mut Grads) -> Result<()> {
         for ((id, need), gi) in inputs.into_iter().zip(needs).zip(ins) {
             let Some(gi) = gi.filter(|_| need) else { continue };
             if produced.contains(&id) {
-                let sum = match inner.remove(&id) {
-                    Some(prev) => crate::ops::elementwise::add_untaped(&prev, &gi)?,
-                    None => gi,
-                };
+                let sum = accumulate_into(inner.remove(&id), gi, slab.as_ref())?;
                 inner.insert(id, sum);
             } else {
-                grads.accumulate(id, gi)?;
+                grads.accumulate(id, gi, slab.as_ref())?;
             }
         }
     }

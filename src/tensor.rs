@@ -162,6 +162,12 @@ impl Tensor {
         Ok(out)
     }
 
+    /// Whether this handle is the only one to its tensor and its buffer (no clone, no reshape view): then
+    /// writing into the buffer in place is invisible to everyone else.
+    pub fn is_unique(&self) -> bool {
+        Rc::strong_count(&self.0) == 1 && Rc::strong_count(&self.0.buf) == 1
+    }
+
     /// Whether two handles share one buffer (reshape views do).
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Rc::ptr_eq(&self.0.buf, &other.0.buf)

@@ -4,13 +4,16 @@
 //         concat   each input is copied into its slab of the output (dst_off = start·inner, dst strides of the output)
 //         narrow   (and chunk) a slab of the input is read (src_off = start·inner) into a contiguous output
 //         permute  the output is walked contiguously while the source strides are the input's, permuted
-//         their backwards are the same copies with src and dst swapped (narrow's scatters into a zeroed buffer)
+//         their backwards are the same copies with src and dst swapped
+//         with the override ACC = true the copy adds instead: dst[..] += src[..] (the autograd tape uses it to
+//         add narrow's gradient into its slab of the input's gradient, see src/autograd.rs)
 // layout: src, dst: f32; the host right-aligns the index space into `shape` (size-1 padding in front) after
 //         merging neighbouring axes that are contiguous in both src and dst, so a concat on channels is
 //         3 axes (outer, axis, inner) and a plain copy is 1
 // grid:   @workgroup_size(256), one thread per element of the index space, linear workgroup id over (x, y, z)
 // binds:  @group(0) 0 params (uniform), 1 src, 2 dst (rw)
 // backward: the same kernel (see ops/layout.rs)
+// vec4 twin: strided_copy_vec4.wgsl, the same copy on vec4s when the innermost axis is contiguous in both
 
 struct Params {
     shape: vec4<u32>,
@@ -22,6 +25,7 @@ struct Params {
 }
 
 const WG: u32 = 256u;
+override ACC: bool = false; // dst += src instead of dst = src
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -44,5 +48,7 @@ fn main(
     let i1 = r1 % p.shape.y;
     let i0 = r1 / p.shape.y;
     let idx = vec4<u32>(i0, i1, i2, i3);
-    dst[p.dst_off + dot(idx, p.dst_st)] = src[p.src_off + dot(idx, p.src_st)];
+    let d = p.dst_off + dot(idx, p.dst_st);
+    let v = src[p.src_off + dot(idx, p.src_st)];
+    if ACC { dst[d] += v; } else { dst[d] = v; }
 }

@@ -25,6 +25,7 @@ use crate::tensor::{numel, Tensor};
 use crate::{autograd, shader, shape_err, Result};
 
 const STRIDED_COPY: Shader = shader!("layout/strided_copy.wgsl");
+const STRIDED_COPY_VEC4: Shader = shader!("layout/strided_copy_vec4.wgsl");
 const PIXEL_SHUFFLE: Shader = shader!("layout/pixel_shuffle.wgsl");
 const UPSAMPLE_NEAREST: Shader = shader!("layout/upsample_nearest.wgsl");
 
@@ -65,29 +66,43 @@ struct UpsampleParams {
 }
 
 /// One strided copy, described in the caller's own index space: `dims[k] = (size, src stride, dst stride)`.
+/// `acc` adds into dst instead of overwriting it.
 struct CopySpec<'a> {
     dims: &'a [(usize, usize, usize)],
     src_off: usize,
     dst_off: usize,
+    acc: bool,
 }
 
-/// Encode `dst[dst_off + Σ i·dst_st] = src[src_off + Σ i·src_st]` (strided_copy.wgsl), not taped.
+/// Encode `dst[dst_off + Σ i·dst_st] (+)= src[src_off + Σ i·src_st]` (strided_copy.wgsl, or its vec4 twin when
+/// the innermost axis is contiguous and everything is a multiple of 4), not taped.
 /// Size-1 axes are dropped and neighbours contiguous in both src and dst merged, so any rank ≤ 4 fits.
 fn copy_raw(op: &'static str, src: &Tensor, dst: &Tensor, c: CopySpec) -> Result<()> {
     let dims: Vec<(usize, [usize; 2])> = c.dims.iter().map(|&(n, s, d)| (n, [s, d])).collect();
     let sp = super::index::pack4(op, &dims)?;
-    let (shape, src_st, dst_st) = (sp.shape, sp.strides[0], sp.strides[1]);
-    let n: usize = c.dims.iter().map(|d| d.0).product();
-    let p = CopyParams {
-        shape,
-        src_st,
-        dst_st,
-        src_off: c.src_off as u32,
-        dst_off: c.dst_off as u32,
-        n: n as u32,
-        _pad: 0,
+    let (mut shape, mut src_st, mut dst_st) = (sp.shape, sp.strides[0], sp.strides[1]);
+    let (mut src_off, mut dst_off) = (c.src_off as u32, c.dst_off as u32);
+    let overrides = [("ACC", f64::from(u8::from(c.acc)))];
+    // vec4 when axis 3 is contiguous in both and every offset, stride and the row length are multiples of 4
+    let vec4 = src_st[3] == 1
+        && dst_st[3] == 1
+        && shape[3] % 4 == 0
+        && [src_off, dst_off].iter().chain(&src_st[..3]).chain(&dst_st[..3]).all(|v| v % 4 == 0);
+    let shader = if vec4 {
+        shape[3] /= 4;
+        for st in [&mut src_st, &mut dst_st] {
+            for v in &mut st[..3] {
+                *v /= 4;
+            }
+        }
+        (src_off, dst_off) = (src_off / 4, dst_off / 4);
+        STRIDED_COPY_VEC4
+    } else {
+        STRIDED_COPY
     };
-    launch(STRIDED_COPY, "main", &[], &p, &[src], &[dst], groups_1d(n));
+    let n = shape.iter().map(|&v| v as usize).product::<usize>();
+    let p = CopyParams { shape, src_st, dst_st, src_off, dst_off, n: n as u32, _pad: 0 };
+    launch(shader, "main", &overrides, &p, &[src], &[dst], groups_1d(n));
     Ok(())
 }
 
@@ -102,7 +117,7 @@ fn narrow_raw(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tenso
     let out = Tensor::uninit(&shape);
     // index space (outer, len, inner): source rows are n long, destination rows len long
     let dims = [(outer, n * inner, len * inner), (len, inner, inner), (inner, 1, 1)];
-    copy_raw("narrow", x, &out, CopySpec { dims: &dims, src_off: start * inner, dst_off: 0 })?;
+    copy_raw("narrow", x, &out, CopySpec { dims: &dims, src_off: start * inner, dst_off: 0, acc: false })?;
     Ok(out)
 }
 
@@ -111,7 +126,16 @@ fn place_raw(part: &Tensor, out: &Tensor, axis: usize, start: usize) -> Result<(
     let (outer, len, inner) = split3(part.shape(), axis);
     let n = out.shape()[axis];
     let dims = [(outer, len * inner, n * inner), (len, inner, inner), (inner, 1, 1)];
-    copy_raw("concat", part, out, CopySpec { dims: &dims, src_off: 0, dst_off: start * inner })
+    copy_raw("concat", part, out, CopySpec { dims: &dims, src_off: 0, dst_off: start * inner, acc: false })
+}
+
+/// `into[.., start..start+len, ..] += part` along `axis`, in place, not taped: how the autograd tape adds
+/// narrow's gradient (g for one slab, zero elsewhere) into the input's gradient without a zero-padded copy.
+pub(crate) fn add_into_slab(part: &Tensor, into: &Tensor, axis: usize, start: usize) -> Result<()> {
+    let (outer, len, inner) = split3(part.shape(), axis);
+    let n = into.shape()[axis];
+    let dims = [(outer, len * inner, n * inner), (len, inner, inner), (inner, 1, 1)];
+    copy_raw("narrow backward", part, into, CopySpec { dims: &dims, src_off: 0, dst_off: start * inner, acc: true })
 }
 
 /// Join tensors along `axis`; every other dimension must agree. Backward hands each input its slab of g.
@@ -164,13 +188,9 @@ pub fn narrow(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tenso
         );
     }
     let out = narrow_raw(x, axis, start, len)?;
-    let in_shape = shape.to_vec();
-    autograd::record("narrow", &[x], &out, move |g, _| {
-        // dx = zeros with g in the narrowed slab
-        let dx = Tensor::zeros(&in_shape);
-        place_raw(g, &dx, axis, start)?;
-        Ok(vec![Some(dx)])
-    });
+    // dx = zeros with g in the narrowed slab: the tape adds g into that slab of x's gradient in place
+    // (`add_into_slab`), so chunk's n parts fill one gradient buffer instead of n zero-padded ones
+    autograd::record_slab("narrow", x, &out, axis, start);
     Ok(out)
 }
 
@@ -201,7 +221,7 @@ fn permute_raw(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     // walk the output contiguously; output axis i reads input axis perm[i]
     let out_st = strides_of(&shape);
     let dims: Vec<(usize, usize, usize)> = (0..perm.len()).map(|i| (shape[i], st[perm[i]], out_st[i])).collect();
-    copy_raw("permute", x, &out, CopySpec { dims: &dims, src_off: 0, dst_off: 0 })?;
+    copy_raw("permute", x, &out, CopySpec { dims: &dims, src_off: 0, dst_off: 0, acc: false })?;
     Ok(out)
 }
 
@@ -473,6 +493,36 @@ mod tests {
                 &[Input::uniform(shape, -1.0, 1.0, 8)],
                 |x| narrow(&x[0], axis, start, len),
                 |x| cpu::narrow(&x[0], shape, axis, start, len),
+            );
+        }
+    }
+
+    #[test]
+    fn narrow_gradient_accumulates_into_a_shared_slot_without_writing_through_it() {
+        // n = narrow(x) is taped before s = x + c, so backward meets s first: add hands one gradient buffer
+        // to both x and c. narrow's slab must then not be added into that buffer in place (c's gradient would
+        // change too); a second narrow of an overlapping range adds into the same slab. Chunk widths of 4 take
+        // the vec4 copy, widths of 3 the scalar one.
+        for (shape, (s1, l1), (s2, l2)) in [([2, 8, 3], (4, 4), (2, 4)), ([3, 5, 2], (1, 3), (2, 3))] {
+            let sh: &[usize] = &shape;
+            let f = |x: &[Tensor]| -> Result<Tensor> {
+                let n1 = narrow(&x[0], 1, s1, l1)?;
+                let n2 = narrow(&x[0], 1, s2, l2)?;
+                let s = crate::ops::elementwise::add(&x[0], &x[1])?;
+                concat(&[&s, &n1, &n2], 1)
+            };
+            let cpu_f = |x: &[Vec<f64>]| {
+                let s: Vec<f64> = x[0].iter().zip(&x[1]).map(|(a, b)| a + b).collect();
+                let n1 = cpu::narrow(&x[0], sh, 1, s1, l1);
+                let n2 = cpu::narrow(&x[0], sh, 1, s2, l2);
+                let (m1, m2) = ([shape[0], l1, shape[2]], [shape[0], l2, shape[2]]);
+                cpu::concat(&[(&s, sh), (&n1, &m1), (&n2, &m2)], 1)
+            };
+            check_grads(
+                &format!("narrow + add {shape:?}"),
+                &[Input::uniform(sh, -1.0, 1.0, 5), Input::uniform(sh, -1.0, 1.0, 6)],
+                f,
+                cpu_f,
             );
         }
     }
