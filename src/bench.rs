@@ -251,6 +251,26 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
                 conv::conv2d(&x, &w, None, ks / 2).expect("bench shapes are valid");
             }));
         }
+        // both backward passes, same FLOPs: dx (the forward kernel on flipped weights) and dw (its own kernel)
+        if ks == 3 && (wanted(filter, "conv2d 3x3 dx") || wanted(filter, "conv2d 3x3 dw")) {
+            let x = Tensor::rand_uniform(&[n, ci, hw, hw], -1.0, 1.0, &mut rng);
+            let w = Tensor::rand_uniform(&[co, ci, ks, ks], -0.1, 0.1, &mut rng);
+            let g = Tensor::rand_uniform(&[n, co, hw, hw], -1.0, 1.0, &mut rng);
+            let flop = 2.0 * (n * co * hw * hw * ci * ks * ks) as f64;
+            let bytes = 4.0 * (n * ci * hw * hw + co * ci * ks * ks + n * co * hw * hw) as f64;
+            let shape = format!("{n}x{ci}->{co}x{hw}x{hw}");
+            let k = conv::ConvKernel::DEFAULT;
+            if wanted(filter, "conv2d 3x3 dx") {
+                out.push(run_case("conv2d 3x3 dx", &shape, flop, bytes, 3, || {
+                    conv::conv2d_backward_input(k, &g, &w, 1, x.shape()).expect("valid");
+                }));
+            }
+            if wanted(filter, "conv2d 3x3 dw") {
+                out.push(run_case("conv2d 3x3 dw", &shape, flop, bytes, 3, || {
+                    conv::conv2d_backward_weight(k, &g, &x, 1, w.shape()).expect("valid");
+                }));
+            }
+        }
     }
 
     // norms on a UNet-like activation (8, 64, 64, 64) = 2M values: bytes = 2·4·n (read x, write y; the

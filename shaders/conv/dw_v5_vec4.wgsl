@@ -25,6 +25,7 @@ struct Params {
 override KH: u32 = 3u;
 override KW: u32 = 3u;  // 1 or 3
 override WG: u32 = 16u; // invocations per workgroup, all along the k-groups
+override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4: a constant, so the taps' picks and shifts fold
 const TM: u32 = 8u;     // output channels per invocation; unrolled by hand
 const TK: u32 = 3u;     // k's per invocation; unrolled by hand
 const TN: u32 = 8u;     // pixels per block (one row), two vec4
@@ -105,7 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let nblk = p.batch * p.out_h * bxn;
     let b_begin = s * p.chunk;
     let b_end = min(nblk, b_begin + p.chunk);
-    let r = u32(((-p.pad_x) % 4 + 4) % 4);
+    let r = R;
     let nv = (r + TN + KW - 1u + 3u) / 4u;    // window vec4s actually needed (2..4)
     let hw4 = p.out_h * p.out_w / 4u;         // one g channel in vec4s
     let zero = vec4<f32>();
@@ -129,11 +130,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var a50 = zero; var a51 = zero; var a52 = zero;
     var a60 = zero; var a61 = zero; var a62 = zero;
     var a70 = zero; var a71 = zero; var a72 = zero;
+    // the block's position (n, oy, ox0), stepped along with blk: integer division has no SIMD instruction on
+    // x86, so llvmpipe would run the four / and % per block lane by lane
+    var ox0 = (b_begin % bxn) * TN;
+    var oy = (b_begin / bxn) % p.out_h;
+    var n = b_begin / bxn / p.out_h;
     for (var blk = b_begin; blk < b_end; blk++) {
-        let ox0 = (blk % bxn) * TN;
-        let rowo = blk / bxn;                 // n·out_h + oy
-        let oy = rowo % p.out_h;
-        let n = rowo / p.out_h;
         let aq = (i32(ox0) - p.pad_x - i32(r)) / 4; // exact: the numerator is a multiple of 4
         // the x values of the 3 k's at the block's 8 pixels
         var t0: Tap; var t1: Tap; var t2: Tap;
@@ -177,6 +179,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         a62 = fma(h6, t2.lo, fma(h6b, t2.hi, a62));
         a70 = fma(h7, t0.lo, fma(h7b, t0.hi, a70)); a71 = fma(h7, t1.lo, fma(h7b, t1.hi, a71));
         a72 = fma(h7, t2.lo, fma(h7b, t2.hi, a72));
+        // next block: along the row, then the next row, then the next image
+        ox0 += TN;
+        if ox0 >= p.out_w { ox0 = 0u; oy += 1u; }
+        if oy == p.out_h { oy = 0u; n += 1u; }
     }
 
     // one line per channel co0 + i: k's k0 .. k0 + 2

@@ -89,6 +89,14 @@
 //! - `medsegdiff profile --preset small`, one training step, two runs: dw kernels 2584 ms (3×3 1794, 1×1 745,
 //!   7×7 on v4 45) vs ~3.7 s with v4's dw (an earlier run, not back to back); one step 11.6–11.9 s wall.
 //!
+//! Later tuning of v5 (`medsegdiff bench --filter "conv2d 3x3"`, the shape above, two runs each):
+//! - the window alignment r = (−pad_x) mod 4 became an override constant in both kernels, so each tap's
+//!   pick/shift selects fold into fixed swizzles: forward 19.1–19.8 -> 20.9–21.3 GFLOP/s (dx, the same kernel,
+//!   20.8).
+//! - dw steps its block position (n, oy, ox0) instead of four integer / and % per block (no SIMD integer
+//!   division on x86: llvmpipe runs it lane by lane): 151.9–152.4 ms (15.9 GFLOP/s) -> 140.8–144.9 ms; with the
+//!   r override as well, 126.9–136.1 ms (17.8–19.0).
+//!
 //! Why: per (ci, ky) of a 3×3 conv an invocation does 4 vec4 input loads (addresses differ per invocation) and
 //! 6 vec4 weight loads for 192 FMAs; v4 needs about 6 loads per 64 FMAs (staging gathers plus workgroup-memory
 //! reads). A first v5 that read the 8 weights as scalars from the (Cout, K) tensor reached 14.5–14.8 GFLOP/s on
@@ -449,7 +457,7 @@ pub fn conv2d_backward_weight(
             p.n_split = n_split as u32;
             let part = Tensor::uninit(&[n_split, cout, kdim]);
             let [kh, kw] = geo.overrides();
-            let overrides = [kh, kw, ("WG", DW_V5_WG as f64)];
+            let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
             launch(DW_V5, "main", &overrides, &p, &[g, x], &[&part], groups(tiles * n_split, 1));
             // dw = Σ_s part[s]
             let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
