@@ -37,7 +37,18 @@
 //!   input row; KW = 1: 3 input rows), 8 pixels of a row per step: g as 16 vec4 at one address per workgroup,
 //!   the input window as ≤ 4 vec4 shifted per tap, 48 vec4 FMAs; split-K over 8-pixel blocks into partials that
 //!   are summed in a fixed order (dw_v5_vec4.wgsl). Needs KW ∈ {1, 3} and in_w, out_w % 4 == 0, else v4's dw.
-//!   **Default.**
+//! - `Winograd` (v6): for 3×3 forward (and so dx), Winograd F(2×2, 3×3) (Lavin & Gray 2015): filters become
+//!   4×4 tiles U = G·g·Gᵀ (winograd_weights.wgsl), each 4×4 input patch under a 2×2 output tile becomes
+//!   V = Bᵀ·d·B (winograd_input.wgsl), 16 plane-by-plane GEMMs M[ξ] = U[ξ]·V[ξ] run on the matmul (v5), and
+//!   Y = Aᵀ·M·A + b gives each tile's outputs (winograd_output.wgsl). 16 multiplies per tile and input channel
+//!   instead of 36 (2.25× fewer FLOPs), paid for with the transforms' traffic (16 floats per tile and channel,
+//!   written and read once). Other kernel sizes, and problems whose 16 planes would not fit one storage
+//!   binding, run v5; dw is v5's. **Default.** Errors: the transforms only add, subtract and halve, so the
+//!   outputs stay within the tests' 1e-5-level tolerances of the f64 reference.
+//!   On llvmpipe (`medsegdiff bench --filter "conv2d 3x3"`, (8, 64→64, 64×64), two runs): v5 113–116 ms
+//!   (20.8–21.3 GFLOP/s) -> v6 67.1–69.0 ms, i.e. 35.0–36.0 GFLOP/s counted as the direct convolution's
+//!   2·N·Cout·H·W·Cin·9 FLOPs (the work v6 actually does is 2.25× less). On a GPU re-measure before
+//!   keeping this default: the GEMMs are small and the transforms memory-bound.
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
@@ -130,6 +141,9 @@ const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
+const WINO_WEIGHTS: Shader = shader!("conv/winograd_weights.wgsl");
+const WINO_INPUT: Shader = shader!("conv/winograd_input.wgsl");
+const WINO_OUTPUT: Shader = shader!("conv/winograd_output.wgsl");
 /// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
 /// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
 const DW_V5_TM: usize = 8;
@@ -161,12 +175,19 @@ pub enum ConvKernel {
     Blocked,
     Shaped,
     Vec4,
+    Winograd,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 5] =
-        [ConvKernel::Direct, ConvKernel::Tiled, ConvKernel::Blocked, ConvKernel::Shaped, ConvKernel::Vec4];
-    pub const DEFAULT: ConvKernel = ConvKernel::Vec4;
+    pub const ALL: [ConvKernel; 6] = [
+        ConvKernel::Direct,
+        ConvKernel::Tiled,
+        ConvKernel::Blocked,
+        ConvKernel::Shaped,
+        ConvKernel::Vec4,
+        ConvKernel::Winograd,
+    ];
+    pub const DEFAULT: ConvKernel = ConvKernel::Winograd;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -175,6 +196,7 @@ impl ConvKernel {
             ConvKernel::Blocked => "v3_blocked",
             ConvKernel::Shaped => "v4_shaped",
             ConvKernel::Vec4 => "v5_vec4",
+            ConvKernel::Winograd => "v6_winograd",
         }
     }
 }
@@ -369,6 +391,9 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", r as f64)];
             launch(V5, "main", &overrides, &p, &[x, &wp, bias], &[&y], groups);
         }
+        ConvKernel::Winograd if geo.kh == 3 && geo.kw == 3 && winograd_fits(geo) => winograd(geo, x, w, bias, p, &y),
+        // v6 is for 3×3 only: other kernel sizes run v5
+        ConvKernel::Winograd => return forward_raw(ConvKernel::Vec4, geo, x, w, b),
         // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4
         ConvKernel::Shaped | ConvKernel::Vec4 => {
             let shape = TileShape::pick(geo.cout, geo.npix());
@@ -391,6 +416,28 @@ fn check_grad_shape(op: &'static str, geo: &Geometry, g: &Tensor) -> Result<()> 
         return shape_err!(op, "gradient {:?} must have the output shape {:?}", g.shape(), geo.out_shape());
     }
     Ok(())
+}
+
+/// Whether v6's transformed input and GEMM output (16 planes of Cin or Cout × tiles) fit one storage binding.
+fn winograd_fits(geo: &Geometry) -> bool {
+    let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
+    let bytes = 16 * 4 * tiles * geo.cin.max(geo.cout);
+    bytes as u64 <= crate::gpu::gpu().limits.max_storage_buffer_binding_size
+}
+
+/// v6, Winograd F(2×2, 3×3): transform the filters (U = G·g·Gᵀ) and the input patches (V = Bᵀ·d·B) into 16
+/// planes, multiply plane by plane with the matmul (M[ξ] = U[ξ]·V[ξ], Cout × Cin times Cin × tiles), and
+/// transform each tile's 16 products back into its 2×2 outputs (Y = Aᵀ·M·A + b). 16 multiplies per 2×2
+/// outputs and input channel instead of 36: 2.25× fewer FLOPs, paid for in transform traffic.
+fn winograd(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, p: ConvParams, y: &Tensor) {
+    let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
+    let u = Tensor::uninit(&[16, geo.cout, geo.cin]);
+    launch(WINO_WEIGHTS, "main", &[], &p, &[w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
+    let v = Tensor::uninit(&[16, geo.cin, tiles]);
+    launch(WINO_INPUT, "main", &[], &p, &[x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+    let m = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &u, false, &v, false)
+        .expect("the planes' shapes agree by construction");
+    launch(WINO_OUTPUT, "main", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
 }
 
 /// dx of conv2d for an input of shape `x_shape`: the forward rung `kernel` run on g with flipped weights.
@@ -442,7 +489,8 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        ConvKernel::Vec4
+        // v6 has no dw of its own: it uses v5's
+        ConvKernel::Vec4 | ConvKernel::Winograd
             if (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4) =>
         {
             // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -464,10 +512,10 @@ pub fn conv2d_backward_weight(
             dw.detach().reshape(w_shape)
         }
         // v5's dw reads rows as vec4 and handles KW ∈ {1, 3}: other shapes take v4's
-        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped | ConvKernel::Vec4 => {
+        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Winograd => {
             // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
             let shape = match kernel {
-                ConvKernel::Shaped | ConvKernel::Vec4 => TileShape::pick(cout, kdim),
+                ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Winograd => TileShape::pick(cout, kdim),
                 _ => TileShape { bm: TILE, bn: TILE },
             };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -825,6 +873,27 @@ mod tests {
         assert_eq!(y.len(), ws[0] * 4);
         let bad = y.iter().position(|&v| v != 7.0);
         assert!(bad.is_none(), "first bad at {bad:?}");
+    }
+
+    #[test]
+    fn v6_falls_back_to_v5_when_its_planes_exceed_a_binding() {
+        // v6's 16 transformed planes take 64 bytes per tile and channel; one channel and just over limit / 64
+        // tiles (a 2 × 2·tiles image) cannot be bound, so the forward must run v5 instead and still be right.
+        // (The same arithmetic keeps v6's own launches under 65,536 workgroups on llvmpipe: each invocation
+        // owns ≥ 36 bytes of a bound buffer, so 65,536 × 64 of them exceed its 128 MiB binding limit.)
+        let limit = crate::gpu::gpu().limits.max_storage_buffer_binding_size as usize;
+        let tiles = limit / 64 + 1;
+        let (xs, ws) = ([1, 1, 2, 2 * tiles], [1, 1, 3, 3]);
+        let geo = check(&xs, &ws, None, 1).unwrap();
+        assert!(!winograd_fits(&geo));
+        let mut rng = crate::rng::Rng::new(9);
+        let (xv, wv) = (rng.uniform_vec(numel(&xs), -1.0, 1.0), rng.uniform_vec(9, -1.0, 1.0));
+        let x = Tensor::from_slice(&xv, &xs).unwrap();
+        let w = Tensor::from_slice(&wv, &ws).unwrap();
+        let got = conv2d_with(ConvKernel::Winograd, &x, &w, None, 1).unwrap().to_vec();
+        let want = cpu::conv2d(&to_f64(&xv), xs, &to_f64(&wv), ws, None, 1);
+        assert_close(&got, &want, 1e-5, 1e-5, "v6 fallback 1×1×2×(2·tiles)");
+        crate::gpu::gpu().check().expect("nothing was over the limit");
     }
 
     #[test]
