@@ -293,6 +293,14 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }
     }
 
+    // a bias gradient: Σ over (N, H, W) of (8, 64, 64, 64) into 64 channels: bytes = 4·n read; flop = n adds
+    if wanted(filter, "sum_bias") {
+        let g = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
+        out.push(run_case("sum_bias_grad", &shape, numel as f64, 4.0 * numel as f64, 5, || {
+            crate::ops::reduce::sum(&g, &[0, 2, 3], false).expect("valid");
+        }));
+    }
+
     // softmax over attention scores (32, 256, 256), last axis: bytes = 2·4·n; flop ≈ 5·n (max, sub, exp, sum, div)
     if wanted(filter, "softmax") {
         let s = Tensor::rand_uniform(&[32, 256, 256], -4.0, 4.0, &mut rng);

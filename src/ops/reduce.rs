@@ -4,7 +4,9 @@
 //! Forward: out\[o\] = scale · Σ_r x\[o, r\], scale = 1 (sum) or 1/count (mean).
 //! Backward: dx\[o, r\] = scale · g\[o\], a broadcast of g back over the reduced axes (no saved tensors).
 //! Two kernels: one workgroup per output with a tree reduction (long sums, few outputs: bias gradients)
-//! and one thread per output (short sums, many outputs); the host picks by the sum's length.
+//! and one thread per output (short sums, many outputs); the host picks by the sum's length. Long sums whose
+//! reduced axes end in a contiguous run of whole vec4s take sum_rows_vec4.wgsl, which walks rows as vec4s
+//! instead of unravelling every element (bias gradient of (8, 64, 64, 64): see `medsegdiff bench`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -15,6 +17,7 @@ use crate::tensor::Tensor;
 use crate::{autograd, shader, shape_err, Result};
 
 const SUM: Shader = shader!("reduce/sum.wgsl");
+const SUM_ROWS_VEC4: Shader = shader!("reduce/sum_rows_vec4.wgsl");
 
 /// Sums shorter than this use one thread per output.
 const PER_THREAD_MAX: usize = 64;
@@ -56,8 +59,12 @@ fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Resul
     let out = Tensor::uninit(&out_shape);
     let scale = if mean { 1.0 / n_red.max(1) as f32 } else { 1.0 };
     let p = SumParams { kshape, kst, rshape, rst, n_out: n_out as u32, n_red: n_red as u32, scale, _pad: 0 };
+    // long sums whose reduced axes end in a contiguous run of whole vec4s (bias gradients) read rows as vec4
+    let rows_vec4 = rst[3] == 1 && rshape[3] % 4 == 0 && kst.iter().chain(&rst[..3]).all(|s| s % 4 == 0);
     if n_red < PER_THREAD_MAX {
         launch(SUM, "per_thread", &[], &p, &[x], &[&out], groups_1d(n_out));
+    } else if rows_vec4 {
+        launch(SUM_ROWS_VEC4, "main", &[], &p, &[x], &[&out], n_out as u32);
     } else {
         launch(SUM, "per_workgroup", &[], &p, &[x], &[&out], n_out as u32);
     }
@@ -160,6 +167,8 @@ mod tests {
         (&[7, 1, 300], &[2]),
         (&[1, 1, 1], &[0, 2]),
         (&[5, 129], &[0, 1]),
+        (&[3, 4, 5, 8], &[0, 2, 3]), // a bias gradient: rows of 40 contiguous floats, sum_rows_vec4.wgsl
+        (&[2, 6, 4, 36], &[0, 2, 3]), // the same with 36 vec4 per row (fewer than the workgroup's 64 lanes)
     ];
 
     #[test]
@@ -202,10 +211,16 @@ mod tests {
     #[test]
     fn sum_over_65535_workgroups() {
         // 70,000 outputs with a long sum each => 70,000 workgroups of the per-workgroup kernel.
-        let x = Tensor::full(&[70_000, 65], 1.0);
-        let s = sum(&x, &[1], false).unwrap().to_vec();
-        assert_eq!(s.len(), 70_000);
-        assert!(s.iter().all(|&v| v == 65.0), "first bad: {:?}", s.iter().position(|&v| v != 65.0));
+        // Rows of 65 take sum.wgsl, rows of 64 sum_rows_vec4.wgsl; values vary with the output index.
+        for len in [65, 64] {
+            let v: Vec<f32> = (0..70_000 * len).map(|i| ((i / len) % 5) as f32).collect();
+            let x = Tensor::from_slice(&v, &[70_000, len]).unwrap();
+            let s = sum(&x, &[1], false).unwrap().to_vec();
+            assert_eq!(s.len(), 70_000);
+            let want = |o: usize| ((o % 5) * len) as f32;
+            let bad = s.iter().enumerate().position(|(o, &v)| v != want(o));
+            assert!(bad.is_none(), "rows of {len}: first bad at {bad:?}");
+        }
     }
 
     #[test]
