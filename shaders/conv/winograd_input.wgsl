@@ -7,7 +7,8 @@
 //         (rows combined: t0 = d0 − d2, t1 = d1 + d2, t2 = d2 − d1, t3 = d1 − d3) V[a] = the same combination
 //         of row a's four columns. Only adds and subtracts: the transform itself rounds nothing away.
 // layout: x (N, Cin, in_h, in_w); V (16, Cin, P) with P = N·th·tw tiles (th = ⌈out_h/2⌉, tw = ⌈out_w/2⌉), tile
-//         p = (n·th + ty)·tw + tx; plane ξ = 4a + b.
+//         p = (n·th + ty)·tw + tx; plane ξ = 4a + b. With the override TRANSPOSED, V is (16, P, Cin) instead:
+//         the weight gradient's GEMM (winograd_grad.wgsl) reads it as its untransposed right operand.
 // grid:   @workgroup_size(64), one invocation per (ci, p), p fastest: neighbouring lanes read neighbouring
 //         patches and write neighbouring words of each plane; linear workgroup id.
 // binds:  @group(0) 0 params (uniform), 1 x, 2 v (rw)
@@ -18,6 +19,8 @@ struct Params {
     pad_y: i32, pad_x: i32, has_bias: u32, npix: u32,
     chunk: u32, n_split: u32, _p0: u32, _p1: u32,
 }
+
+override TRANSPOSED: bool = false; // V as (16, P, Cin) rather than (16, Cin, P)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -66,7 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let t3 = d[1] - d[3];
     let rows = array<vec4<f32>, 4>(bt(t0), bt(t1), bt(t2), bt(t3));
     let stride = p.cin * np; // one plane
-    let o = ci * np + t;
+    let o = select(ci * np + t, t * p.cin + ci, TRANSPOSED);
     for (var a = 0u; a < 4u; a++) {
         for (var b = 0u; b < 4u; b++) {
             v[(a * 4u + b) * stride + o] = rows[a][b];

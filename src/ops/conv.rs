@@ -42,13 +42,16 @@
 //!   V = Bᵀ·d·B (winograd_input.wgsl), 16 plane-by-plane GEMMs M[ξ] = U[ξ]·V[ξ] run on the matmul (v5), and
 //!   Y = Aᵀ·M·A + b gives each tile's outputs (winograd_output.wgsl). 16 multiplies per tile and input channel
 //!   instead of 36 (2.25× fewer FLOPs), paid for with the transforms' traffic (16 floats per tile and channel,
-//!   written and read once). Other kernel sizes, and problems whose 16 planes would not fit one storage
-//!   binding, run v5; dw is v5's. **Default.** Errors: the transforms only add, subtract and halve, so the
+//!   written and read once). dw: Winograd F(3×3, 2×2) (winograd_grad.wgsl): the same input patches, each 2×2
+//!   tile of g transformed to 4×4, one GEMM per plane summing over all tiles (K = tiles: long, which the
+//!   matmul likes), and a 4×4 -> 3×3 output transform per filter. Other kernel sizes, and problems whose 16
+//!   planes would not fit one storage binding, run v5 (forward, dx and dw). **Default.** Errors: the transforms only add, subtract and halve, so the
 //!   outputs stay within the tests' 1e-5-level tolerances of the f64 reference.
 //!   On llvmpipe (`medsegdiff bench --filter "conv2d 3x3"`, (8, 64→64, 64×64), two runs): v5 113–116 ms
 //!   (20.8–21.3 GFLOP/s) -> v6 67.1–69.0 ms, i.e. 35.0–36.0 GFLOP/s counted as the direct convolution's
-//!   2·N·Cout·H·W·Cin·9 FLOPs (the work v6 actually does is 2.25× less). On a GPU re-measure before
-//!   keeping this default: the GEMMs are small and the transforms memory-bound.
+//!   2·N·Cout·H·W·Cin·9 FLOPs (the work v6 actually does is 2.25× less); dw: v5 126.9–132.7 ms (18.2–19.0) ->
+//!   v6 77.5–79.5 ms (30.4–31.2 effective). On a GPU re-measure before keeping this default: the GEMMs are
+//!   small and the transforms memory-bound.
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
 //! low and vary by up to 2× between runs), 3×3 conv, N = 8, 64 -> 64 channels, 64×64, GFLOP/s (fwd / dx / dw):
@@ -144,6 +147,7 @@ const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const WINO_WEIGHTS: Shader = shader!("conv/winograd_weights.wgsl");
 const WINO_INPUT: Shader = shader!("conv/winograd_input.wgsl");
 const WINO_OUTPUT: Shader = shader!("conv/winograd_output.wgsl");
+const WINO_GRAD: Shader = shader!("conv/winograd_grad.wgsl");
 /// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
 /// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
 const DW_V5_TM: usize = 8;
@@ -440,6 +444,23 @@ fn winograd(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, p: ConvParams
     launch(WINO_OUTPUT, "main", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
 }
 
+/// v6's weight gradient, Winograd F(3×3, 2×2) (see winograd_grad.wgsl): the input patches as in the forward
+/// (V, here (16, P, Cin)), each 2×2 tile of g as Ĝ = G·g·Gᵀ (16, Cout, P), one GEMM per plane over all tiles
+/// (Ŵ[ξ] = Ĝ[ξ]·V[ξ], K = P), and dW = Aᵀ·Ŵ·A per filter.
+fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
+    let p = geo.params(false);
+    let v = Tensor::uninit(&[16, tiles, geo.cin]);
+    let ov = [("TRANSPOSED", 1.0)];
+    launch(WINO_INPUT, "main", &ov, &p, &[x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+    let gh = Tensor::uninit(&[16, geo.cout, tiles]);
+    launch(WINO_GRAD, "transform", &[], &p, &[g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
+    let wh = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &gh, false, &v, false)?;
+    let dw = Tensor::uninit(w_shape);
+    launch(WINO_GRAD, "output", &[], &p, &[&wh], &[&dw], groups(geo.cout * geo.cin, WG_DIRECT));
+    Ok(dw)
+}
+
 /// dx of conv2d for an input of shape `x_shape`: the forward rung `kernel` run on g with flipped weights.
 pub fn conv2d_backward_input(
     kernel: ConvKernel,
@@ -489,7 +510,8 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        // v6 has no dw of its own: it uses v5's
+        ConvKernel::Winograd if geo.kh == 3 && geo.kw == 3 && winograd_fits(&geo) => winograd_dw(&geo, g, x, w_shape),
+        // v6 on other kernel sizes uses v5's dw
         ConvKernel::Vec4 | ConvKernel::Winograd
             if (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4) =>
         {
