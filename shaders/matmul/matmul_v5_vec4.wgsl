@@ -14,6 +14,9 @@
 //         neighbouring threads read neighbouring vec4s. Rows/quads are clamped into the matrix before the
 //         k loop (no bounds checks inside it); only the stores are guarded.
 // binds:  @group(0) 0 params (uniform), 1 A, 2 B, 3 C (rw)
+// entries: `main` (8 rows × 2 column quads per thread) and `main_rows16` (16 rows × 1 column quad per thread,
+//         for narrow C: with N ≤ 32 half of `main`'s threads would only compute clamped duplicates; here all
+//         WG = 8 threads own a real quad, and the 16 A rows are loads at one address for the whole workgroup)
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
@@ -115,4 +118,91 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if row0 + 5u < p.m { let r = cb + (row0 + 5u) * nq; if in0 { c[r + q0] = c50; } if in1 { c[r + q0 + WG] = c51; } }
     if row0 + 6u < p.m { let r = cb + (row0 + 6u) * nq; if in0 { c[r + q0] = c60; } if in1 { c[r + q0 + WG] = c61; } }
     if row0 + 7u < p.m { let r = cb + (row0 + 7u) * nq; if in0 { c[r + q0] = c70; } if in1 { c[r + q0 + WG] = c71; } }
+}
+
+@compute @workgroup_size(WG)
+fn main_rows16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let nq = p.n / 4u;
+    let tiles_n = (nq + WG - 1u) / WG;
+    let tiles_m = (p.m + 2u * TM - 1u) / (2u * TM);
+    let w_raw = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+    // guard: as in `main`, split padding recomputes the last tile and stores nothing
+    let total = tiles_m * tiles_n * p.batch;
+    let live = w_raw < total;
+    let w = min(w_raw, total - 1u);
+    let bb = w / (tiles_m * tiles_n);
+    let row0 = (w % tiles_m) * 2u * TM;
+    let q0 = ((w / tiles_m) % tiles_n) * WG + li;
+
+    // the 16 A rows (clamped into the matrix) and the one B column quad
+    let ab = bb * p.a_bs / 4u;
+    let ar = p.a_rs / 4u;
+    let last = p.m - 1u;
+    let a0 = ab + min(row0 + 0u, last) * ar;
+    let a1 = ab + min(row0 + 1u, last) * ar;
+    let a2 = ab + min(row0 + 2u, last) * ar;
+    let a3 = ab + min(row0 + 3u, last) * ar;
+    let a4 = ab + min(row0 + 4u, last) * ar;
+    let a5 = ab + min(row0 + 5u, last) * ar;
+    let a6 = ab + min(row0 + 6u, last) * ar;
+    let a7 = ab + min(row0 + 7u, last) * ar;
+    let a8 = ab + min(row0 + 8u, last) * ar;
+    let a9 = ab + min(row0 + 9u, last) * ar;
+    let a10 = ab + min(row0 + 10u, last) * ar;
+    let a11 = ab + min(row0 + 11u, last) * ar;
+    let a12 = ab + min(row0 + 12u, last) * ar;
+    let a13 = ab + min(row0 + 13u, last) * ar;
+    let a14 = ab + min(row0 + 14u, last) * ar;
+    let a15 = ab + min(row0 + 15u, last) * ar;
+    let br = p.b_rs / 4u;
+    let b0 = bb * p.b_bs / 4u + min(q0, nq - 1u);
+
+    // c<i>: C row row0 + i, column quad q0
+    var c0 = vec4<f32>(); var c1 = vec4<f32>(); var c2 = vec4<f32>(); var c3 = vec4<f32>();
+    var c4 = vec4<f32>(); var c5 = vec4<f32>(); var c6 = vec4<f32>(); var c7 = vec4<f32>();
+    var c8 = vec4<f32>(); var c9 = vec4<f32>(); var c10 = vec4<f32>(); var c11 = vec4<f32>();
+    var c12 = vec4<f32>(); var c13 = vec4<f32>(); var c14 = vec4<f32>(); var c15 = vec4<f32>();
+    var kb = 0u;
+    for (var kq = 0u; kq < p.k / 4u; kq++) {
+        // B rows 4kq .. 4kq + 3 of the column quad: 4 vec4 loads (the ones that differ per thread)
+        let y0 = b[b0 + kb]; let y1 = b[b0 + kb + br]; let y2 = b[b0 + kb + 2u * br]; let y3 = b[b0 + kb + 3u * br];
+        // each A row: one vec4 load (same address in the whole workgroup), 16 FMAs
+        c0 = quad(c0, a[a0 + kq], y0, y1, y2, y3);
+        c1 = quad(c1, a[a1 + kq], y0, y1, y2, y3);
+        c2 = quad(c2, a[a2 + kq], y0, y1, y2, y3);
+        c3 = quad(c3, a[a3 + kq], y0, y1, y2, y3);
+        c4 = quad(c4, a[a4 + kq], y0, y1, y2, y3);
+        c5 = quad(c5, a[a5 + kq], y0, y1, y2, y3);
+        c6 = quad(c6, a[a6 + kq], y0, y1, y2, y3);
+        c7 = quad(c7, a[a7 + kq], y0, y1, y2, y3);
+        c8 = quad(c8, a[a8 + kq], y0, y1, y2, y3);
+        c9 = quad(c9, a[a9 + kq], y0, y1, y2, y3);
+        c10 = quad(c10, a[a10 + kq], y0, y1, y2, y3);
+        c11 = quad(c11, a[a11 + kq], y0, y1, y2, y3);
+        c12 = quad(c12, a[a12 + kq], y0, y1, y2, y3);
+        c13 = quad(c13, a[a13 + kq], y0, y1, y2, y3);
+        c14 = quad(c14, a[a14 + kq], y0, y1, y2, y3);
+        c15 = quad(c15, a[a15 + kq], y0, y1, y2, y3);
+        kb += 4u * br;
+    }
+
+    // store: row and column-quad guards (and `live` for split padding)
+    let cb = bb * p.m * nq + q0;
+    if !live || q0 >= nq { return; }
+    if row0 + 0u < p.m { c[cb + (row0 + 0u) * nq] = c0; }
+    if row0 + 1u < p.m { c[cb + (row0 + 1u) * nq] = c1; }
+    if row0 + 2u < p.m { c[cb + (row0 + 2u) * nq] = c2; }
+    if row0 + 3u < p.m { c[cb + (row0 + 3u) * nq] = c3; }
+    if row0 + 4u < p.m { c[cb + (row0 + 4u) * nq] = c4; }
+    if row0 + 5u < p.m { c[cb + (row0 + 5u) * nq] = c5; }
+    if row0 + 6u < p.m { c[cb + (row0 + 6u) * nq] = c6; }
+    if row0 + 7u < p.m { c[cb + (row0 + 7u) * nq] = c7; }
+    if row0 + 8u < p.m { c[cb + (row0 + 8u) * nq] = c8; }
+    if row0 + 9u < p.m { c[cb + (row0 + 9u) * nq] = c9; }
+    if row0 + 10u < p.m { c[cb + (row0 + 10u) * nq] = c10; }
+    if row0 + 11u < p.m { c[cb + (row0 + 11u) * nq] = c11; }
+    if row0 + 12u < p.m { c[cb + (row0 + 12u) * nq] = c12; }
+    if row0 + 13u < p.m { c[cb + (row0 + 13u) * nq] = c13; }
+    if row0 + 14u < p.m { c[cb + (row0 + 14u) * nq] = c14; }
+    if row0 + 15u < p.m { c[cb + (row0 + 15u) * nq] = c15; }
 }

@@ -51,6 +51,8 @@ const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
 const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
 const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
 const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
+/// v5 takes its `main_rows16` entry for C at most this wide (8 column quads: one per thread of 8).
+const V5_ROWS16_MAX_N: u32 = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
@@ -184,7 +186,11 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         MatmulKernel::Vec4 => {
             // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
             // any other layout takes v4's scalar path
-            if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 {
+            if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 && n <= V5_ROWS16_MAX_N {
+                // narrow C: 16 rows × 1 column quad per thread, 8 threads, so no thread is a clamped duplicate
+                let groups = m.div_ceil(16) * (n / 4).div_ceil(8) * batch;
+                launch(V5, "main_rows16", &[("WG", 8.0)], &pl.p, &[a, b], &[&c], groups);
+            } else if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 {
                 // threads along N: enough for the column quads at 2 per thread, a power of two in 8..=16
                 // (16 threads × 8 columns keep a K×128 panel of B, 512 KiB at K = 1024, in a 1 MiB L2)
                 let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
@@ -318,6 +324,8 @@ mod tests {
     ];
     /// The problems above that take v5's transposed path (their gradients do too).
     const TRANSPOSED_V5: std::ops::Range<usize> = 11..14;
+    /// v5's `main_rows16` (N ≤ 32) on more than one 16-row tile with a partial last one, and 7 column quads.
+    const ROWS16: Problem = Problem { a: &[2, 37, 12], ta: false, b: &[2, 12, 28], tb: false };
 
     #[test]
     fn every_rung_matches_cpu_on_uneven_and_batched_shapes() {
@@ -351,6 +359,17 @@ mod tests {
                 |x| cpu::matmul(&x[0], pr.a, pr.ta, &x[1], pr.b, pr.tb),
             );
         }
+    }
+
+    #[test]
+    fn v5_rows16_matches_cpu() {
+        let pr = &ROWS16;
+        let mut rng = crate::rng::Rng::new(4);
+        let (av, bv) = (rng.uniform_vec(numel(pr.a), -1.0, 1.0), rng.uniform_vec(numel(pr.b), -1.0, 1.0));
+        let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
+        let got = matmul_with(MatmulKernel::Vec4, &a, false, &b, false).unwrap();
+        let want = cpu::matmul(&to_f64(&av), pr.a, false, &to_f64(&bv), pr.b, false);
+        assert_close(&got.to_vec(), &want, 1e-5, 1e-5, "v5 rows16 [2, 37, 12]·[2, 12, 28]");
     }
 
     #[test]
