@@ -48,11 +48,16 @@ fn main(
     let rstd = stats[2u * w + 1u];
 
     // (Σ ĝ, Σ ĝ·x̂) over the group
+    // (channel by channel: no per-element integer division to find the channel's gamma)
     var acc = vec2<f32>(0.0);
-    for (var i = li; i < m; i += WG) {
-        let gh = dy[base + i] * gamma[g * p.cpg + i / p.hw];
-        let xh = (x[base + i] - mean) * rstd;
-        acc += vec2<f32>(gh, gh * xh);
+    for (var cl = 0u; cl < p.cpg; cl++) {
+        let gm = gamma[g * p.cpg + cl];
+        let cb = base + cl * p.hw;
+        for (var i = li; i < p.hw; i += WG) {
+            let gh = dy[cb + i] * gm;
+            let xh = (x[cb + i] - mean) * rstd;
+            acc += vec2<f32>(gh, gh * xh);
+        }
     }
     partial[li] = acc;
     // tree reduction: halve the active threads each round
@@ -65,9 +70,13 @@ fn main(
     workgroupBarrier(); // the final partial[0] is visible to every thread
     let means = partial[0] / f32(m); // (mean(ĝ), mean(ĝ·x̂))
 
-    for (var i = li; i < m; i += WG) {
-        let gh = dy[base + i] * gamma[g * p.cpg + i / p.hw];
-        let xh = (x[base + i] - mean) * rstd;
-        dx[base + i] = rstd * (gh - means.x - xh * means.y); // term 1 − term 2 − term 3
+    for (var cl = 0u; cl < p.cpg; cl++) {
+        let gm = gamma[g * p.cpg + cl];
+        let cb = base + cl * p.hw;
+        for (var i = li; i < p.hw; i += WG) {
+            let gh = dy[cb + i] * gm;
+            let xh = (x[cb + i] - mean) * rstd;
+            dx[cb + i] = rstd * (gh - means.x - xh * means.y); // term 1 − term 2 − term 3
+        }
     }
 }

@@ -77,10 +77,16 @@ fn main(
     }
     let rstd = inverseSqrt(workgroup_sum(li, acc2) / f32(m) + p.eps);
 
-    // normalise, then the per-channel affine
-    for (var i = li; i < m; i += WG) {
-        let c = g * p.cpg + i / p.hw;
-        y[base + i] = (x[base + i] - mean) * rstd * gamma[c] + beta[c];
+    // normalise, then the per-channel affine: channel by channel, so no element needs an integer division to
+    // find its channel (x86 has no SIMD division: llvmpipe would run it lane by lane)
+    for (var cl = 0u; cl < p.cpg; cl++) {
+        let c = g * p.cpg + cl;
+        let s = rstd * gamma[c];
+        let t = beta[c];
+        let cb = base + cl * p.hw;
+        for (var i = li; i < p.hw; i += WG) {
+            y[cb + i] = (x[cb + i] - mean) * s + t;
+        }
     }
     if li == 0u {
         stats[2u * w] = mean;

@@ -7,8 +7,8 @@
 //           0  GroupNorm:  stats[(n·G + c/(C/G))]   one pair per (sample, group)
 //           1  LayerNorm:  stats[(n·HW + hw)]        one pair per (sample, pixel)
 // layout: x, dy: (N, C, HW) contiguous f32;  stats: pairs (mean, rstd);  dgamma, dbeta: (C)
-// grid:   @workgroup_size(256), C workgroups (linear id = c); thread j walks the N·HW elements of channel c
-//         at j, j + 256, …, so neighbouring threads read neighbouring pixels; then one tree reduction of
+// grid:   @workgroup_size(256), C workgroups (linear id = c); for each sample, thread j walks channel c's
+//         pixels j, j + 256, …, so neighbouring threads read neighbouring pixels; then one tree reduction of
 //         the pair (Σ dy·x̂, Σ dy) in workgroup memory
 // binds:  @group(0) 0 params (uniform), 1 x, 2 stats, 3 dy, 4 dgamma (rw), 5 dbeta (rw)
 // forward: norm/group_norm_forward.wgsl, norm/layer_norm_forward.wgsl
@@ -44,17 +44,21 @@ fn main(
     // guard: split padding past the last channel (uniform across the workgroup, so barriers stay uniform)
     if c >= p.channels { return; }
 
+    // sample by sample, so no element needs an integer division to find its sample and pixel (x86 has no SIMD
+    // division: llvmpipe would run it lane by lane)
     var acc = vec2<f32>(0.0); // (Σ dy·x̂, Σ dy)
-    for (var j = li; j < p.batch * p.hw; j += WG) {
-        let n = j / p.hw;
-        let s = j % p.hw;
-        var si = n * p.groups + c / p.cpg; // index of the set (group or pixel) this element was normalised in
-        if STATS == 1u {
-            si = n * p.hw + s;
+    for (var n = 0u; n < p.batch; n++) {
+        let cb = (n * p.channels + c) * p.hw;
+        let gi = n * p.groups + c / p.cpg; // GroupNorm: the (sample, group) this channel was normalised in
+        for (var s = li; s < p.hw; s += WG) {
+            var si = gi; // index of the set (group or pixel) this element was normalised in
+            if STATS == 1u {
+                si = n * p.hw + s;
+            }
+            let xh = (x[cb + s] - stats[2u * si]) * stats[2u * si + 1u];
+            let d = dy[cb + s];
+            acc += vec2<f32>(d * xh, d);
         }
-        let i = (n * p.channels + c) * p.hw + s;
-        let xh = (x[i] - stats[2u * si]) * stats[2u * si + 1u];
-        acc += vec2<f32>(dy[i] * xh, dy[i]);
     }
     partial[li] = acc;
     // tree reduction: halve the active threads each round
