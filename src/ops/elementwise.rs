@@ -19,6 +19,7 @@ use crate::{autograd, shader, shape_err, Result};
 
 const BINARY: Shader = shader!("elementwise/binary.wgsl");
 const BINARY_VEC4: Shader = shader!("elementwise/binary_vec4.wgsl");
+const BINARY_ROWS_VEC4: Shader = shader!("elementwise/binary_rows_vec4.wgsl");
 const UNARY: Shader = shader!("elementwise/unary.wgsl");
 const UNARY_BACKWARD: Shader = shader!("elementwise/unary_backward.wgsl");
 const FILL: Shader = shader!("elementwise/fill.wgsl");
@@ -154,6 +155,11 @@ fn binary_raw(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else if a.shape() == b.shape() {
         let p = BinaryParams { shape: [0; 4], sa: [0; 4], sb: [0; 4], n: n as u32, _pad: [0; 3] };
         launch(BINARY, "main_same", &ov, &p, &[a, b], &[&out], groups_1d(n));
+    } else if let Some((full, row, swap, l)) = rows_operands(a, b) {
+        // one operand per row of the other (a per-channel scale on (N, C, H, W)), rows of whole vec4s
+        let p = [(n / 4) as u32, (l / 4) as u32, 0, 0];
+        let ov = [("OP", op as u32 as f64), ("SWAP", f64::from(u8::from(swap)))];
+        launch(BINARY_ROWS_VEC4, "main", &ov, &p, &[full, row], &[&out], groups_1d(n / 4));
     } else {
         let (s, sa, sb) =
             coalesce4(op.name(), &shape, &broadcast_strides(a.shape(), &shape), &broadcast_strides(b.shape(), &shape))?;
@@ -161,6 +167,28 @@ fn binary_raw(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         launch(BINARY, "main", &ov, &p, &[a, b], &[&out], groups_1d(n));
     }
     Ok(out)
+}
+
+/// When one of a, b is full-size and the other is constant along the full one's trailing axes (right-aligned
+/// shape = the full shape's first k axes, then 1s: (N, C, 1, 1) against (N, C, H, W)), with rows of a whole
+/// number of vec4s: (full, row, row operand is the left one, row length).
+fn rows_operands<'a>(a: &'a Tensor, b: &'a Tensor) -> Option<(&'a Tensor, &'a Tensor, bool, usize)> {
+    let rows_of = |full: &[usize], row: &[usize]| -> Option<usize> {
+        if row.len() > full.len() || row.iter().product::<usize>() == 0 {
+            return None;
+        }
+        let padded: Vec<usize> = std::iter::repeat_n(1, full.len() - row.len()).chain(row.iter().copied()).collect();
+        // k = the number of leading axes the row operand shares; everything after must be 1 in it
+        let k = padded.iter().rposition(|&d| d != 1).map_or(0, |i| i + 1);
+        let same_lead = padded[..k] == full[..k];
+        let len: usize = full[k..].iter().product();
+        (same_lead && len > 1 && len.is_multiple_of(4)).then_some(len)
+    };
+    if let Some(l) = rows_of(a.shape(), b.shape()) {
+        Some((a, b, false, l))
+    } else {
+        rows_of(b.shape(), a.shape()).map(|l| (b, a, true, l))
+    }
 }
 
 /// Encode `f(x)` without taping.
@@ -377,6 +405,10 @@ mod tests {
         (&[1], &[257]),
         (&[2, 1, 3, 1, 5], &[2, 4, 1, 1, 5]),
         (&[2, 1031, 4], &[2, 1031, 4]), // binary_vec4.wgsl over 5 workgroups, the last one partial
+        (&[2, 3, 4, 4], &[2, 3, 1, 1]), // a per-(sample, channel) scale: binary_rows_vec4.wgsl
+        (&[3, 1, 1], &[3, 5, 8]),       // the row operand on the left (SWAP, matters for sub and div)
+        (&[5, 3, 4, 2], &[3, 1, 1]),    // leading axes broadcast too: not rows, binary.wgsl `main`
+        (&[2, 3, 300], &[2, 3, 1]),     // 75 vec4 per row, rows spanning workgroups
     ];
 
     #[test]
@@ -459,7 +491,8 @@ mod tests {
 
     #[test]
     fn binary_gradients_match_finite_differences_with_broadcasting() {
-        for &(sa, sb) in BROADCAST_CASES.iter().take(6) {
+        // the first six cases and the two binary_rows_vec4.wgsl ones (rows on the right, then on the left)
+        for &(sa, sb) in BROADCAST_CASES.iter().take(6).chain(&BROADCAST_CASES[8..10]) {
             for op in ALL_BINARY {
                 let ins = [Input::uniform(sa, 0.5, 2.0, 3), Input::uniform(sb, 0.5, 2.0, 4)];
                 check_grads(
