@@ -259,7 +259,7 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
             let flop = 2.0 * (n * co * hw * hw * ci * ks * ks) as f64;
             let bytes = 4.0 * (n * ci * hw * hw + co * ci * ks * ks + n * co * hw * hw) as f64;
             let shape = format!("{n}x{ci}->{co}x{hw}x{hw}");
-            let k = conv::ConvKernel::DEFAULT;
+            let k = conv::ConvKernel::pick(w.shape());
             if wanted(filter, "conv2d 3x3 dx") {
                 out.push(run_case("conv2d 3x3 dx", &shape, flop, bytes, 3, || {
                     conv::conv2d_backward_input(k, &g, &w, 1, x.shape()).expect("valid");

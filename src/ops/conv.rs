@@ -45,12 +45,16 @@
 //!   written and read once). dw: Winograd F(3×3, 2×2) (winograd_grad.wgsl): the same input patches, each 2×2
 //!   tile of g transformed to 4×4, one GEMM per plane summing over all tiles (K = tiles: long, which the
 //!   matmul likes), and a 4×4 -> 3×3 output transform per filter. Other kernel sizes, and problems whose 16
-//!   planes would not fit one storage binding, run v5 (forward, dx and dw). **Default.** Errors: the transforms only add, subtract and halve, so the
-//!   outputs stay within the tests' 1e-5-level tolerances of the f64 reference.
+//!   planes would not fit one storage binding, run v5 (forward, dx and dw). Errors: the transforms only add,
+//!   subtract and halve, so the outputs stay within the tests' 1e-5-level tolerances of the f64 reference.
+//!
+//! The taped [`conv2d`] picks per weight shape ([`ConvKernel::pick`]): v6 for 3×3 kernels with ≥ 32 input
+//! and output channels, v5 for everything else (thinner Winograd GEMMs lose to v5; measured at
+//! `WINOGRAD_MIN_CHANNELS`).
 //!   On llvmpipe (`medsegdiff bench --filter "conv2d 3x3"`, (8, 64→64, 64×64), two runs): v5 113–116 ms
 //!   (20.8–21.3 GFLOP/s) -> v6 67.1–69.0 ms, i.e. 35.0–36.0 GFLOP/s counted as the direct convolution's
 //!   2·N·Cout·H·W·Cin·9 FLOPs (the work v6 actually does is 2.25× less); dw: v5 126.9–132.7 ms (18.2–19.0) ->
-//!   v6 77.5–79.5 ms (30.4–31.2 effective). On a GPU re-measure before keeping this default: the GEMMs are
+//!   v6 77.5–79.5 ms (30.4–31.2 effective). On a GPU re-measure before keeping this choice: the GEMMs are
 //!   small and the transforms memory-bound.
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
@@ -191,7 +195,17 @@ impl ConvKernel {
         ConvKernel::Vec4,
         ConvKernel::Winograd,
     ];
-    pub const DEFAULT: ConvKernel = ConvKernel::Winograd;
+
+    /// The rung the taped [`conv2d`] uses for forward, dx and dw: v6 (Winograd) for 3×3 kernels with at least
+    /// `WINOGRAD_MIN_CHANNELS` input and output channels, v5 otherwise (measured: see that constant).
+    pub fn pick(w_shape: &[usize]) -> ConvKernel {
+        let (cout, cin, kh, kw) = (w_shape[0], w_shape[1], w_shape[2], w_shape[3]);
+        if kh == 3 && kw == 3 && cin.min(cout) >= WINOGRAD_MIN_CHANNELS {
+            ConvKernel::Winograd
+        } else {
+            ConvKernel::Vec4
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -422,6 +436,14 @@ fn check_grad_shape(op: &'static str, geo: &Geometry, g: &Tensor) -> Result<()> 
     Ok(())
 }
 
+/// Fewest input and output channels for which [`ConvKernel::pick`] takes v6; below, the plane GEMMs (K = Cin
+/// for the forward, N = Cin and M = Cout for dw) are too thin to pay for the transforms. Measured on llvmpipe
+/// (`conv2d_with` / `conv2d_backward_weight`, batch 8, ms, v5 -> Winograd, forward / dw): 16->16 at 32²
+/// 2.0 -> 2.9 / 2.8 -> 9.5; 16->32 at 16² 1.1 -> 1.3 / 1.5 -> 3.9; 32->32 at 32² 7.7 -> 6.8 / 9.0 -> 9.6;
+/// 32->32 at 64² 30.1 -> 25.5 / 32.4 -> 24.3; 64->64 at 32² 28.6 -> 16.0 / 32.0 -> 14.7; 128->128 at 16²
+/// 28.5 -> 12.1 / 37.6 -> 11.8.
+const WINOGRAD_MIN_CHANNELS: usize = 32;
+
 /// Whether v6's transformed input and GEMM output (16 planes of Cin or Cout × tiles) fit one storage binding.
 fn winograd_fits(geo: &Geometry) -> bool {
     let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
@@ -566,7 +588,8 @@ pub fn conv2d_backward_weight(
 /// y = conv2d(x, w) + b: x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout), stride 1, zero padding `padding`.
 /// Taped.
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
-    let y = conv2d_with(ConvKernel::DEFAULT, x, w, b, padding)?;
+    let k = ConvKernel::pick(w.shape());
+    let y = conv2d_with(k, x, w, b, padding)?;
     // save only what the backward will read
     let x_saved = w.requires_grad().then(|| x.clone());
     let w_saved = x.requires_grad().then(|| w.clone());
@@ -574,7 +597,6 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Res
     let cout = w_shape[0];
     let inputs: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
     autograd::record("conv2d", &inputs, &y, move |g, needs| {
-        let k = ConvKernel::DEFAULT;
         // term 1: dx = g ⋆ flip(w) ("full" correlation)
         let dx = match (needs[0], &w_saved) {
             (true, Some(w)) => Some(conv2d_backward_input(k, g, w, padding, &x_shape)?),
@@ -956,7 +978,7 @@ mod tests {
         let err = conv2d(&Tensor::zeros(&[2, 5, 5]), &Tensor::zeros(&[1, 2, 3, 3]), None, 1).unwrap_err().to_string();
         assert!(err.contains("(N, Cin, H, W)") && err.contains("[2, 5, 5]"), "{err}");
         let (g, w) = (Tensor::zeros(&[1, 1, 4, 4]), Tensor::zeros(&[1, 2, 3, 3]));
-        let err = conv2d_backward_input(ConvKernel::DEFAULT, &g, &w, 1, &[1, 2, 5, 5]).unwrap_err().to_string();
+        let err = conv2d_backward_input(ConvKernel::Vec4, &g, &w, 1, &[1, 2, 5, 5]).unwrap_err().to_string();
         assert!(err.contains("[1, 1, 4, 4]") && err.contains("[1, 1, 5, 5]"), "{err}");
     }
 }
