@@ -47,9 +47,13 @@
 //!   matmul likes), and a 4×4 -> 3×3 output transform per filter. Other kernel sizes, and problems whose 16
 //!   planes would not fit one storage binding, run v5 (forward, dx and dw). Errors: the transforms only add,
 //!   subtract and halve, so the outputs stay within the tests' 1e-5-level tolerances of the f64 reference.
+//! - `Gemm`    (v7): a 1×1 convolution without padding is a matmul over channels, so it runs on the matmul
+//!   (v5): the bias-free forward as W (Cout × Cin) · x[n] (Cin × H·W), dx likewise with the transposed
+//!   weight, and dw as Σ_n g[n] · x[n]ᵀ when Cout ≥ 128 (thinner ones lose, see `GEMM_DW_MIN_COUT`).
+//!   Everything else (other kernels, padding, a forward with bias, which v5 adds in its store) runs v5.
 //!
-//! The taped [`conv2d`] picks per weight shape ([`ConvKernel::pick`]): v6 for 3×3 kernels with ≥ 32 input
-//! and output channels, v5 for everything else (thinner Winograd GEMMs lose to v5; measured at
+//! The taped [`conv2d`] picks per weight shape ([`ConvKernel::pick`]): v7 for 1×1, v6 for 3×3 kernels with
+//! ≥ 32 input and output channels, v5 for everything else (thinner Winograd GEMMs lose to v5; measured at
 //! `WINOGRAD_MIN_CHANNELS`).
 //!   On llvmpipe (`medsegdiff bench --filter "conv2d 3x3"`, (8, 64→64, 64×64), two runs): v5 113–116 ms
 //!   (20.8–21.3 GFLOP/s) -> v6 67.1–69.0 ms, i.e. 35.0–36.0 GFLOP/s counted as the direct convolution's
@@ -184,23 +188,28 @@ pub enum ConvKernel {
     Shaped,
     Vec4,
     Winograd,
+    Gemm,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 6] = [
+    pub const ALL: [ConvKernel; 7] = [
         ConvKernel::Direct,
         ConvKernel::Tiled,
         ConvKernel::Blocked,
         ConvKernel::Shaped,
         ConvKernel::Vec4,
         ConvKernel::Winograd,
+        ConvKernel::Gemm,
     ];
 
-    /// The rung the taped [`conv2d`] uses for forward, dx and dw: v6 (Winograd) for 3×3 kernels with at least
-    /// `WINOGRAD_MIN_CHANNELS` input and output channels, v5 otherwise (measured: see that constant).
+    /// The rung the taped [`conv2d`] uses for forward, dx and dw: v7 (GEMM) for 1×1 kernels, v6 (Winograd)
+    /// for 3×3 kernels with at least `WINOGRAD_MIN_CHANNELS` input and output channels, v5 otherwise
+    /// (measured: see those rungs).
     pub fn pick(w_shape: &[usize]) -> ConvKernel {
         let (cout, cin, kh, kw) = (w_shape[0], w_shape[1], w_shape[2], w_shape[3]);
-        if kh == 3 && kw == 3 && cin.min(cout) >= WINOGRAD_MIN_CHANNELS {
+        if kh == 1 && kw == 1 {
+            ConvKernel::Gemm
+        } else if kh == 3 && kw == 3 && cin.min(cout) >= WINOGRAD_MIN_CHANNELS {
             ConvKernel::Winograd
         } else {
             ConvKernel::Vec4
@@ -215,6 +224,7 @@ impl ConvKernel {
             ConvKernel::Shaped => "v4_shaped",
             ConvKernel::Vec4 => "v5_vec4",
             ConvKernel::Winograd => "v6_winograd",
+            ConvKernel::Gemm => "v7_gemm",
         }
     }
 }
@@ -262,6 +272,10 @@ struct Geometry {
 impl Geometry {
     fn kdim(&self) -> usize {
         self.cin * self.kh * self.kw
+    }
+    /// A 1×1 kernel without padding: the convolution is a matmul over channels.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.pad_y == 0 && self.pad_x == 0
     }
     fn npix(&self) -> usize {
         self.batch * self.out_h * self.out_w
@@ -410,8 +424,17 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             launch(V5, "main", &overrides, &p, &[x, &wp, bias], &[&y], groups);
         }
         ConvKernel::Winograd if geo.kh == 3 && geo.kw == 3 && winograd_fits(geo) => winograd(geo, x, w, bias, p, &y),
-        // v6 is for 3×3 only: other kernel sizes run v5
-        ConvKernel::Winograd => return forward_raw(ConvKernel::Vec4, geo, x, w, b),
+        // v7: a 1×1 convolution without padding or bias is the matmul W (Cout × Cin) · x[n] (Cin × H·W)
+        ConvKernel::Gemm if geo.is_pointwise() && b.is_none() => {
+            let (hw, cin, cout) = (geo.in_h * geo.in_w, geo.cin, geo.cout);
+            let x3 = x.detach().reshape(&[geo.batch, cin, hw]).expect("same element count");
+            let w2 = w.detach().reshape(&[cout, cin]).expect("same element count");
+            let y3 = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &w2, false, &x3, false)
+                .expect("the shapes agree by construction");
+            return y3.reshape(&geo.out_shape()).expect("same element count");
+        }
+        // v6 is for 3×3 only and v7 for 1×1 without bias: everything else runs v5
+        ConvKernel::Winograd | ConvKernel::Gemm => return forward_raw(ConvKernel::Vec4, geo, x, w, b),
         // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4
         ConvKernel::Shaped | ConvKernel::Vec4 => {
             let shape = TileShape::pick(geo.cout, geo.npix());
@@ -443,6 +466,12 @@ fn check_grad_shape(op: &'static str, geo: &Geometry, g: &Tensor) -> Result<()> 
 /// 32->32 at 64² 30.1 -> 25.5 / 32.4 -> 24.3; 64->64 at 32² 28.6 -> 16.0 / 32.0 -> 14.7; 128->128 at 16²
 /// 28.5 -> 12.1 / 37.6 -> 11.8.
 const WINOGRAD_MIN_CHANNELS: usize = 32;
+
+/// v7 computes a 1×1 dw as a GEMM only from this many output channels (the GEMM's rows): measured on llvmpipe
+/// (batch 8, ms, v5's dw -> GEMM): 32->384 at 64² 80.8 -> 36.4; 128->384 at 16² 16.8 -> 10.4; 512->128 at 16²
+/// 20.6 -> 18.2; but 64->32 at 64² 13.6 -> 17.0 and 96->64 at 32² 7.6 -> 8.9. dx and the bias-free forward
+/// always gain (dx: 52.7 -> 47.7, 9.2 -> 7.5, 14.1 -> 11.1, 10.7 -> 8.3, 5.8 -> 4.5 on the same shapes).
+const GEMM_DW_MIN_COUT: usize = 128;
 
 /// Whether v6's transformed input and GEMM output (16 planes of Cin or Cout × tiles) fit one storage binding.
 fn winograd_fits(geo: &Geometry) -> bool {
@@ -533,8 +562,17 @@ pub fn conv2d_backward_weight(
             Ok(dw)
         }
         ConvKernel::Winograd if geo.kh == 3 && geo.kw == 3 && winograd_fits(&geo) => winograd_dw(&geo, g, x, w_shape),
-        // v6 on other kernel sizes uses v5's dw
-        ConvKernel::Vec4 | ConvKernel::Winograd
+        // v7: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), where the GEMM is tall enough to win
+        ConvKernel::Gemm if geo.is_pointwise() && geo.cout >= GEMM_DW_MIN_COUT => {
+            let hw = geo.in_h * geo.in_w;
+            let g3 = g.detach().reshape(&[geo.batch, cout, hw])?;
+            let x3 = x.detach().reshape(&[geo.batch, geo.cin, hw])?;
+            let per =
+                crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &g3, false, &x3, true)?;
+            sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape)
+        }
+        // v6 on other kernel sizes, and v7 on other shapes, use v5's dw
+        ConvKernel::Vec4 | ConvKernel::Winograd | ConvKernel::Gemm
             if (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4) =>
         {
             // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -556,10 +594,17 @@ pub fn conv2d_backward_weight(
             dw.detach().reshape(w_shape)
         }
         // v5's dw reads rows as vec4 and handles KW ∈ {1, 3}: other shapes take v4's
-        ConvKernel::Tiled | ConvKernel::Blocked | ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Winograd => {
+        ConvKernel::Tiled
+        | ConvKernel::Blocked
+        | ConvKernel::Shaped
+        | ConvKernel::Vec4
+        | ConvKernel::Winograd
+        | ConvKernel::Gemm => {
             // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
             let shape = match kernel {
-                ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Winograd => TileShape::pick(cout, kdim),
+                ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Winograd | ConvKernel::Gemm => {
+                    TileShape::pick(cout, kdim)
+                }
                 _ => TileShape { bm: TILE, bn: TILE },
             };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -745,7 +790,8 @@ mod tests {
         Problem { x: [1, 1, 1, 1], w: [1, 1, 1, 1], pad: 0, bias: true }, // all size 1, k = 1
         Problem { x: [3, 5, 5, 7], w: [6, 5, 3, 3], pad: 1, bias: true }, // 5×7 "same", N = 3
         Problem { x: [1, 3, 9, 6], w: [7, 3, 7, 7], pad: 3, bias: true }, // 9×6, k = 7 (init_conv)
-        Problem { x: [2, 4, 5, 7], w: [3, 4, 1, 1], pad: 0, bias: false }, // 1×1 conv, no bias
+        Problem { x: [2, 4, 5, 7], w: [3, 4, 1, 1], pad: 0, bias: false }, // 1×1 conv, no bias: v7 forward
+        Problem { x: [2, 4, 4, 4], w: [130, 4, 1, 1], pad: 0, bias: false }, // v7 dw as a GEMM (Cout ≥ 128)
         Problem { x: [1, 2, 4, 3], w: [3, 2, 1, 1], pad: 1, bias: true }, // k = 1 with padding: dx pad < 0
         Problem { x: [3, 2, 6, 5], w: [5, 2, 3, 3], pad: 0, bias: true }, // valid conv: output shrinks
         Problem { x: [2, 3, 8, 6], w: [2, 3, 3, 5], pad: 2, bias: false }, // KH ≠ KW
