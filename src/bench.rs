@@ -293,6 +293,27 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }
     }
 
+    if wanted(filter, "cmp3x3") {
+        for (n, ci, co, hw) in
+            [(8usize, 32usize, 32usize, 64usize), (8, 64, 64, 32), (8, 128, 128, 16), (8, 64, 64, 64), (8, 64, 64, 8)]
+        {
+            let x = Tensor::rand_uniform(&[n, ci, hw, hw], -1.0, 1.0, &mut rng);
+            let w = Tensor::rand_uniform(&[co, ci, 3, 3], -0.1, 0.1, &mut rng);
+            let flop = 2.0 * (n * co * hw * hw * ci * 9) as f64;
+            for k in [crate::ops::conv::ConvKernel::Winograd, crate::ops::conv::ConvKernel::Winograd4] {
+                out.push(run_case(
+                    &format!("cmp3x3 {}", k.name()),
+                    &format!("{n}x{ci}->{co}x{hw}"),
+                    flop,
+                    0.0,
+                    5,
+                    || {
+                        crate::ops::conv::conv2d_with(k, &x, &w, None, 1).unwrap();
+                    },
+                ));
+            }
+        }
+    }
     // a bias gradient: Σ over (N, H, W) of (8, 64, 64, 64) into 64 channels: bytes = 4·n read; flop = n adds
     if wanted(filter, "sum_bias") {
         let g = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);

@@ -37,6 +37,13 @@ fn fixture_rgb_input_three_levels() {
     check("ref_rgb_3level.safetensors");
 }
 
+/// dim 32, one level: every 3×3 conv of the UNet has ≥ 32 channels, so the forward and dx run Winograd
+/// F(4×4, 3×3) and dw F(3×3, 2×2) (`ConvKernel::pick`), whose rounding differs most from PyTorch's direct sums.
+#[test]
+fn fixture_wide_winograd_convolutions() {
+    check("ref_wide_winograd.safetensors");
+}
+
 /// Generated last, after everything above passed, for a config never run while developing: two mask and two
 /// image channels, 3 heads of 12, full attention at 32×32, mid depth 2, skip connections and the dynamic
 /// FF-Parser together, batch 3.
