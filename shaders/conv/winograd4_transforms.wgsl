@@ -1,5 +1,5 @@
 // winograd4_transforms.wgsl: the three transforms of conv v8, Winograd F(4×4, 3×3) (Lavin & Gray 2015): like
-// v6's F(2×2, 3×3) (winograd_weights/input/output.wgsl) with 6×6 tiles: 36 multiplies per 4×4 outputs and
+// v6's F(2×2, 3×3) (winograd_transforms.wgsl) with 6×6 tiles: 36 multiplies per 4×4 outputs and
 // input channel instead of 144 (4× fewer) and 36 transformed values per 16 outputs instead of 64, bought with
 // larger transform constants and so larger rounding error (see src/ops/conv.rs).
 //

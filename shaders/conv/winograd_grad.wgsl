@@ -4,13 +4,13 @@
 //
 // math:   dW[co, ci, ky, kx] = Σ_{n, oy, ox} g[n, co, oy, ox] · x[n, ci, oy + ky − pad_y, ox + kx − pad_x]. Split
 //         the outputs into the forward's 2×2 tiles: tile t contributes R[ky][kx] = Σ_{i,j<2} d_t[i + ky][j + kx] ·
-//         g_t[i][j], a 3×3 correlation of its 4×4 input patch d_t (as in winograd_input.wgsl) with its 2×2
+//         g_t[i][j], a 3×3 correlation of its 4×4 input patch d_t (as in winograd_transforms.wgsl `input`) with its 2×2
 //         gradient g_t: Winograd F(3×3, 2×2), R = Aᵀ·[(G·g_t·Gᵀ) ⊙ (Bᵀ·d_t·B)]·A with the forward's Bᵀ and
 //             G = [[1, 0], [½, ½], [½, −½], [0, 1]]   (4×2),   Aᵀ = [[1, 1, 1, 0], [0, 1, −1, 0], [0, 1, 1, −1]]
 //         (Aᵀ found by least squares against the direct sum for this G and Bᵀ, residual ~1e-30; the conv tests
 //         check the whole path against the f64 reference). Σ_t commutes with Aᵀ·…·A, so
 //         Ŵ[ξ] = Σ_t Ĝ_t[ξ] · V_t[ξ] is one GEMM per plane over all tiles (K = P, long), and dW = Aᵀ·Ŵ·A.
-// layout: g (N, Cout, out_h, out_w); Ĝ (16, Cout, P) (tiles as in winograd_input.wgsl; outputs past an odd
+// layout: g (N, Cout, out_h, out_w); Ĝ (16, Cout, P) (tiles as in winograd_transforms.wgsl; outputs past an odd
 //         out_h or out_w read as 0); Ŵ (16, Cout, Cin); dW (Cout, Cin, 3, 3).
 // grid:   @workgroup_size(64), linear workgroup id; `transform`: one invocation per (co, tile), tiles fastest;
 //         `output`: one invocation per filter (co, ci).

@@ -38,9 +38,9 @@
 //!   the input window as ≤ 4 vec4 shifted per tap, 48 vec4 FMAs; split-K over 8-pixel blocks into partials that
 //!   are summed in a fixed order (dw_v5_vec4.wgsl). Needs KW ∈ {1, 3} and in_w, out_w % 4 == 0, else v4's dw.
 //! - `Winograd` (v6): for 3×3 forward (and so dx), Winograd F(2×2, 3×3) (Lavin & Gray 2015): filters become
-//!   4×4 tiles U = G·g·Gᵀ (winograd_weights.wgsl), each 4×4 input patch under a 2×2 output tile becomes
-//!   V = Bᵀ·d·B (winograd_input.wgsl), 16 plane-by-plane GEMMs M[ξ] = U[ξ]·V[ξ] run on the matmul (v5), and
-//!   Y = Aᵀ·M·A + b gives each tile's outputs (winograd_output.wgsl). 16 multiplies per tile and input channel
+//!   4×4 tiles U = G·g·Gᵀ, each 4×4 input patch under a 2×2 output tile becomes V = Bᵀ·d·B, 16
+//!   plane-by-plane GEMMs M[ξ] = U[ξ]·V[ξ] run on the matmul (v5), and Y = Aᵀ·M·A + b gives each tile's
+//!   outputs (the entries `weights`, `input`, `output` of winograd_transforms.wgsl). 16 multiplies per tile and input channel
 //!   instead of 36 (2.25× fewer FLOPs), paid for with the transforms' traffic (16 floats per tile and channel,
 //!   written and read once). dw: Winograd F(3×3, 2×2) (winograd_grad.wgsl): the same input patches, each 2×2
 //!   tile of g transformed to 4×4, one GEMM per plane summing over all tiles (K = tiles: long, which the
@@ -163,9 +163,7 @@ const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
-const WINO_WEIGHTS: Shader = shader!("conv/winograd_weights.wgsl");
-const WINO_INPUT: Shader = shader!("conv/winograd_input.wgsl");
-const WINO_OUTPUT: Shader = shader!("conv/winograd_output.wgsl");
+const WINO2: Shader = shader!("conv/winograd_transforms.wgsl");
 const WINO_GRAD: Shader = shader!("conv/winograd_grad.wgsl");
 const WINO4: Shader = shader!("conv/winograd4_transforms.wgsl");
 /// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
@@ -438,7 +436,9 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", r as f64)];
             launch(V5, "main", &overrides, &p, &[x, &wp, bias], &[&y], groups);
         }
-        ConvKernel::Winograd if geo.kh == 3 && geo.kw == 3 && winograd_fits(geo) => winograd(geo, x, w, bias, p, &y),
+        ConvKernel::Winograd if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(geo) => {
+            winograd(WinogradTile::F2, geo, x, w, bias, p, &y)
+        }
         // v7: a 1×1 convolution without padding or bias is the matmul W (Cout × Cin) · x[n] (Cin × H·W)
         ConvKernel::Gemm if geo.is_pointwise() && b.is_none() => {
             let (hw, cin, cout) = (geo.in_h * geo.in_w, geo.cin, geo.cout);
@@ -448,7 +448,9 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
                 .expect("the shapes agree by construction");
             return y3.reshape(&geo.out_shape()).expect("same element count");
         }
-        ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && winograd4_fits(geo) => winograd4(geo, x, w, bias, p, &y),
+        ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F4.fits(geo) => {
+            winograd(WinogradTile::F4, geo, x, w, bias, p, &y)
+        }
         // v6 and v8 are for 3×3 only and v7 for 1×1 without bias: everything else runs v5
         ConvKernel::Winograd | ConvKernel::Gemm | ConvKernel::Winograd4 => {
             return forward_raw(ConvKernel::Vec4, geo, x, w, b)
@@ -491,56 +493,66 @@ const WINOGRAD_MIN_CHANNELS: usize = 32;
 /// always gain (dx: 52.7 -> 47.7, 9.2 -> 7.5, 14.1 -> 11.1, 10.7 -> 8.3, 5.8 -> 4.5 on the same shapes).
 const GEMM_DW_MIN_COUT: usize = 128;
 
-/// Whether v6's transformed input and GEMM output (16 planes of Cin or Cout × tiles) fit one storage binding.
-fn winograd_fits(geo: &Geometry) -> bool {
-    let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
-    let bytes = 16 * 4 * tiles * geo.cin.max(geo.cout);
-    bytes as u64 <= crate::gpu::gpu().limits.max_storage_buffer_binding_size
+/// The Winograd tile sizes: F(2×2, 3×3) for v6, F(4×4, 3×3) for v8. Each has one shader with the entries
+/// `weights`, `input` and `output` and the same bindings.
+#[derive(Clone, Copy)]
+enum WinogradTile {
+    F2,
+    F4,
 }
 
-/// v6, Winograd F(2×2, 3×3): transform the filters (U = G·g·Gᵀ) and the input patches (V = Bᵀ·d·B) into 16
-/// planes, multiply plane by plane with the matmul (M[ξ] = U[ξ]·V[ξ], Cout × Cin times Cin × tiles), and
-/// transform each tile's 16 products back into its 2×2 outputs (Y = Aᵀ·M·A + b). 16 multiplies per 2×2
-/// outputs and input channel instead of 36: 2.25× fewer FLOPs, paid for in transform traffic.
-fn winograd(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, p: ConvParams, y: &Tensor) {
-    let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
-    let u = Tensor::uninit(&[16, geo.cout, geo.cin]);
-    launch(WINO_WEIGHTS, "main", &[], &p, &[w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
-    let v = Tensor::uninit(&[16, geo.cin, tiles]);
-    launch(WINO_INPUT, "main", &[], &p, &[x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+impl WinogradTile {
+    /// Outputs per tile side (m), and the shader.
+    fn m(self) -> usize {
+        match self {
+            WinogradTile::F2 => 2,
+            WinogradTile::F4 => 4,
+        }
+    }
+    fn shader(self) -> Shader {
+        match self {
+            WinogradTile::F2 => WINO2,
+            WinogradTile::F4 => WINO4,
+        }
+    }
+    /// Transformed planes, (m + 2)²: 16 or 36.
+    fn planes(self) -> usize {
+        (self.m() + 2) * (self.m() + 2)
+    }
+    fn tiles(self, geo: &Geometry) -> usize {
+        geo.batch * geo.out_h.div_ceil(self.m()) * geo.out_w.div_ceil(self.m())
+    }
+    /// Whether the transformed input and the GEMM output (planes of Cin or Cout × tiles) fit one binding.
+    fn fits(self, geo: &Geometry) -> bool {
+        let bytes = self.planes() * 4 * self.tiles(geo) * geo.cin.max(geo.cout);
+        bytes as u64 <= crate::gpu::gpu().limits.max_storage_buffer_binding_size
+    }
+}
+
+/// v6 / v8, Winograd F(m×m, 3×3): transform the filters (U = G·g·Gᵀ) and the input patches (V = Bᵀ·d·B) into
+/// (m + 2)² planes, multiply plane by plane with the matmul (M[ξ] = U[ξ]·V[ξ], Cout × Cin times Cin × tiles),
+/// and transform each tile's products back into its m×m outputs (Y = Aᵀ·M·A + b). F(2×2): 16 multiplies per
+/// 4 outputs and input channel instead of 36; F(4×4): 36 per 16 instead of 144.
+fn winograd(tile: WinogradTile, geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, p: ConvParams, y: &Tensor) {
+    let (planes, tiles, sh) = (tile.planes(), tile.tiles(geo), tile.shader());
+    let u = Tensor::uninit(&[planes, geo.cout, geo.cin]);
+    launch(sh, "weights", &[], &p, &[w, w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
+    let v = Tensor::uninit(&[planes, geo.cin, tiles]);
+    launch(sh, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let m = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &u, false, &v, false)
         .expect("the planes' shapes agree by construction");
-    launch(WINO_OUTPUT, "main", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
-}
-
-/// Whether v8's 36 transformed planes (of Cin or Cout × 4×4 tiles) fit one storage binding.
-fn winograd4_fits(geo: &Geometry) -> bool {
-    let tiles = geo.batch * geo.out_h.div_ceil(4) * geo.out_w.div_ceil(4);
-    let bytes = 36 * 4 * tiles * geo.cin.max(geo.cout);
-    bytes as u64 <= crate::gpu::gpu().limits.max_storage_buffer_binding_size
-}
-
-/// v8, Winograd F(4×4, 3×3): as v6 with 6×6 tiles (winograd4_transforms.wgsl): 36 planes, each tile 4×4 outputs.
-fn winograd4(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, p: ConvParams, y: &Tensor) {
-    let tiles = geo.batch * geo.out_h.div_ceil(4) * geo.out_w.div_ceil(4);
-    let u = Tensor::uninit(&[36, geo.cout, geo.cin]);
-    launch(WINO4, "weights", &[], &p, &[w, w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
-    let v = Tensor::uninit(&[36, geo.cin, tiles]);
-    launch(WINO4, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
-    let m = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &u, false, &v, false)
-        .expect("the planes' shapes agree by construction");
-    launch(WINO4, "output", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
+    launch(sh, "output", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
 }
 
 /// v6's weight gradient, Winograd F(3×3, 2×2) (see winograd_grad.wgsl): the input patches as in the forward
 /// (V, here (16, P, Cin)), each 2×2 tile of g as Ĝ = G·g·Gᵀ (16, Cout, P), one GEMM per plane over all tiles
 /// (Ŵ[ξ] = Ĝ[ξ]·V[ξ], K = P), and dW = Aᵀ·Ŵ·A per filter.
 fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
-    let tiles = geo.batch * geo.out_h.div_ceil(2) * geo.out_w.div_ceil(2);
+    let tiles = WinogradTile::F2.tiles(geo);
     let p = geo.params(false);
     let v = Tensor::uninit(&[16, tiles, geo.cin]);
     let ov = [("TRANSPOSED", 1.0)];
-    launch(WINO_INPUT, "main", &ov, &p, &[x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+    launch(WINO2, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let gh = Tensor::uninit(&[16, geo.cout, tiles]);
     launch(WINO_GRAD, "transform", &[], &p, &[g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
     let wh = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &gh, false, &v, false)?;
@@ -599,7 +611,7 @@ pub fn conv2d_backward_weight(
             Ok(dw)
         }
         // v8 has no F(4×4) dw: it uses v6's F(3×3, 2×2)
-        ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && winograd_fits(&geo) => {
+        ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
             winograd_dw(&geo, g, x, w_shape)
         }
         // v7: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), where the GEMM is tall enough to win
@@ -1041,7 +1053,7 @@ mod tests {
         let tiles = limit / 64 + 1;
         let (xs, ws) = ([1, 1, 2, 2 * tiles], [1, 1, 3, 3]);
         let geo = check(&xs, &ws, None, 1).unwrap();
-        assert!(!winograd_fits(&geo));
+        assert!(!WinogradTile::F2.fits(&geo));
         let mut rng = crate::rng::Rng::new(9);
         let (xv, wv) = (rng.uniform_vec(numel(&xs), -1.0, 1.0), rng.uniform_vec(9, -1.0, 1.0));
         let x = Tensor::from_slice(&xv, &xs).unwrap();
@@ -1055,7 +1067,7 @@ mod tests {
         let tiles4 = limit / 144 + 1;
         let over = check(&[1, 1, 4, 4 * tiles4], &ws, None, 1).unwrap();
         let under = check(&[1, 1, 4, 4 * (tiles4 - 1)], &ws, None, 1).unwrap();
-        assert!(!winograd4_fits(&over) && winograd4_fits(&under));
+        assert!(!WinogradTile::F4.fits(&over) && WinogradTile::F4.fits(&under));
     }
 
     #[test]
