@@ -42,7 +42,7 @@
 //!   plane-by-plane GEMMs M[ξ] = U[ξ]·V[ξ] run on the matmul (v5), and Y = Aᵀ·M·A + b gives each tile's
 //!   outputs (the entries `weights`, `input`, `output` of winograd_transforms.wgsl). 16 multiplies per tile and input channel
 //!   instead of 36 (2.25× fewer FLOPs), paid for with the transforms' traffic (16 floats per tile and channel,
-//!   written and read once). dw: Winograd F(3×3, 2×2) (winograd_grad.wgsl): the same input patches, each 2×2
+//!   written and read once). dw: Winograd F(3×3, 2×2) (`grad_tiles`, `grad_output` in winograd_transforms.wgsl): the same input patches, each 2×2
 //!   tile of g transformed to 4×4, one GEMM per plane summing over all tiles (K = tiles: long, which the
 //!   matmul likes), and a 4×4 -> 3×3 output transform per filter. Other kernel sizes, and problems whose 16
 //!   planes would not fit one storage binding, run v5 (forward, dx and dw). Errors: the transforms only add,
@@ -164,7 +164,6 @@ const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const WINO2: Shader = shader!("conv/winograd_transforms.wgsl");
-const WINO_GRAD: Shader = shader!("conv/winograd_grad.wgsl");
 const WINO4: Shader = shader!("conv/winograd4_transforms.wgsl");
 /// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
 /// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
@@ -544,7 +543,7 @@ fn winograd(tile: WinogradTile, geo: &Geometry, x: &Tensor, w: &Tensor, bias: &T
     launch(sh, "output", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
 }
 
-/// v6's weight gradient, Winograd F(3×3, 2×2) (see winograd_grad.wgsl): the input patches as in the forward
+/// v6's weight gradient, Winograd F(3×3, 2×2) (entries `grad_tiles`, `grad_output` of winograd_transforms.wgsl): the input patches as in the forward
 /// (V, here (16, P, Cin)), each 2×2 tile of g as Ĝ = G·g·Gᵀ (16, Cout, P), one GEMM per plane over all tiles
 /// (Ŵ[ξ] = Ĝ[ξ]·V[ξ], K = P), and dW = Aᵀ·Ŵ·A per filter.
 fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
@@ -554,10 +553,10 @@ fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Res
     let ov = [("TRANSPOSED", 1.0)];
     launch(WINO2, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let gh = Tensor::uninit(&[16, geo.cout, tiles]);
-    launch(WINO_GRAD, "transform", &[], &p, &[g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
+    launch(WINO2, "grad_tiles", &[], &p, &[g, g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
     let wh = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &gh, false, &v, false)?;
     let dw = Tensor::uninit(w_shape);
-    launch(WINO_GRAD, "output", &[], &p, &[&wh], &[&dw], groups(geo.cout * geo.cin, WG_DIRECT));
+    launch(WINO2, "grad_output", &[], &p, &[&wh, &wh], &[&dw], groups(geo.cout * geo.cin, WG_DIRECT));
     Ok(dw)
 }
 
