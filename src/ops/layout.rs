@@ -26,6 +26,7 @@ use crate::{autograd, shader, shape_err, Result};
 
 const STRIDED_COPY: Shader = shader!("layout/strided_copy.wgsl");
 const STRIDED_COPY_VEC4: Shader = shader!("layout/strided_copy_vec4.wgsl");
+const TRANSPOSE_VEC4: Shader = shader!("layout/transpose_vec4.wgsl");
 const PIXEL_SHUFFLE: Shader = shader!("layout/pixel_shuffle.wgsl");
 const UPSAMPLE_NEAREST: Shader = shader!("layout/upsample_nearest.wgsl");
 
@@ -231,11 +232,18 @@ pub(crate) fn transpose_last2_raw(x: &Tensor) -> Result<Tensor> {
     let s = x.shape();
     let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
     let batch = numel(&s[..s.len() - 2]);
-    let t = permute_raw(&x.detach().reshape(&[batch, r, c])?, &[0, 2, 1])?;
     let mut shape = s.to_vec();
     let k = shape.len();
     shape.swap(k - 2, k - 1);
-    t.reshape(&shape)
+    if r.is_multiple_of(4) && c.is_multiple_of(4) {
+        // 4×4 blocks as vec4s (transpose_vec4.wgsl)
+        let out = Tensor::uninit(&shape);
+        let n = batch * (r / 4) * (c / 4);
+        let p = [batch as u32, (r / 4) as u32, (c / 4) as u32, n as u32];
+        launch(TRANSPOSE_VEC4, "main", &[], &p, &[x], &[&out], n.div_ceil(64) as u32);
+        return Ok(out);
+    }
+    permute_raw(&x.detach().reshape(&[batch, r, c])?, &[0, 2, 1])?.reshape(&shape)
 }
 
 /// Reorder axes: output axis i is input axis `perm[i]` (torch.permute), rank ≤ 4. Backward permutes back.
@@ -470,6 +478,25 @@ mod tests {
                 |x| concat(&x.iter().collect::<Vec<_>>(), axis),
                 |x| cpu::concat(&x.iter().zip(parts.iter()).map(|(v, s)| (&v[..], *s)).collect::<Vec<_>>(), axis),
             );
+        }
+    }
+
+    #[test]
+    fn transpose_last2_matches_cpu_in_blocks_and_elementwise() {
+        // multiples of 4 take transpose_vec4.wgsl (one 4×4 block, several, a batch, rank 4); others the strided copy.
+        // (transpose_vec4 moves 16 floats per invocation, so 65,536 workgroups of 64 would need 268 MB operands,
+        // above llvmpipe's 128 MiB binding limit.)
+        for shape in
+            [[1usize, 4, 4], [3, 8, 12], [2, 5, 8], [1, 7, 3]].iter().map(|s| s.to_vec()).chain([vec![2, 3, 16, 20]])
+        {
+            let (v, x) = random(&shape, 17);
+            let k = shape.len();
+            let mut perm: Vec<usize> = (0..k).collect();
+            perm.swap(k - 2, k - 1);
+            let got = transpose_last2_raw(&x).unwrap();
+            let want_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            assert_eq!(got.shape(), &want_shape[..]);
+            assert_close(&got.to_vec(), &cpu::permute(&to_f64(&v), &shape, &perm), 0.0, 0.0, &format!("{shape:?}"));
         }
     }
 
