@@ -39,7 +39,7 @@
 //!   are summed in a fixed order (dw_v5_vec4.wgsl). Needs KW ∈ {1, 3} and in_w, out_w % 4 == 0, else v4's dw.
 //! - `Winograd` (v6): for 3×3 forward (and so dx), Winograd F(2×2, 3×3) (Lavin & Gray 2015): filters become
 //!   4×4 tiles U = G·g·Gᵀ, each 4×4 input patch under a 2×2 output tile becomes V = Bᵀ·d·B, 16
-//!   plane-by-plane GEMMs M[ξ] = U[ξ]·V[ξ] run on the matmul (v5), and Y = Aᵀ·M·A + b gives each tile's
+//!   plane-by-plane GEMMs M\[ξ\] = U\[ξ\]·V\[ξ\] run on the matmul (v5), and Y = Aᵀ·M·A + b gives each tile's
 //!   outputs (the entries `weights`, `input`, `output` of winograd_transforms.wgsl). 16 multiplies per tile and input channel
 //!   instead of 36 (2.25× fewer FLOPs), paid for with the transforms' traffic (16 floats per tile and channel,
 //!   written and read once). dw: Winograd F(3×3, 2×2) (`grad_tiles`, `grad_output` in winograd_transforms.wgsl): the same input patches, each 2×2
@@ -48,8 +48,8 @@
 //!   planes would not fit one storage binding, run v5 (forward, dx and dw). Errors: the transforms only add,
 //!   subtract and halve, so the outputs stay within the tests' 1e-5-level tolerances of the f64 reference.
 //! - `Gemm`    (v7): a 1×1 convolution without padding is a matmul over channels, so it runs on the matmul
-//!   (v5): the bias-free forward as W (Cout × Cin) · x[n] (Cin × H·W), dx likewise with the transposed
-//!   weight, and dw as Σ_n g[n] · x[n]ᵀ when Cout ≥ 128 (thinner ones lose, see `GEMM_DW_MIN_COUT`).
+//!   (v5): the bias-free forward as W (Cout × Cin) · x\[n\] (Cin × H·W), dx likewise with the transposed
+//!   weight, and dw as Σ_n g\[n\] · x\[n\]ᵀ when Cout ≥ 128 (thinner ones lose, see `GEMM_DW_MIN_COUT`).
 //!   Everything else (other kernels, padding, a forward with bias, which v5 adds in its store) runs v5.
 //! - `Winograd4` (v8): v6 with F(4×4, 3×3) for the forward and dx (winograd4_transforms.wgsl): 6×6 tiles,
 //!   36 planes, 36 multiplies per 4×4 outputs and input channel instead of 144 (4× fewer; v6: 2.25×) and 2.25
