@@ -10,9 +10,12 @@
 //! Forward saves (mean, rstd) per set ("stats"), so the backward rebuilds x̂ from x without reducing again.
 //!
 //! Shaders (shaders/norm/): `group_norm_forward` and `group_norm_backward` (one workgroup per (sample, group),
-//! tree reduction); `layer_norm_forward` and `layer_norm_backward` (one thread per pixel: C is small, see the
-//! shader header); `norm_backward_params` (dγ, dβ for both, one workgroup per channel; an override constant
-//! says where an element's stats live).
+//! tree reduction), and their `_vec4` twins for H·W a multiple of 4 (vec4 loads and stores, 64 threads: on
+//! llvmpipe a per-lane-address access is issued lane by lane and a barrier switches through all of the
+//! workgroup's SIMD coroutines; measured on (8, 64, 64, 64), 32 groups, forward 9.7–10.4 ms -> 4.2–6.0 ms, and
+//! in one small-preset training step forward 148 -> 74 ms, backward 167 -> 109 ms); `layer_norm_forward` and
+//! `layer_norm_backward` (one thread per pixel: C is small, see the shader header); `norm_backward_params`
+//! (dγ, dβ for both, one workgroup per channel; an override constant says where an element's stats live).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -22,7 +25,9 @@ use crate::tensor::Tensor;
 use crate::{autograd, shader, shape_err, Result};
 
 const GN_FORWARD: Shader = shader!("norm/group_norm_forward.wgsl");
+const GN_FORWARD_VEC4: Shader = shader!("norm/group_norm_forward_vec4.wgsl");
 const GN_BACKWARD: Shader = shader!("norm/group_norm_backward.wgsl");
+const GN_BACKWARD_VEC4: Shader = shader!("norm/group_norm_backward_vec4.wgsl");
 const LN_FORWARD: Shader = shader!("norm/layer_norm_forward.wgsl");
 const LN_BACKWARD: Shader = shader!("norm/layer_norm_backward.wgsl");
 const BACKWARD_PARAMS: Shader = shader!("norm/norm_backward_params.wgsl");
@@ -117,7 +122,9 @@ fn group_norm_forward(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: &GroupNormPa
     let y = Tensor::uninit(x.shape());
     let stats = Tensor::uninit(&[p.n_sets as usize, 2]);
     let workgroups = p.n_sets; // one per (sample, group)
-    launch(GN_FORWARD, "main", &[], p, &[x, gamma, beta], &[&y, &stats], workgroups);
+                               // vec4 rows when H·W allows (every group then starts on a vec4)
+    let shader = if p.hw.is_multiple_of(4) { GN_FORWARD_VEC4 } else { GN_FORWARD };
+    launch(shader, "main", &[], p, &[x, gamma, beta], &[&y, &stats], workgroups);
     (y, stats)
 }
 
@@ -125,7 +132,8 @@ fn group_norm_forward(x: &Tensor, gamma: &Tensor, beta: &Tensor, p: &GroupNormPa
 fn group_norm_backward_dx(x: &Tensor, gamma: &Tensor, stats: &Tensor, dy: &Tensor, p: &GroupNormParams) -> Tensor {
     let dx = Tensor::uninit(x.shape());
     let workgroups = p.n_sets; // one per (sample, group)
-    launch(GN_BACKWARD, "main", &[], p, &[x, gamma, stats, dy], &[&dx], workgroups);
+    let shader = if p.hw.is_multiple_of(4) { GN_BACKWARD_VEC4 } else { GN_BACKWARD };
+    launch(shader, "main", &[], p, &[x, gamma, stats, dy], &[&dx], workgroups);
     dx
 }
 
@@ -379,6 +387,9 @@ mod tests {
         GnCase { n: 1, c: 32, h: 9, w: 11, groups: 8 },
         GnCase { n: 3, c: 24, h: 1, w: 1, groups: 8 },
         GnCase { n: 2, c: 8, h: 17, w: 19, groups: 2 },
+        // H·W a multiple of 4: the vec4 kernels, with fewer and with more vec4s per channel than threads (64)
+        GnCase { n: 2, c: 8, h: 4, w: 6, groups: 4 },
+        GnCase { n: 1, c: 12, h: 16, w: 20, groups: 3 },
     ];
 
     fn gn_inputs(k: &GnCase, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -439,7 +450,7 @@ mod tests {
 
     #[test]
     fn group_norm_gradients_match_finite_differences() {
-        for k in [GN_CASES[0], GN_CASES[1], GN_CASES[2]] {
+        for k in [GN_CASES[0], GN_CASES[1], GN_CASES[2], GN_CASES[6]] {
             let (n, c, hw, groups) = (k.n, k.c, k.h * k.w, k.groups);
             let ins = [
                 Input::uniform(&[n, c, k.h, k.w], -1.0, 3.0, 21),
@@ -467,16 +478,19 @@ mod tests {
 
     #[test]
     fn group_norm_over_65535_workgroups() {
-        // N·G = 16,400·4 = 65,600 tiny groups of 2 channels × 2 positions: 65,600 workgroups, folded into y.
-        let (n, c, l, groups) = (16_400, 8, 2, 4);
-        let xv = Rng::new(9).uniform_vec(n * c * l, -2.0, 2.0);
-        let gv: Vec<f32> = (0..c).map(|i| 0.5 + 0.1 * i as f32).collect();
-        let bv: Vec<f32> = (0..c).map(|i| 0.05 * i as f32).collect();
-        let x = Tensor::from_slice(&xv, &[n, c, l]).unwrap();
-        let (g, b) = (Tensor::from_slice(&gv, &[c]).unwrap(), Tensor::from_slice(&bv, &[c]).unwrap());
-        let y = group_norm(&x, groups, Some(&g), Some(&b), 1e-5).unwrap().to_vec();
-        let want = cpu::group_norm(&to_f64(&xv), n, c, l, groups, &to_f64(&gv), &to_f64(&bv), 1e-5);
-        assert_close(&y, &want, 1e-4, 1e-4, "65,600 groups");
+        // N·G = 16,400·4 = 65,600 tiny groups of 2 channels × 2 positions: 65,600 workgroups, folded into y;
+        // then 4 positions, the vec4 kernel
+        for l in [2, 4] {
+            let (n, c, groups) = (16_400, 8, 4);
+            let xv = Rng::new(9).uniform_vec(n * c * l, -2.0, 2.0);
+            let gv: Vec<f32> = (0..c).map(|i| 0.5 + 0.1 * i as f32).collect();
+            let bv: Vec<f32> = (0..c).map(|i| 0.05 * i as f32).collect();
+            let x = Tensor::from_slice(&xv, &[n, c, l]).unwrap();
+            let (g, b) = (Tensor::from_slice(&gv, &[c]).unwrap(), Tensor::from_slice(&bv, &[c]).unwrap());
+            let y = group_norm(&x, groups, Some(&g), Some(&b), 1e-5).unwrap().to_vec();
+            let want = cpu::group_norm(&to_f64(&xv), n, c, l, groups, &to_f64(&gv), &to_f64(&bv), 1e-5);
+            assert_close(&y, &want, 1e-4, 1e-4, &format!("65,600 groups of 2 channels × {l}"));
+        }
     }
 
     #[test]
