@@ -419,7 +419,8 @@ pub fn table(results: &[BenchResult], peak: &Peak) -> String {
 
 /// Footnote for kernels marked `*`: their FLOP count is the direct algorithm's, not the work they do.
 pub const EFFECTIVE_NOTE: &str = "* effective rate: FLOPs counted as the direct convolution's 2·N·Cout·H·W·Cin·9; \
-     Winograd does 2.25× (v6, and every Winograd dw) or 4× (v8) fewer multiplies, so this is a time comparison, not hardware efficiency";
+     Winograd does 2.25× (v6, and every Winograd dw) or 4× (v8) fewer multiplies, so this is a time \
+     comparison, not hardware efficiency";
 
 /// SPEC §6 bench JSON: one object per case, then `{"peak": {...}}`.
 pub fn to_json(results: &[BenchResult], peak: &Peak) -> serde_json::Value {

@@ -66,8 +66,9 @@ fn at(m: Six) -> vec4<f32> {
                      m1 - m2 + 8.0 * (m3 - m4) + m5);
 }
 
+// value i (0..5) of six; both indices stay in range because select evaluates both sides
 fn at6(s: Six, i: u32) -> f32 {
-    return select(s.b[i - 3u], s.a[min(i, 2u)], i < 3u);
+    return select(s.b[max(i, 3u) - 3u], s.a[min(i, 2u)], i < 3u);
 }
 
 fn lin(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {

@@ -37,7 +37,7 @@ struct Params {
 const NOT_POW2: u32 = 32u; // inner_sh / hw_sh when inner / hw is not a power of two
 
 const WG: u32 = 256u;
-const SLOTS: u32 = 1024u; // complex elements per ping-pong buffer (2 × 1024 × 8 B = 16 KiB)
+const SLOTS: u32 = 1024u; // complex elements per ping-pong buffer (2 × 1024 × 8 B = 16 KiB; with `tw`, 20 KiB)
 const PI: f32 = 3.141592653589793;
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -313,7 +313,8 @@ impl Gpu {
     /// The first launch skipped on this thread since its last check because a buffer was over the binding limit (see
     /// [`GpuError::BindingTooLarge`](super::GpuError::BindingTooLarge)), as an error. Results computed after
     /// such a skip are garbage, so callers check before they use them (the UNet after each forward, the
-    /// trainer before it updates the weights).
+    /// trainer before it updates the weights, `medsegdiff bench` before it prints). An op that fails with its
+    /// own error after such a skip leaves the skip recorded: the next check on this thread reports it.
     pub fn check(&self) -> Result<(), super::GpuError> {
         match OVERSIZE.with(|slot| slot.borrow_mut().take()) {
             Some(e) => Err(e),

@@ -89,8 +89,9 @@ impl GpuBuffer {
         let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes);
         let out = GpuBuffer { buf: Some(buf), len };
         // In unit tests (or with MEDSEGDIFF_POISON_UNINIT=1) fill new outputs with NaN, so a kernel that skips
-        // elements cannot pass by finding the right answer left in a recycled buffer by an earlier run.
-        if cfg!(test) || poison_requested() {
+        // elements cannot pass by finding the right answer left in a recycled buffer by an earlier run. A buffer
+        // over the binding limit cannot be bound by any kernel (the fill included), so it is left as it is.
+        if (cfg!(test) || poison_requested()) && bytes <= g.limits.max_storage_buffer_binding_size {
             g.poison(&out);
         }
         out

@@ -43,8 +43,8 @@
 //! coroutines, so v2's barrier per stage is a switch through all of them, and every workgroup-memory access
 //! with per-lane addresses is a loop over the lanes; v3 has neither. Its butterflies still cost about 100
 //! cycles per 8-lane butterfly, which suggests the loop-indexed private array lives in memory rather than
-//! registers (not checked in llvmpipe's IR); a radix-8 split with constant indices is the next step. On a GPU, one 64-element line per thread is the wrong shape (registers,
-//! occupancy), hence the adapter-dependent pick.
+//! registers (not checked in llvmpipe's IR); a radix-8 split with constant indices is the next step. On a GPU,
+//! one 64-element line per thread is the wrong shape (registers, occupancy), hence the adapter-dependent pick.
 
 use bytemuck::{Pod, Zeroable};
 

@@ -175,7 +175,8 @@ pub fn concat(xs: &[&Tensor], axis: usize) -> Result<Tensor> {
     Ok(out)
 }
 
-/// `x[.., start..start+len, ..]` along `axis`, as a new tensor. Backward scatters g into zeros.
+/// `x[.., start..start+len, ..]` along `axis`, as a new tensor. Backward adds g into that slab of x's gradient
+/// (the tape's `record_slab`).
 pub fn narrow(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
     let shape = x.shape();
     if axis >= shape.len() {

@@ -158,6 +158,13 @@ fn plan(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Plan> {
 /// Encode C = op(A)·op(B) with a chosen rung, not taped. C has shape (batch..., M, N).
 pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
     let pl = plan(a.shape(), ta, b.shape(), tb)?;
+    if kernel == MatmulKernel::Vec4 && (ta || tb) && pl.p.k % 4 == 0 && pl.n % 4 == 0 {
+        // v5 reads untransposed rows as vec4: copy a transposed operand into its transpose first (one
+        // transpose, 4×4 blocks when it can; on llvmpipe far cheaper than v4's scalar loads, see the module doc)
+        let at = if ta { super::layout::transpose_last2_raw(a)? } else { a.clone() };
+        let bt = if tb { super::layout::transpose_last2_raw(b)? } else { b.clone() };
+        return matmul_with(kernel, &at, false, &bt, false);
+    }
     let mut shape = pl.batch_shape.clone();
     shape.extend([pl.m, pl.n]);
     let c = Tensor::uninit(&shape);
@@ -176,13 +183,6 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
         MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
-        MatmulKernel::Vec4 if (ta || tb) && pl.p.k % 4 == 0 && n % 4 == 0 => {
-            // v5 reads untransposed rows as vec4: copy a transposed operand into its transpose first (one
-            // strided copy; on llvmpipe far cheaper than v4's scalar loads, see the module doc)
-            let at = if ta { super::layout::transpose_last2_raw(a)? } else { a.clone() };
-            let bt = if tb { super::layout::transpose_last2_raw(b)? } else { b.clone() };
-            return matmul_with(kernel, &at, false, &bt, false);
-        }
         MatmulKernel::Vec4 => {
             // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
             // any other layout takes v4's scalar path
@@ -224,7 +224,8 @@ fn fold_batch(g: Tensor, shared: bool, shape: &[usize]) -> Result<Tensor> {
     g.detach().reshape(shape)
 }
 
-/// C = op(A) · op(B), taped. `ta`/`tb` transpose the last two dims of A/B without copying.
+/// C = op(A) · op(B), taped. `ta`/`tb` transpose the last two dims of A/B (as strides for v1–v4; v5 copies the
+/// operand, see above).
 pub fn matmul_t(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
     let c = matmul_with(MatmulKernel::DEFAULT, a, ta, b, tb)?;
     let pl = plan(a.shape(), ta, b.shape(), tb)?;
