@@ -412,7 +412,7 @@ fn groups(n: usize, per: usize) -> u32 {
 /// Forward launch for any geometry (also dx's): y = x ⋆ w (+ b), not taped.
 fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
     let winograd3x3 = geo.kh == 3 && geo.kw == 3;
-    match kernel {
+    let kernel = match kernel {
         // v7: a 1×1 convolution without padding or bias is the matmul W (Cout × Cin) · x[n] (Cin × H·W)
         ConvKernel::Gemm if geo.is_pointwise() && b.is_none() => {
             let (hw, cin, cout) = (geo.in_h * geo.in_w, geo.cin, geo.cout);
@@ -423,15 +423,11 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             return y3.reshape(&geo.out_shape()).expect("same element count");
         }
         // v6 and v8 are for 3×3 whose transformed tensors fit a binding, v7 for 1×1 without bias: the rest runs v5
-        ConvKernel::Winograd if !(winograd3x3 && WinogradTile::F2.fits(geo)) => {
-            return forward_raw(ConvKernel::Vec4, geo, x, w, b)
-        }
-        ConvKernel::Winograd4 if !(winograd3x3 && WinogradTile::F4.fits(geo)) => {
-            return forward_raw(ConvKernel::Vec4, geo, x, w, b)
-        }
-        ConvKernel::Gemm => return forward_raw(ConvKernel::Vec4, geo, x, w, b),
-        _ => {}
-    }
+        ConvKernel::Winograd if !(winograd3x3 && WinogradTile::F2.fits(geo)) => ConvKernel::Vec4,
+        ConvKernel::Winograd4 if !(winograd3x3 && WinogradTile::F4.fits(geo)) => ConvKernel::Vec4,
+        ConvKernel::Gemm => ConvKernel::Vec4,
+        k => k,
+    };
     let y = Tensor::uninit(&geo.out_shape());
     let p = geo.params(b.is_some());
     // The bias binding must hold some buffer; without a bias, has_bias = 0 and the kernel never reads it.
@@ -462,7 +458,7 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
         }
         ConvKernel::Winograd => winograd(WinogradTile::F2, geo, x, w, bias, p, &y),
         ConvKernel::Winograd4 => winograd(WinogradTile::F4, geo, x, w, bias, p, &y),
-        // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4 (v7 returned above)
+        // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4 (v7 was mapped away above)
         ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Gemm => {
             let shape = TileShape::pick(geo.cout, geo.npix());
             let groups = groups(shape.tiles(geo.cout, geo.npix()), 1);
@@ -616,16 +612,10 @@ pub fn conv2d_backward_weight(
     let geo = check(x.shape(), w_shape, None, padding)?;
     check_grad_shape("conv2d_backward_weight", &geo, g)?;
     let (cout, kdim, npix) = (geo.cout, geo.kdim(), geo.npix());
-    match kernel {
-        ConvKernel::Direct => {
-            let dw = Tensor::uninit(w_shape);
-            let groups = groups(cout * kdim, WG_DIRECT);
-            launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
-            Ok(dw)
-        }
+    let kernel = match kernel {
         // v8 has no F(4×4) dw: it uses v6's F(3×3, 2×2)
         ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
-            winograd_dw(&geo, g, x, w_shape)
+            return winograd_dw(&geo, g, x, w_shape);
         }
         // v7: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), where the GEMM is tall enough to win
         ConvKernel::Gemm if geo.is_pointwise() && geo.cout >= GEMM_DW_MIN_COUT => {
@@ -634,10 +624,20 @@ pub fn conv2d_backward_weight(
             let x3 = x.detach().reshape(&[geo.batch, geo.cin, hw])?;
             let per =
                 crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &g3, false, &x3, true)?;
-            sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape)
+            return sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape);
         }
         // v6 and v8 on other kernel sizes, and v7 on other shapes, use v5's dw
-        ConvKernel::Vec4 | ConvKernel::Winograd | ConvKernel::Gemm | ConvKernel::Winograd4
+        ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm => ConvKernel::Vec4,
+        k => k,
+    };
+    match kernel {
+        ConvKernel::Direct => {
+            let dw = Tensor::uninit(w_shape);
+            let groups = groups(cout * kdim, WG_DIRECT);
+            launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
+            Ok(dw)
+        }
+        ConvKernel::Vec4
             if (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4) =>
         {
             // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
@@ -659,21 +659,12 @@ pub fn conv2d_backward_weight(
             dw.detach().reshape(w_shape)
         }
         // v5's dw reads rows as vec4 and handles KW ∈ {1, 3}: other shapes take v4's
-        ConvKernel::Tiled
-        | ConvKernel::Blocked
-        | ConvKernel::Shaped
-        | ConvKernel::Vec4
-        | ConvKernel::Winograd
-        | ConvKernel::Gemm
-        | ConvKernel::Winograd4 => {
-            // v2 and v3 use 64×64 tiles of dW, v4 the shape with the least padding
+        // (v6–v8 were mapped to v5 above)
+        _ => {
+            // v2 and v3 use 64×64 tiles of dW, v4 (and v5 falling back) the shape with the least padding
             let shape = match kernel {
-                ConvKernel::Shaped
-                | ConvKernel::Vec4
-                | ConvKernel::Winograd
-                | ConvKernel::Gemm
-                | ConvKernel::Winograd4 => TileShape::pick(cout, kdim),
-                _ => TileShape { bm: TILE, bn: TILE },
+                ConvKernel::Tiled | ConvKernel::Blocked => TileShape { bm: TILE, bn: TILE },
+                _ => TileShape::pick(cout, kdim),
             };
             // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
             // DW_MIN_CHUNK pixels; the chunk is a whole number of the kernel's STEP-pixel steps
