@@ -75,6 +75,16 @@ fn lin(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
     return (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
 }
 
+// The output's tiles of 4×4: per column (⌈out_h/4⌉) and per row (⌈out_w/4⌉); tile t = (n·th + ty)·tw + tx
+fn tiles_y() -> u32 { return (p.out_h + 3u) / 4u; }
+fn tiles_x() -> u32 { return (p.out_w + 3u) / 4u; }
+
+// (n, ty, tx) of tile t
+fn tile_pos(t: u32) -> vec3<u32> {
+    let tw = tiles_x();
+    return vec3<u32>(t / (tw * tiles_y()), (t / tw) % tiles_y(), t % tw);
+}
+
 @compute @workgroup_size(64)
 fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) li: u32) {
@@ -99,17 +109,16 @@ fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(64)
 fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) li: u32) {
-    let th = (p.out_h + 3u) / 4u;
-    let tw = (p.out_w + 3u) / 4u;
-    let np = p.batch * th * tw;
+    let np = p.batch * tiles_y() * tiles_x();
     let i = lin(wg, nwg, li);
     // guard: invocations past the last (ci, tile)
     if i >= p.cin * np { return; }
     let ci = i / np;
     let t = i % np;
-    let tx = t % tw;
-    let ty = (t / tw) % th;
-    let n = t / (tw * th);
+    let pos = tile_pos(t);
+    let n = pos.x;
+    let ty = pos.y;
+    let tx = pos.z;
     let y0 = 4 * i32(ty) - p.pad_y;
     let x0 = 4 * i32(tx) - p.pad_x;
     let plane = (n * p.cin + ci) * p.in_h * p.in_w;
@@ -141,17 +150,16 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(64)
 fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
-    let th = (p.out_h + 3u) / 4u;
-    let tw = (p.out_w + 3u) / 4u;
-    let np = p.batch * th * tw;
+    let np = p.batch * tiles_y() * tiles_x();
     let i = lin(wg, nwg, li);
     // guard: invocations past the last (co, tile)
     if i >= p.cout * np { return; }
     let co = i / np;
     let t = i % np;
-    let tx = t % tw;
-    let ty = (t / tw) % th;
-    let n = t / (tw * th);
+    let pos = tile_pos(t);
+    let n = pos.x;
+    let ty = pos.y;
+    let tx = pos.z;
     let stride = p.cout * np;
     let o = co * np + t;
     // Aᵀ applied down each column b of M: s_b = Aᵀ·M[·][b] (4 values)

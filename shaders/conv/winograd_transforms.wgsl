@@ -78,10 +78,25 @@ fn at(q: vec4<f32>) -> vec2<f32> {
     return vec2<f32>(q.x + q.y + q.z, q.y - q.z - q.w);
 }
 
+// The output's tiles of 2×2: per column (⌈out_h/2⌉) and per row (⌈out_w/2⌉); tile t = (n·th + ty)·tw + tx
+fn tiles_y() -> u32 { return (p.out_h + 1u) / 2u; }
+fn tiles_x() -> u32 { return (p.out_w + 1u) / 2u; }
+
+// (n, ty, tx) of tile t
+fn tile_pos(t: u32) -> vec3<u32> {
+    let tw = tiles_x();
+    return vec3<u32>(t / (tw * tiles_y()), (t / tw) % tiles_y(), t % tw);
+}
+
+// linear invocation index over the (x, y, z) workgroup grid
+fn lin(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
+    return (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
+}
+
 @compute @workgroup_size(64)
 fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) li: u32) {
-    let f = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li; // filter co·Cin + ci
+    let f = lin(wg, nwg, li); // filter co·Cin + ci
     let nf = p.cout * p.cin;
     // guard: invocations past the last filter
     if f >= nf { return; }
@@ -102,10 +117,8 @@ fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(64)
 fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) li: u32) {
-    let th = (p.out_h + 1u) / 2u;
-    let tw = (p.out_w + 1u) / 2u;
-    let np = p.batch * th * tw;
-    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
+    let np = p.batch * tiles_y() * tiles_x();
+    let i = lin(wg, nwg, li);
     // guard: invocations past the last (ci, tile)
     if i >= p.cin * np { return; }
     // (ci, tile): tiles fastest, so neighbouring lanes write neighbouring words of a plane; TRANSPOSED writes
@@ -116,9 +129,10 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
         ci = i % p.cin;
         t = i / p.cin;
     }
-    let tx = t % tw;
-    let ty = (t / tw) % th;
-    let n = t / (tw * th);
+    let pos = tile_pos(t);
+    let n = pos.x;
+    let ty = pos.y;
+    let tx = pos.z;
     let y0 = 2 * i32(ty) - p.pad_y;
     let x0 = 2 * i32(tx) - p.pad_x;
     let plane = (n * p.cin + ci) * p.in_h * p.in_w;
@@ -154,17 +168,16 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(64)
 fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) li: u32) {
-    let th = (p.out_h + 1u) / 2u;
-    let tw = (p.out_w + 1u) / 2u;
-    let np = p.batch * th * tw;
-    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
+    let np = p.batch * tiles_y() * tiles_x();
+    let i = lin(wg, nwg, li);
     // guard: invocations past the last (co, tile)
     if i >= p.cout * np { return; }
     let co = i / np;
     let t = i % np;
-    let tx = t % tw;
-    let ty = (t / tw) % th;
-    let n = t / (tw * th);
+    let pos = tile_pos(t);
+    let n = pos.x;
+    let ty = pos.y;
+    let tx = pos.z;
     let stride = p.cout * np; // one plane
     let o = co * np + t;
     // the tile's 4×4 M, row a as a vec4
@@ -195,17 +208,16 @@ fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(64)
 fn grad_tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
-    let th = (p.out_h + 1u) / 2u;
-    let tw = (p.out_w + 1u) / 2u;
-    let np = p.batch * th * tw;
-    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
+    let np = p.batch * tiles_y() * tiles_x();
+    let i = lin(wg, nwg, li);
     // guard: invocations past the last (co, tile)
     if i >= p.cout * np { return; }
     let co = i / np;
     let t = i % np;
-    let tx = t % tw;
-    let ty = (t / tw) % th;
-    let n = t / (tw * th);
+    let pos = tile_pos(t);
+    let n = pos.x;
+    let ty = pos.y;
+    let tx = pos.z;
     let oy = 2u * ty;
     let ox = 2u * tx;
     let gb = ((n * p.cout + co) * p.out_h + oy) * p.out_w + ox;
@@ -232,7 +244,7 @@ fn grad_tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(64)
 fn grad_output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
-    let f = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li; // filter co·Cin + ci
+    let f = lin(wg, nwg, li); // filter co·Cin + ci
     let nf = p.cout * p.cin;
     // guard: invocations past the last filter
     if f >= nf { return; }
