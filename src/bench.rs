@@ -245,33 +245,34 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         let picked = conv::ConvKernel::pick(&[co, ci, ks, ks]);
         let winograd = matches!(picked, conv::ConvKernel::Winograd | conv::ConvKernel::Winograd4);
         let star = if winograd { "*" } else { "" };
-        let name = format!("conv2d {ks}x{ks}{star}");
+        let (name, name_dx, name_dw) =
+            (format!("conv2d {ks}x{ks}{star}"), format!("conv2d 3x3 dx{star}"), format!("conv2d 3x3 dw{star}"));
+        // both backward passes (3×3 only) have the forward's FLOPs: dx (the forward kernel on flipped weights)
+        // and dw (its own kernel)
+        let (want_dx, want_dw) = (ks == 3 && wanted(filter, &name_dx), ks == 3 && wanted(filter, &name_dw));
+        if !(wanted(filter, &name) || want_dx || want_dw) {
+            continue;
+        }
+        let x = Tensor::rand_uniform(&[n, ci, hw, hw], -1.0, 1.0, &mut rng);
+        let w = Tensor::rand_uniform(&[co, ci, ks, ks], -0.1, 0.1, &mut rng);
+        let flop = 2.0 * (n * co * hw * hw * ci * ks * ks) as f64;
+        let bytes = 4.0 * (n * ci * hw * hw + co * ci * ks * ks + n * co * hw * hw) as f64;
+        let shape = format!("{n}x{ci}->{co}x{hw}x{hw}");
         if wanted(filter, &name) {
-            let x = Tensor::rand_uniform(&[n, ci, hw, hw], -1.0, 1.0, &mut rng);
-            let w = Tensor::rand_uniform(&[co, ci, ks, ks], -0.1, 0.1, &mut rng);
-            let flop = 2.0 * (n * co * hw * hw * ci * ks * ks) as f64;
-            let bytes = 4.0 * (n * ci * hw * hw + co * ci * ks * ks + n * co * hw * hw) as f64;
-            out.push(run_case(&name, &format!("{n}x{ci}->{co}x{hw}x{hw}"), flop, bytes, 3, || {
+            out.push(run_case(&name, &shape, flop, bytes, 3, || {
                 conv::conv2d(&x, &w, None, ks / 2).expect("bench shapes are valid");
             }));
         }
-        // both backward passes, same FLOPs: dx (the forward kernel on flipped weights) and dw (its own kernel)
-        if ks == 3 && (wanted(filter, "conv2d 3x3 dx") || wanted(filter, "conv2d 3x3 dw")) {
-            let x = Tensor::rand_uniform(&[n, ci, hw, hw], -1.0, 1.0, &mut rng);
-            let w = Tensor::rand_uniform(&[co, ci, ks, ks], -0.1, 0.1, &mut rng);
+        if want_dx || want_dw {
             let g = Tensor::rand_uniform(&[n, co, hw, hw], -1.0, 1.0, &mut rng);
-            let flop = 2.0 * (n * co * hw * hw * ci * ks * ks) as f64;
-            let bytes = 4.0 * (n * ci * hw * hw + co * ci * ks * ks + n * co * hw * hw) as f64;
-            let shape = format!("{n}x{ci}->{co}x{hw}x{hw}");
-            let k = conv::ConvKernel::pick(w.shape());
-            if wanted(filter, "conv2d 3x3 dx") {
-                out.push(run_case(&format!("conv2d 3x3 dx{star}"), &shape, flop, bytes, 3, || {
-                    conv::conv2d_backward_input(k, &g, &w, 1, x.shape()).expect("valid");
+            if want_dx {
+                out.push(run_case(&name_dx, &shape, flop, bytes, 3, || {
+                    conv::conv2d_backward_input(picked, &g, &w, 1, x.shape()).expect("valid");
                 }));
             }
-            if wanted(filter, "conv2d 3x3 dw") {
-                out.push(run_case(&format!("conv2d 3x3 dw{star}"), &shape, flop, bytes, 3, || {
-                    conv::conv2d_backward_weight(k, &g, &x, 1, w.shape()).expect("valid");
+            if want_dw {
+                out.push(run_case(&name_dw, &shape, flop, bytes, 3, || {
+                    conv::conv2d_backward_weight(picked, &g, &x, 1, w.shape()).expect("valid");
                 }));
             }
         }
