@@ -1,5 +1,5 @@
 // transpose_vec4.wgsl: out[b, c, r] = x[b, r, c] for a batch of (R, C) matrices with R and C multiples of 4:
-// the transpose the matmul's vec4 rung asks for (src/ops/matmul.rs), four by four.
+// `permute` swapping the last two axes (the transpose the matmul's vec4 rung asks for), four by four.
 //
 // Why not strided_copy.wgsl: a transpose walks one side with stride R or C, so that kernel moves one float per
 // invocation and unravels every index with integer divisions (lane by lane on llvmpipe: x86 has no SIMD

@@ -220,6 +220,18 @@ fn permute_raw(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let st = strides_of(x.shape());
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
     let out = Tensor::uninit(&shape);
+    // a batch of matrix transposes (leading axes in place, the last two swapped) with both sides multiples of
+    // 4: 4×4 blocks as vec4s (transpose_vec4.wgsl) instead of one strided float per invocation
+    let k = perm.len();
+    let (r, c) = (x.shape()[k.max(2) - 2], x.shape()[k - 1]);
+    let last2 = k >= 2 && perm[k - 2] == k - 1 && perm[k - 1] == k - 2 && (0..k - 2).all(|i| perm[i] == i);
+    if last2 && r.is_multiple_of(4) && c.is_multiple_of(4) {
+        let batch = numel(&x.shape()[..k - 2]);
+        let n = batch * (r / 4) * (c / 4);
+        let p = [batch as u32, (r / 4) as u32, (c / 4) as u32, n as u32];
+        launch(TRANSPOSE_VEC4, "main", &[], &p, &[x], &[&out], n.div_ceil(64) as u32);
+        return Ok(out);
+    }
     // walk the output contiguously; output axis i reads input axis perm[i]
     let out_st = strides_of(&shape);
     let dims: Vec<(usize, usize, usize)> = (0..perm.len()).map(|i| (shape[i], st[perm[i]], out_st[i])).collect();
@@ -236,14 +248,6 @@ pub(crate) fn transpose_last2_raw(x: &Tensor) -> Result<Tensor> {
     let mut shape = s.to_vec();
     let k = shape.len();
     shape.swap(k - 2, k - 1);
-    if r.is_multiple_of(4) && c.is_multiple_of(4) {
-        // 4×4 blocks as vec4s (transpose_vec4.wgsl)
-        let out = Tensor::uninit(&shape);
-        let n = batch * (r / 4) * (c / 4);
-        let p = [batch as u32, (r / 4) as u32, (c / 4) as u32, n as u32];
-        launch(TRANSPOSE_VEC4, "main", &[], &p, &[x], &[&out], n.div_ceil(64) as u32);
-        return Ok(out);
-    }
     permute_raw(&x.detach().reshape(&[batch, r, c])?, &[0, 2, 1])?.reshape(&shape)
 }
 
