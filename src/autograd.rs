@@ -121,7 +121,7 @@ fn accumulate_into(prev: Option<Tensor>, g: Tensor, slab: Option<&Slab>) -> Resu
         Some(prev) => crate::ops::elementwise::add_untaped(&prev, &Tensor::zeros(&s.shape))?,
         None => Tensor::zeros(&s.shape),
     };
-    crate::ops::layout::add_into_slab(&g, &into, s.axis, s.start)?;
+    crate::ops::layout::place_raw(&g, &into, s.axis, s.start, true)?;
     Ok(into)
 }
 

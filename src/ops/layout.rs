@@ -122,21 +122,15 @@ fn narrow_raw(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tenso
     Ok(out)
 }
 
-/// Copy `part` into `out` at `start` along `axis` (the inverse of `narrow_raw`), not taped.
-fn place_raw(part: &Tensor, out: &Tensor, axis: usize, start: usize) -> Result<()> {
+/// Copy `part` into `out` at `start` along `axis` (the inverse of `narrow_raw`), or with `acc` add it there in
+/// place (how the autograd tape adds narrow's gradient, g for one slab and zero elsewhere, into the input's
+/// gradient without a zero-padded copy). Not taped.
+pub(crate) fn place_raw(part: &Tensor, out: &Tensor, axis: usize, start: usize, acc: bool) -> Result<()> {
     let (outer, len, inner) = split3(part.shape(), axis);
     let n = out.shape()[axis];
     let dims = [(outer, len * inner, n * inner), (len, inner, inner), (inner, 1, 1)];
-    copy_raw("concat", part, out, CopySpec { dims: &dims, src_off: 0, dst_off: start * inner, acc: false })
-}
-
-/// `into[.., start..start+len, ..] += part` along `axis`, in place, not taped: how the autograd tape adds
-/// narrow's gradient (g for one slab, zero elsewhere) into the input's gradient without a zero-padded copy.
-pub(crate) fn add_into_slab(part: &Tensor, into: &Tensor, axis: usize, start: usize) -> Result<()> {
-    let (outer, len, inner) = split3(part.shape(), axis);
-    let n = into.shape()[axis];
-    let dims = [(outer, len * inner, n * inner), (len, inner, inner), (inner, 1, 1)];
-    copy_raw("narrow backward", part, into, CopySpec { dims: &dims, src_off: 0, dst_off: start * inner, acc: true })
+    let op = if acc { "narrow backward" } else { "concat" };
+    copy_raw(op, part, out, CopySpec { dims: &dims, src_off: 0, dst_off: start * inner, acc })
 }
 
 /// Join tensors along `axis`; every other dimension must agree. Backward hands each input its slab of g.
@@ -160,7 +154,7 @@ pub fn concat(xs: &[&Tensor], axis: usize) -> Result<Tensor> {
     let mut starts = Vec::with_capacity(xs.len());
     let mut start = 0;
     for x in xs {
-        place_raw(x, &out, axis, start)?;
+        place_raw(x, &out, axis, start, false)?;
         starts.push((start, x.shape()[axis]));
         start += x.shape()[axis];
     }
@@ -176,7 +170,7 @@ pub fn concat(xs: &[&Tensor], axis: usize) -> Result<Tensor> {
 }
 
 /// `x[.., start..start+len, ..]` along `axis`, as a new tensor. Backward adds g into that slab of x's gradient
-/// (the tape's `record_slab`).
+/// (the tape's `record_slab` and `place_raw`).
 pub fn narrow(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
     let shape = x.shape();
     if axis >= shape.len() {
@@ -191,7 +185,7 @@ pub fn narrow(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tenso
     }
     let out = narrow_raw(x, axis, start, len)?;
     // dx = zeros with g in the narrowed slab: the tape adds g into that slab of x's gradient in place
-    // (`add_into_slab`), so chunk's n parts fill one gradient buffer instead of n zero-padded ones
+    // (`place_raw` with `acc`), so chunk's n parts fill one gradient buffer instead of n zero-padded ones
     autograd::record_slab("narrow", x, &out, axis, start);
     Ok(out)
 }
