@@ -100,11 +100,13 @@ fn cli_train_sample_eval_write_their_outputs() {
     let ds = dir.join("ds");
     std::fs::create_dir_all(ds.join("images")).unwrap();
     std::fs::create_dir_all(ds.join("masks")).unwrap();
+    // non-square scans (24 wide, 18 high) with a 0/255 mask and a 0/1 mask (the common uint8 label format)
     for i in 0..2u32 {
-        image::GrayImage::from_fn(20, 20, |x, y| image::Luma([((x * 7 + y * 3 + i * 50) % 255) as u8]))
+        image::GrayImage::from_fn(24, 18, |x, y| image::Luma([((x * 7 + y * 3 + i * 50) % 255) as u8]))
             .save(ds.join(format!("images/c{i}.png")))
             .unwrap();
-        image::GrayImage::from_fn(20, 20, |x, _| image::Luma([if x < 10 { 255 } else { 0 }]))
+        let fg = if i == 0 { 255 } else { 1 };
+        image::GrayImage::from_fn(24, 18, |x, _| image::Luma([if x < 10 { fg } else { 0 }]))
             .save(ds.join(format!("masks/c{i}.png")))
             .unwrap();
     }
@@ -118,7 +120,12 @@ fn cli_train_sample_eval_write_their_outputs() {
     assert!(out.status.success(), "sample failed: {}", String::from_utf8_lossy(&out.stderr));
     for f in ["c0_mask.png", "c0_soft.png", "c0_overlay.png", "c0_uncertainty.png", "c1_mask.png"] {
         assert!(samples.join(f).exists(), "sample did not write {f}");
+        // every output is at the scan's geometry, not the model's 32x32
+        let dims = image::image_dimensions(samples.join(f)).unwrap();
+        assert_eq!(dims, (24, 18), "{f} is not at the input's width x height");
     }
+    let mask = image::open(samples.join("c0_mask.png")).unwrap().to_luma8();
+    assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255), "the mask PNG stays binary after resizing");
     let json = dir.join("scores.json");
     let out = Command::new(bin)
         .args(["eval", "--weights", weights.to_str().unwrap(), "--data", ds.to_str().unwrap(), "--sampling-steps", "2"])

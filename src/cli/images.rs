@@ -5,18 +5,18 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use image::{GrayImage, Rgb, RgbImage};
 
-/// A (s, s) plane in [0, 1] as an 8-bit grayscale PNG.
-pub fn save_gray(path: &Path, plane: &[f32], s: usize) -> Result<()> {
-    let img = GrayImage::from_fn(s as u32, s as u32, |x, y| {
-        image::Luma([(plane[y as usize * s + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8])
+/// An (h, w) plane in [0, 1] as an 8-bit grayscale PNG.
+pub fn save_gray(path: &Path, plane: &[f32], h: usize, w: usize) -> Result<()> {
+    let img = GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([(plane[y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8])
     });
     img.save(path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The image's first channel with the binary mask tinted red.
-pub fn overlay(image: &[f32], mask: &[f32], s: usize) -> RgbImage {
-    RgbImage::from_fn(s as u32, s as u32, |x, y| {
-        let i = y as usize * s + x as usize;
+/// The image's first channel with the binary mask tinted red, both (h, w).
+pub fn overlay(image: &[f32], mask: &[f32], h: usize, w: usize) -> RgbImage {
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
         let g = image[i].clamp(0.0, 1.0) * 255.0;
         if mask[i] >= 0.5 {
             Rgb([(0.5 * g + 127.0) as u8, (0.5 * g) as u8, (0.5 * g) as u8])
@@ -26,10 +26,10 @@ pub fn overlay(image: &[f32], mask: &[f32], s: usize) -> RgbImage {
     })
 }
 
-/// Variance (at most 0.25 for values in [0, 1]) as a black-to-yellow heat map.
-pub fn heat(var: &[f32], s: usize) -> RgbImage {
-    RgbImage::from_fn(s as u32, s as u32, |x, y| {
-        let v = (var[y as usize * s + x as usize] / 0.25).clamp(0.0, 1.0);
+/// Variance (at most 0.25 for values in [0, 1]) of an (h, w) plane as a black-to-yellow heat map.
+pub fn heat(var: &[f32], h: usize, w: usize) -> RgbImage {
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let v = (var[y as usize * w + x as usize] / 0.25).clamp(0.0, 1.0);
         Rgb([(255.0 * v.sqrt()) as u8, (255.0 * v) as u8, 0])
     })
 }

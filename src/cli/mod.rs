@@ -45,6 +45,24 @@ pub struct DataArgs {
     pub synthetic_count: usize,
 }
 
+/// The model of a workload bench or profile: a preset's, or a config file's, at an optional size and batch.
+#[derive(Args, Clone, Debug, Default)]
+pub struct WorkloadArgs {
+    /// A model config (JSON of the package's Unet kwargs) instead of a preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Batch size (default: the preset's, 8 for a config).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Image size instead of the preset's or the config's (e.g. tiny at 64 px, what `train --data DIR
+    /// --image-size 64` runs).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Rows to print per step (the JSON has all of them).
+    #[arg(long, default_value_t = 30)]
+    pub top: usize,
+}
+
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Print the adapters wgpu sees, the one in use, and its limits.
@@ -73,26 +91,38 @@ pub enum Cmd {
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
     Eval(run::EvalArgs),
+    #[command(verbatim_doc_comment)]
     /// Benchmark kernels against this adapter's measured peak (FMA GFLOP/s, copy GB/s): matmul rungs, conv,
-    /// norms, softmax, FFT, AdamW, and whole training / sampling steps of the presets.
+    /// norms, softmax, FFT, AdamW, and whole training / sampling steps of the presets. With --workload or
+    /// --config: every (op, rung, shape) of one training and one sampling step of that model instead.
     ///
-    /// Examples: `medsegdiff bench`, `medsegdiff bench --filter matmul --json bench.json`
+    /// Examples:
+    ///   medsegdiff bench
+    ///   medsegdiff bench --filter matmul --json bench.json
+    ///   medsegdiff bench --workload tiny --image-size 64 --json tiny64.json
+    ///   medsegdiff bench --config my_unet.json --batch-size 4
     Bench {
         /// Only cases whose "kernel shape" contains this text (e.g. matmul, v5, conv2d, train_step).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["workload", "config"])]
         filter: Option<String>,
-        /// Also write the results as JSON (SPEC §6 format).
+        /// Also write the results as JSON (SPEC §6 format; for a workload, every row of both steps).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// The workload bench of a preset: tiny, small or paper.
+        #[arg(long, conflicts_with = "config")]
+        workload: Option<String>,
+        #[command(flatten)]
+        model: WorkloadArgs,
     },
-    /// Per-kernel GPU time of one training step of a preset (timestamp queries), sorted by total time.
+    /// Per-kernel GPU time of one training step of a preset or a config (timestamp queries), sorted by total
+    /// time.
     ///
-    /// Example: medsegdiff profile --preset small
+    /// Examples: `medsegdiff profile --preset small`, `medsegdiff profile --config my_unet.json --image-size 64`
     Profile {
-        #[arg(long, default_value = "tiny")]
+        #[arg(long, default_value = "tiny", conflicts_with = "config")]
         preset: String,
-        #[arg(long)]
-        batch_size: Option<usize>,
+        #[command(flatten)]
+        model: WorkloadArgs,
         /// Untimed warm-up steps first (pipeline compilation, pool fill).
         #[arg(long, default_value_t = 1)]
         warmup: usize,
@@ -138,7 +168,11 @@ pub fn run() -> Result<()> {
             Gpu::init(adapter)?;
             run::eval(a)
         }
-        Cmd::Bench { filter, json } => {
+        Cmd::Bench { filter: _, json, workload, model } if workload.is_some() || model.config.is_some() => {
+            Gpu::init(adapter)?;
+            run::workload(workload.as_deref().unwrap_or("tiny"), &model, json.as_deref())
+        }
+        Cmd::Bench { filter, json, .. } => {
             let g = Gpu::init(adapter)?;
             println!("adapter: {}", g.describe());
             println!("measuring peak (FMA throughput, copy bandwidth) ...");
@@ -154,9 +188,9 @@ pub fn run() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Profile { preset, batch_size, warmup } => {
+        Cmd::Profile { preset, model, warmup } => {
             Gpu::init(adapter)?;
-            run::profile(&preset, batch_size, warmup)
+            run::profile(&preset, &model, warmup)
         }
         Cmd::Trace { preset, batch_size } => {
             Gpu::init(adapter)?;

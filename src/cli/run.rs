@@ -419,10 +419,18 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         let t = Tensor::from_slice(&planes, &[1, c, s, s])?;
         let e = m.segment(&t, &a.model, &mut rng, &pb)?.remove(0);
         let stem = f.file_stem().and_then(|x| x.to_str()).unwrap_or("image");
-        images::save_gray(&a.out.join(format!("{stem}_mask.png")), &e.binary, s)?;
-        images::save_gray(&a.out.join(format!("{stem}_soft.png")), &e.mean, s)?;
-        images::overlay(&planes[..s * s], &e.binary, s).save(a.out.join(format!("{stem}_overlay.png")))?;
-        images::heat(&e.variance, s).save(a.out.join(format!("{stem}_uncertainty.png")))?;
+        // back to the scan's own width and height: the mask by nearest neighbour (it stays the ensemble's
+        // vote), the soft mask and the variance bilinearly; the overlay tints the original pixels
+        let up = |plane: &[f32], nearest: bool| crate::data::resize(plane, s, s, h, w, nearest);
+        let (binary, mean, variance) = (up(&e.binary, true), up(&e.mean, false), up(&e.variance, false));
+        let save = |img: image::RgbImage, name: String| {
+            let p = a.out.join(name);
+            img.save(&p).with_context(|| format!("writing {}", p.display()))
+        };
+        images::save_gray(&a.out.join(format!("{stem}_mask.png")), &binary, h, w)?;
+        images::save_gray(&a.out.join(format!("{stem}_soft.png")), &mean, h, w)?;
+        save(images::overlay(&img[..h * w], &binary, h, w), format!("{stem}_overlay.png"))?;
+        save(images::heat(&variance, h, w), format!("{stem}_uncertainty.png"))?;
         pb.inc(1);
     }
     pb.finish();
@@ -493,13 +501,56 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `medsegdiff profile`: one training step with per-kernel timestamps.
-pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<()> {
-    let batch = batch_size.unwrap_or(preset(name)?.1.batch_size);
+/// The model and trainer a workload bench or profile runs: a preset's or a config file's, resized and re-batched
+/// as the flags say; the name says which (e.g. "tiny@64px").
+fn workload_trainer(preset_name: &str, m: &super::WorkloadArgs) -> Result<(String, crate::train::Trainer)> {
+    let (mut model, base, mut name) = match &m.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading --config {}", p.display()))?;
+            let cfg = crate::model::UnetConfig::from_json(&text).with_context(|| format!("in {}", p.display()))?;
+            let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or("config").to_string();
+            (cfg, crate::train::TrainConfig { batch_size: 8, ..Default::default() }, name)
+        }
+        None => {
+            let (model, cfg) = preset(preset_name)?;
+            (model, cfg, preset_name.to_string())
+        }
+    };
+    if let Some(s) = m.image_size {
+        if s == 0 {
+            bail!("--image-size must be at least 1");
+        }
+        model.image_size = s;
+        name = format!("{name}@{s}px");
+    }
+    let batch = m.batch_size.unwrap_or(base.batch_size);
     if batch == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let mut t = preset_trainer(name, batch)?;
+    Ok((name, crate::bench::workload::trainer_for(&model, batch, base)?))
+}
+
+/// `medsegdiff bench --workload / --config`: the workload tables of one training and one sampling step.
+pub fn workload(preset_name: &str, m: &super::WorkloadArgs, json: Option<&Path>) -> Result<()> {
+    let (name, mut t) = workload_trainer(preset_name, m)?;
+    let g = crate::gpu::gpu();
+    println!("adapter: {}", g.describe());
+    println!("measuring peak (FMA throughput, copy bandwidth) ...");
+    let peak = crate::bench::peak();
+    println!("measuring {name}: warm-up, a wall-clock step and a profiled step, for training and sampling ...");
+    let w = crate::bench::workload::run(&name, &mut t)?;
+    print!("{}", crate::bench::workload::table(&w, &peak, m.top));
+    if let Some(p) = json {
+        let text = serde_json::to_string_pretty(&crate::bench::workload::to_json(&w, &peak))?;
+        std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `medsegdiff profile`: one training step with per-kernel timestamps.
+pub fn profile(preset_name: &str, m: &super::WorkloadArgs, warmup: usize) -> Result<()> {
+    let (name, mut t) = workload_trainer(preset_name, m)?;
     let (model, cfg) = (t.unet.cfg.clone(), t.cfg.clone());
     let g = crate::gpu::gpu();
     for _ in 0..warmup {
@@ -514,7 +565,7 @@ pub fn profile(name: &str, batch_size: Option<usize>, warmup: usize) -> Result<(
     let (d1, s1) = g.counters();
     let pool_after = g.pool_stats();
     println!(
-        "{}\npreset {name}: {} parameters, batch {}; one step: {:.1} ms wall, {} dispatches, {} submits, {} new buffers",
+        "{}\n{name}: {} parameters, batch {}; one step: {:.1} ms wall, {} dispatches, {} submits, {} new buffers",
         g.describe(),
         t.unet.num_params(),
         cfg.batch_size,

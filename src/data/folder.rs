@@ -1,6 +1,11 @@
 //! A dataset folder (SPEC §6): `images/` and `masks/` with matching file stems; PNG, JPEG or TIFF; grayscale or
-//! RGB images (converted to the model's channel count); masks binarised at half their value range; everything
-//! resized to `size`. A bad or unmatched file is an error naming it, or, with `skip_bad`, a warning and a skip.
+//! RGB images (converted to the model's channel count); everything resized to `size`. A bad or unmatched file is
+//! an error naming it, or, with `skip_bad`, a warning and a skip.
+//!
+//! Masks are **label maps**: 0 is background and any other stored value is foreground, whatever the bit depth
+//! (0/1 and 0/255 masks give the same training data), as for NIfTI labels. JPEG is lossy, so its "zeros" come
+//! back as small values near edges: a JPEG mask is split at half its own largest value instead. A mask set with
+//! no foreground pixel anywhere is refused: training on it would learn the empty mask.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,9 +61,24 @@ pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usiz
     Ok((data, h, w))
 }
 
+/// Read a mask file as a binary label map (see the module doc): `(mask, h, w)` with values in {0, 1}.
+pub fn read_mask(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let lossy = reader.format() == Some(image::ImageFormat::Jpeg);
+    let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode mask: {e}")))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    // the largest colour channel at full precision (16 bits holds 8- and 16-bit masks exactly; alpha ignored)
+    let raw: Vec<u16> = img.to_rgb16().pixels().map(|p| p.0[0].max(p.0[1]).max(p.0[2])).collect();
+    let cut = if lossy { raw.iter().copied().max().unwrap_or(0) / 2 } else { 0 };
+    Ok((raw.iter().map(|&v| if v > cut { 1.0 } else { 0.0 }).collect(), h, w))
+}
+
 fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     let (img, h, w) = read_image(img_path, channels)?;
-    let (mask, mh, mw) = read_image(mask_path, 1)?;
+    let (bin, mh, mw) = read_mask(mask_path)?;
     if (h, w) != (mh, mw) {
         return Err(Error::format(
             mask_path,
@@ -72,7 +92,6 @@ fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) ->
     for c in 0..channels {
         image.extend(resize_plane(&img[c * h * w..(c + 1) * h * w], h, w, size, false));
     }
-    let bin: Vec<f32> = mask.iter().map(|&v| if v >= 0.5 { 1.0 } else { 0.0 }).collect();
     Ok((image, resize_plane(&bin, h, w, size, true)))
 }
 
@@ -121,7 +140,9 @@ pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<
             EXTENSIONS.join(", ")
         )));
     }
-    Ok(Dataset { samples, channels, size, source: dir.display().to_string() })
+    let ds = Dataset { samples, channels, size, source: dir.display().to_string() };
+    ds.refuse_all_empty_masks(&mdir)?;
+    Ok(ds)
 }
 
 #[cfg(test)]
@@ -154,6 +175,61 @@ mod tests {
     }
 
     #[test]
+    fn masks_are_label_maps_whatever_their_values() {
+        // 0/1, 0/255 and multi-label (0/1/2) PNGs all give the same binary mask; so does a 16-bit one
+        let masks: Vec<Vec<f32>> = [1u16, 255, 2, 300]
+            .iter()
+            .map(|&fg| {
+                let d = tmpdir(&format!("label{fg}"));
+                png(&d.join("images/a.png"), 8, 8, |x, _| (x * 30) as u8);
+                let f = |x: u32, y: u32| if (2..6).contains(&x) && y < 4 { fg } else { 0 };
+                if fg > 255 {
+                    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(8, 8, |x, y| image::Luma([f(x, y)]))
+                        .save(d.join("masks/a.png"))
+                        .unwrap();
+                } else if fg == 2 {
+                    // a label map whose other class is 1, in the other half
+                    png(&d.join("masks/a.png"), 8, 8, |x, y| if y >= 4 && x < 2 { 1 } else { f(x, y) as u8 });
+                } else {
+                    png(&d.join("masks/a.png"), 8, 8, |x, y| f(x, y) as u8);
+                }
+                load(&d, 8, 1, false).unwrap().samples[0].mask.clone()
+            })
+            .collect();
+        let want: Vec<f32> = (0..64).map(|i| if (2..6).contains(&(i % 8)) && i / 8 < 4 { 1.0 } else { 0.0 }).collect();
+        assert_eq!(masks[0], want, "0/1 mask");
+        assert_eq!(masks[1], want, "0/255 mask");
+        assert_eq!(masks[3], want, "16-bit mask");
+        let extra: Vec<f32> = want.iter().enumerate().map(|(i, &v)| if i / 8 >= 4 && i % 8 < 2 { 1.0 } else { v }).collect();
+        assert_eq!(masks[2], extra, "label map: every non-zero label is foreground");
+    }
+
+    #[test]
+    fn lossy_jpeg_masks_split_at_half_their_peak() {
+        let d = tmpdir("jpeg");
+        png(&d.join("images/a.png"), 16, 16, |x, _| (x * 10) as u8);
+        image::GrayImage::from_fn(16, 16, |x, _| image::Luma([if x < 8 { 1 } else { 0 }]))
+            .save(d.join("masks/a.jpg"))
+            .unwrap();
+        let m = &load(&d, 16, 1, false).unwrap().samples[0].mask;
+        let fg = m.iter().filter(|&&v| v == 1.0).count();
+        assert!((96..=160).contains(&fg), "about half the pixels are foreground, got {fg}");
+        assert_eq!(m[0], 1.0);
+        assert_eq!(m[15], 0.0);
+    }
+
+    #[test]
+    fn an_all_empty_mask_set_is_refused() {
+        let d = tmpdir("empty");
+        for n in ["a", "b"] {
+            png(&d.join(format!("images/{n}.png")), 8, 8, |x, _| x as u8);
+            png(&d.join(format!("masks/{n}.png")), 8, 8, |_, _| 0);
+        }
+        let e = load(&d, 8, 1, false).unwrap_err().to_string();
+        assert!(e.contains("masks") && e.contains("no foreground") && e.contains("2 masks"), "{e}");
+    }
+
+    #[test]
     fn malformed_inputs_are_named() {
         let d = tmpdir("bad");
         let err = |d: &Path| load(d, 8, 1, false).unwrap_err().to_string();
@@ -164,9 +240,9 @@ mod tests {
         png(&d.join("masks/a.png"), 9, 8, |_, _| 0);
         let e = err(&d);
         assert!(e.contains("masks/a.png") && e.contains("same size"), "{e}");
-        png(&d.join("masks/a.png"), 8, 8, |_, _| 0);
+        png(&d.join("masks/a.png"), 8, 8, |x, _| (x > 3) as u8);
         std::fs::write(d.join("images/b.png"), &std::fs::read(d.join("images/a.png")).unwrap()[..40]).unwrap();
-        png(&d.join("masks/b.png"), 8, 8, |_, _| 0);
+        png(&d.join("masks/b.png"), 8, 8, |x, _| (x > 3) as u8);
         let e = err(&d);
         assert!(e.contains("images/b.png") && e.contains("cannot decode"), "{e}");
         // --skip-bad keeps the good pair

@@ -41,6 +41,22 @@ impl Dataset {
         self.samples.is_empty()
     }
 
+    /// Refuse a dataset none of whose masks has a foreground pixel (`where_` names the mask folder or file set).
+    pub fn refuse_all_empty_masks(&self, where_: &std::path::Path) -> Result<()> {
+        if self.samples.iter().any(|s| s.mask.iter().any(|&v| v != 0.0)) {
+            return Ok(());
+        }
+        Err(crate::Error::Config(format!(
+            "{}: all {} masks have no foreground pixel (after resizing to {}x{}). Masks are read as label maps: \
+             0 is background and any other value is foreground, so this set would only teach the empty mask. \
+             Check that the masks/labels belong to these images",
+            where_.display(),
+            self.samples.len(),
+            self.size,
+            self.size
+        )))
+    }
+
     /// FNV-1a over names, sizes and values: a checkpoint records it so resuming on other data is refused.
     pub fn fingerprint(&self) -> String {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -130,16 +146,21 @@ pub fn batch_indices(train: &[usize], batch: usize, step: u64, seed: u64) -> Vec
 
 /// Bilinear resize of one (h, w) plane to (s, s) (`nearest` for masks).
 pub fn resize_plane(src: &[f32], h: usize, w: usize, s: usize, nearest: bool) -> Vec<f32> {
-    if h == s && w == s {
+    resize(src, h, w, s, s, nearest)
+}
+
+/// Bilinear (or `nearest`) resize of one (h, w) plane to (oh, ow), pixel-centre aligned (align_corners =
+/// false): the model's (S, S) outputs go back to a scan's own width and height with it.
+pub fn resize(src: &[f32], h: usize, w: usize, oh: usize, ow: usize, nearest: bool) -> Vec<f32> {
+    if h == oh && w == ow {
         return src.to_vec();
     }
-    let mut out = vec![0.0; s * s];
-    for y in 0..s {
-        for x in 0..s {
-            // pixel-centre alignment (align_corners = false)
-            let fy = ((y as f32 + 0.5) * h as f32 / s as f32 - 0.5).clamp(0.0, (h - 1) as f32);
-            let fx = ((x as f32 + 0.5) * w as f32 / s as f32 - 0.5).clamp(0.0, (w - 1) as f32);
-            out[y * s + x] = if nearest {
+    let mut out = vec![0.0; oh * ow];
+    for y in 0..oh {
+        for x in 0..ow {
+            let fy = ((y as f32 + 0.5) * h as f32 / oh as f32 - 0.5).clamp(0.0, (h - 1) as f32);
+            let fx = ((x as f32 + 0.5) * w as f32 / ow as f32 - 0.5).clamp(0.0, (w - 1) as f32);
+            out[y * ow + x] = if nearest {
                 src[(fy.round() as usize) * w + fx.round() as usize]
             } else {
                 let (y0, x0) = (fy.floor() as usize, fx.floor() as usize);
@@ -166,6 +187,20 @@ mod tests {
         let mut epoch: Vec<usize> = (0..5).flat_map(|s| batch_indices(&train, 2, s, 7)).collect();
         epoch.sort();
         assert_eq!(epoch, train);
+    }
+
+    #[test]
+    fn resize_back_to_a_non_square_geometry() {
+        // a 4x4 mask back to a 240x180 scan (h = 180, w = 240): nearest keeps {0, 1} and the quadrant layout
+        let m: Vec<f32> = (0..16).map(|i| if i % 4 < 2 { 1.0 } else { 0.0 }).collect();
+        let r = resize(&m, 4, 4, 180, 240, true);
+        assert_eq!(r.len(), 180 * 240);
+        assert!(r.iter().all(|&v| v == 0.0 || v == 1.0));
+        assert_eq!((r[0], r[119], r[120], r[239]), (1.0, 1.0, 0.0, 0.0));
+        // bilinear on a ramp stays monotone along x and within the source range
+        let ramp: Vec<f32> = (0..16).map(|i| (i % 4) as f32 / 3.0).collect();
+        let b = resize(&ramp, 4, 4, 7, 9, false);
+        assert!(b[..9].windows(2).all(|p| p[0] <= p[1]) && b.iter().all(|&v| (0.0..=1.0).contains(&v)));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! NIfTI-1 volumes (`.nii` / `.nii.gz`), BraTS-style: a folder with `images/` and `labels/` (or `masks/`) holding
 //! volumes of matching names. Each volume is sliced along `axis` (0, 1 or 2; 2 = axial for RAS volumes); slices
 //! whose label has foreground are kept. Image intensities are scaled per volume to [0, 1] between the 1st and
-//! 99th percentile; label > 0 is foreground.
+//! 99th percentile; labels are label maps, 0 background and any other value foreground (as for the folder loader's
+//! masks).
 //!
 //! The reader handles the 348-byte NIfTI-1 header in either byte order, the data types u8, i8, i16, u16, i32,
 //! u32, f32 and f64, and `scl_slope`/`scl_inter`.
@@ -159,14 +160,14 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
             let mut out = Vec::new();
             for k in 0..img.dims[axis] {
                 let (m, h, w) = slice(&lab, axis, k);
-                if !m.iter().any(|&v| v > 0.0) {
+                if !m.iter().any(|&v| v != 0.0) {
                     continue;
                 }
                 let (im, _, _) = slice(&img, axis, k);
                 let im: Vec<f32> = im.iter().map(|&v| ((v - lo) * scale).clamp(0.0, 1.0)).collect();
                 let plane = resize_plane(&im, h, w, size, false);
                 let mask = resize_plane(
-                    &m.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect::<Vec<_>>(),
+                    &m.iter().map(|&v| if v != 0.0 { 1.0 } else { 0.0 }).collect::<Vec<_>>(),
                     h,
                     w,
                     size,
@@ -184,7 +185,11 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
         }
     }
     if samples.is_empty() {
-        return Err(Error::Config(format!("{}: no slices with foreground found", dir.display())));
+        return Err(Error::Config(format!(
+            "{}: no slice of any label volume has a foreground voxel (labels are label maps: 0 is background, \
+             any other value foreground), so there is nothing to learn; check that labels/ belongs to images/",
+            dir.display()
+        )));
     }
     Ok(Dataset { samples, channels, size, source: dir.display().to_string() })
 }

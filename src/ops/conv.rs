@@ -293,6 +293,14 @@ impl Geometry {
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.pad_y == 0 && self.pad_x == 0
     }
+    /// The direct convolution's FLOPs (2 per multiply-add), whatever algorithm runs: PyTorch's count.
+    fn flops(&self) -> f64 {
+        2.0 * (self.npix() * self.cout * self.kdim()) as f64
+    }
+    /// "N×Cin→Cout×H×W kKHxKW" of the forward convolution this geometry describes.
+    fn describe(&self) -> String {
+        format!("{}x{}->{}x{}x{} k{}x{}", self.batch, self.cin, self.cout, self.out_h, self.out_w, self.kh, self.kw)
+    }
     fn npix(&self) -> usize {
         self.batch * self.out_h * self.out_w
     }
@@ -411,6 +419,7 @@ fn groups(n: usize, per: usize) -> u32 {
 
 /// Forward launch for any geometry (also dx's): y = x ⋆ w (+ b), not taped.
 fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let _work = super::work::scope("conv2d", || geo.describe(), geo.flops());
     let winograd3x3 = geo.kh == 3 && geo.kw == 3;
     let kernel = match kernel {
         // v7: a 1×1 convolution without padding or bias is the matmul W (Cout × Cin) · x[n] (Cin × H·W)
@@ -580,6 +589,7 @@ pub fn conv2d_backward_input(
 ) -> Result<Tensor> {
     let geo = check(x_shape, w.shape(), None, padding)?;
     check_grad_shape("conv2d_backward_input", &geo, g)?;
+    let _work = super::work::scope("conv2d.dx", || geo.describe(), geo.flops());
     // wt[ci, co, ky, kx] = w[co, ci, KH − 1 − ky, KW − 1 − kx]
     let wt = Tensor::uninit(&[geo.cin, geo.cout, geo.kh, geo.kw]);
     let groups = groups(w.numel(), WG_DIRECT);
@@ -611,6 +621,7 @@ pub fn conv2d_backward_weight(
 ) -> Result<Tensor> {
     let geo = check(x.shape(), w_shape, None, padding)?;
     check_grad_shape("conv2d_backward_weight", &geo, g)?;
+    let _work = super::work::scope("conv2d.dw", || geo.describe(), geo.flops());
     let (cout, kdim, npix) = (geo.cout, geo.kdim(), geo.npix());
     let kernel = match kernel {
         // v8 has no F(4×4) dw: it uses v6's F(3×3, 2×2)

@@ -158,6 +158,15 @@ fn plan(a: &[usize], ta: bool, b: &[usize], tb: bool) -> Result<Plan> {
 /// Encode C = op(A)·op(B) with a chosen rung, not taped. C has shape (batch..., M, N).
 pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
     let pl = plan(a.shape(), ta, b.shape(), tb)?;
+    let flops = 2.0 * (pl.batch * pl.m * pl.n) as f64 * pl.p.k as f64;
+    let _work = super::work::scope(
+        "matmul",
+        || {
+            let t = |x: bool| if x { "ᵀ" } else { "" };
+            format!("b{} {}x{}{}·{}x{}{}", pl.batch, pl.m, pl.p.k, t(ta), pl.p.k, pl.n, t(tb))
+        },
+        flops,
+    );
     if kernel == MatmulKernel::Vec4 && (ta || tb) && pl.p.k % 4 == 0 && pl.n % 4 == 0 {
         // v5 reads untransposed rows as vec4: copy a transposed operand into its transpose first (one
         // transpose, 4×4 blocks when it can; on llvmpipe far cheaper than v4's scalar loads, see the module doc)

@@ -15,6 +15,7 @@ pub mod norm;
 pub mod optim;
 pub mod reduce;
 pub mod softmax;
+pub mod work;
 
 use crate::gpu::{gpu, Dispatch, Shader};
 use crate::tensor::Tensor;
@@ -31,6 +32,7 @@ pub(crate) fn launch<P: bytemuck::Pod>(
 ) {
     let ins: Vec<_> = inputs.iter().map(|t| t.buf()).collect();
     let outs: Vec<_> = outputs.iter().map(|t| t.buf()).collect();
+    let logged = work::active().then(|| gpu().counters().0);
     gpu().launch(&Dispatch {
         shader,
         entry,
@@ -40,6 +42,14 @@ pub(crate) fn launch<P: bytemuck::Pod>(
         outputs: &outs,
         workgroups,
     });
+    if let Some(before) = logged {
+        let name = format!("{}:{entry}", shader.name);
+        let mut kernel = name.clone();
+        for (k, v) in overrides {
+            kernel.push_str(&format!(" {k}={v}"));
+        }
+        work::on_launch(name, kernel, inputs, outputs, before);
+    }
 }
 
 /// Workgroup count for a 1-D kernel of `n` threads at 256 per workgroup, checked against u32.

@@ -27,6 +27,8 @@ use crate::ops::matmul::{matmul_with, MatmulKernel};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
+pub mod workload;
+
 const PEAK_FMA: Shader = crate::shader!("bench/peak_fma.wgsl");
 const COPY_VEC4: Shader = crate::shader!("bench/copy_vec4.wgsl");
 

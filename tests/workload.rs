@@ -1,0 +1,37 @@
+//! The workload bench on a real (small) model: alone in its own test binary, because it switches the process-wide
+//! profiler on and joins the log with the dispatch counter, which tests on other threads would advance.
+
+use medsegdiff::bench::workload::{run, trainer_for};
+use medsegdiff::model::UnetConfig;
+use medsegdiff::train::TrainConfig;
+
+#[test]
+fn a_real_step_is_fully_attributed() {
+    // a 2-level model at 16 px: every dispatch of the step belongs to a row, FLOPs are those of its convs
+    // and matmuls, and the sum of row times is the step's GPU time
+    let model = UnetConfig {
+        dim: 8,
+        image_size: 16,
+        dim_mults: vec![1, 2],
+        full_self_attn: vec![false, true],
+        attn_heads: 2,
+        attn_dim_head: 8,
+        input_img_channels: 1,
+        ..UnetConfig::default()
+    };
+    let mut t = trainer_for(&model, 2, TrainConfig::default()).unwrap();
+    let w = run("unit", &mut t).unwrap();
+    for ph in &w.phases {
+        let claimed: u64 = ph.rows.iter().map(|r| r.dispatches).sum();
+        assert!(claimed > 50, "{}: {claimed} dispatches", ph.name);
+        assert!(ph.rows.iter().any(|r| r.op == "conv2d") && ph.rows.iter().any(|r| r.op == "matmul"));
+        let row_flop: f64 = ph.rows.iter().map(|r| r.flop).sum();
+        assert!(ph.flop > 0.0 && (ph.flop - row_flop).abs() <= 1e-9 * ph.flop);
+        if w.timestamps {
+            let ms: f64 = ph.rows.iter().map(|r| r.ms).sum();
+            assert!((ms - ph.gpu_ms).abs() <= 1e-6 * ph.gpu_ms.max(1.0), "{ms} vs {}", ph.gpu_ms);
+        }
+    }
+    assert!(w.phases[0].rows.iter().any(|r| r.op == "conv2d.dw"), "the training step has weight gradients");
+    assert!(!w.phases[1].rows.iter().any(|r| r.op.starts_with("conv2d.d")), "sampling has no backward");
+}
