@@ -59,6 +59,7 @@ fn main() {
                 params: bytemuck::bytes_of(&p),
                 inputs: &[src.buf()],
                 outputs: &[dst.buf()],
+                uniforms: &[],
                 workgroups: invocations.div_ceil(wg),
             });
         });
@@ -88,6 +89,7 @@ fn main() {
                 params: bytemuck::bytes_of(&tp),
                 inputs: &[src.buf()],
                 outputs: &[dst.buf()],
+                uniforms: &[],
                 workgroups: threads.div_ceil(256),
             });
         });

@@ -1,8 +1,11 @@
-// pack_weights_v5.wgsl: the weight layout conv_v5_vec4.wgsl reads: k-major, output channels padded to a
-// multiple of 8 with zeros, so the 8 channels of one tap are two aligned vec4 loads.
+// pack_weights_v5.wgsl: the weight layouts conv_v5_vec4.wgsl (`main`) and conv_v9_uniform.wgsl (`blocked`) read:
+// k-major, output channels padded to a multiple of 8 with zeros, so the 8 channels of one tap are two aligned
+// vec4 loads.
 //
-// math:   wp[k, c] = w[c, k] for c < Cout, 0 for Cout ≤ c < cpad (cpad = Cout rounded up to 8); k = (ci, ky, kx)
-// layout: w (Cout, K) row-major (a contiguous (Cout, Cin, KH, KW) weight), wp (K, cpad) row-major
+// math:   main:    wp[k, c] = w[c, k] for c < Cout, 0 for Cout ≤ c < cpad (cpad = Cout rounded up to 8)
+//         blocked: wp[blk, k, j] = w[8·blk + j, k] for k < K and 8·blk + j < Cout, else 0; k < kp (K rounded up
+//                  to 8, in _p0), blk < cpad / 8; k = (ci, ky, kx)
+// layout: w (Cout, K) row-major (a contiguous (Cout, Cin, KH, KW) weight); wp (K, cpad) or (cpad/8, kp, 8)
 // grid:   @workgroup_size(64), one thread per wp element, linear workgroup id
 // binds:  @group(0) 0 params (uniform), 1 w, 2 wp (rw)
 
@@ -10,7 +13,7 @@ struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
     in_h: u32, in_w: u32, out_h: u32, out_w: u32,
     pad_y: i32, pad_x: i32, has_bias: u32, npix: u32,
-    chunk: u32, n_split: u32, _p0: u32, _p1: u32,
+    chunk: u32, n_split: u32, kp: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -28,5 +31,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let c = i % cpad;
     var v = 0.0;
     if c < p.cout { v = w[c * p.kdim + k]; }
+    wp[i] = v;
+}
+
+@compute @workgroup_size(64)
+fn blocked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) li: u32) {
+    let nblk = (p.cout + 7u) / 8u;
+    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * 64u + li;
+    // guard: threads past the last element
+    if i >= nblk * p.kp * 8u { return; }
+    let blk = i / (p.kp * 8u);
+    let k = (i / 8u) % p.kp;
+    let c = blk * 8u + i % 8u;
+    var v = 0.0;
+    if c < p.cout && k < p.kdim { v = w[c * p.kdim + k]; }
     wp[i] = v;
 }

@@ -280,10 +280,16 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }
     }
 
-    // the 3×3 forward rungs v5 (direct, vec4), v6 (Winograd F(2×2)) and v8 (Winograd F(4×4)) at the small
-    // preset's shapes (batch 8): FLOPs counted as the direct convolution's, so GFLOP/s compare time
-    for (ci, co, hw) in [(32, 32, 64), (64, 64, 32), (128, 128, 16)] {
-        let k3 = [conv::ConvKernel::Vec4, conv::ConvKernel::Winograd, conv::ConvKernel::Winograd4];
+    // the 3×3 forward rungs v5 (direct, vec4), v9 (v5 with uniform-block weights), v6 (Winograd F(2×2)) and v8
+    // (Winograd F(4×4)) at the tiny and small presets' shapes (batch 8): FLOPs counted as the direct
+    // convolution's, so GFLOP/s compare time
+    for (ci, co, hw) in [(16, 16, 32), (16, 16, 64), (32, 32, 64), (64, 64, 32), (128, 128, 16)] {
+        let k3 = [
+            conv::ConvKernel::Vec4,
+            conv::ConvKernel::Uniform,
+            conv::ConvKernel::Winograd,
+            conv::ConvKernel::Winograd4,
+        ];
         if !k3.iter().any(|k| wanted(filter, &format!("conv2d 3x3 {}", k.name()))) {
             continue;
         }
@@ -292,7 +298,7 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         let flop = 2.0 * (8 * co * hw * hw * ci * 9) as f64;
         let bytes = 4.0 * (8 * ci * hw * hw + co * ci * 9 + 8 * co * hw * hw) as f64;
         for k in k3 {
-            let star = if k == conv::ConvKernel::Vec4 { "" } else { "*" };
+            let star = if matches!(k, conv::ConvKernel::Vec4 | conv::ConvKernel::Uniform) { "" } else { "*" };
             let name = format!("conv2d 3x3 {}{star}", k.name());
             if wanted(filter, &name) {
                 out.push(run_case(&name, &format!("8x{ci}->{co}x{hw}x{hw}"), flop, bytes, 3, || {

@@ -282,7 +282,7 @@ mod tests {
     use super::*;
 
     fn call(op: &str, shape: &str, flops: f64, d: std::ops::Range<u64>) -> OpCall {
-        OpCall { op: op.into(), shape: shape.into(), flops, bytes: 100.0, kernels: vec!["k.wgsl:main".into()], dispatches: d }
+        OpCall { op: op.into(), shape: shape.into(), flops, bytes: 100.0, kernels: vec!["k.wgsl:main".into()], dispatches: d, launches: 1 }
     }
 
     #[test]

@@ -30,7 +30,20 @@ pub struct Dispatch<'a> {
     pub params: &'a [u8],
     pub inputs: &'a [&'a GpuBuffer],
     pub outputs: &'a [&'a GpuBuffer],
+    /// Read-only operands bound as uniform blocks, after the outputs (see [`UniformBlock`]).
+    pub uniforms: &'a [UniformBlock<'a>],
     pub workgroups: u32,
+}
+
+/// A 64 KiB ([`UNIFORM_BLOCK_BYTES`](super::UNIFORM_BLOCK_BYTES)) window of a buffer, from `offset` bytes (a
+/// multiple of the adapter's `min_uniform_buffer_offset_alignment`, 256 everywhere we know), bound as a uniform
+/// block. Why: on CPU drivers a lane-divergent storage read is a loop over the SIMD lanes and a uniform read a
+/// branch-free gather, ~9× cheaper (docs/llvmpipe-stores.md); on GPUs a uniform read with the same index across
+/// a subgroup is the constant cache's broadcast. The buffer must hold the whole window.
+#[derive(Clone, Copy)]
+pub struct UniformBlock<'a> {
+    pub buffer: &'a GpuBuffer,
+    pub offset: u64,
 }
 
 /// Split a linear workgroup count into (x, y, z), each at most `max`.
@@ -127,7 +140,19 @@ impl Gpu {
             overrides: d.overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
             n_in: d.inputs.len() as u32,
             n_out: d.outputs.len() as u32,
+            n_uniform: d.uniforms.len() as u32,
         };
+        // A uniform window past its buffer's end (or misaligned) is a bug in the op that built it, not user input.
+        let (block, align) = (super::UNIFORM_BLOCK_BYTES, self.limits.min_uniform_buffer_offset_alignment as u64);
+        for u in d.uniforms {
+            assert!(
+                u.offset % align == 0 && u.offset + block <= u.buffer.raw().size(),
+                "{}: uniform block at byte {} of a {}-byte buffer (needs {block} bytes, offset a multiple of {align})",
+                key.label(),
+                u.offset,
+                u.buffer.raw().size()
+            );
+        }
         // A buffer over the binding limit would make wgpu panic in create_bind_group. Skip the launch and keep
         // the first such error for `Gpu::check`, which the model and the trainer call: user input (a batch
         // size, an image size) decides tensor sizes, so this is an error, not a panic.
@@ -169,6 +194,17 @@ impl Gpu {
                     buffer: b.raw(),
                     offset: 0,
                     size: NonZeroU64::new(b.bytes()),
+                }),
+            });
+        }
+        let first = 1 + d.inputs.len() + d.outputs.len();
+        for (i, u) in d.uniforms.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: (first + i) as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: u.buffer.raw(),
+                    offset: u.offset,
+                    size: NonZeroU64::new(block),
                 }),
             });
         }
@@ -241,6 +277,7 @@ impl Gpu {
             params: bytemuck::bytes_of(&p),
             inputs: &[],
             outputs: &[buf],
+            uniforms: &[],
             workgroups: n.div_ceil(super::WG_1D),
         });
     }

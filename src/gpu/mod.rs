@@ -32,10 +32,14 @@ mod pool;
 mod profiler;
 
 pub use device::{format_summary, AdapterSummary, Gpu, GpuError, ADAPTER_ENV};
-pub use launch::{split_workgroups, Dispatch};
+pub use launch::{split_workgroups, Dispatch, UniformBlock};
 pub use pipeline::{KernelKey, Shader};
 pub use pool::{GpuBuffer, PoolStats};
 pub use profiler::{KernelTime, Profile};
+
+/// Size of every uniform-block operand ([`UniformBlock`]): 64 KiB, the uniform binding size WebGPU guarantees on
+/// every adapter. A shader declares it as `var<uniform> name: array<vec4<f32>, 4096>`.
+pub const UNIFORM_BLOCK_BYTES: u64 = 65_536;
 
 /// Threads per workgroup used by the 1-D kernels (elementwise, fills).
 pub const WG_1D: u32 = 256;

@@ -3,7 +3,8 @@
 //! Every cached object comes from `get_or_create(key)` with a plain hashable key, and the key's text is the
 //! wgpu label, so a validation error names the kernel (ratchet's `KernelKey`). Bind group layouts are explicit
 //! and shared by all kernels with the same binding shape: binding 0 is the `Params` uniform, then the inputs
-//! (`var<storage, read>`), then the outputs (`var<storage, read_write>`), in that order.
+//! (`var<storage, read>`), then the outputs (`var<storage, read_write>`), then the uniform blocks
+//! (`var<uniform>`, [`super::UNIFORM_BLOCK_BYTES`] each), in that order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub struct KernelKey {
     pub overrides: Vec<(&'static str, u64)>, // (name, f64 bits): f64 is not Hash
     pub n_in: u32,
     pub n_out: u32,
+    pub n_uniform: u32,
 }
 
 impl KernelKey {
@@ -49,7 +51,7 @@ impl KernelKey {
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: HashMap<&'static str, wgpu::ShaderModule>,
-    layouts: HashMap<(u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    layouts: HashMap<(u32, u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     pipelines: HashMap<KernelKey, Arc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>>,
 }
 
@@ -88,7 +90,7 @@ impl PipelineCache {
             }
             m
         });
-        let (bgl, pl) = self.layouts.entry((key.n_in, key.n_out)).or_insert_with(|| {
+        let (bgl, pl) = self.layouts.entry((key.n_in, key.n_out, key.n_uniform)).or_insert_with(|| {
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
                 visibility: wgpu::ShaderStages::COMPUTE,
@@ -105,7 +107,19 @@ impl PipelineCache {
             for i in 0..key.n_out {
                 entries.push(storage_entry(1 + key.n_in + i, false));
             }
-            let label = format!("layout in={} out={}", key.n_in, key.n_out);
+            for i in 0..key.n_uniform {
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: 1 + key.n_in + key.n_out + i,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: std::num::NonZeroU64::new(super::UNIFORM_BLOCK_BYTES),
+                    },
+                    count: None,
+                });
+            }
+            let label = format!("layout in={} out={} uniform={}", key.n_in, key.n_out, key.n_uniform);
             let bgl = device
                 .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
             let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

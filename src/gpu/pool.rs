@@ -9,9 +9,12 @@ use std::collections::HashMap;
 
 use super::gpu;
 
-/// Every storage buffer is usable as input, output, copy source (readback) and copy destination.
-pub(crate) const STORAGE_USAGE: wgpu::BufferUsages =
-    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+/// Every buffer is usable as input, output, uniform block ([`super::UniformBlock`]), copy source (readback) and
+/// copy destination.
+pub(crate) const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::UNIFORM)
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
 
 /// Allocation counters, for tests and `medsegdiff profile`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

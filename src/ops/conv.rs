@@ -70,9 +70,14 @@
 //!   9.7; 128->128 at 16² 12.8 -> 7.9; 64->64 at 64² 66.9 -> 42.0 (57 GFLOP/s counted as the direct
 //!   convolution); 64->64 at 8² 1.14 -> 0.92.
 //!
+//! - `Uniform` (v9): v5 with the packed weights read from 64 KiB uniform blocks (conv_v9_uniform.wgsl), because
+//!   on llvmpipe a storage read costs ~9× a uniform one (docs/llvmpipe-stores.md) and 24 of v5's 40 storage
+//!   components per input row are weights. Batch 8, llvmpipe without AVX-512, ms v5 -> v9: 16->16 at 32²
+//!   21.3 -> 13.0; 16->16 at 64² 82.2 -> 49.4; 32->32 at 64² 321 -> 185; 64->64 at 32² 287 -> 193. dw is v5's.
+//!
 //! The taped [`conv2d`] picks per weight shape ([`ConvKernel::pick`]): v7 for 1×1, v8 for 3×3 kernels with
-//! ≥ 32 input and output channels, v5 for everything else (thinner Winograd GEMMs lose to v5; measured for v6
-//! at `WINOGRAD_MIN_CHANNELS`). These choices were measured on llvmpipe only; on a GPU re-measure before
+//! ≥ 32 input and output channels, v9 for everything else (thinner Winograd GEMMs lose to the direct kernels;
+//! measured for v6 at `WINOGRAD_MIN_CHANNELS`). These choices were measured on llvmpipe only; on a GPU re-measure before
 //! keeping them: the plane GEMMs are small and the transforms memory-bound.
 //!
 //! Measured on lavapipe (llvmpipe, LLVM 15, 2 cores shared with three other build/test jobs, so the numbers are
@@ -148,7 +153,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::launch;
+use super::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
 use crate::gpu::Shader;
 use crate::ops::reduce::sum_to_shape;
 use crate::tensor::{numel, Tensor};
@@ -165,6 +170,7 @@ const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
+const V9: Shader = shader!("conv/conv_v9_uniform.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const WINO2: Shader = shader!("conv/winograd_transforms.wgsl");
 const WINO4: Shader = shader!("conv/winograd4_transforms.wgsl");
@@ -202,10 +208,11 @@ pub enum ConvKernel {
     Winograd,
     Gemm,
     Winograd4,
+    Uniform,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 8] = [
+    pub const ALL: [ConvKernel; 9] = [
         ConvKernel::Direct,
         ConvKernel::Tiled,
         ConvKernel::Blocked,
@@ -214,11 +221,12 @@ impl ConvKernel {
         ConvKernel::Winograd,
         ConvKernel::Gemm,
         ConvKernel::Winograd4,
+        ConvKernel::Uniform,
     ];
 
-    /// The rung the taped [`conv2d`] uses for forward, dx and dw: v7 (GEMM) for 1×1 kernels, v8 (Winograd
-    /// F(4×4, 3×3); its dw is v6's) for 3×3 kernels with at least `WINOGRAD_MIN_CHANNELS` input and output
-    /// channels, v5 otherwise (measured: see those rungs).
+    /// The rung the taped [`conv2d`] uses for forward, dx and dw: v7 (GEMM) for 1×1 kernels (v9 where a bias
+    /// or padding rules the GEMM out), v8 (Winograd F(4×4, 3×3); its dw is v6's) for 3×3 kernels with at least
+    /// `WINOGRAD_MIN_CHANNELS` input and output channels, v9 otherwise (v5's dw); measured: see those rungs.
     pub fn pick(w_shape: &[usize]) -> ConvKernel {
         // a malformed weight takes v5, whose shape check then reports it
         let &[cout, cin, kh, kw] = w_shape else { return ConvKernel::Vec4 };
@@ -227,7 +235,8 @@ impl ConvKernel {
         } else if kh == 3 && kw == 3 && cin.min(cout) >= WINOGRAD_MIN_CHANNELS {
             ConvKernel::Winograd4
         } else {
-            ConvKernel::Vec4
+            // v9 (v5 with uniform-block weights): 1.6-1.7× v5 on every 3×3 shape measured (docs/bench-history.md)
+            ConvKernel::Uniform
         }
     }
 
@@ -241,6 +250,7 @@ impl ConvKernel {
             ConvKernel::Winograd => "v6_winograd",
             ConvKernel::Gemm => "v7_gemm",
             ConvKernel::Winograd4 => "v8_winograd4",
+            ConvKernel::Uniform => "v9_uniform",
         }
     }
 }
@@ -263,7 +273,8 @@ struct ConvParams {
     npix: u32,
     chunk: u32,
     n_split: u32,
-    _p0: u32,
+    /// v9: K rounded up to 8 (the packed weight block's length)
+    kp: u32,
     _p1: u32,
 }
 
@@ -326,7 +337,7 @@ impl Geometry {
             npix: self.npix() as u32,
             chunk: 0,
             n_split: 0,
-            _p0: 0,
+            kp: 0,
             _p1: 0,
         }
     }
@@ -431,10 +442,18 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
                 .expect("the shapes agree by construction");
             return y3.reshape(&geo.out_shape()).expect("same element count");
         }
-        // v6 and v8 are for 3×3 whose transformed tensors fit a binding, v7 for 1×1 without bias: the rest runs v5
+        // v6 and v8 are for 3×3 whose transformed tensors fit a binding, v7 for 1×1 without bias: the rest runs v9
+        // where its weights fit, else v5
         ConvKernel::Winograd if !(winograd3x3 && WinogradTile::F2.fits(geo)) => ConvKernel::Vec4,
         ConvKernel::Winograd4 if !(winograd3x3 && WinogradTile::F4.fits(geo)) => ConvKernel::Vec4,
-        ConvKernel::Gemm => ConvKernel::Vec4,
+        ConvKernel::Gemm => ConvKernel::Uniform,
+        k => k,
+    };
+    // v9 reads x like v5 and needs one 8-channel block of packed weights to fit a uniform block
+    let kernel = match kernel {
+        ConvKernel::Uniform if !(v5_window_fits(geo) && geo.kdim().div_ceil(8) * 8 * V5_TM <= UNIFORM_BLOCK_F32) => {
+            ConvKernel::Vec4
+        }
         k => k,
     };
     let y = Tensor::uninit(&geo.out_shape());
@@ -454,7 +473,8 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
             let groups = groups(geo.cout, TILE) * groups(geo.npix(), TILE);
             launch(V3, "main", &geo.overrides(), &p, &[x, w, bias], &[&y], groups);
         }
-        ConvKernel::Vec4 if geo.in_w.is_multiple_of(4) && geo.kw <= V5_MAX_KW => {
+        ConvKernel::Uniform => forward_v9(geo, x, w, bias, p, &y),
+        ConvKernel::Vec4 if v5_window_fits(geo) => {
             let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
             let groups = groups(geo.cout, V5_TM) * groups(blocks, V5_WG);
             let [kh, kw] = geo.overrides();
@@ -475,6 +495,34 @@ fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Tensor, b: Op
         }
     }
     y
+}
+
+/// v5's and v9's vec4 input window applies: rows of whole vec4s, kernels at most `V5_MAX_KW` wide.
+fn v5_window_fits(geo: &Geometry) -> bool {
+    geo.in_w.is_multiple_of(4) && geo.kw <= V5_MAX_KW
+}
+
+/// v9: v5 with the packed weights in uniform blocks. Weights go to (Cout/8 blocks, kp, 8), kp = K rounded up to
+/// 8 so every block starts on a 256-byte boundary; each dispatch binds the 64 KiB window of as many whole blocks
+/// as fit (all of them for the model's thin layers: 16→16 3×3 is 9 KiB) and covers those channels.
+fn forward_v9(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, mut p: ConvParams, y: &Tensor) {
+    let kp = geo.kdim().div_ceil(8) * 8;
+    let nblk = geo.cout.div_ceil(V5_TM);
+    let per = UNIFORM_BLOCK_F32 / (kp * V5_TM); // ≥ 1: forward_raw sends larger K to v5
+    let last = (nblk - 1) / per * per * kp * V5_TM; // where the last window starts
+    let wp = Tensor::uninit(&[(nblk * kp * V5_TM).max(last + UNIFORM_BLOCK_F32)]);
+    p.kp = kp as u32;
+    launch(PACK_V5, "blocked", &[], &p, &[w], &[&wp], groups(nblk * kp * V5_TM, WG_DIRECT));
+    let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
+    let [kh, kw] = geo.overrides();
+    let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+    for cb0 in (0..nblk).step_by(per) {
+        let nb = per.min(nblk - cb0);
+        p.chunk = cb0 as u32;
+        p.n_split = nb as u32;
+        let window = [(&wp, cb0 * kp * V5_TM)];
+        launch_with_uniforms(V9, "main", &overrides, &p, &[x, bias], &[y], &window, groups(nb, 1) * groups(blocks, V5_WG));
+    }
 }
 
 /// Untaped forward with a chosen rung: y = conv2d(x, w) + b.
@@ -638,7 +686,7 @@ pub fn conv2d_backward_weight(
             return sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape);
         }
         // v6 and v8 on other kernel sizes, and v7 on other shapes, use v5's dw
-        ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm => ConvKernel::Vec4,
+        ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => ConvKernel::Vec4,
         k => k,
     };
     match kernel {
@@ -878,6 +926,10 @@ mod tests {
         Problem { x: [2, 7, 3, 12], w: [10, 7, 1, 1], pad: 0, bias: true }, // dw v5 1×1: K = 7, half block
         Problem { x: [3, 4, 6, 12], w: [9, 4, 3, 3], pad: 1, bias: false }, // dw v5 3×3, Cout = 9
         Problem { x: [1, 2, 3, 4], w: [3, 2, 3, 1], pad: 2, bias: false }, // dw v5 KW = 1, KH = 3, pad 2
+        // v9: K = 900 fits 2 of its 3 weight blocks per uniform window (2 dispatches; dx: 13 blocks, 11 a window)
+        Problem { x: [1, 100, 4, 8], w: [20, 100, 3, 3], pad: 1, bias: true },
+        // v9: one block of K = 2,070 is more than a uniform window: the forward falls back to v5
+        Problem { x: [1, 230, 2, 4], w: [3, 230, 3, 3], pad: 1, bias: true },
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -924,6 +976,25 @@ mod tests {
         } else {
             (1e-5, 1e-5)
         }
+    }
+
+    #[test]
+    fn v9_splits_weights_over_uniform_windows_and_falls_back_past_one_block() {
+        // which kernels a v9 forward runs: the packing, then one dispatch per 64 KiB window of weight blocks
+        let kernels = |x: [usize; 4], w: [usize; 4]| {
+            let (x, w) = (Tensor::zeros(&x), Tensor::zeros(&w));
+            crate::ops::work::start();
+            conv2d_with(ConvKernel::Uniform, &x, &w, None, 1).unwrap();
+            let calls = crate::ops::work::stop();
+            (calls[0].kernels.clone(), calls[0].launches)
+        };
+        let (k, n) = kernels([1, 100, 4, 8], [20, 100, 3, 3]); // 3 blocks of 904·8 values, 2 to a window
+        assert!(k[0].contains("pack_weights_v5.wgsl:blocked") && k[1].starts_with("conv/conv_v9_uniform"), "{k:?}");
+        assert_eq!(n, 3, "pack + 2 windows");
+        let (k, n) = kernels([1, 16, 8, 8], [16, 16, 3, 3]); // the model's thin layer: one window
+        assert_eq!((k.len(), n), (2, 2), "{k:?}");
+        let (k, _) = kernels([1, 230, 2, 4], [3, 230, 3, 3]); // one block is more than a window
+        assert!(k.iter().all(|k| !k.contains("v9")) && k.iter().any(|k| k.contains("conv_v5_vec4")), "{k:?}");
     }
 
     #[test]

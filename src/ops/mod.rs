@@ -17,7 +17,7 @@ pub mod reduce;
 pub mod softmax;
 pub mod work;
 
-use crate::gpu::{gpu, Dispatch, Shader};
+use crate::gpu::{gpu, Dispatch, Shader, UniformBlock};
 use crate::tensor::Tensor;
 
 /// Record one kernel launch over tensors. `workgroups` is a linear count (see [`Dispatch`]).
@@ -30,6 +30,24 @@ pub(crate) fn launch<P: bytemuck::Pod>(
     outputs: &[&Tensor],
     workgroups: u32,
 ) {
+    launch_with_uniforms(shader, entry, overrides, params, inputs, outputs, &[], workgroups);
+}
+
+/// [`launch`] with uniform-block operands after the outputs: (tensor, offset in f32 elements), each a 64 KiB
+/// window (see [`UniformBlock`]); the tensor must hold `offset` + 16,384 values.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_with_uniforms<P: bytemuck::Pod>(
+    shader: Shader,
+    entry: &'static str,
+    overrides: &[(&'static str, f64)],
+    params: &P,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+    uniforms: &[(&Tensor, usize)],
+    workgroups: u32,
+) {
+    let blocks: Vec<UniformBlock> =
+        uniforms.iter().map(|(t, off)| UniformBlock { buffer: t.buf(), offset: 4 * *off as u64 }).collect();
     let ins: Vec<_> = inputs.iter().map(|t| t.buf()).collect();
     let outs: Vec<_> = outputs.iter().map(|t| t.buf()).collect();
     let logged = work::active().then(|| gpu().counters().0);
@@ -40,6 +58,7 @@ pub(crate) fn launch<P: bytemuck::Pod>(
         params: bytemuck::bytes_of(params),
         inputs: &ins,
         outputs: &outs,
+        uniforms: &blocks,
         workgroups,
     });
     if let Some(before) = logged {
@@ -48,9 +67,13 @@ pub(crate) fn launch<P: bytemuck::Pod>(
         for (k, v) in overrides {
             kernel.push_str(&format!(" {k}={v}"));
         }
-        work::on_launch(name, kernel, inputs, outputs, before);
+        let all: Vec<&Tensor> = inputs.iter().copied().chain(uniforms.iter().map(|u| u.0)).collect();
+        work::on_launch(name, kernel, &all, outputs, before);
     }
 }
+
+/// f32 values in one uniform block (64 KiB).
+pub(crate) const UNIFORM_BLOCK_F32: usize = (crate::gpu::UNIFORM_BLOCK_BYTES / 4) as usize;
 
 /// Workgroup count for a 1-D kernel of `n` threads at 256 per workgroup, checked against u32.
 pub(crate) fn groups_1d(n: usize) -> u32 {

@@ -29,8 +29,11 @@ pub struct OpCall {
     pub bytes: f64,
     /// The kernels it ran (shader:entry and override constants), in first-use order: the rung it took.
     pub kernels: Vec<String>,
-    /// Its dispatches, as indices of the runtime's dispatch counter.
+    /// Its dispatches, as indices of the runtime's dispatch counter (with the runtime's own, e.g. the NaN
+    /// fills of fresh buffers in test builds).
     pub dispatches: Range<u64>,
+    /// Kernel launches the op itself recorded.
+    pub launches: u64,
 }
 
 struct Frame {
@@ -39,6 +42,7 @@ struct Frame {
     flops: f64,
     bytes: f64,
     kernels: Vec<String>,
+    launches: u64,
     start: u64,
 }
 
@@ -79,7 +83,7 @@ pub(crate) fn scope(op: &'static str, shape: impl FnOnce() -> String, flops: f64
     if !logging() {
         return Scope(false);
     }
-    let frame = Frame { op, shape: shape(), flops, bytes: 0.0, kernels: Vec::new(), start: dispatch_count() };
+    let frame = Frame { op, shape: shape(), flops, bytes: 0.0, kernels: Vec::new(), launches: 0, start: dispatch_count() };
     LOG.with(|l| l.borrow_mut().as_mut().map(|log| log.open.push(frame)));
     Scope(true)
 }
@@ -102,11 +106,13 @@ impl Drop for Scope {
                     bytes: f.bytes,
                     kernels: f.kernels,
                     dispatches: f.start..end,
+                    launches: f.launches,
                 });
             } else {
                 // nested: the enclosing call owns these dispatches, and counts its own FLOPs
                 let outer = log.open.last_mut().expect("not empty");
                 outer.bytes += f.bytes;
+                outer.launches += f.launches;
                 for k in f.kernels {
                     if !outer.kernels.contains(&k) {
                         outer.kernels.push(k);
@@ -128,8 +134,9 @@ pub(crate) fn on_launch(name: String, kernel: String, inputs: &[&Tensor], output
     LOG.with(|l| {
         let mut l = l.borrow_mut();
         let Some(log) = l.as_mut() else { return };
-        if let Some(f) = log.open.first_mut() {
+        if let Some(f) = log.open.last_mut() {
             f.bytes += bytes;
+            f.launches += 1;
             if !f.kernels.contains(&kernel) {
                 f.kernels.push(kernel);
             }
@@ -144,6 +151,7 @@ pub(crate) fn on_launch(name: String, kernel: String, inputs: &[&Tensor], output
             bytes,
             kernels: vec![kernel],
             dispatches: before..end,
+            launches: 1,
         });
     });
 }
