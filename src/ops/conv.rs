@@ -171,6 +171,10 @@ const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
 const V9: Shader = shader!("conv/conv_v9_uniform.wgsl");
+const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
+/// dw v9: pixel blocks of 8 per uniform window of g (256 blocks × 8 channels × 8 pixels = 64 KiB) and per split.
+const DW_V9_WINDOW: usize = 256;
+const DW_V9_CHUNK: usize = 16;
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const WINO2: Shader = shader!("conv/winograd_transforms.wgsl");
 const WINO4: Shader = shader!("conv/winograd4_transforms.wgsl");
@@ -685,8 +689,14 @@ pub fn conv2d_backward_weight(
                 crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &g3, false, &x3, true)?;
             return sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape);
         }
-        // v6 and v8 on other kernel sizes, and v7 on other shapes, use v5's dw
-        ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => ConvKernel::Vec4,
+        // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
+        // shapes take it too, and every shape it cannot read takes v5's (then v4's)
+        ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => {
+            if dw_v5_reads(&geo) {
+                return dw_v9(&geo, g, x, w_shape);
+            }
+            ConvKernel::Vec4
+        }
         k => k,
     };
     match kernel {
@@ -696,9 +706,7 @@ pub fn conv2d_backward_weight(
             launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
             Ok(dw)
         }
-        ConvKernel::Vec4
-            if (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4) =>
-        {
+        ConvKernel::Vec4 if dw_v5_reads(&geo) => {
             // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
             // DW_V5_MIN_BLOCKS blocks
             let nblk = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
@@ -746,6 +754,65 @@ pub fn conv2d_backward_weight(
             dw.detach().reshape(w_shape)
         }
     }
+}
+
+/// dw v5's and v9's vec4 reads apply: KW ∈ {1, 3}, rows of whole vec4s in x and g.
+fn dw_v5_reads(geo: &Geometry) -> bool {
+    (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
+}
+
+/// Mirrors `struct Params` of dw_v9_uniform.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct DwV9Params {
+    geo: [u32; 12],
+    chunk: u32,
+    win0: u32,
+    nb_win: u32,
+    cb: u32,
+    part0: u32,
+    _p: [u32; 3],
+}
+
+/// dw v9: g packed into pixel blocks per 8-channel block (pack_weights_v5.wgsl:grad_blocks), one dispatch per
+/// (channel block, window of 256 blocks), each split of 16 blocks a partial sum; dw = Σ of the partials.
+fn dw_v9(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let (cout, kdim) = (geo.cout, geo.kdim());
+    let nb = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
+    let ncb = cout.div_ceil(DW_V5_TM);
+    let nwin = nb.div_ceil(DW_V9_WINDOW);
+    let block = DW_V5_TM * DW_V5_TN; // floats per pixel block
+    let last = ((ncb - 1) * nb + (nwin - 1) * DW_V9_WINDOW) * block;
+    let gp = Tensor::uninit(&[(ncb * nb * block).max(last + UNIFORM_BLOCK_F32)]);
+    let p = geo.params(false);
+    launch(PACK_V5, "grad_blocks", &[], &p, &[g], &[&gp], groups(ncb * nb * block, WG_DIRECT));
+    // splits: every window's, in window order (the same for every channel block)
+    let splits: Vec<usize> = (0..nwin).map(|w| (nb - w * DW_V9_WINDOW).min(DW_V9_WINDOW).div_ceil(DW_V9_CHUNK)).collect();
+    let part = Tensor::uninit(&[splits.iter().sum(), cout, kdim]);
+    let tiles_k = kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
+    let [kh, kw] = geo.overrides();
+    let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+    let geo_words: [u32; 12] = bytemuck::cast_slice(bytemuck::bytes_of(&p))[..12].try_into().expect("12 words");
+    for cb in 0..ncb {
+        let mut part0 = 0;
+        for (w, &ns) in splits.iter().enumerate() {
+            let win0 = w * DW_V9_WINDOW;
+            let dp = DwV9Params {
+                geo: geo_words,
+                chunk: DW_V9_CHUNK as u32,
+                win0: win0 as u32,
+                nb_win: (nb - win0).min(DW_V9_WINDOW) as u32,
+                cb: cb as u32,
+                part0: part0 as u32,
+                _p: [0; 3],
+            };
+            let window = [(&gp, (cb * nb + win0) * block)];
+            launch_with_uniforms(DW_V9, "main", &overrides, &dp, &[x], &[&part], &window, groups(tiles_k * ns, 1));
+            part0 += ns;
+        }
+    }
+    let dw = if part.dim(0) == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+    dw.detach().reshape(w_shape)
 }
 
 /// y = conv2d(x, w) + b: x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout), stride 1, zero padding `padding`.
@@ -930,6 +997,8 @@ mod tests {
         Problem { x: [1, 100, 4, 8], w: [20, 100, 3, 3], pad: 1, bias: true },
         // v9: one block of K = 2,070 is more than a uniform window: the forward falls back to v5
         Problem { x: [1, 230, 2, 4], w: [3, 230, 3, 3], pad: 1, bias: true },
+        // dw v9: 320 pixel blocks = 2 windows of g (one partial), 2 channel blocks (Cout = 10)
+        Problem { x: [2, 3, 20, 64], w: [10, 3, 3, 3], pad: 1, bias: false },
     ];
 
     fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -995,6 +1064,15 @@ mod tests {
         assert_eq!((k.len(), n), (2, 2), "{k:?}");
         let (k, _) = kernels([1, 230, 2, 4], [3, 230, 3, 3]); // one block is more than a window
         assert!(k.iter().all(|k| !k.contains("v9")) && k.iter().any(|k| k.contains("conv_v5_vec4")), "{k:?}");
+        // dw: g packed once, then one dispatch per (channel block, window), then the sum of the splits
+        let (g, x) = (Tensor::zeros(&[2, 10, 20, 64]), Tensor::zeros(&[2, 3, 20, 64]));
+        crate::ops::work::start();
+        conv2d_backward_weight(ConvKernel::Uniform, &g, &x, 1, &[10, 3, 3, 3]).unwrap();
+        let calls = crate::ops::work::stop();
+        let (k, n) = (&calls[0].kernels, calls[0].launches);
+        assert!(k[0].contains("grad_blocks") && k[1].starts_with("conv/dw_v9_uniform"), "{k:?}");
+        assert!(k[2].starts_with("reduce/"), "{k:?}");
+        assert_eq!(n, 1 + 2 * 2 + 1, "pack + 2 channel blocks × 2 windows + sum");
     }
 
     #[test]
@@ -1035,7 +1113,9 @@ mod tests {
                 assert_close(&dx.to_vec(), &want_dx, atol, rtol, &format!("{what}: dx"));
                 let dw = conv2d_backward_weight(kernel, &g, &x, pr.pad, &pr.w).unwrap();
                 assert_eq!(dw.shape(), pr.w);
-                assert_close(&dw.to_vec(), &want_dw, 1e-5, 1e-5, &format!("{what}: dw"));
+                // f32 sums over N·H·W pixels: the absolute error grows with the largest gradient
+                let big = want_dw.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                assert_close(&dw.to_vec(), &want_dw, 1e-5 * big, 1e-5, &format!("{what}: dw"));
             }
         }
     }

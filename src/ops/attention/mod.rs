@@ -9,9 +9,12 @@
 //!
 //! Output: (B, heads·dim_head, H, W), channel head·d + e.
 //!
-//! Both are compositions of taped ops (chunk, reshape, scale, softmax, matmul_t), so their backward comes from
-//! the tape: no kernel of their own, no saved tensors beyond what those ops save. Transposes are strides
-//! inside matmul_t, never copies; the only copies are the three chunks of qkv.
+//! Full attention runs fused ([`flash`]: online softmax, no n×n matrix, FlashAttention-2's backward) when
+//! dim_head is a multiple of 4 up to 64; otherwise, and always in [`full_attention_composed`] (the teaching
+//! version and the fused kernels' second reference), it is a composition of taped ops (chunk, reshape, scale,
+//! softmax, matmul_t) whose backward comes from the tape. Linear attention is always composed.
+
+mod flash;
 
 use crate::ops::elementwise::scale;
 use crate::ops::layout::chunk;
@@ -22,6 +25,15 @@ use crate::{shape_err, Result};
 
 /// Check qkv's shape and split it into q, k, v, each (B·heads, dim_head, H·W).
 fn split_qkv(op: &'static str, qkv: &Tensor, heads: usize, dim_head: usize) -> Result<[Tensor; 3]> {
+    check_qkv(op, qkv, heads, dim_head)?;
+    let s = qkv.shape();
+    let view = [s[0] * heads, dim_head, s[2] * s[3]];
+    let parts = chunk(qkv, 3, 1)?;
+    Ok([parts[0].reshape(&view)?, parts[1].reshape(&view)?, parts[2].reshape(&view)?])
+}
+
+/// qkv must be (B, 3·heads·dim_head, H, W).
+fn check_qkv(op: &'static str, qkv: &Tensor, heads: usize, dim_head: usize) -> Result<()> {
     let s = qkv.shape();
     if s.len() != 4 {
         return shape_err!(op, "qkv must be (B, 3·heads·dim_head, H, W), got {s:?}");
@@ -34,13 +46,21 @@ fn split_qkv(op: &'static str, qkv: &Tensor, heads: usize, dim_head: usize) -> R
             3 * heads * dim_head
         );
     }
-    let view = [s[0] * heads, dim_head, s[2] * s[3]];
-    let parts = chunk(qkv, 3, 1)?;
-    Ok([parts[0].reshape(&view)?, parts[1].reshape(&view)?, parts[2].reshape(&view)?])
+    Ok(())
 }
 
-/// Softmax attention over all H·W positions (MedSegDiff's `Attention`, between to_qkv and to_out).
+/// Softmax attention over all H·W positions (MedSegDiff's `Attention`, between to_qkv and to_out): fused where
+/// [`flash`] applies, composed otherwise.
 pub fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
+    check_qkv("full_attention", qkv, heads, dim_head)?;
+    if flash::applies(dim_head) {
+        return flash::full_attention(qkv, heads, dim_head);
+    }
+    full_attention_composed(qkv, heads, dim_head)
+}
+
+/// [`full_attention`] as taped matmul, softmax and matmul (the n×n score matrix in memory).
+pub fn full_attention_composed(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
     let [q, k, v] = split_qkv("full_attention", qkv, heads, dim_head)?;
     let s = qkv.shape();
     let q = scale(&q, (dim_head as f32).powf(-0.5));
@@ -180,6 +200,9 @@ mod tests {
         Problem { b: 2, heads: 2, dim_head: 4, h: 4, w: 4 },
         Problem { b: 1, heads: 1, dim_head: 1, h: 1, w: 1 }, // everything size 1: attn = 1, softmax over d = 1
         Problem { b: 1, heads: 4, dim_head: 32, h: 8, w: 9 }, // the model's heads and dim_head; n = 72 > 64
+        // fused: 300 keys of dim_head 64 need 3 uniform windows of 128 (k, v) rows; 300 queries 3 windows of 112
+        Problem { b: 1, heads: 1, dim_head: 64, h: 15, w: 20 },
+        Problem { b: 2, heads: 1, dim_head: 8, h: 1, w: 3 }, // fused, n = 3: one partial workgroup
     ];
 
     #[test]
@@ -194,6 +217,8 @@ mod tests {
             assert_eq!(full.shape(), &[pr.b, pr.heads * pr.dim_head, pr.h, pr.w]);
             let want = cpu::full_attention(&to_f64(&v), &shape, pr.heads, pr.dim_head);
             assert_close(&full.to_vec(), &want, 1e-5, 1e-4, &format!("full_attention {what}"));
+            let composed = full_attention_composed(&x, pr.heads, pr.dim_head).unwrap();
+            assert_close(&composed.to_vec(), &want, 1e-5, 1e-4, &format!("full_attention_composed {what}"));
             let lin = linear_attention(&x, pr.heads, pr.dim_head).unwrap();
             let want = cpu::linear_attention(&to_f64(&v), &shape, pr.heads, pr.dim_head);
             assert_close(&lin.to_vec(), &want, 1e-5, 1e-4, &format!("linear_attention {what}"));
@@ -202,7 +227,9 @@ mod tests {
 
     #[test]
     fn attention_gradients_match_finite_differences() {
-        for pr in &PROBLEMS[..3] {
+        // the fused path on the 4th and 6th problems; the 5th (3 × 2 windows) is checked against the composed
+        // path's gradient below, finite differences over 57,600 inputs being too slow
+        for pr in PROBLEMS.iter().filter(|p| p.h * p.w <= 72 && p.dim_head <= 8) {
             let shape = pr.shape();
             let what = format!("B {} heads {} dim_head {} {}×{}", pr.b, pr.heads, pr.dim_head, pr.h, pr.w);
             let (heads, dh) = (pr.heads, pr.dim_head);
@@ -218,6 +245,29 @@ mod tests {
                 |x| linear_attention(&x[0], heads, dh),
                 |x| cpu::linear_attention(&x[0], &shape, heads, dh),
             );
+        }
+    }
+
+    #[test]
+    fn fused_attention_gradient_equals_the_composed_one_over_several_windows() {
+        for pr in &PROBLEMS[3..5] {
+            let shape = pr.shape();
+            let mut rng = crate::rng::Rng::new(41);
+            let x = Tensor::from_slice(&rng.uniform_vec(numel(&shape), -2.0, 2.0), &shape).unwrap();
+            let gout = rng.uniform_vec(pr.b * pr.heads * pr.dim_head * pr.h * pr.w, -1.0, 1.0);
+            let grad = |f: &dyn Fn(&Tensor) -> Tensor| {
+                let xg = x.detach().with_grad();
+                let y = f(&xg);
+                let g = Tensor::from_slice(&gout, y.shape()).unwrap();
+                let loss = crate::ops::reduce::sum(&crate::ops::elementwise::mul(&y, &g).unwrap(), &[0, 1, 2, 3], false)
+                    .unwrap();
+                crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec()
+            };
+            let (h, d) = (pr.heads, pr.dim_head);
+            let fused = grad(&|t| full_attention(t, h, d).unwrap());
+            let composed = grad(&|t| full_attention_composed(t, h, d).unwrap());
+            let want: Vec<f64> = composed.iter().map(|&v| v as f64).collect();
+            assert_close(&fused, &want, 1e-5, 1e-4, &format!("d qkv, fused vs composed, dim_head {d}, n {}", pr.h * pr.w));
         }
     }
 

@@ -1,0 +1,77 @@
+// flash_dq.wgsl: dq of the fused attention (FlashAttention-2's backward, query side): each invocation owns one
+// query, recomputes its probabilities against this dispatch's window of keys from the saved log-sum-exp, and
+// accumulates dq in registers; several windows accumulate through dqkv.
+//
+// math:   P_ij = e^(scale·q_i·k_j − lse_i); dP_ij = dO_i·v_j; dS_ij = P_ij·(dP_ij − D_i);
+//         dq_i = scale·Σ_j dS_ij·k_j (D_i = dO_i·O_i, from flash_pack_qdo.wgsl)
+// layout: qdo rows of 2d + 4 floats (q, dO, lse, D, 0, 0) per (bh, i) at bh·q_base + i·(2d + 4), read as vec4;
+//         dqkv (B, 3·heads·d, n): dq of head h at channel h·d + c; window: rows of 2d floats (k, v) as vec4
+// grid:   @workgroup_size(WG), one invocation per query of head bh, linear id
+// binds:  @group(0) 0 params (uniform), 1 qdo, 2 dqkv (rw), 3 kv window (uniform block)
+
+struct Params {
+    n: u32,        // tokens (H·W)
+    d: u32,        // dim_head (a multiple of 4, at most 64: D4 = d / 4)
+    heads: u32,
+    bh: u32,       // the (batch·heads + head) this dispatch works on
+    j0: u32,       // first row of this dispatch's uniform window (a key for forward / dq, a query for dkv)
+    nk: u32,       // rows in the window
+    first: u32,    // 1: the first window (start the running state), else continue it
+    last: u32,     // 1: the last window (finish: normalise, write the log-sum-exp)
+    scale: f32,    // dim_head^-1/2
+    kv_base: u32,  // floats per (batch·head) in the packed K/V buffer (n·2d rounded up to 64)
+    q_base: u32,   // floats per (batch·head) in the packed Q/dO buffer (n·(2d + 4) rounded up to 64)
+    nbh: u32,      // batch·heads
+}
+
+override WG: u32 = 16u;
+override D4: u32 = 4u;
+const DMAX4: u32 = 16u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> qdo: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dqkv: array<f32>;
+@group(0) @binding(3) var<uniform> kv: array<vec4<f32>, 4096>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
+    // guard: invocations past the last query
+    if i >= p.n { return; }
+    let rb = (p.bh * p.q_base) / 4u + i * (2u * D4 + 1u);  // this query's row, in vec4s
+    var q: array<vec4<f32>, DMAX4>;
+    var g: array<vec4<f32>, DMAX4>;
+    var acc: array<vec4<f32>, DMAX4>;
+    for (var c4 = 0u; c4 < D4; c4++) {
+        q[c4] = p.scale * qdo[rb + c4];
+        g[c4] = qdo[rb + D4 + c4];
+        acc[c4] = vec4<f32>(0.0);
+    }
+    let ld = qdo[rb + 2u * D4];
+    let lse = ld.x;
+    let dsum = ld.y;
+    for (var jj = 0u; jj < p.nk; jj++) {
+        let kb = jj * 2u * D4;
+        var s = 0.0;
+        var dp = 0.0;
+        for (var c4 = 0u; c4 < D4; c4++) {
+            s += dot(q[c4], kv[kb + c4]);
+            dp += dot(g[c4], kv[kb + D4 + c4]);
+        }
+        let ds = exp(s - lse) * (dp - dsum);
+        for (var c4 = 0u; c4 < D4; c4++) { acc[c4] += ds * kv[kb + c4]; }
+    }
+    let b = p.bh / p.heads;
+    let head = p.bh % p.heads;
+    let ob = (b * 3u * p.heads * p.d + head * p.d) * p.n + i;
+    for (var c4 = 0u; c4 < D4; c4++) {
+        let r = p.scale * acc[c4];
+        for (var e = 0u; e < 4u; e++) {
+            let at = ob + (4u * c4 + e) * p.n;
+            var prev = 0.0;
+            if p.first == 0u { prev = dqkv[at]; }
+            dqkv[at] = prev + r[e];
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Fused softmax attention (FlashAttention-2's schedule, shaped for the engine's adapters): no n×n score matrix
+//! in the forward or the backward, one pass over the keys per query with an online softmax, the backward
+//! recomputing probabilities from the saved log-sum-exp.
+//!
+//! **Why uniform windows.** The keys and values every query walks over (and, in the key-side backward, the
+//! queries every key walks over) are read as 64 KiB uniform blocks: on llvmpipe a storage read costs ~9× a
+//! uniform one (docs/llvmpipe-stores.md), and on a GPU all invocations of a dispatch read the same row at the
+//! same time, which is the constant cache's broadcast. K and V are first packed key-major, (k, v) rows of 2d
+//! floats per head (`flash_pack_kv.wgsl`); a head whose rows exceed one window takes several dispatches, which
+//! carry the running (m, l, acc) state through the output and the stats buffer. The backward packs (q, dO, lse,
+//! D) rows of 2d + 4 floats per query (`flash_pack_qdo.wgsl`, D_i = dO_i·O_i).
+//!
+//! Dispatches per call: forward 1 + heads·batch·⌈n / keys per window⌉; backward 1 + the same for dq and for dk/dv.
+//! Applies when dim_head is a multiple of 4 and at most 64 ([`applies`]); the composed path (matmul, softmax,
+//! matmul) covers the rest.
+
+use super::super::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
+use crate::gpu::Shader;
+use crate::tensor::Tensor;
+use crate::{autograd, shader, Result};
+
+const PACK_KV: Shader = shader!("attention/flash_pack_kv.wgsl");
+const PACK_QDO: Shader = shader!("attention/flash_pack_qdo.wgsl");
+const FORWARD: Shader = shader!("attention/flash_forward.wgsl");
+const DQ: Shader = shader!("attention/flash_dq.wgsl");
+const DKV: Shader = shader!("attention/flash_dkv.wgsl");
+
+/// Invocations per workgroup of the per-query / per-key kernels: small, so that one head's 256 queries still
+/// make 16 workgroups for the CPU adapter's threads.
+const WG: u32 = 16;
+/// Threads per workgroup of the packing kernels.
+const WG_PACK: usize = 64;
+
+/// Mirrors `struct Params` of every `shaders/attention/flash_*.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    d: u32,
+    heads: u32,
+    bh: u32,
+    j0: u32,
+    nk: u32,
+    first: u32,
+    last: u32,
+    scale: f32,
+    kv_base: u32,
+    q_base: u32,
+    nbh: u32,
+}
+
+/// Whether the fused kernels take a head size: vec4 rows, at most 16 vec4 per register array.
+pub fn applies(dim_head: usize) -> bool {
+    dim_head.is_multiple_of(4) && (4..=64).contains(&dim_head)
+}
+
+/// Rows of `row` floats: (floats per head, rows per uniform window, the buffer's length for `nbh` heads of `n`
+/// rows). Windows start on 256-byte boundaries (64 floats): heads are padded to a multiple of 64 floats and a
+/// window holds a multiple of 64 / gcd(row, 64) rows.
+fn windows(n: usize, row: usize, nbh: usize) -> (usize, usize, usize) {
+    let per_head = (n * row).div_ceil(64) * 64;
+    let step = 64 / gcd(row, 64);
+    let rows = (UNIFORM_BLOCK_F32 / row) / step * step;
+    let last_start = (n - 1) / rows * rows * row;
+    (per_head, rows, (nbh - 1) * per_head + last_start + UNIFORM_BLOCK_F32)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+struct Geo {
+    b: usize,
+    heads: usize,
+    d: usize,
+    n: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Geo {
+    fn nbh(&self) -> usize {
+        self.b * self.heads
+    }
+    fn params(&self) -> Params {
+        Params {
+            n: self.n as u32,
+            d: self.d as u32,
+            heads: self.heads as u32,
+            bh: 0,
+            j0: 0,
+            nk: 0,
+            first: 0,
+            last: 0,
+            scale: (self.d as f32).powf(-0.5),
+            kv_base: 0,
+            q_base: 0,
+            nbh: self.nbh() as u32,
+        }
+    }
+    fn overrides(&self) -> [(&'static str, f64); 2] {
+        [("WG", WG as f64), ("D4", (self.d / 4) as f64)]
+    }
+    fn groups(&self) -> u32 {
+        (self.n as u32).div_ceil(WG)
+    }
+}
+
+/// For each head and window: (bh, first row, rows, first, last).
+fn each_window(g: &Geo, rows: usize) -> impl Iterator<Item = (usize, usize, usize, bool, bool)> + '_ {
+    (0..g.nbh()).flat_map(move |bh| {
+        (0..g.n).step_by(rows).map(move |r0| (bh, r0, rows.min(g.n - r0), r0 == 0, r0 + rows >= g.n))
+    })
+}
+
+/// K/V packed for the windows, with its per-head length and rows per window.
+fn pack_kv(g: &Geo, qkv: &Tensor) -> (Tensor, usize, usize) {
+    let (per_head, rows, len) = windows(g.n, 2 * g.d, g.nbh());
+    let kvt = Tensor::uninit(&[len]);
+    let mut p = g.params();
+    p.kv_base = per_head as u32;
+    let total = g.nbh() * g.n * 2 * g.d;
+    launch(PACK_KV, "main", &[], &p, &[qkv], &[&kvt], total.div_ceil(WG_PACK) as u32);
+    (kvt, per_head, rows)
+}
+
+/// Forward: (out (B, heads·d, H, W), stats (B·heads, n, 2) with the log-sum-exp in [.., 0]).
+fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor) {
+    let (kvt, per_head, rows) = pack_kv(g, qkv);
+    let out = Tensor::uninit(&[g.b, g.heads * g.d, g.h, g.w]);
+    let stats = Tensor::uninit(&[g.nbh(), g.n, 2]);
+    let mut p = g.params();
+    p.kv_base = per_head as u32;
+    for (bh, j0, nk, first, last) in each_window(g, rows) {
+        p.bh = bh as u32;
+        p.j0 = j0 as u32;
+        p.nk = nk as u32;
+        p.first = first as u32;
+        p.last = last as u32;
+        let window = [(&kvt, bh * per_head + j0 * 2 * g.d)];
+        launch_with_uniforms(FORWARD, "main", &g.overrides(), &p, &[qkv], &[&out, &stats], &window, g.groups());
+    }
+    (out, stats)
+}
+
+/// Backward: d(qkv) from the output gradient `dout`, the forward's output and stats.
+fn backward(g: &Geo, qkv: &Tensor, out: &Tensor, stats: &Tensor, dout: &Tensor) -> Tensor {
+    let dqkv = Tensor::uninit(qkv.shape());
+    let (kvt, kv_head, kv_rows) = pack_kv(g, qkv);
+    let (q_head, q_rows, q_len) = windows(g.n, 2 * g.d + 4, g.nbh());
+    let qdo = Tensor::uninit(&[q_len]);
+    let mut p = g.params();
+    p.kv_base = kv_head as u32;
+    p.q_base = q_head as u32;
+    let nq = g.nbh() * g.n;
+    launch(PACK_QDO, "main", &[], &p, &[qkv, out, dout, stats], &[&qdo], nq.div_ceil(WG_PACK) as u32);
+    let set = |p: &mut Params, (bh, r0, nr, first, last): (usize, usize, usize, bool, bool)| {
+        p.bh = bh as u32;
+        p.j0 = r0 as u32;
+        p.nk = nr as u32;
+        p.first = first as u32;
+        p.last = last as u32;
+    };
+    for win in each_window(g, kv_rows) {
+        set(&mut p, win);
+        let window = [(&kvt, win.0 * kv_head + win.1 * 2 * g.d)];
+        launch_with_uniforms(DQ, "main", &g.overrides(), &p, &[&qdo], &[&dqkv], &window, g.groups());
+    }
+    for win in each_window(g, q_rows) {
+        set(&mut p, win);
+        let window = [(&qdo, win.0 * q_head + win.1 * (2 * g.d + 4))];
+        launch_with_uniforms(DKV, "main", &g.overrides(), &p, &[qkv], &[&dqkv], &window, g.groups());
+    }
+    dqkv
+}
+
+/// Softmax attention of qkv (B, 3·heads·dim_head, H, W) -> (B, heads·dim_head, H, W), fused and taped; the caller
+/// has checked the shape and [`applies`].
+pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
+    let s = qkv.shape();
+    let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
+    let flops = 4.0 * (g.nbh() * g.n * g.n * g.d) as f64; // two n×n×d products, as PyTorch counts sdpa
+    let (out, stats) = {
+        let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
+        forward(&g, qkv)
+    };
+    let (qkv_saved, out_saved) = (qkv.clone(), out.clone());
+    autograd::record("full_attention", &[qkv], &out, move |dout, _| {
+        let _work = crate::ops::work::scope(
+            "attention.flash.bwd",
+            || format!("bh{} n{} d{}", g.nbh(), g.n, g.d),
+            2.0 * flops, // dq, dk, dv and the recomputed scores: PyTorch counts 2× the forward for sdpa's backward
+        );
+        Ok(vec![Some(backward(&g, &qkv_saved, &out_saved.detach(), &stats, dout))])
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_start_on_256_byte_boundaries_and_fit_the_buffer() {
+        for (n, row, nbh) in [(256, 32, 16), (1024, 32, 16), (225, 36, 3), (1, 8, 1), (900, 132, 5), (4096, 128, 2)] {
+            let (per_head, rows, len) = windows(n, row, nbh);
+            assert!(rows >= 1 && rows * row <= UNIFORM_BLOCK_F32, "{n} {row}: {rows} rows");
+            assert_eq!(per_head % 64, 0);
+            assert!(per_head >= n * row);
+            for bh in 0..nbh {
+                for r0 in (0..n).step_by(rows) {
+                    let start = bh * per_head + r0 * row;
+                    assert_eq!(start % 64, 0, "n {n} row {row}: window at {start}");
+                    assert!(start + UNIFORM_BLOCK_F32 <= len);
+                }
+            }
+        }
+    }
+}
