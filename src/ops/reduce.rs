@@ -21,6 +21,9 @@ const SUM_ROWS_VEC4: Shader = shader!("reduce/sum_rows_vec4.wgsl");
 
 /// Sums shorter than this use one thread per output.
 const PER_THREAD_MAX: usize = 64;
+/// With this many outputs a thread per output fills any adapter, however long the sums: one workgroup per output
+/// would pay 8 barrier rounds each (the dw rungs' split partials, (splits, Cout, K) -> (Cout, K): 44 -> ~1 ms).
+const PER_THREAD_MIN_OUTPUTS: usize = 1024;
 
 /// Mirrors `struct Params` in sum.wgsl.
 #[repr(C)]
@@ -61,7 +64,7 @@ fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Resul
     let p = SumParams { kshape, kst, rshape, rst, n_out: n_out as u32, n_red: n_red as u32, scale, _pad: 0 };
     // long sums whose reduced axes end in a contiguous run of whole vec4s (bias gradients) read rows as vec4
     let rows_vec4 = rst[3] == 1 && rshape[3] % 4 == 0 && kst.iter().chain(&rst[..3]).all(|s| s % 4 == 0);
-    if n_red < PER_THREAD_MAX {
+    if n_red < PER_THREAD_MAX || n_out >= PER_THREAD_MIN_OUTPUTS {
         launch(SUM, "per_thread", &[], &p, &[x], &[&out], groups_1d(n_out));
     } else if rows_vec4 {
         launch(SUM_ROWS_VEC4, "main", &[], &p, &[x], &[&out], n_out as u32);
