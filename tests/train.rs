@@ -95,6 +95,22 @@ fn cli_train_sample_eval_write_their_outputs() {
     }
     let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    // no terminal here: plain progress lines, the first one after step 1
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("step 1/2: loss") && stdout.contains("step 2/2: loss"), "{stdout}");
+
+    // resuming cuts loss.csv back to the checkpoint's step (here: a row a crashed run wrote after it)
+    std::fs::write(run.join("loss.csv"), csv.clone() + "3,0.5,0.001\n").unwrap();
+    let out = Command::new(bin)
+        .args(["train", "--resume", run.join("last.safetensors").to_str().unwrap(), "--steps", "3"])
+        .args(["--synthetic-count", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let resumed = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    let steps: Vec<&str> = resumed.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(steps, ["1", "2", "3"], "{resumed}");
+    assert!(!resumed.contains("3,0.5,0.001"), "{resumed}");
 
     // a tiny folder dataset to sample and evaluate on
     let ds = dir.join("ds");

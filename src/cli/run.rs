@@ -179,6 +179,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
     let loss_path = out.join("loss.csv");
+    if a.resume.is_some() {
+        // rows past the checkpoint's step belong to steps that will run again: drop them, so the file has
+        // each step once
+        cut_loss_csv(&loss_path, trainer.step)?;
+    }
     let mut loss_csv = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -192,6 +197,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     pb.set_position(trainer.step);
     let t0 = Instant::now();
     let start_step = trainer.step;
+    let mut last_line = Instant::now();
     let mut ema_loss: Option<f32> = None;
     while trainer.step < cfg.steps {
         let lr = trainer.lr_schedule().at(trainer.step);
@@ -210,8 +216,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         pb.set_position(trainer.step);
         pb.set_message(format!("loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}"));
         let s = trainer.step;
-        if pb.is_hidden() && (s % (cfg.steps / 20).max(1) == 0 || s == cfg.steps) {
-            // no terminal (a log file, CI): a plain progress line every 5%
+        let due = s % (cfg.steps / 20).max(1) == 0 || s == cfg.steps || s == start_step + 1;
+        if pb.is_hidden() && (due || last_line.elapsed().as_secs() >= PLAIN_PROGRESS_SECS) {
+            // no terminal (a log file, a batch job, CI): a plain progress line after the first step, every 5%
+            // and at least every PLAIN_PROGRESS_SECS
+            last_line = Instant::now();
             let rate = (s - start_step) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             let eta = (cfg.steps - s) as f64 / rate.max(1e-9);
             println!(
@@ -255,6 +264,21 @@ pub fn train(a: TrainArgs) -> Result<()> {
     println!("trained to step {} in {:.1} s; checkpoints in {}", trainer.step, secs, out.display());
     write_sample_grid(&trainer, &out.join("samples.png"))?;
     Ok(())
+}
+
+/// Without a terminal, `train` prints a progress line at least this often (seconds).
+const PLAIN_PROGRESS_SECS: u64 = 30;
+
+/// Keep the header and the rows of steps ≤ `step` of a loss.csv (a resumed run writes the later ones again).
+fn cut_loss_csv(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) }; // no file yet: nothing to cut
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || l.split(',').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|k| k <= step))
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(path, kept.join("\n") + "\n").with_context(|| format!("rewriting {}", path.display()))
 }
 
 /// [image | truth | prediction] rows for up to 8 validation images, with the EMA weights.
