@@ -1,6 +1,14 @@
 //! The optimizer side of training: AdamW over every parameter (GPU kernels in `ops::optim`), global
 //! gradient-norm clipping without a host round trip, a warmup + cosine learning-rate schedule, and an
 //! exponential moving average (EMA) of the weights, used for sampling by default.
+//!
+//! **Flat state.** When the parameters are views into slabs (as `nn::VarBuilder` makes them), the moments,
+//! the gradients and the EMA copy live in slabs of the same layout, and a step is per slab: the gradients are
+//! copied into the gradient slab (copy commands, not kernels), then one grad-norm pass, one clip coefficient, one
+//! AdamW and one EMA dispatch cover every parameter of the slab (the tiny preset: ~760 dispatches -> 6). The
+//! per-tensor path remains for parameters that are not views (and is the reference the flat one is tested
+//! against). Parameters without a gradient are left alone on both paths: the flat one updates the runs of
+//! consecutive parameters that have one.
 
 use crate::ops::optim as kern;
 use crate::{Result, Tensor};
@@ -28,21 +36,84 @@ impl LrSchedule {
     }
 }
 
+/// One slab of parameters and the optimizer's slabs of the same layout.
+struct FlatSlab {
+    /// the parameter slab's used extent, as one tensor
+    params: Tensor,
+    m: Tensor,
+    v: Tensor,
+    grads: Tensor,
+    /// (parameter index, first value, values) in slab order
+    members: Vec<(usize, usize, usize)>,
+    /// per member, its view of `grads`
+    grad_views: Vec<Tensor>,
+}
+
+/// Group `params` by slab: None unless every one is a slab view. Per slab: its parameters in slab order and
+/// the extent they use (a multiple of the view alignment).
+fn slab_layout(params: &[&Tensor]) -> Option<Vec<(Tensor, usize, Vec<(usize, usize, usize)>)>> {
+    let mut slabs: Vec<(u64, Tensor, Vec<(usize, usize, usize)>)> = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        let (id, start) = p.slab_slot()?;
+        match slabs.iter_mut().find(|s| s.0 == id) {
+            Some(s) => s.2.push((i, start, p.numel())),
+            None => slabs.push((id, (*p).clone(), vec![(i, start, p.numel())])),
+        }
+    }
+    let align = crate::gpu::VIEW_ALIGN;
+    slabs
+        .into_iter()
+        .map(|(_, any, mut members)| {
+            members.sort_by_key(|m| m.1);
+            let extent = members.iter().map(|m| m.1 + m.2).max().unwrap_or(0).max(1).div_ceil(align) * align;
+            Some((any.view(0, &[extent]).ok()?, extent, members))
+        })
+        .collect()
+}
+
 /// AdamW state: first and second moments per parameter, and the step count (for bias correction).
 pub struct AdamW {
     pub cfg: AdamWConfig,
+    /// per parameter (views of the flat slabs when the parameters are slab views)
     pub m: Vec<Tensor>,
     pub v: Vec<Tensor>,
     pub step: u32,
+    flat: Option<Vec<FlatSlab>>,
 }
 
 impl AdamW {
     pub fn new(params: &[&Tensor], cfg: AdamWConfig) -> AdamW {
+        let Some(layout) = slab_layout(params) else {
+            return AdamW {
+                cfg,
+                m: params.iter().map(|p| Tensor::zeros(p.shape())).collect(),
+                v: params.iter().map(|p| Tensor::zeros(p.shape())).collect(),
+                step: 0,
+                flat: None,
+            };
+        };
+        let (mut m, mut v) = (vec![None; params.len()], vec![None; params.len()]);
+        let flat = layout
+            .into_iter()
+            .map(|(slab, extent, members)| {
+                let (fm, fv, fg) = (Tensor::slab(extent), Tensor::slab(extent), Tensor::slab(extent));
+                let view = |t: &Tensor, &(i, start, _): &(usize, usize, usize)| {
+                    t.view(start, params[i].shape()).expect("inside the extent")
+                };
+                for mem in &members {
+                    m[mem.0] = Some(view(&fm, mem));
+                    v[mem.0] = Some(view(&fv, mem));
+                }
+                let grad_views = members.iter().map(|mem| view(&fg, mem)).collect();
+                FlatSlab { params: slab, m: fm, v: fv, grads: fg, members, grad_views }
+            })
+            .collect();
         AdamW {
             cfg,
-            m: params.iter().map(|p| Tensor::zeros(p.shape())).collect(),
-            v: params.iter().map(|p| Tensor::zeros(p.shape())).collect(),
+            m: m.into_iter().map(|t| t.expect("every parameter is in a slab")).collect(),
+            v: v.into_iter().map(|t| t.expect("every parameter is in a slab")).collect(),
             step: 0,
+            flat: Some(flat),
         }
     }
 
@@ -56,14 +127,54 @@ impl AdamW {
         clip: Option<f32>,
     ) -> Result<Tensor> {
         self.step += 1;
-        let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
-        let norm = kern::global_grad_norm(&present)?;
-        let scale = clip.map(|c| kern::clip_coefficient(&norm, c));
         let cfg = AdamWConfig { lr, ..self.cfg };
-        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            if let Some(g) = g {
-                kern::adamw_step(p, g, &self.m[i], &self.v[i], self.step, &cfg, scale.as_ref())?;
+        let Some(flat) = &self.flat else {
+            let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
+            let norm = kern::global_grad_norm(&present)?;
+            let scale = clip.map(|c| kern::clip_coefficient(&norm, c));
+            for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+                if let Some(g) = g {
+                    kern::adamw_step(p, g, &self.m[i], &self.v[i], self.step, &cfg, scale.as_ref())?;
+                }
             }
+            return Ok(norm);
+        };
+        // the gradients into their slabs; runs of consecutive parameters that have one, per slab
+        let mut runs: Vec<(&FlatSlab, usize, usize)> = Vec::new();
+        for fs in flat {
+            let mut open: Option<(usize, usize)> = None;
+            for (k, &(i, start, len)) in fs.members.iter().enumerate() {
+                match grads.get(i).copied().flatten() {
+                    Some(g) => {
+                        if g.shape() != params[i].shape() {
+                            return crate::shape_err!(
+                                "adamw",
+                                "gradient {:?} for a parameter of shape {:?}",
+                                g.shape(),
+                                params[i].shape()
+                            );
+                        }
+                        crate::gpu::gpu().record_copy(g.buf(), fs.grad_views[k].buf());
+                        open = Some((open.map_or(start, |o| o.0), start + len));
+                    }
+                    None => {
+                        if let Some((a, b)) = open.take() {
+                            runs.push((fs, a, b));
+                        }
+                    }
+                }
+            }
+            if let Some((a, b)) = open {
+                runs.push((fs, a, b));
+            }
+        }
+        let view = |t: &Tensor, a: usize, b: usize| t.view(a, &[b - a]).expect("inside the slab");
+        let run_grads: Vec<Tensor> = runs.iter().map(|&(fs, a, b)| view(&fs.grads, a, b)).collect();
+        let norm = kern::global_grad_norm(&run_grads.iter().collect::<Vec<_>>())?;
+        let scale = clip.map(|c| kern::clip_coefficient(&norm, c));
+        for (&(fs, a, b), g) in runs.iter().zip(&run_grads) {
+            let (p, m, v) = (view(&fs.params, a, b), view(&fs.m, a, b), view(&fs.v, a, b));
+            kern::adamw_step(&p, g, &m, &v, self.step, &cfg, scale.as_ref())?;
         }
         Ok(norm)
     }
@@ -72,16 +183,39 @@ impl AdamW {
 /// Exponential moving average of the weights: shadow ← decay·shadow + (1 − decay)·param.
 pub struct Ema {
     pub decay: f32,
+    /// per parameter (views of flat slabs when the parameters are slab views)
     pub shadow: Vec<Tensor>,
+    /// (parameter slab extent, shadow slab) when flat
+    flat: Option<Vec<(Tensor, Tensor)>>,
 }
 
 impl Ema {
     pub fn new(params: &[&Tensor], decay: f32) -> Result<Ema> {
-        let shadow = params.iter().map(|p| Tensor::from_slice(&p.to_vec(), p.shape())).collect::<Result<_>>()?;
-        Ok(Ema { decay, shadow })
+        let Some(layout) = slab_layout(params) else {
+            let shadow = params.iter().map(|p| Tensor::from_slice(&p.to_vec(), p.shape())).collect::<Result<_>>()?;
+            return Ok(Ema { decay, shadow, flat: None });
+        };
+        let mut shadow = vec![None; params.len()];
+        let mut flat = Vec::new();
+        for (slab, extent, members) in layout {
+            let s = Tensor::slab(extent);
+            crate::gpu::gpu().record_copy(slab.buf(), s.buf());
+            for (i, start, _) in members {
+                shadow[i] = Some(s.view(start, params[i].shape())?);
+            }
+            flat.push((slab, s));
+        }
+        let shadow = shadow.into_iter().map(|t| t.expect("every parameter is in a slab")).collect();
+        Ok(Ema { decay, shadow, flat: Some(flat) })
     }
 
     pub fn update(&mut self, params: &[&Tensor]) -> Result<()> {
+        if let Some(flat) = &self.flat {
+            for (p, s) in flat {
+                kern::ema_update(s, p, self.decay)?;
+            }
+            return Ok(());
+        }
         for (s, p) in self.shadow.iter().zip(params) {
             kern::ema_update(s, p, self.decay)?;
         }
@@ -92,6 +226,53 @@ impl Ema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_state_updates_exactly_like_the_per_tensor_path() {
+        // three parameters in one slab (as VarBuilder lays them out) and the same three as plain tensors; the
+        // middle one has no gradient and must not move on either path; EMA alike
+        let shapes: [&[usize]; 3] = [&[3, 5], &[70], &[2, 2, 9]];
+        let mut rng = crate::rng::Rng::new(5);
+        let values: Vec<Vec<f32>> = shapes.iter().map(|s| rng.uniform_vec(s.iter().product(), -1.0, 1.0)).collect();
+        let grads: Vec<Tensor> = shapes.iter().map(|s| Tensor::rand_uniform(s, -2.0, 2.0, &mut rng)).collect();
+        let slab = Tensor::slab(3 * crate::gpu::VIEW_ALIGN + 64);
+        let mut at = 0;
+        let flat: Vec<Tensor> = shapes
+            .iter()
+            .zip(&values)
+            .map(|(s, v)| {
+                let t = slab.view(at, s).unwrap();
+                t.write(v).unwrap();
+                at += v.len().div_ceil(crate::gpu::VIEW_ALIGN) * crate::gpu::VIEW_ALIGN;
+                t
+            })
+            .collect();
+        let plain: Vec<Tensor> = shapes.iter().zip(&values).map(|(s, v)| Tensor::from_slice(v, s).unwrap()).collect();
+        let cfg = AdamWConfig { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+        let g: Vec<Option<&Tensor>> = vec![Some(&grads[0]), None, Some(&grads[2])];
+        let run = |ps: &[Tensor]| {
+            let refs: Vec<&Tensor> = ps.iter().collect();
+            let (mut opt, mut ema) = (AdamW::new(&refs, cfg), Ema::new(&refs, 0.9).unwrap());
+            let mut norms = Vec::new();
+            for _ in 0..3 {
+                norms.push(opt.update(&refs, &g, 1e-2, Some(0.5)).unwrap().item());
+                ema.update(&refs).unwrap();
+            }
+            let vals: Vec<Vec<f32>> = ps.iter().chain(&opt.m).chain(&ema.shadow).map(|t| t.to_vec()).collect();
+            (opt.flat.is_some(), norms, vals)
+        };
+        let (flat_used, norms_f, vals_f) = run(&flat);
+        let (plain_flat, norms_p, vals_p) = run(&plain);
+        assert!(flat_used && !plain_flat, "slab views take the flat path, plain tensors the per-tensor one");
+        for (a, b) in norms_f.iter().zip(&norms_p) {
+            assert!((a - b).abs() <= 1e-6 * b.abs(), "grad norm {a} vs {b}");
+        }
+        for (k, (a, b)) in vals_f.iter().zip(&vals_p).enumerate() {
+            let want: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+            crate::testing::assert_close(a, &want, 1e-6, 1e-5, &format!("tensor {k} (params, m, shadow)"));
+        }
+        assert_eq!(vals_f[1], values[1], "the parameter without a gradient did not move");
+    }
 
     #[test]
     fn lr_warms_up_then_decays_to_the_floor() {

@@ -62,6 +62,42 @@ impl Tensor {
         Ok(Tensor::wrap(shape.to_vec(), Rc::new(GpuBuffer::from_slice(data))))
     }
 
+    /// A zeroed slab of `len` values that [`Tensor::view`]s share (not pooled: it lives until its last view
+    /// drops). The model's parameters, gradients and optimizer state live in slabs, so the optimizer updates
+    /// them with a few dispatches per slab instead of a few per tensor.
+    pub fn slab(len: usize) -> Tensor {
+        Tensor::wrap(vec![len], Rc::new(GpuBuffer::slab(len)))
+    }
+
+    /// `shape` values of the slab this tensor is (or is a view of), from value `start` of the slab, which must be
+    /// a multiple of [`VIEW_ALIGN`](crate::gpu::VIEW_ALIGN).
+    pub fn view(&self, start: usize, shape: &[usize]) -> Result<Tensor> {
+        match self.0.buf.view(start, numel(shape)) {
+            Some(b) => Ok(Tensor::wrap(shape.to_vec(), Rc::new(b))),
+            None => shape_err!(
+                "view",
+                "cannot view {:?} at value {start} of {:?}: not a slab, a start not a multiple of {}, or past its end",
+                shape,
+                self.shape(),
+                crate::gpu::VIEW_ALIGN
+            ),
+        }
+    }
+
+    /// (slab id, first value in the slab) of a slab or a view of one; None for a pooled tensor.
+    pub fn slab_slot(&self) -> Option<(u64, usize)> {
+        self.0.buf.slab_slot()
+    }
+
+    /// Overwrite the values with `data` (same length), recorded in order with the dispatches.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return shape_err!("write", "{} values cannot fill {:?}", data.len(), self.shape());
+        }
+        self.0.buf.upload(data);
+        Ok(())
+    }
+
     pub fn scalar(v: f32) -> Tensor {
         Tensor::from_slice(&[v], &[1]).expect("one value")
     }

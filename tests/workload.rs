@@ -33,5 +33,8 @@ fn a_real_step_is_fully_attributed() {
         }
     }
     assert!(w.phases[0].rows.iter().any(|r| r.op == "conv2d.dw"), "the training step has weight gradients");
+    // flat optimizer state: grad norm, clip, AdamW and EMA over the one parameter slab, not per tensor
+    let optim: u64 = w.phases[0].rows.iter().filter(|r| r.op.starts_with("optim/")).map(|r| r.dispatches).sum();
+    assert!((4..=5).contains(&optim), "{optim} optimizer dispatches for {} parameter tensors", t.unet.params().len());
     assert!(!w.phases[1].rows.iter().any(|r| r.op.starts_with("conv2d.d")), "sampling has no backward");
 }

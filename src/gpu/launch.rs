@@ -68,6 +68,7 @@ pub(crate) struct Recorder {
     pub(crate) dispatches: u64,
     pub(crate) submits: u64,
     pub(crate) uploads: u64,
+    pub(crate) copies: u64,
 }
 
 impl Recorder {
@@ -87,6 +88,7 @@ impl Recorder {
             dispatches: 0,
             submits: 0,
             uploads: 0,
+            copies: 0,
         }
     }
 
@@ -146,10 +148,10 @@ impl Gpu {
         let (block, align) = (super::UNIFORM_BLOCK_BYTES, self.limits.min_uniform_buffer_offset_alignment as u64);
         for u in d.uniforms {
             assert!(
-                u.offset % align == 0 && u.offset + block <= u.buffer.raw().size(),
+                (u.buffer.offset() + u.offset) % align == 0 && u.buffer.offset() + u.offset + block <= u.buffer.raw().size(),
                 "{}: uniform block at byte {} of a {}-byte buffer (needs {block} bytes, offset a multiple of {align})",
                 key.label(),
-                u.offset,
+                u.buffer.offset() + u.offset,
                 u.buffer.raw().size()
             );
         }
@@ -192,7 +194,7 @@ impl Gpu {
                 binding: 1 + i as u32,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: b.raw(),
-                    offset: 0,
+                    offset: b.offset(),
                     size: NonZeroU64::new(b.bytes()),
                 }),
             });
@@ -203,7 +205,7 @@ impl Gpu {
                 binding: (first + i) as u32,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: u.buffer.raw(),
-                    offset: u.offset,
+                    offset: u.buffer.offset() + u.offset,
                     size: NonZeroU64::new(block),
                 }),
             });
@@ -282,8 +284,9 @@ impl Gpu {
         });
     }
 
-    /// Record "copy `data` into `dst`" in the shared encoder, through a staging buffer mapped at creation.
-    pub(crate) fn record_upload(&self, dst: &wgpu::Buffer, data: &[f32]) {
+    /// Record "copy `data` into `dst` from byte `offset`" in the shared encoder, through a staging buffer mapped
+    /// at creation.
+    pub(crate) fn record_upload(&self, dst: &wgpu::Buffer, offset: u64, data: &[f32]) {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let size = (bytes.len() as u64).div_ceil(4) * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -296,12 +299,26 @@ impl Gpu {
         staging.unmap();
         let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         rec.end_pass();
-        rec.encoder(&self.device).copy_buffer_to_buffer(&staging, 0, dst, 0, size);
+        rec.encoder(&self.device).copy_buffer_to_buffer(&staging, 0, dst, offset, size);
         rec.uploads += 1;
     }
 
-    /// Copy `bytes` from `src` to a fresh `MAP_READ` buffer, submit, wait, and return the bytes.
-    fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Vec<u8> {
+    /// Record "copy `src`'s values into `dst`" (buffers or views, `dst` at least as long) in the shared encoder,
+    /// in order with the dispatches: a copy command, not a kernel.
+    pub fn record_copy(&self, src: &GpuBuffer, dst: &GpuBuffer) {
+        assert!(src.len() <= dst.len(), "copy of {} values into a buffer of {}", src.len(), dst.len());
+        if src.is_empty() {
+            return;
+        }
+        let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rec.end_pass();
+        let bytes = (src.len() * 4) as u64;
+        rec.encoder(&self.device).copy_buffer_to_buffer(src.raw(), src.offset(), dst.raw(), dst.offset(), bytes);
+        rec.copies += 1;
+    }
+
+    /// Copy `bytes` from byte `offset` of `src` to a fresh `MAP_READ` buffer, submit, wait, and return the bytes.
+    fn read_bytes(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Vec<u8> {
         let bytes = bytes.div_ceil(4) * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -313,7 +330,7 @@ impl Gpu {
             let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut prof = self.profiler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             rec.end_pass();
-            rec.encoder(&self.device).copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            rec.encoder(&self.device).copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
             self.flush_locked(&mut rec, &mut prof);
         }
         let slice = staging.slice(..);
@@ -329,7 +346,7 @@ impl Gpu {
         if buf.is_empty() {
             return Vec::new();
         }
-        let bytes = self.read_bytes(buf.raw(), buf.bytes());
+        let bytes = self.read_bytes(buf.raw(), buf.offset(), buf.bytes());
         bytemuck::pod_collect_to_vec(&bytes[..buf.len() * 4])
     }
 
@@ -338,7 +355,7 @@ impl Gpu {
     pub fn overwrite(&self, buf: &GpuBuffer, data: &[f32]) {
         assert!(data.len() <= buf.len(), "overwrite of {} values into a buffer of {}", data.len(), buf.len());
         self.flush();
-        self.queue.write_buffer(buf.raw(), 0, bytemuck::cast_slice(data));
+        self.queue.write_buffer(buf.raw(), buf.offset(), bytemuck::cast_slice(data));
     }
 
     /// Wait until the GPU has finished everything submitted (for wall-clock timing).

@@ -34,7 +34,7 @@ mod profiler;
 pub use device::{format_summary, AdapterSummary, Gpu, GpuError, ADAPTER_ENV};
 pub use launch::{split_workgroups, Dispatch, UniformBlock};
 pub use pipeline::{KernelKey, Shader};
-pub use pool::{GpuBuffer, PoolStats};
+pub use pool::{GpuBuffer, PoolStats, VIEW_ALIGN};
 pub use profiler::{KernelTime, Profile};
 
 /// Size of every uniform-block operand ([`UniformBlock`]): 64 KiB, the uniform binding size WebGPU guarantees on

@@ -77,12 +77,23 @@ fn poison_requested() -> bool {
     *ON.get_or_init(|| std::env::var("MEDSEGDIFF_POISON_UNINIT").is_ok_and(|v| v == "1"))
 }
 
-/// A storage buffer owned by one tensor; returns itself to the pool on drop.
-/// `len` is the number of f32 elements the owner uses (the buffer may be larger: its bucket).
+/// A storage buffer owned by one tensor, returned to the pool on drop; or a **view**: `len` values at an aligned
+/// `offset` of a slab (a buffer made for many tensors, e.g. every parameter of a model), which lives until its
+/// last view drops and never enters the pool. `len` is the number of f32 elements the owner uses (a pooled
+/// buffer may be larger: its bucket).
 pub struct GpuBuffer {
     buf: Option<wgpu::Buffer>,
+    /// bytes from the start of the wgpu buffer (0 unless a view)
+    offset: u64,
     len: usize,
+    /// the slab's id, for views and slabs; None for pooled buffers
+    slab: Option<u64>,
 }
+
+static NEXT_SLAB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Views start on multiples of this many f32 values (256 bytes: every adapter's storage offset alignment).
+pub const VIEW_ALIGN: usize = 64;
 
 impl GpuBuffer {
     /// A pooled buffer for `len` f32 values. Contents are undefined: kernels must write every element.
@@ -90,7 +101,7 @@ impl GpuBuffer {
         let g = gpu();
         let bytes = (len.max(1) * 4) as u64;
         let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes);
-        let out = GpuBuffer { buf: Some(buf), len };
+        let out = GpuBuffer { buf: Some(buf), offset: 0, len, slab: None };
         // In unit tests (or with MEDSEGDIFF_POISON_UNINIT=1) fill new outputs with NaN, so a kernel that skips
         // elements cannot pass by finding the right answer left in a recycled buffer by an earlier run. A buffer
         // over the binding limit cannot be bound by any kernel (the fill included), so it is left as it is.
@@ -100,15 +111,52 @@ impl GpuBuffer {
         out
     }
 
+    /// A slab of `len` f32 values, zeroed (wgpu zero-initialises new buffers), not pooled: [`GpuBuffer::view`]s
+    /// of it share its memory.
+    pub fn slab(len: usize) -> GpuBuffer {
+        let g = gpu();
+        let buf = g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("slab"),
+            size: (len.max(1) * 4).div_ceil(256) as u64 * 256,
+            usage: STORAGE_USAGE,
+            mapped_at_creation: false,
+        });
+        let id = NEXT_SLAB.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        GpuBuffer { buf: Some(buf), offset: 0, len, slab: Some(id) }
+    }
+
+    /// `len` values of this slab (or of the slab this view is in) from value `start` of the slab, a multiple
+    /// of [`VIEW_ALIGN`]. None for a pooled buffer, a misaligned start, or a range past the slab's end.
+    pub fn view(&self, start: usize, len: usize) -> Option<GpuBuffer> {
+        let slab = self.slab?;
+        let raw = self.raw();
+        let offset = (start * 4) as u64;
+        if !start.is_multiple_of(VIEW_ALIGN) || offset + (len.max(1) * 4) as u64 > raw.size() {
+            return None;
+        }
+        Some(GpuBuffer { buf: Some(raw.clone()), offset, len, slab: Some(slab) })
+    }
+
+    /// (slab id, first value) when this is a slab or a view of one.
+    pub fn slab_slot(&self) -> Option<(u64, usize)> {
+        self.slab.map(|id| (id, (self.offset / 4) as usize))
+    }
+
     /// A pooled buffer holding `data`. The values travel through a small staging buffer and a copy recorded in
     /// the shared encoder, so the write is ordered after every dispatch already recorded (rule 3 of the module
     /// doc: `queue.write_buffer` into a pooled buffer could overwrite values a recorded dispatch still reads).
     pub fn from_slice(data: &[f32]) -> GpuBuffer {
         let buf = GpuBuffer::uninit(data.len());
-        if !data.is_empty() {
-            gpu().record_upload(buf.raw(), data);
-        }
+        buf.upload(data);
         buf
+    }
+
+    /// Record "write `data` into this buffer (or view)", ordered with every recorded dispatch, as `from_slice`.
+    pub fn upload(&self, data: &[f32]) {
+        assert!(data.len() <= self.len, "upload of {} values into a buffer of {}", data.len(), self.len);
+        if !data.is_empty() {
+            gpu().record_upload(self.raw(), self.offset, data);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -123,6 +171,11 @@ impl GpuBuffer {
         self.buf.as_ref().expect("buffer present until drop")
     }
 
+    /// Where the owner's values start in [`GpuBuffer::raw`], in bytes (0 unless a view).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Bytes the owner uses (not the bucket size).
     pub fn bytes(&self) -> u64 {
         (self.len.max(1) * 4) as u64
@@ -131,6 +184,9 @@ impl GpuBuffer {
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
+        if self.slab.is_some() {
+            return; // a slab's memory goes when its last view's handle does
+        }
         if let Some(b) = self.buf.take() {
             if let Ok(mut p) = gpu().pool.lock() {
                 p.give(b);

@@ -47,23 +47,55 @@ impl VarStore {
     }
 }
 
-/// Creates parameters under a name prefix; cheap to clone, shares the store and the init RNG.
+/// Where parameters live: views into slabs of `SLAB_VALUES` (a larger parameter gets a slab of its own), each
+/// starting on a 256-byte boundary, so the optimizer can treat a slab's parameters as one tensor.
+#[derive(Default)]
+struct ParamArena {
+    /// (slab, values used)
+    slabs: Vec<(Tensor, usize)>,
+}
+
+/// Values per parameter slab (16 MiB): the tiny and small presets fit one, the paper preset a few.
+const SLAB_VALUES: usize = 4 << 20;
+
+impl ParamArena {
+    fn alloc(&mut self, shape: &[usize]) -> Tensor {
+        let n = numel(shape);
+        let padded = n.max(1).div_ceil(crate::gpu::VIEW_ALIGN) * crate::gpu::VIEW_ALIGN;
+        let fits = self.slabs.last().is_some_and(|(s, used)| used + padded <= s.numel());
+        if !fits {
+            self.slabs.push((Tensor::slab(SLAB_VALUES.max(padded)), 0));
+        }
+        let (slab, used) = self.slabs.last_mut().expect("just ensured");
+        let t = slab.view(*used, shape).expect("aligned and inside the slab by construction");
+        *used += padded;
+        t
+    }
+}
+
+/// Creates parameters under a name prefix; cheap to clone, shares the store, the slabs and the init RNG.
 #[derive(Clone)]
 pub struct VarBuilder {
     store: Rc<RefCell<VarStore>>,
+    arena: Rc<RefCell<ParamArena>>,
     rng: Rc<RefCell<Rng>>,
     prefix: String,
 }
 
 impl VarBuilder {
     pub fn new(seed: u64) -> VarBuilder {
-        VarBuilder { store: Rc::default(), rng: Rc::new(RefCell::new(Rng::new(seed))), prefix: String::new() }
+        VarBuilder {
+            store: Rc::default(),
+            arena: Rc::default(),
+            rng: Rc::new(RefCell::new(Rng::new(seed))),
+            prefix: String::new(),
+        }
     }
 
     /// A builder one level down: `vb.pp("downs").pp(0)` names `downs.0.*`.
     pub fn pp(&self, name: impl std::fmt::Display) -> VarBuilder {
         let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
-        VarBuilder { store: self.store.clone(), rng: self.rng.clone(), prefix }
+        VarBuilder { store: self.store.clone(), arena: self.arena.clone(), rng: self.rng.clone(), prefix }
     }
 
     /// Create (and register) a parameter `prefix.name` of `shape`.
@@ -73,7 +105,9 @@ impl VarBuilder {
             Init::Ones => vec![1.0; numel(shape)],
             Init::Uniform(b) => self.rng.borrow_mut().uniform_vec(numel(shape), -b, b),
         };
-        let t = Tensor::from_slice(&data, shape).expect("length matches").with_grad();
+        let t = self.arena.borrow_mut().alloc(shape);
+        t.write(&data).expect("length matches");
+        let t = t.with_grad();
         let full = self.pp(name).prefix;
         self.store.borrow_mut().params.push((full, t.clone()));
         t
