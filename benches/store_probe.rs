@@ -8,9 +8,12 @@ use medsegdiff::bench::run_case;
 use medsegdiff::gpu::{gpu, Dispatch, Shader};
 use medsegdiff::Tensor;
 
-const VEC4: Shader = Shader { name: "bench/store_probe.wgsl", source: include_str!("../shaders/bench/store_probe.wgsl") };
-const UNIFORM: Shader =
-    Shader { name: "bench/store_probe_uniform.wgsl", source: include_str!("../shaders/bench/store_probe_uniform.wgsl") };
+const VEC4: Shader =
+    Shader { name: "bench/store_probe.wgsl", source: include_str!("../shaders/bench/store_probe.wgsl") };
+const UNIFORM: Shader = Shader {
+    name: "bench/store_probe_uniform.wgsl",
+    source: include_str!("../shaders/bench/store_probe_uniform.wgsl"),
+};
 const SCALAR: Shader =
     Shader { name: "bench/store_probe_scalar.wgsl", source: include_str!("../shaders/bench/store_probe_scalar.wgsl") };
 

@@ -290,7 +290,10 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
             conv::ConvKernel::Winograd,
             conv::ConvKernel::Winograd4,
         ];
-        if !k3.iter().any(|k| wanted(filter, &format!("conv2d 3x3 {}", k.name())) || wanted(filter, &format!("conv2d 3x3 dw {}", k.name()))) {
+        if !k3.iter().any(|k| {
+            wanted(filter, &format!("conv2d 3x3 {}", k.name()))
+                || wanted(filter, &format!("conv2d 3x3 dw {}", k.name()))
+        }) {
             continue;
         }
         let x = Tensor::rand_uniform(&[8, ci, hw, hw], -1.0, 1.0, &mut rng);

@@ -91,8 +91,7 @@ pub struct Workload {
 
 /// A trainer for `model` on synthetic data of its size and channel count (two batches), no validation.
 pub fn trainer_for(model: &UnetConfig, batch: usize, base: TrainConfig) -> Result<Trainer> {
-    let data =
-        crate::data::synthetic::generate(2 * batch.max(1), model.image_size, model.input_img_channels, 0);
+    let data = crate::data::synthetic::generate(2 * batch.max(1), model.image_size, model.input_img_channels, 0);
     Trainer::new(model, TrainConfig { batch_size: batch, val_every: 0, ..base }, data)
 }
 
@@ -102,10 +101,7 @@ pub fn rows_from(calls: &[OpCall], timeline: &[f64], d0: u64, d1: u64) -> Vec<Ro
     let mut map: HashMap<(String, String, String), Row> = HashMap::new();
     let mut claimed = 0u64;
     let time = |r: &std::ops::Range<u64>| -> f64 {
-        (r.start..r.end)
-            .filter_map(|d| d.checked_sub(d0).and_then(|i| timeline.get(i as usize)))
-            .sum::<f64>()
-            / 1e6
+        (r.start..r.end).filter_map(|d| d.checked_sub(d0).and_then(|i| timeline.get(i as usize))).sum::<f64>() / 1e6
     };
     for c in calls {
         let rung = c.kernels.iter().map(|k| k.replace(".wgsl", "")).collect::<Vec<_>>().join(" + ");
@@ -282,17 +278,22 @@ mod tests {
     use super::*;
 
     fn call(op: &str, shape: &str, flops: f64, d: std::ops::Range<u64>) -> OpCall {
-        OpCall { op: op.into(), shape: shape.into(), flops, bytes: 100.0, kernels: vec!["k.wgsl:main".into()], dispatches: d, launches: 1 }
+        OpCall {
+            op: op.into(),
+            shape: shape.into(),
+            flops,
+            bytes: 100.0,
+            kernels: vec!["k.wgsl:main".into()],
+            dispatches: d,
+            launches: 1,
+        }
     }
 
     #[test]
     fn rows_sum_calls_by_op_rung_and_shape_and_keep_unclaimed_dispatches() {
         // dispatches 10..16: two matmul calls of one shape (2 dispatches each), one of another, one unclaimed
-        let calls = [
-            call("matmul", "a", 1e6, 10..12),
-            call("matmul", "b", 5e5, 12..13),
-            call("matmul", "a", 1e6, 13..15),
-        ];
+        let calls =
+            [call("matmul", "a", 1e6, 10..12), call("matmul", "b", 5e5, 12..13), call("matmul", "a", 1e6, 13..15)];
         let timeline = [1e6, 2e6, 4e6, 1e6, 1e6, 3e6]; // ns
         let rows = rows_from(&calls, &timeline, 10, 16);
         assert_eq!(rows.len(), 3);

@@ -200,7 +200,8 @@ mod tests {
         assert_eq!(masks[0], want, "0/1 mask");
         assert_eq!(masks[1], want, "0/255 mask");
         assert_eq!(masks[3], want, "16-bit mask");
-        let extra: Vec<f32> = want.iter().enumerate().map(|(i, &v)| if i / 8 >= 4 && i % 8 < 2 { 1.0 } else { v }).collect();
+        let extra: Vec<f32> =
+            want.iter().enumerate().map(|(i, &v)| if i / 8 >= 4 && i % 8 < 2 { 1.0 } else { v }).collect();
         assert_eq!(masks[2], extra, "label map: every non-zero label is foreground");
     }
 

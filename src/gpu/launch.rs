@@ -148,7 +148,8 @@ impl Gpu {
         let (block, align) = (super::UNIFORM_BLOCK_BYTES, self.limits.min_uniform_buffer_offset_alignment as u64);
         for u in d.uniforms {
             assert!(
-                (u.buffer.offset() + u.offset) % align == 0 && u.buffer.offset() + u.offset + block <= u.buffer.raw().size(),
+                (u.buffer.offset() + u.offset) % align == 0
+                    && u.buffer.offset() + u.offset + block <= u.buffer.raw().size(),
                 "{}: uniform block at byte {} of a {}-byte buffer (needs {block} bytes, offset a multiple of {align})",
                 key.label(),
                 u.buffer.offset() + u.offset,

@@ -83,7 +83,8 @@ pub(crate) fn scope(op: &'static str, shape: impl FnOnce() -> String, flops: f64
     if !logging() {
         return Scope(false);
     }
-    let frame = Frame { op, shape: shape(), flops, bytes: 0.0, kernels: Vec::new(), launches: 0, start: dispatch_count() };
+    let frame =
+        Frame { op, shape: shape(), flops, bytes: 0.0, kernels: Vec::new(), launches: 0, start: dispatch_count() };
     LOG.with(|l| l.borrow_mut().as_mut().map(|log| log.open.push(frame)));
     Scope(true)
 }

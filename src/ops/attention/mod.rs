@@ -259,15 +259,22 @@ mod tests {
                 let xg = x.detach().with_grad();
                 let y = f(&xg);
                 let g = Tensor::from_slice(&gout, y.shape()).unwrap();
-                let loss = crate::ops::reduce::sum(&crate::ops::elementwise::mul(&y, &g).unwrap(), &[0, 1, 2, 3], false)
-                    .unwrap();
+                let loss =
+                    crate::ops::reduce::sum(&crate::ops::elementwise::mul(&y, &g).unwrap(), &[0, 1, 2, 3], false)
+                        .unwrap();
                 crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec()
             };
             let (h, d) = (pr.heads, pr.dim_head);
             let fused = grad(&|t| full_attention(t, h, d).unwrap());
             let composed = grad(&|t| full_attention_composed(t, h, d).unwrap());
             let want: Vec<f64> = composed.iter().map(|&v| v as f64).collect();
-            assert_close(&fused, &want, 1e-5, 1e-4, &format!("d qkv, fused vs composed, dim_head {d}, n {}", pr.h * pr.w));
+            assert_close(
+                &fused,
+                &want,
+                1e-5,
+                1e-4,
+                &format!("d qkv, fused vs composed, dim_head {d}, n {}", pr.h * pr.w),
+            );
         }
     }
 

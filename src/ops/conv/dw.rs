@@ -1,0 +1,186 @@
+//! The weight-gradient rungs: dw v1–v5 and v9 (v6's Winograd dw is in [`super::winograd`], v7's GEMM dw here).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::forward::{TileShape, PACK_V5, STEP, TILE};
+use super::winograd::{winograd_dw, WinogradTile};
+use super::{check, check_grad_shape, groups, ConvKernel, Geometry, GEMM_DW_MIN_COUT, WG_DIRECT};
+use crate::gpu::Shader;
+use crate::ops::reduce::sum_to_shape;
+use crate::ops::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
+use crate::tensor::Tensor;
+use crate::{shader, Result};
+
+const DW_V1: Shader = shader!("conv/dw_v1_direct.wgsl");
+const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
+const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
+const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
+const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
+const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
+/// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
+/// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
+const DW_V5_TM: usize = 8;
+const DW_V5_TK: usize = 3;
+const DW_V5_TN: usize = 8;
+const DW_V5_WG: usize = 16;
+const DW_V5_MIN_BLOCKS: usize = 16;
+/// dw v9: pixel blocks of 8 per uniform window of g (256 blocks × 8 channels × 8 pixels = 64 KiB) and per split.
+const DW_V9_WINDOW: usize = 256;
+const DW_V9_CHUNK: usize = 16;
+/// dw v2 split-K: each split sums at least this many pixels, and splits are added until the launch has
+/// about `DW_TARGET_GROUPS` workgroups (few output tiles, e.g. 64×576 for a 64→64 3×3 conv, are otherwise 9).
+const DW_MIN_CHUNK: usize = 256;
+const DW_TARGET_GROUPS: usize = 256;
+
+/// dw of conv2d for a weight of shape `w_shape`, with the dw rung that matches `kernel`.
+pub fn conv2d_backward_weight(
+    kernel: ConvKernel,
+    g: &Tensor,
+    x: &Tensor,
+    padding: usize,
+    w_shape: &[usize],
+) -> Result<Tensor> {
+    let geo = check(x.shape(), w_shape, None, padding)?;
+    check_grad_shape("conv2d_backward_weight", &geo, g)?;
+    let _work = crate::ops::work::scope("conv2d.dw", || geo.describe(), geo.flops());
+    let (cout, kdim, npix) = (geo.cout, geo.kdim(), geo.npix());
+    let kernel = match kernel {
+        // v8 has no F(4×4) dw: it uses v6's F(3×3, 2×2)
+        ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
+            return winograd_dw(&geo, g, x, w_shape);
+        }
+        // v7: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), where the GEMM is tall enough to win
+        ConvKernel::Gemm if geo.is_pointwise() && geo.cout >= GEMM_DW_MIN_COUT => {
+            let hw = geo.in_h * geo.in_w;
+            let g3 = g.detach().reshape(&[geo.batch, cout, hw])?;
+            let x3 = x.detach().reshape(&[geo.batch, geo.cin, hw])?;
+            let per =
+                crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &g3, false, &x3, true)?;
+            return sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape);
+        }
+        // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
+        // shapes take it too, and every shape it cannot read takes v5's (then v4's)
+        ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => {
+            if dw_v5_reads(&geo) {
+                return dw_v9(&geo, g, x, w_shape);
+            }
+            ConvKernel::Vec4
+        }
+        k => k,
+    };
+    match kernel {
+        ConvKernel::Direct => {
+            let dw = Tensor::uninit(w_shape);
+            let groups = groups(cout * kdim, WG_DIRECT);
+            launch(DW_V1, "main", &geo.overrides(), &geo.params(false), &[g, x], &[&dw], groups);
+            Ok(dw)
+        }
+        ConvKernel::Vec4 if dw_v5_reads(&geo) => {
+            // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
+            // DW_V5_MIN_BLOCKS blocks
+            let nblk = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
+            let tiles = cout.div_ceil(DW_V5_TM) * kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
+            let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, nblk.div_ceil(DW_V5_MIN_BLOCKS).max(1));
+            let chunk = nblk.div_ceil(want);
+            let n_split = nblk.div_ceil(chunk);
+            let mut p = geo.params(false);
+            p.chunk = chunk as u32;
+            p.n_split = n_split as u32;
+            let part = Tensor::uninit(&[n_split, cout, kdim]);
+            let [kh, kw] = geo.overrides();
+            let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+            launch(DW_V5, "main", &overrides, &p, &[g, x], &[&part], groups(tiles * n_split, 1));
+            // dw = Σ_s part[s]
+            let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+            dw.detach().reshape(w_shape)
+        }
+        // v5's dw reads rows as vec4 and handles KW ∈ {1, 3}: other shapes take v4's
+        // (v6–v8 were mapped to v5 above)
+        _ => {
+            // v2 and v3 use 64×64 tiles of dW, v4 (and v5 falling back) the shape with the least padding
+            let shape = match kernel {
+                ConvKernel::Tiled | ConvKernel::Blocked => TileShape { bm: TILE, bn: TILE },
+                _ => TileShape::pick(cout, kdim),
+            };
+            // split the pixel reduction: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
+            // DW_MIN_CHUNK pixels; the chunk is a whole number of the kernel's STEP-pixel steps
+            let tiles = shape.tiles(cout, kdim);
+            let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, npix.div_ceil(DW_MIN_CHUNK).max(1));
+            let chunk = npix.div_ceil(want).div_ceil(STEP) * STEP;
+            let n_split = npix.div_ceil(chunk);
+            let mut p = geo.params(false);
+            p.chunk = chunk as u32;
+            p.n_split = n_split as u32;
+            let part = Tensor::uninit(&[n_split, cout, kdim]);
+            let groups = groups(tiles * n_split, 1);
+            match kernel {
+                ConvKernel::Tiled => launch(DW_V2, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
+                ConvKernel::Blocked => launch(DW_V3, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
+                _ => launch(DW_V4, "main", &shape.overrides(&geo), &p, &[g, x], &[&part], groups),
+            }
+            // dw = Σ_s part[s]
+            let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+            dw.detach().reshape(w_shape)
+        }
+    }
+}
+
+/// dw v5's and v9's vec4 reads apply: KW ∈ {1, 3}, rows of whole vec4s in x and g.
+fn dw_v5_reads(geo: &Geometry) -> bool {
+    (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
+}
+
+/// Mirrors `struct Params` of dw_v9_uniform.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct DwV9Params {
+    geo: [u32; 12],
+    chunk: u32,
+    win0: u32,
+    nb_win: u32,
+    cb: u32,
+    part0: u32,
+    _p: [u32; 3],
+}
+
+/// dw v9: g packed into pixel blocks per 8-channel block (pack_weights_v5.wgsl:grad_blocks), one dispatch per
+/// (channel block, window of 256 blocks), each split of 16 blocks a partial sum; dw = Σ of the partials.
+fn dw_v9(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let (cout, kdim) = (geo.cout, geo.kdim());
+    let nb = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
+    let ncb = cout.div_ceil(DW_V5_TM);
+    let nwin = nb.div_ceil(DW_V9_WINDOW);
+    let block = DW_V5_TM * DW_V5_TN; // floats per pixel block
+    let last = ((ncb - 1) * nb + (nwin - 1) * DW_V9_WINDOW) * block;
+    let gp = Tensor::uninit(&[(ncb * nb * block).max(last + UNIFORM_BLOCK_F32)]);
+    let p = geo.params(false);
+    launch(PACK_V5, "grad_blocks", &[], &p, &[g], &[&gp], groups(ncb * nb * block, WG_DIRECT));
+    // splits: every window's, in window order (the same for every channel block)
+    let splits: Vec<usize> =
+        (0..nwin).map(|w| (nb - w * DW_V9_WINDOW).min(DW_V9_WINDOW).div_ceil(DW_V9_CHUNK)).collect();
+    let part = Tensor::uninit(&[splits.iter().sum(), cout, kdim]);
+    let tiles_k = kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
+    let [kh, kw] = geo.overrides();
+    let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+    let geo_words: [u32; 12] = bytemuck::cast_slice(bytemuck::bytes_of(&p))[..12].try_into().expect("12 words");
+    for cb in 0..ncb {
+        let mut part0 = 0;
+        for (w, &ns) in splits.iter().enumerate() {
+            let win0 = w * DW_V9_WINDOW;
+            let dp = DwV9Params {
+                geo: geo_words,
+                chunk: DW_V9_CHUNK as u32,
+                win0: win0 as u32,
+                nb_win: (nb - win0).min(DW_V9_WINDOW) as u32,
+                cb: cb as u32,
+                part0: part0 as u32,
+                _p: [0; 3],
+            };
+            let window = [(&gp, (cb * nb + win0) * block)];
+            launch_with_uniforms(DW_V9, "main", &overrides, &dp, &[x], &[&part], &window, groups(tiles_k * ns, 1));
+            part0 += ns;
+        }
+    }
+    let dw = if part.dim(0) == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+    dw.detach().reshape(w_shape)
+}

@@ -1,0 +1,92 @@
+//! Winograd F(2×2, 3×3) and F(4×4, 3×3) forward (v6, v8) and F(3×3, 2×2) dw: the transforms in
+//! winograd_transforms.wgsl / winograd4_transforms.wgsl and one GEMM per transformed plane on the matmul.
+
+use super::{groups, ConvParams, Geometry, WG_DIRECT};
+use crate::gpu::Shader;
+use crate::ops::launch;
+use crate::tensor::Tensor;
+use crate::{shader, Result};
+
+const WINO2: Shader = shader!("conv/winograd_transforms.wgsl");
+const WINO4: Shader = shader!("conv/winograd4_transforms.wgsl");
+
+/// The Winograd tile sizes: F(2×2, 3×3) for v6, F(4×4, 3×3) for v8. Each has one shader with the entries
+/// `weights`, `input` and `output` and the same bindings.
+#[derive(Clone, Copy)]
+pub(super) enum WinogradTile {
+    F2,
+    F4,
+}
+
+impl WinogradTile {
+    /// Outputs per tile side (m), and the shader.
+    fn m(self) -> usize {
+        match self {
+            WinogradTile::F2 => 2,
+            WinogradTile::F4 => 4,
+        }
+    }
+    fn shader(self) -> Shader {
+        match self {
+            WinogradTile::F2 => WINO2,
+            WinogradTile::F4 => WINO4,
+        }
+    }
+    /// Transformed planes, (m + 2)²: 16 or 36.
+    fn planes(self) -> usize {
+        (self.m() + 2) * (self.m() + 2)
+    }
+    fn tiles(self, geo: &Geometry) -> usize {
+        geo.batch * geo.out_h.div_ceil(self.m()) * geo.out_w.div_ceil(self.m())
+    }
+    /// Whether every transformed tensor fits one binding: V and M (planes of Cin or Cout × tiles) and U (planes
+    /// of Cout × Cin; dw's Ŵ is F(2×2)'s U shape).
+    pub(super) fn fits(self, geo: &Geometry) -> bool {
+        self.fits_within(geo, crate::gpu::gpu().limits.max_storage_buffer_binding_size)
+    }
+    pub(super) fn fits_within(self, geo: &Geometry, limit: u64) -> bool {
+        let per_plane = (self.tiles(geo) * geo.cin.max(geo.cout)).max(geo.cout * geo.cin);
+        (self.planes() * 4 * per_plane) as u64 <= limit
+    }
+}
+
+/// v6 / v8, Winograd F(m×m, 3×3): transform the filters (U = G·g·Gᵀ) and the input patches (V = Bᵀ·d·B) into
+/// (m + 2)² planes, multiply plane by plane with the matmul (M[ξ] = U[ξ]·V[ξ], Cout × Cin times Cin × tiles),
+/// and transform each tile's products back into its m×m outputs (Y = Aᵀ·M·A + b). F(2×2): 16 multiplies per
+/// 4 outputs and input channel instead of 36; F(4×4): 36 per 16 instead of 144.
+pub(super) fn winograd(
+    tile: WinogradTile,
+    geo: &Geometry,
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    p: ConvParams,
+    y: &Tensor,
+) {
+    let (planes, tiles, sh) = (tile.planes(), tile.tiles(geo), tile.shader());
+    let u = Tensor::uninit(&[planes, geo.cout, geo.cin]);
+    launch(sh, "weights", &[], &p, &[w, w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
+    let v = Tensor::uninit(&[planes, geo.cin, tiles]);
+    launch(sh, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+    let m = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &u, false, &v, false)
+        .expect("the planes' shapes agree by construction");
+    launch(sh, "output", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
+}
+
+/// v6's weight gradient, Winograd F(3×3, 2×2) (entries `grad_tiles`, `grad_output` of
+/// winograd_transforms.wgsl): the input patches as in the forward (V, here (16, P, Cin)), each 2×2 tile of g as
+/// Ĝ = G·g·Gᵀ (16, Cout, P), one GEMM per plane over all tiles (Ŵ\[ξ\] = Ĝ\[ξ\]·V\[ξ\], K = P), and
+/// dW = Aᵀ·Ŵ·A per filter.
+pub(super) fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let tiles = WinogradTile::F2.tiles(geo);
+    let p = geo.params(false);
+    let v = Tensor::uninit(&[16, tiles, geo.cin]);
+    let ov = [("TRANSPOSED", 1.0)];
+    launch(WINO2, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+    let gh = Tensor::uninit(&[16, geo.cout, tiles]);
+    launch(WINO2, "grad_tiles", &[], &p, &[g, g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
+    let wh = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &gh, false, &v, false)?;
+    let dw = Tensor::uninit(w_shape);
+    launch(WINO2, "grad_output", &[], &p, &[&wh, &wh], &[&dw], groups(geo.cout * geo.cin, WG_DIRECT));
+    Ok(dw)
+}
