@@ -51,6 +51,7 @@ const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
 const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
 const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
 const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
+const V6: Shader = shader!("matmul/matmul_v6_uniform.wgsl");
 /// v5 takes its `main_rows16` entry for C at most this wide (8 column quads: one per thread of 8).
 const V5_ROWS16_MAX_N: u32 = 32;
 
@@ -61,12 +62,20 @@ pub enum MatmulKernel {
     Blocked,
     RegBlock,
     Vec4,
+    Uniform,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 5] =
-        [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Blocked, MatmulKernel::RegBlock, MatmulKernel::Vec4];
-    pub const DEFAULT: MatmulKernel = MatmulKernel::Vec4;
+    pub const ALL: [MatmulKernel; 6] = [
+        MatmulKernel::Naive,
+        MatmulKernel::Tiled,
+        MatmulKernel::Blocked,
+        MatmulKernel::RegBlock,
+        MatmulKernel::Vec4,
+        MatmulKernel::Uniform,
+    ];
+    /// v6 where its A windows apply (`v6_applies`), else v5 (the rung table of the matmul family).
+    pub const DEFAULT: MatmulKernel = MatmulKernel::Uniform;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -75,6 +84,7 @@ impl MatmulKernel {
             MatmulKernel::Blocked => "v3_blocked",
             MatmulKernel::RegBlock => "v4_regblock",
             MatmulKernel::Vec4 => "v5_vec4",
+            MatmulKernel::Uniform => "v6_uniform",
         }
     }
 }
@@ -167,7 +177,8 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         },
         flops,
     );
-    if kernel == MatmulKernel::Vec4 && (ta || tb) && pl.p.k % 4 == 0 && pl.n % 4 == 0 {
+    let vec4_rung = matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Uniform);
+    if vec4_rung && (ta || tb) && pl.p.k % 4 == 0 && pl.n % 4 == 0 {
         // v5 reads untransposed rows as vec4: copy a transposed operand into its transpose first (one
         // transpose, 4×4 blocks when it can; on llvmpipe far cheaper than v4's scalar loads, see the module doc)
         let at = if ta { super::layout::transpose_last2_raw(a)? } else { a.clone() };
@@ -192,7 +203,8 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
         MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
-        MatmulKernel::Vec4 => {
+        MatmulKernel::Uniform if v6_applies(&pl, ta, tb) => launch_v6(&pl, a, b, &c),
+        MatmulKernel::Vec4 | MatmulKernel::Uniform => {
             // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
             // any other layout takes v4's scalar path
             if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 && n <= V5_ROWS16_MAX_N {
@@ -211,6 +223,70 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         }
     }
     Ok(c)
+}
+
+/// Mirrors `struct Params` of matmul_v6_uniform.wgsl: the common params, then the dispatch's batches and row tiles.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct V6Params {
+    base: MatmulParams,
+    bb0: u32,
+    nbat: u32,
+    t0: u32,
+    nt: u32,
+}
+
+/// v6 takes untransposed operands with K % 8 (so 8-row tiles of A start on 256-byte boundaries), C wider than
+/// `main_rows16`'s range, a row tile that fits a uniform window, and, for a per-batch A, whole matrices of a
+/// multiple of 64 values (so every batch starts on a boundary).
+fn v6_applies(pl: &Plan, ta: bool, tb: bool) -> bool {
+    let (m, n, k) = (pl.m, pl.n, pl.p.k as usize);
+    !ta && !tb
+        && k.is_multiple_of(8)
+        && n.is_multiple_of(4)
+        && n as u32 > V5_ROWS16_MAX_N
+        && 8 * k <= super::UNIFORM_BLOCK_F32
+        && (pl.a_shared || pl.batch == 1 || (m * k).is_multiple_of(64))
+}
+
+/// v6: v5's `main` with A in uniform windows. Windows hold whole matrices of A when they fit (several batches a
+/// dispatch), else chunks of 8-row tiles; each dispatch covers the batches and row tiles of its window.
+fn launch_v6(pl: &Plan, a: &Tensor, b: &Tensor, c: &Tensor) {
+    let (m, n, k, batch) = (pl.m, pl.n, pl.p.k as usize, pl.batch);
+    let window = super::UNIFORM_BLOCK_F32;
+    let (tile, mat, tiles_m) = (8 * k, m * k, m.div_ceil(8));
+    let per_tiles = |bb: usize, nbat: usize, base: usize| -> Vec<(usize, usize, usize, usize, usize)> {
+        let tpw = window / tile;
+        (0..tiles_m).step_by(tpw).map(|t0| (bb, nbat, t0, tpw.min(tiles_m - t0), base + t0 * tile)).collect()
+    };
+    // (first batch, batches, first row tile, row tiles, window start in values)
+    let windows: Vec<(usize, usize, usize, usize, usize)> = if pl.a_shared || batch == 1 {
+        per_tiles(0, batch, 0)
+    } else if mat <= window {
+        let bpw = window / mat;
+        (0..batch).step_by(bpw).map(|bb0| (bb0, bpw.min(batch - bb0), 0, tiles_m, bb0 * mat)).collect()
+    } else {
+        (0..batch).flat_map(|bb| per_tiles(bb, 1, bb * mat)).collect()
+    };
+    // the last window must lie inside A's buffer: copy A into a large enough one when it does not (a copy
+    // command, not a kernel; A is the small operand here)
+    let need = windows.iter().map(|w| w.4).max().unwrap_or(0) + window;
+    let have = (a.buf().raw().size() - a.buf().offset()) as usize / 4;
+    let padded;
+    let src = if have >= need {
+        a
+    } else {
+        padded = Tensor::uninit(&[need]);
+        crate::gpu::gpu().record_copy(a.buf(), padded.buf());
+        &padded
+    };
+    let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
+    let tiles_n = (n / 4).div_ceil(2 * wg) as u32;
+    for (bb0, nbat, t0, nt, start) in windows {
+        let p = V6Params { base: pl.p, bb0: bb0 as u32, nbat: nbat as u32, t0: t0 as u32, nt: nt as u32 };
+        let groups = nt as u32 * tiles_n * nbat as u32;
+        super::launch_with_uniforms(V6, "main", &[("WG", wg as f64)], &p, &[b], &[c], &[(src, start)], groups);
+    }
 }
 
 /// v4: 4×4 per thread, any strides.
@@ -331,7 +407,15 @@ mod tests {
         Problem { a: &[2, 12, 7], ta: true, b: &[2, 12, 20], tb: false }, // Aᵀ·B, M = 7 (odd)
         Problem { a: &[3, 5, 8], ta: false, b: &[3, 12, 8], tb: true },   // A·Bᵀ (attention scores · V)
         Problem { a: &[8, 6], ta: true, b: &[2, 12, 8], tb: true },       // shared A, both transposed
+        // v6: several batches' A in one uniform window (M = 13: a partial row tile)
+        Problem { a: &[3, 13, 64], ta: false, b: &[3, 64, 44], tb: false },
+        // v6: A matrices larger than a window: 5 row tiles in windows of 3, per batch
+        Problem { a: &[2, 40, 520], ta: false, b: &[2, 520, 36], tb: false },
+        // v6: a shared A of 3 row tiles, one per window (K = 1,032)
+        Problem { a: &[20, 1032], ta: false, b: &[2, 1032, 36], tb: false },
     ];
+    /// The problems above that take v6's three window layouts.
+    const V6: std::ops::Range<usize> = 14..17;
     /// The problems above that take v5's transposed path (their gradients do too).
     const TRANSPOSED_V5: std::ops::Range<usize> = 11..14;
     /// v5's `main_rows16` (N ≤ 32) on more than one 16-row tile with a partial last one, and 7 column quads.
@@ -345,16 +429,34 @@ mod tests {
             let bv = rng.uniform_vec(numel(pr.b), -1.0, 1.0);
             let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
             let want = cpu::matmul(&to_f64(&av), pr.a, pr.ta, &to_f64(&bv), pr.b, pr.tb);
+            // f32 sums over K terms: beyond 1e-5 the absolute error grows with the largest output
+            let atol = want.iter().fold(1e-5f64, |m, v| m.max(1e-6 * v.abs()));
             for kernel in MatmulKernel::ALL {
                 let got = matmul_with(kernel, &a, pr.ta, &b, pr.tb).unwrap();
                 assert_close(
                     &got.to_vec(),
                     &want,
-                    1e-5,
+                    atol,
                     1e-5,
                     &format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb),
                 );
             }
+        }
+    }
+
+    #[test]
+    fn v6_takes_its_window_layouts() {
+        for (pr, windows) in PROBLEMS[V6].iter().zip([1, 4, 3]) {
+            let (a, b) = (Tensor::zeros(pr.a), Tensor::zeros(pr.b));
+            crate::ops::work::start();
+            matmul_with(MatmulKernel::Uniform, &a, pr.ta, &b, pr.tb).unwrap();
+            let calls = crate::ops::work::stop();
+            assert!(
+                calls[0].kernels.iter().all(|k| k.starts_with("matmul/matmul_v6_uniform")),
+                "{:?}",
+                calls[0].kernels
+            );
+            assert_eq!(calls[0].launches, windows, "{:?} · {:?}", pr.a, pr.b);
         }
     }
 
