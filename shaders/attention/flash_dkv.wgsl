@@ -1,12 +1,13 @@
 // flash_dkv.wgsl: dk and dv of the fused attention (FlashAttention-2's backward, key side): each invocation
-// owns one key, walks this dispatch's window of queries (their q, dO, lse and D packed by flash_pack_qdo.wgsl),
+// owns two keys (2t, 2t + 1: every query row read from the window serves both), walks this dispatch's window of queries (their q, dO, lse and D packed by flash_pack_qdo.wgsl),
 // and accumulates dk and dv in registers; several windows accumulate through dqkv.
 //
 // math:   P_ij = e^(scale·q_i·k_j − lse_i); dP_ij = dO_i·v_j; dS_ij = P_ij·(dP_ij − D_i);
 //         dv_j = Σ_i P_ij·dO_i; dk_j = scale·Σ_i dS_ij·q_i
 // layout: qkv (B, 3·heads·d, n); dqkv (B, 3·heads·d, n): dk of head h at channel heads·d + h·d + c, dv at
 //         2·heads·d + h·d + c; window: query rows of 2d + 4 floats (q, dO, lse, D, 0, 0) as vec4
-// grid:   @workgroup_size(WG), one invocation per key of head bh, linear id
+// grid:   @workgroup_size(WG), one invocation per two keys of head bh (the second clamped and not stored past n),
+//         linear id
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 q/dO window (uniform block)
 
 struct Params {
@@ -33,49 +34,41 @@ const DMAX4: u32 = 16u;
 @group(0) @binding(2) var<storage, read_write> dqkv: array<f32>;
 @group(0) @binding(3) var<uniform> qw: array<vec4<f32>, 4096>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let j = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    // guard: invocations past the last key
-    if j >= p.n { return; }
+// one key's scaled k, its v, and its dk, dv accumulators
+struct Col {
+    k: array<vec4<f32>, DMAX4>,
+    v: array<vec4<f32>, DMAX4>,
+    dk: array<vec4<f32>, DMAX4>,
+    dv: array<vec4<f32>, DMAX4>,
+}
+
+fn kch() -> u32 {
     let b = p.bh / p.heads;
     let head = p.bh % p.heads;
+    return b * 3u * p.heads * p.d + p.heads * p.d + head * p.d;  // k's channels; v's are heads·d further
+}
+
+fn load_col(j: u32) -> Col {
+    var r: Col;
     let hd = p.heads * p.d;
-    let kch = b * 3u * hd + hd + head * p.d;  // k's channels; v's are hd further
-    var k: array<vec4<f32>, DMAX4>;
-    var v: array<vec4<f32>, DMAX4>;
-    var dk: array<vec4<f32>, DMAX4>;
-    var dv: array<vec4<f32>, DMAX4>;
     for (var c4 = 0u; c4 < D4; c4++) {
-        let c = kch + 4u * c4;
-        k[c4] = p.scale * vec4<f32>(qkv[c * p.n + j], qkv[(c + 1u) * p.n + j], qkv[(c + 2u) * p.n + j], qkv[(c + 3u) * p.n + j]);
+        let c = kch() + 4u * c4;
+        r.k[c4] = p.scale * vec4<f32>(qkv[c * p.n + j], qkv[(c + 1u) * p.n + j], qkv[(c + 2u) * p.n + j], qkv[(c + 3u) * p.n + j]);
         let cv = c + hd;
-        v[c4] = vec4<f32>(qkv[cv * p.n + j], qkv[(cv + 1u) * p.n + j], qkv[(cv + 2u) * p.n + j], qkv[(cv + 3u) * p.n + j]);
-        dk[c4] = vec4<f32>(0.0);
-        dv[c4] = vec4<f32>(0.0);
+        r.v[c4] = vec4<f32>(qkv[cv * p.n + j], qkv[(cv + 1u) * p.n + j], qkv[(cv + 2u) * p.n + j], qkv[(cv + 3u) * p.n + j]);
+        r.dk[c4] = vec4<f32>(0.0);
+        r.dv[c4] = vec4<f32>(0.0);
     }
-    for (var ii = 0u; ii < p.nk; ii++) {
-        let rb = ii * (2u * D4 + 1u);
-        var s = 0.0;
-        var dp = 0.0;
-        for (var c4 = 0u; c4 < D4; c4++) {
-            s += dot(qw[rb + c4], k[c4]);
-            dp += dot(qw[rb + D4 + c4], v[c4]);
-        }
-        let ld = qw[rb + 2u * D4];
-        let pij = exp(s - ld.x);
-        let ds = pij * (dp - ld.y);
-        for (var c4 = 0u; c4 < D4; c4++) {
-            dv[c4] += pij * qw[rb + D4 + c4];
-            dk[c4] += ds * qw[rb + c4];
-        }
-    }
+    return r;
+}
+
+fn store_col(j: u32, r: Col) {
+    let hd = p.heads * p.d;
     for (var c4 = 0u; c4 < D4; c4++) {
-        let rk = p.scale * dk[c4];
-        let rv = dv[c4];
+        let rk = p.scale * r.dk[c4];
+        let rv = r.dv[c4];
         for (var e = 0u; e < 4u; e++) {
-            let at = (kch + 4u * c4 + e) * p.n + j;
+            let at = (kch() + 4u * c4 + e) * p.n + j;
             let av = at + hd * p.n;
             var pk = 0.0;
             var pv = 0.0;
@@ -84,4 +77,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             dqkv[av] = pv + rv[e];
         }
     }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
+    let j0 = 2u * t;
+    // guard: invocations past the last key
+    if j0 >= p.n { return; }
+    let live1 = j0 + 1u < p.n;
+    let j1 = min(j0 + 1u, p.n - 1u);
+    var r0 = load_col(j0);
+    var r1 = load_col(j1);
+    for (var ii = 0u; ii < p.nk; ii++) {
+        let rb = ii * (2u * D4 + 1u);
+        var s0 = 0.0; var dp0 = 0.0;
+        var s1 = 0.0; var dp1 = 0.0;
+        for (var c4 = 0u; c4 < D4; c4++) {
+            let q4 = qw[rb + c4];
+            let g4 = qw[rb + D4 + c4];
+            s0 += dot(q4, r0.k[c4]); dp0 += dot(g4, r0.v[c4]);
+            s1 += dot(q4, r1.k[c4]); dp1 += dot(g4, r1.v[c4]);
+        }
+        let ld = qw[rb + 2u * D4];
+        let p0 = exp(s0 - ld.x);
+        let p1 = exp(s1 - ld.x);
+        let ds0 = p0 * (dp0 - ld.y);
+        let ds1 = p1 * (dp1 - ld.y);
+        for (var c4 = 0u; c4 < D4; c4++) {
+            let q4 = qw[rb + c4];
+            let g4 = qw[rb + D4 + c4];
+            r0.dv[c4] += p0 * g4; r0.dk[c4] += ds0 * q4;
+            r1.dv[c4] += p1 * g4; r1.dk[c4] += ds1 * q4;
+        }
+    }
+    store_col(j0, r0);
+    if live1 { store_col(j1, r1); }
 }

@@ -1,12 +1,13 @@
-// flash_dq.wgsl: dq of the fused attention (FlashAttention-2's backward, query side): each invocation owns one
-// query, recomputes its probabilities against this dispatch's window of keys from the saved log-sum-exp, and
+// flash_dq.wgsl: dq of the fused attention (FlashAttention-2's backward, query side): each invocation owns two
+// queries (2t, 2t + 1: every key row read from the window serves both), recomputes its probabilities against this dispatch's window of keys from the saved log-sum-exp, and
 // accumulates dq in registers; several windows accumulate through dqkv.
 //
 // math:   P_ij = e^(scale·q_i·k_j − lse_i); dP_ij = dO_i·v_j; dS_ij = P_ij·(dP_ij − D_i);
 //         dq_i = scale·Σ_j dS_ij·k_j (D_i = dO_i·O_i, from flash_pack_qdo.wgsl)
 // layout: qdo rows of 2d + 4 floats (q, dO, lse, D, 0, 0) per (bh, i) at bh·q_base + i·(2d + 4), read as vec4;
 //         dqkv (B, 3·heads·d, n): dq of head h at channel h·d + c; window: rows of 2d floats (k, v) as vec4
-// grid:   @workgroup_size(WG), one invocation per query of head bh, linear id
+// grid:   @workgroup_size(WG), one invocation per two queries of head bh (the second clamped and not stored past
+//         n), linear id
 // binds:  @group(0) 0 params (uniform), 1 qdo, 2 dqkv (rw), 3 kv window (uniform block)
 
 struct Params {
@@ -33,45 +34,73 @@ const DMAX4: u32 = 16u;
 @group(0) @binding(2) var<storage, read_write> dqkv: array<f32>;
 @group(0) @binding(3) var<uniform> kv: array<vec4<f32>, 4096>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let i = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    // guard: invocations past the last query
-    if i >= p.n { return; }
+// one query's inputs (scaled q, dO, lse, D) and its dq accumulator
+struct Row {
+    q: array<vec4<f32>, DMAX4>,
+    g: array<vec4<f32>, DMAX4>,
+    acc: array<vec4<f32>, DMAX4>,
+    lse: f32,
+    dsum: f32,
+}
+
+fn load_row(i: u32) -> Row {
+    var r: Row;
     let rb = (p.bh * p.q_base) / 4u + i * (2u * D4 + 1u);  // this query's row, in vec4s
-    var q: array<vec4<f32>, DMAX4>;
-    var g: array<vec4<f32>, DMAX4>;
-    var acc: array<vec4<f32>, DMAX4>;
     for (var c4 = 0u; c4 < D4; c4++) {
-        q[c4] = p.scale * qdo[rb + c4];
-        g[c4] = qdo[rb + D4 + c4];
-        acc[c4] = vec4<f32>(0.0);
+        r.q[c4] = p.scale * qdo[rb + c4];
+        r.g[c4] = qdo[rb + D4 + c4];
+        r.acc[c4] = vec4<f32>(0.0);
     }
     let ld = qdo[rb + 2u * D4];
-    let lse = ld.x;
-    let dsum = ld.y;
-    for (var jj = 0u; jj < p.nk; jj++) {
-        let kb = jj * 2u * D4;
-        var s = 0.0;
-        var dp = 0.0;
-        for (var c4 = 0u; c4 < D4; c4++) {
-            s += dot(q[c4], kv[kb + c4]);
-            dp += dot(g[c4], kv[kb + D4 + c4]);
-        }
-        let ds = exp(s - lse) * (dp - dsum);
-        for (var c4 = 0u; c4 < D4; c4++) { acc[c4] += ds * kv[kb + c4]; }
-    }
+    r.lse = ld.x;
+    r.dsum = ld.y;
+    return r;
+}
+
+fn store_row(i: u32, r: Row) {
     let b = p.bh / p.heads;
     let head = p.bh % p.heads;
     let ob = (b * 3u * p.heads * p.d + head * p.d) * p.n + i;
     for (var c4 = 0u; c4 < D4; c4++) {
-        let r = p.scale * acc[c4];
+        let v = p.scale * r.acc[c4];
         for (var e = 0u; e < 4u; e++) {
             let at = ob + (4u * c4 + e) * p.n;
             var prev = 0.0;
             if p.first == 0u { prev = dqkv[at]; }
-            dqkv[at] = prev + r[e];
+            dqkv[at] = prev + v[e];
         }
     }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
+    let i0 = 2u * t;
+    // guard: invocations past the last query
+    if i0 >= p.n { return; }
+    let live1 = i0 + 1u < p.n;
+    let i1 = min(i0 + 1u, p.n - 1u);
+    var r0 = load_row(i0);
+    var r1 = load_row(i1);
+    for (var jj = 0u; jj < p.nk; jj++) {
+        let kb = jj * 2u * D4;
+        var s0 = 0.0; var dp0 = 0.0;
+        var s1 = 0.0; var dp1 = 0.0;
+        for (var c4 = 0u; c4 < D4; c4++) {
+            let k4 = kv[kb + c4];
+            let v4 = kv[kb + D4 + c4];
+            s0 += dot(r0.q[c4], k4); dp0 += dot(r0.g[c4], v4);
+            s1 += dot(r1.q[c4], k4); dp1 += dot(r1.g[c4], v4);
+        }
+        let ds0 = exp(s0 - r0.lse) * (dp0 - r0.dsum);
+        let ds1 = exp(s1 - r1.lse) * (dp1 - r1.dsum);
+        for (var c4 = 0u; c4 < D4; c4++) {
+            let k4 = kv[kb + c4];
+            r0.acc[c4] += ds0 * k4;
+            r1.acc[c4] += ds1 * k4;
+        }
+    }
+    store_row(i0, r0);
+    if live1 { store_row(i1, r1); }
 }

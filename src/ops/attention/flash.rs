@@ -105,8 +105,9 @@ impl Geo {
     fn overrides(&self) -> [(&'static str, f64); 2] {
         [("WG", WG as f64), ("D4", (self.d / 4) as f64)]
     }
-    fn groups(&self) -> u32 {
-        (self.n as u32).div_ceil(WG)
+    /// The per-query and per-key kernels own two rows per invocation.
+    fn groups2(&self) -> u32 {
+        (self.n as u32).div_ceil(2 * WG)
     }
 }
 
@@ -142,7 +143,7 @@ fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor) {
         p.first = first as u32;
         p.last = last as u32;
         let window = [(&kvt, bh * per_head + j0 * 2 * g.d)];
-        launch_with_uniforms(FORWARD, "main", &g.overrides(), &p, &[qkv], &[&out, &stats], &window, g.groups());
+        launch_with_uniforms(FORWARD, "main", &g.overrides(), &p, &[qkv], &[&out, &stats], &window, g.groups2());
     }
     (out, stats)
 }
@@ -168,12 +169,12 @@ fn backward(g: &Geo, qkv: &Tensor, out: &Tensor, stats: &Tensor, dout: &Tensor) 
     for win in each_window(g, kv_rows) {
         set(&mut p, win);
         let window = [(&kvt, win.0 * kv_head + win.1 * 2 * g.d)];
-        launch_with_uniforms(DQ, "main", &g.overrides(), &p, &[&qdo], &[&dqkv], &window, g.groups());
+        launch_with_uniforms(DQ, "main", &g.overrides(), &p, &[&qdo], &[&dqkv], &window, g.groups2());
     }
     for win in each_window(g, q_rows) {
         set(&mut p, win);
         let window = [(&qdo, win.0 * q_head + win.1 * (2 * g.d + 4))];
-        launch_with_uniforms(DKV, "main", &g.overrides(), &p, &[qkv], &[&dqkv], &window, g.groups());
+        launch_with_uniforms(DKV, "main", &g.overrides(), &p, &[qkv], &[&dqkv], &window, g.groups2());
     }
     dqkv
 }
