@@ -179,6 +179,19 @@ fn cli_train_sample_eval_write_their_outputs() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("/nonexistent.safetensors"), "{err}");
+    // flags are checked at parse time, before any work: non-finite or out-of-range values are refused by name
+    for (args, flag) in [
+        (&["train", "--lr", "nan"][..], "--lr"),
+        (&["train", "--lr=-1"][..], "--lr"),
+        (&["train", "--batch-size", "0"][..], "--batch-size"),
+        (&["train", "--steps", "0"][..], "--steps"),
+        (&["sample", "--weights", "w", "--input", "x", "--eta", "inf"][..], "--eta"),
+        (&["sample", "--weights", "w", "--input", "x", "--ensemble", "0"][..], "--ensemble"),
+    ] {
+        let out = Command::new(bin).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(flag) && err.contains("invalid value"), "{args:?}: {err}");
+    }
     let out = Command::new(bin).args(["train", "--preset", "huge"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown preset \"huge\""), "{err}");

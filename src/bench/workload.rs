@@ -37,22 +37,28 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row as a bench case, for the rate and peak arithmetic the kernel bench uses.
+    fn case(&self) -> super::BenchResult {
+        super::BenchResult {
+            kernel: self.op.clone(),
+            shape: self.shape.clone(),
+            ms: self.ms.max(1e-9),
+            flop: self.flop,
+            bytes: self.bytes,
+        }
+    }
     pub fn gflops(&self) -> f64 {
-        self.flop / (self.ms.max(1e-9) * 1e6)
+        self.case().gflops()
     }
     pub fn gbps(&self) -> f64 {
-        self.bytes / (self.ms.max(1e-9) * 1e6)
+        self.case().gbps()
     }
     pub fn compute_bound(&self) -> bool {
-        self.flop > 4.0 * self.bytes
+        self.case().compute_bound()
     }
     /// % of the ceiling that applies: the FMA probe for compute-bound rows, the copy probe for the others.
     pub fn pct_of_peak(&self, peak: &Peak) -> f64 {
-        if self.compute_bound() {
-            100.0 * self.gflops() / peak.fma_gflops
-        } else {
-            100.0 * self.gbps() / peak.copy_gbps
-        }
+        self.case().pct_of_peak(peak)
     }
 }
 

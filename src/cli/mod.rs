@@ -151,6 +151,33 @@ pub enum Cmd {
     },
 }
 
+/// `--lr` and other rates: a finite number above 0 (clap calls this at parse time, before any work).
+pub(crate) fn positive_f32(v: &str) -> std::result::Result<f32, String> {
+    let x: f32 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
+    if !x.is_finite() || x <= 0.0 {
+        return Err(format!("{v} must be a finite number above 0"));
+    }
+    Ok(x)
+}
+
+/// `--eta` (DDIM's noise scale): a finite number in [0, 1].
+pub(crate) fn unit_f64(v: &str) -> std::result::Result<f64, String> {
+    let x: f64 = v.parse().map_err(|_| format!("{v:?} is not a number"))?;
+    if !x.is_finite() || !(0.0..=1.0).contains(&x) {
+        return Err(format!("{v} must be between 0 and 1 (0 is deterministic DDIM, 1 is DDPM-like)"));
+    }
+    Ok(x)
+}
+
+/// Sizes and counts: a whole number of at least 1.
+pub(crate) fn at_least_one(v: &str) -> std::result::Result<usize, String> {
+    let x: usize = v.parse().map_err(|_| format!("{v:?} is not a whole number"))?;
+    if x == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(x)
+}
+
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     let adapter = cli.adapter.as_deref();

@@ -31,11 +31,12 @@ pub struct TrainArgs {
     /// tiny | small | paper
     #[arg(long, default_value = "tiny")]
     pub preset: String,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub steps: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    /// Peak learning rate (finite, above 0).
+    #[arg(long, value_parser = super::positive_f32)]
     pub lr: Option<f32>,
     #[arg(long)]
     pub seed: Option<u64>,
@@ -46,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub schedule: Option<String>,
     /// Resize data to this size (overrides the model config's image_size).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub image_size: Option<usize>,
     #[arg(long)]
     pub val_every: Option<u64>,
@@ -305,16 +306,16 @@ pub struct ModelArgs {
     #[arg(long)]
     pub no_ema: bool,
     /// DDIM steps (ignored with --ddpm).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::at_least_one)]
     pub sampling_steps: usize,
-    /// DDIM eta: 0 is deterministic given the starting noise.
-    #[arg(long, default_value_t = 0.0)]
+    /// DDIM eta in [0, 1]: 0 is deterministic given the starting noise.
+    #[arg(long, default_value_t = 0.0, value_parser = super::unit_f64)]
     pub eta: f64,
     /// Ancestral DDPM over all timesteps instead of DDIM.
     #[arg(long)]
     pub ddpm: bool,
     /// Masks sampled per image; their mean is the soft mask, their variance the uncertainty map.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::at_least_one)]
     pub ensemble: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
