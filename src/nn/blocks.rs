@@ -20,12 +20,11 @@ impl Block {
     }
 
     /// `scale_shift`: two (B, C, 1, 1) tensors.
+    /// SiLU(GroupNorm(proj(x))·(scale + 1) + shift), the norm, modulation and activation as one fused op.
     pub fn forward(&self, x: &Tensor, scale_shift: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
-        let mut h = self.norm.forward(&self.proj.forward(x)?)?;
-        if let Some((scale, shift)) = scale_shift {
-            h = ew::add(&ew::mul(&h, &ew::affine(scale, 1.0, 1.0))?, shift)?;
-        }
-        Ok(ew::silu(&h))
+        let h = self.proj.forward(x)?;
+        let n = &self.norm;
+        crate::ops::fused::group_norm_silu(&h, n.groups, &n.weight, &n.bias, scale_shift, 1e-5)
     }
 }
 
