@@ -142,6 +142,14 @@ fn cli_train_sample_eval_write_their_outputs() {
     }
     let mask = image::open(samples.join("c0_mask.png")).unwrap().to_luma8();
     assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255), "the mask PNG stays binary after resizing");
+    // a checkpoint carries its diffusion settings: flags for plain state_dicts are refused, not silently ignored
+    let out = Command::new(bin)
+        .args(["sample", "--weights", weights.to_str().unwrap(), "--input", ds.join("images").to_str().unwrap()])
+        .args(["--objective", "pred_v", "--out", samples.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--objective") && err.contains("plain state_dict"), "{err}");
     let json = dir.join("scores.json");
     let out = Command::new(bin)
         .args(["eval", "--weights", weights.to_str().unwrap(), "--data", ds.to_str().unwrap(), "--sampling-steps", "2"])

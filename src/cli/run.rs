@@ -319,6 +319,17 @@ pub struct ModelArgs {
     pub ensemble: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// For a plain state_dict: what the network predicts (pred_noise | pred_x0 | pred_v; default pred_noise,
+    /// the package's). A medsegdiff checkpoint carries its own and refuses this flag.
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// For a plain state_dict: the noise schedule it was trained with (cosine | linear | shifted-cosine;
+    /// default cosine).
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// For a plain state_dict: the diffusion timesteps it was trained with (default 1000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    pub timesteps: Option<u64>,
 }
 
 pub struct Loaded {
@@ -344,8 +355,37 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
             .config
             .as_ref()
             .map_or_else(|| format!("the config in {}'s metadata", a.weights.display()), |p| p.display().to_string());
-        (UnetConfig::from_json(&cfg_text).with_context(|| format!("in {what}"))?, TrainConfig::default())
+        let mut train = TrainConfig::default();
+        if let Some(o) = &a.objective {
+            train.objective = o.parse()?;
+        }
+        if let Some(sch) = &a.schedule {
+            train.schedule = sch.parse()?;
+        }
+        if let Some(t) = a.timesteps {
+            train.timesteps = t as usize;
+        }
+        (UnetConfig::from_json(&cfg_text).with_context(|| format!("in {what}"))?, train)
     };
+    if is_ckpt {
+        // a checkpoint's diffusion settings are the ones it was trained with: a flag would silently disagree
+        let given: Vec<&str> = [
+            ("--objective", a.objective.is_some()),
+            ("--schedule", a.schedule.is_some()),
+            ("--timesteps", a.timesteps.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{} is a medsegdiff checkpoint, which records its objective, schedule and timesteps; {} apply only to \
+                 plain state_dicts",
+                a.weights.display(),
+                given.join(", ")
+            );
+        }
+    }
     let unet = Unet::new(&cfg, 0)?;
     let prefix = if is_ckpt {
         if a.no_ema {
