@@ -7,7 +7,7 @@
 // math:   dW[co, k] = Σ_P g[n, co, oy, ox] · x[n, ci, oy + ky − pad_y, ox + kx − pad_x]   (P = (n, oy, ox))
 //         Workgroup s of the dispatch sums the 8-pixel blocks [win0 + s·chunk, +chunk) of its window into
 //         part[part0 + s, co, k] for the dispatch's 8 channels; the host adds the splits in a fixed order.
-// layout: x (N, Cin, in_h, in_w) as vec4 (KW ∈ {1, 3}, in_w % 4 == 0, out_w % 4 == 0, as for v5); part
+// layout: x (N, Cin, in_h, in_w) as vec4 (KW ≤ 9, in_w % 4 == 0, out_w % 4 == 0; v5's dw: KW ∈ {1, 3}); part
 //         (splits, Cout, K). g packed by pack_weights_v5.wgsl:grad_blocks as (Cout/8 channel blocks, pixel
 //         blocks, 8 channels, 8 pixels), zero past Cout and past a row's end; one dispatch binds the 64 KiB window
 //         of 256 pixel blocks of one channel block: block b's channel i is the vec4s 16·(b − win0) + 2i, + 1.
@@ -28,7 +28,7 @@ struct Params {
 }
 
 override KH: u32 = 3u;
-override KW: u32 = 3u;  // 1 or 3
+override KW: u32 = 3u;  // 3: a k-group is one row's 3 taps; any other width (≤ 9): one tap of each of 3 rows
 override WG: u32 = 16u; // invocations per workgroup, all along the k-groups
 override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4: a constant, so the taps' picks and shifts fold
 const TM: u32 = 8u;     // output channels per invocation; unrolled by hand
@@ -132,11 +132,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let aq = (i32(ox0) - p.pad_x - i32(r)) / 4; // exact: the numerator is a multiple of 4
         // the x values of the 3 k's at the block's 8 pixels
         var t0: Tap; var t1: Tap; var t2: Tap;
-        if KW == 1u {
-            // three input rows, one tap each
-            t0 = tap(window(n, k0, oy, aq, nv, true), r);
-            t1 = tap(window(n, k0 + 1u, oy, aq, nv, k0 + 1u < p.kdim), r);
-            t2 = tap(window(n, k0 + 2u, oy, aq, nv, k0 + 2u < p.kdim), r);
+        if KW != 3u {
+            // any other width: each k is its own input row k / KW and tap k % KW (KW = 1: three rows, tap 0)
+            let ka = k0 + 1u;
+            let kb = k0 + 2u;
+            t0 = tap(window(n, k0 / KW, oy, aq, nv, true), r + k0 % KW);
+            t1 = tap(window(n, ka / KW, oy, aq, nv, ka < p.kdim), r + ka % KW);
+            t2 = tap(window(n, kb / KW, oy, aq, nv, kb < p.kdim), r + kb % KW);
         } else {
             // one input row (k0 / 3), its three taps
             let wv = window(n, k0 / KW, oy, aq, nv, true);

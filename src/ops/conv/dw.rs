@@ -61,7 +61,7 @@ pub fn conv2d_backward_weight(
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)
         ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => {
-            if dw_v5_reads(&geo) {
+            if dw_v9_reads(&geo) {
                 return dw_v9(&geo, g, x, w_shape);
             }
             ConvKernel::Vec4
@@ -125,7 +125,13 @@ pub fn conv2d_backward_weight(
     }
 }
 
-/// dw v5's and v9's vec4 reads apply: KW ∈ {1, 3}, rows of whole vec4s in x and g.
+/// dw v9 reads any kernel up to 9 wide (KW = 3 a row's taps per k-group, others one tap of 3 rows), rows of whole
+/// vec4s in x and g.
+fn dw_v9_reads(geo: &Geometry) -> bool {
+    geo.kw <= 9 && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
+}
+
+/// dw v5's vec4 reads apply: KW ∈ {1, 3}, rows of whole vec4s in x and g.
 fn dw_v5_reads(geo: &Geometry) -> bool {
     (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
 }
