@@ -24,7 +24,8 @@ const DW_V5_TK: usize = 3;
 const DW_V5_TN: usize = 8;
 const DW_V5_WG: usize = 16;
 const DW_V5_MIN_BLOCKS: usize = 16;
-/// dw v9: pixel blocks of 8 per uniform window of g (256 blocks × 8 channels × 8 pixels = 64 KiB) and per split.
+/// dw v9: pixel blocks of 8 per uniform window of g (256 blocks × 8 channels × 8 pixels = 64 KiB), and the
+/// shortest split (the most splits a window gets).
 const DW_V9_WINDOW: usize = 256;
 const DW_V9_CHUNK: usize = 16;
 /// dw v2 split-K: each split sums at least this many pixels, and splits are added until the launch has
@@ -126,9 +127,48 @@ pub fn conv2d_backward_weight(
 }
 
 /// dw v9 reads any kernel up to 9 wide (KW = 3 a row's taps per k-group, others one tap of 3 rows), rows of whole
-/// vec4s in x and g.
+/// vec4s in x and g, and needs its packed g and its split partials to fit a storage binding (large images at the
+/// paper's widths do not: they take v5's dw).
 fn dw_v9_reads(geo: &Geometry) -> bool {
-    geo.kw <= 9 && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
+    let limit = crate::gpu::gpu().limits.max_storage_buffer_binding_size;
+    let fits = |values: usize| (values as u64) * 4 <= limit;
+    let plan = DwV9Plan::new(geo);
+    geo.kw <= 9
+        && geo.in_w.is_multiple_of(4)
+        && geo.out_w.is_multiple_of(4)
+        && fits(plan.packed_len())
+        && fits(plan.splits.iter().sum::<usize>() * geo.cout * geo.kdim())
+}
+
+/// dw v9's layout: pixel blocks, channel blocks, windows of `DW_V9_WINDOW` blocks, and the splits of each window
+/// (up to `DW_V9_WINDOW / DW_V9_CHUNK` per window while there are few windows, one per window when there are
+/// many, so the partials stay about `DW_V9_TARGET_SPLITS`·Cout·K values or at most one per window).
+pub(super) struct DwV9Plan {
+    nb: usize,
+    ncb: usize,
+    nwin: usize,
+    pub(super) chunk: usize,
+    pub(super) splits: Vec<usize>,
+}
+
+/// About this many split partials in all, while the windows allow it.
+const DW_V9_TARGET_SPLITS: usize = 64;
+
+impl DwV9Plan {
+    pub(super) fn new(geo: &Geometry) -> DwV9Plan {
+        let nb = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
+        let nwin = nb.div_ceil(DW_V9_WINDOW);
+        let per_window = (DW_V9_TARGET_SPLITS / nwin).clamp(1, DW_V9_WINDOW / DW_V9_CHUNK);
+        let chunk = DW_V9_WINDOW / per_window;
+        let splits = (0..nwin).map(|w| (nb - w * DW_V9_WINDOW).min(DW_V9_WINDOW).div_ceil(chunk)).collect();
+        DwV9Plan { nb, ncb: geo.cout.div_ceil(DW_V5_TM), nwin, chunk, splits }
+    }
+    /// Values of the packed g, the last window included whole.
+    pub(super) fn packed_len(&self) -> usize {
+        let block = DW_V5_TM * DW_V5_TN;
+        let last = ((self.ncb - 1) * self.nb + (self.nwin - 1) * DW_V9_WINDOW) * block;
+        (self.ncb * self.nb * block).max(last + UNIFORM_BLOCK_F32)
+    }
 }
 
 /// dw v5's vec4 reads apply: KW ∈ {1, 3}, rows of whole vec4s in x and g.
@@ -153,17 +193,14 @@ struct DwV9Params {
 /// (channel block, window of 256 blocks), each split of 16 blocks a partial sum; dw = Σ of the partials.
 fn dw_v9(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
     let (cout, kdim) = (geo.cout, geo.kdim());
-    let nb = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
-    let ncb = cout.div_ceil(DW_V5_TM);
-    let nwin = nb.div_ceil(DW_V9_WINDOW);
+    let plan = DwV9Plan::new(geo);
+    let (nb, ncb) = (plan.nb, plan.ncb);
     let block = DW_V5_TM * DW_V5_TN; // floats per pixel block
-    let last = ((ncb - 1) * nb + (nwin - 1) * DW_V9_WINDOW) * block;
-    let gp = Tensor::uninit(&[(ncb * nb * block).max(last + UNIFORM_BLOCK_F32)]);
+    let gp = Tensor::uninit(&[plan.packed_len()]);
     let p = geo.params(false);
     launch(PACK_V5, "grad_blocks", &[], &p, &[g], &[&gp], groups(ncb * nb * block, WG_DIRECT));
     // splits: every window's, in window order (the same for every channel block)
-    let splits: Vec<usize> =
-        (0..nwin).map(|w| (nb - w * DW_V9_WINDOW).min(DW_V9_WINDOW).div_ceil(DW_V9_CHUNK)).collect();
+    let splits = &plan.splits;
     let part = Tensor::uninit(&[splits.iter().sum(), cout, kdim]);
     let tiles_k = kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
     let [kh, kw] = geo.overrides();
@@ -175,7 +212,7 @@ fn dw_v9(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Te
             let win0 = w * DW_V9_WINDOW;
             let dp = DwV9Params {
                 geo: geo_words,
-                chunk: DW_V9_CHUNK as u32,
+                chunk: plan.chunk as u32,
                 win0: win0 as u32,
                 nb_win: (nb - win0).min(DW_V9_WINDOW) as u32,
                 cb: cb as u32,

@@ -1,6 +1,7 @@
 //! The conv ladder's tests: every rung against the f64 reference, gradients by finite differences, edge
 //! shapes and the rung-specific paths (uniform windows, Winograd fallbacks, split-K).
 
+use super::dw::DwV9Plan;
 use super::forward::TileShape;
 use super::winograd::WinogradTile;
 use super::*;
@@ -338,4 +339,17 @@ fn conv2d_rejects_wrong_rank_and_bad_gradient_shape() {
     let (g, w) = (Tensor::zeros(&[1, 1, 4, 4]), Tensor::zeros(&[1, 2, 3, 3]));
     let err = conv2d_backward_input(ConvKernel::Vec4, &g, &w, 1, &[1, 2, 5, 5]).unwrap_err().to_string();
     assert!(err.contains("[1, 1, 4, 4]") && err.contains("[1, 1, 5, 5]"), "{err}");
+}
+
+#[test]
+fn dw_v9_splits_stay_bounded_on_large_images() {
+    // tiny's 32² layers: 4 windows of 256 pixel blocks, 16 splits each; the paper's 256² level: one split per
+    // window, so the partials are 256 windows · Cout · K values, not 4,096
+    let tiny = DwV9Plan::new(&check(&[8, 16, 32, 32], &[16, 16, 3, 3], None, 1).unwrap());
+    assert_eq!((tiny.chunk, tiny.splits.len(), tiny.splits.iter().sum::<usize>()), (16, 4, 64));
+    let paper = DwV9Plan::new(&check(&[8, 64, 256, 256], &[64, 64, 3, 3], None, 1).unwrap());
+    assert_eq!((paper.chunk, paper.splits.len(), paper.splits.iter().sum::<usize>()), (256, 256, 256));
+    // its packed g is g itself, no padding: 8 channel blocks × 65,536 pixel blocks × 64 values (128 MiB, the
+    // largest binding llvmpipe offers; one channel more and dw_v9_reads sends the shape to v5's dw)
+    assert_eq!(paper.packed_len(), 8 * 64 * 256 * 256);
 }
