@@ -66,7 +66,9 @@ pub fn stop() -> Vec<OpCall> {
     LOG.with(|l| l.borrow_mut().take().map(|log| log.calls).unwrap_or_default())
 }
 
-fn logging() -> bool {
+/// Whether a log is open on this thread ([`on_launch`] wants to hear about launches; `launch` builds no label
+/// otherwise).
+pub(crate) fn active() -> bool {
     LOG.with(|l| l.borrow().is_some())
 }
 
@@ -80,7 +82,7 @@ pub(crate) struct Scope(bool);
 /// Attribute every dispatch until the guard drops to one call of `op` with `flops`; `shape` is only built
 /// while logging.
 pub(crate) fn scope(op: &'static str, shape: impl FnOnce() -> String, flops: f64) -> Scope {
-    if !logging() {
+    if !active() {
         return Scope(false);
     }
     let frame =
@@ -157,10 +159,6 @@ pub(crate) fn on_launch(name: String, kernel: String, inputs: &[&Tensor], output
     });
 }
 
-/// Whether [`on_launch`] wants to hear about launches (so `launch` builds no label otherwise).
-pub(crate) fn active() -> bool {
-    logging()
-}
 
 #[cfg(test)]
 mod tests {
