@@ -14,9 +14,14 @@
 //! - `Blocked`  (v3): 64×64 C tile per workgroup, 4×4 per thread in registers (the rung a real GPU likes).
 //! - `RegBlock` (v4): 4×4 per thread in registers, no workgroup memory, no barrier; any strides.
 //! - `Vec4`     (v5): like v4 with vec4 loads and 8×8 per thread, for K and N multiples of 4 (a transposed
-//!   operand is materialised first); other shapes fall back to v4. **Default.**
+//!   operand is materialised first); other shapes fall back to v4.
+//! - `Uniform`  (v6): v5's `main` with A read from 64 KiB uniform windows (`matmul_v6_uniform.wgsl`): half of
+//!   v5's storage loads are A rows that the whole workgroup shares, and on llvmpipe a storage read costs ~9× a
+//!   uniform one (docs/llvmpipe-stores.md). Needs K % 8 == 0, N > 32, 8·K ≤ 16,384 and, for a per-batch A,
+//!   matrices of a multiple of 64 values (`v6_applies`); else v5. **Default.** On the AVX2 development machine
+//!   (2026-12-01, same run): 512³ 1.93 -> 3.15 GFLOP/s, 1024³ 1.75 -> 2.77, attention Bᵀ shape 1.74 -> 2.72.
 //!
-//! Why v5 is the default (measured on "llvmpipe (LLVM 15.0.6, 256 bits)", Mesa 22.3.6, 2 CPU cores of an AMD
+//! Why v5 was the default before v6 (measured on "llvmpipe (LLVM 15.0.6, 256 bits)", Mesa 22.3.6, 2 CPU cores of an AMD
 //! EPYC, shared with other processes, so numbers moved by up to 2× between runs; `cargo bench --bench matmul`,
 //! wall clock, median; measured FMA peak 38–80 GFLOP/s depending on load):
 //!
