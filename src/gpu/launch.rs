@@ -68,7 +68,6 @@ pub(crate) struct Recorder {
     pub(crate) dispatches: u64,
     pub(crate) submits: u64,
     pub(crate) uploads: u64,
-    pub(crate) copies: u64,
 }
 
 impl Recorder {
@@ -88,7 +87,6 @@ impl Recorder {
             dispatches: 0,
             submits: 0,
             uploads: 0,
-            copies: 0,
         }
     }
 
@@ -315,7 +313,6 @@ impl Gpu {
         rec.end_pass();
         let bytes = (src.len() * 4) as u64;
         rec.encoder(&self.device).copy_buffer_to_buffer(src.raw(), src.offset(), dst.raw(), dst.offset(), bytes);
-        rec.copies += 1;
     }
 
     /// Copy `bytes` from byte `offset` of `src` to a fresh `MAP_READ` buffer, submit, wait, and return the bytes.

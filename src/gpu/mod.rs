@@ -33,7 +33,7 @@ mod profiler;
 
 pub use device::{format_summary, AdapterSummary, Gpu, GpuError, ADAPTER_ENV};
 pub use launch::{split_workgroups, Dispatch, UniformBlock};
-pub use pipeline::{KernelKey, Shader};
+pub use pipeline::{kernel_label, KernelKey, Shader};
 pub use pool::{GpuBuffer, PoolStats, VIEW_ALIGN};
 pub use profiler::{KernelTime, Profile};
 

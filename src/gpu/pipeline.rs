@@ -40,12 +40,17 @@ pub struct KernelKey {
 
 impl KernelKey {
     pub fn label(&self) -> String {
-        let mut s = format!("{}:{}", self.shader, self.entry);
-        for (k, v) in &self.overrides {
-            s.push_str(&format!(" {k}={}", f64::from_bits(*v)));
-        }
-        s
+        kernel_label(self.shader, self.entry, self.overrides.iter().map(|(k, v)| (*k, f64::from_bits(*v))))
     }
+}
+
+/// "shader:entry K=v ...": how a kernel is named in labels, errors, profiles and the workload bench.
+pub fn kernel_label<'a>(shader: &str, entry: &str, overrides: impl IntoIterator<Item = (&'a str, f64)>) -> String {
+    let mut s = format!("{shader}:{entry}");
+    for (k, v) in overrides {
+        s.push_str(&format!(" {k}={v}"));
+    }
+    s
 }
 
 #[derive(Default)]
@@ -55,17 +60,21 @@ pub(crate) struct PipelineCache {
     pipelines: HashMap<KernelKey, Arc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>>,
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+fn buffer_entry(binding: u32, ty: wgpu::BufferBindingType, min_bytes: u64) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
+            ty,
             has_dynamic_offset: false,
-            min_binding_size: None,
+            min_binding_size: std::num::NonZeroU64::new(min_bytes),
         },
         count: None,
     }
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    buffer_entry(binding, wgpu::BufferBindingType::Storage { read_only }, 0)
 }
 
 impl PipelineCache {
@@ -91,16 +100,8 @@ impl PipelineCache {
             m
         });
         let (bgl, pl) = self.layouts.entry((key.n_in, key.n_out, key.n_uniform)).or_insert_with(|| {
-            let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            }];
+            // binding 0: the Params uniform (any size)
+            let mut entries = vec![buffer_entry(0, wgpu::BufferBindingType::Uniform, 0)];
             for i in 0..key.n_in {
                 entries.push(storage_entry(1 + i, true));
             }
@@ -108,16 +109,8 @@ impl PipelineCache {
                 entries.push(storage_entry(1 + key.n_in + i, false));
             }
             for i in 0..key.n_uniform {
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding: 1 + key.n_in + key.n_out + i,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: std::num::NonZeroU64::new(super::UNIFORM_BLOCK_BYTES),
-                    },
-                    count: None,
-                });
+                let binding = 1 + key.n_in + key.n_out + i;
+                entries.push(buffer_entry(binding, wgpu::BufferBindingType::Uniform, super::UNIFORM_BLOCK_BYTES));
             }
             let label = format!("layout in={} out={} uniform={}", key.n_in, key.n_out, key.n_uniform);
             let bgl = device

@@ -63,11 +63,8 @@ pub(crate) fn launch_with_uniforms<P: bytemuck::Pod>(
         workgroups,
     });
     if let Some(before) = logged {
-        let name = format!("{}:{entry}", shader.name);
-        let mut kernel = name.clone();
-        for (k, v) in overrides {
-            kernel.push_str(&format!(" {k}={v}"));
-        }
+        let name = crate::gpu::kernel_label(shader.name, entry, []);
+        let kernel = crate::gpu::kernel_label(shader.name, entry, overrides.iter().copied());
         let all: Vec<&Tensor> = inputs.iter().copied().chain(uniforms.iter().map(|u| u.0)).collect();
         work::on_launch(name, kernel, &all, outputs, before);
     }

@@ -159,7 +159,6 @@ pub(crate) fn on_launch(name: String, kernel: String, inputs: &[&Tensor], output
     });
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
