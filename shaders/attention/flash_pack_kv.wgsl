@@ -12,7 +12,7 @@ struct Params {
     d: u32,        // dim_head (a multiple of 4, at most 64: D4 = d / 4)
     heads: u32,
     bh: u32,       // the (batch·heads + head) this dispatch works on
-    j0: u32,       // first row of this dispatch's uniform window (a key for forward / dq, a query for dkv)
+    _p0: u32,
     nk: u32,       // rows in the window
     first: u32,    // 1: the first window (start the running state), else continue it
     last: u32,     // 1: the last window (finish: normalise, write the log-sum-exp)

@@ -10,7 +10,8 @@
 //! carry the running (m, l, acc) state through the output and the stats buffer. The backward packs (q, dO, lse,
 //! D) rows of 2d + 4 floats per query (`flash_pack_qdo.wgsl`, D_i = dO_i·O_i).
 //!
-//! Dispatches per call: forward 1 + heads·batch·⌈n / keys per window⌉; backward 1 + the same for dq and for dk/dv.
+//! Dispatches per call: forward 1 + heads·batch·⌈n / keys per window⌉; backward 1 + the same for dq (on the
+//! forward's packed K/V, kept for it) and for dk/dv.
 //! Applies when dim_head is a multiple of 4 and at most 64 ([`applies`]); the composed path (matmul, softmax,
 //! matmul) covers the rest.
 
@@ -39,7 +40,7 @@ struct Params {
     d: u32,
     heads: u32,
     bh: u32,
-    j0: u32,
+    _p0: u32,
     nk: u32,
     first: u32,
     last: u32,
@@ -92,7 +93,7 @@ impl Geo {
             d: self.d as u32,
             heads: self.heads as u32,
             bh: 0,
-            j0: 0,
+            _p0: 0,
             nk: 0,
             first: 0,
             last: 0,
@@ -111,69 +112,81 @@ impl Geo {
     }
 }
 
-/// For each head and window: (bh, first row, rows, first, last).
-fn each_window(g: &Geo, rows: usize) -> impl Iterator<Item = (usize, usize, usize, bool, bool)> + '_ {
-    (0..g.nbh()).flat_map(move |bh| {
-        (0..g.n).step_by(rows).map(move |r0| (bh, r0, rows.min(g.n - r0), r0 == 0, r0 + rows >= g.n))
-    })
+/// One dispatch's uniform window: head `bh`, rows `r0 .. r0 + rows` of its packed buffer.
+#[derive(Clone, Copy)]
+struct Window {
+    bh: usize,
+    r0: usize,
+    rows: usize,
 }
 
-/// K/V packed for the windows, with its per-head length and rows per window.
-fn pack_kv(g: &Geo, qkv: &Tensor) -> (Tensor, usize, usize) {
+impl Window {
+    /// The dispatch's params: `base` with this window's head, row count and first/last flags.
+    fn params(self, base: Params, n: usize) -> Params {
+        Params {
+            bh: self.bh as u32,
+            nk: self.rows as u32,
+            first: (self.r0 == 0) as u32,
+            last: (self.r0 + self.rows >= n) as u32,
+            ..base
+        }
+    }
+    /// Where the window starts in a packed buffer of `per_head` values a head and `row` values a row.
+    fn start(self, per_head: usize, row: usize) -> usize {
+        self.bh * per_head + self.r0 * row
+    }
+}
+
+/// Every head's windows of `rows` rows, heads in order.
+fn each_window(g: &Geo, rows: usize) -> impl Iterator<Item = Window> + '_ {
+    (0..g.nbh()).flat_map(move |bh| (0..g.n).step_by(rows).map(move |r0| Window { bh, r0, rows: rows.min(g.n - r0) }))
+}
+
+/// K/V packed key-major for the windows: the forward walks it, and the backward's dq reuses it.
+struct PackedKv {
+    kvt: Tensor,
+    per_head: usize,
+    rows: usize,
+}
+
+fn pack_kv(g: &Geo, qkv: &Tensor) -> PackedKv {
     let (per_head, rows, len) = windows(g.n, 2 * g.d, g.nbh());
     let kvt = Tensor::uninit(&[len]);
-    let mut p = g.params();
-    p.kv_base = per_head as u32;
+    let p = Params { kv_base: per_head as u32, ..g.params() };
     let total = g.nbh() * g.n * 2 * g.d;
     launch(PACK_KV, "main", &[], &p, &[qkv], &[&kvt], total.div_ceil(WG_PACK) as u32);
-    (kvt, per_head, rows)
+    PackedKv { kvt, per_head, rows }
 }
 
-/// Forward: (out (B, heads·d, H, W), stats (B·heads, n, 2) with the log-sum-exp in [.., 0]).
-fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor) {
-    let (kvt, per_head, rows) = pack_kv(g, qkv);
+/// Forward: (out (B, heads·d, H, W), stats (B·heads, n, 2) with the log-sum-exp in [.., 0]), and the packed K/V.
+fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor, PackedKv) {
+    let kv = pack_kv(g, qkv);
     let out = Tensor::uninit(&[g.b, g.heads * g.d, g.h, g.w]);
     let stats = Tensor::uninit(&[g.nbh(), g.n, 2]);
-    let mut p = g.params();
-    p.kv_base = per_head as u32;
-    for (bh, j0, nk, first, last) in each_window(g, rows) {
-        p.bh = bh as u32;
-        p.j0 = j0 as u32;
-        p.nk = nk as u32;
-        p.first = first as u32;
-        p.last = last as u32;
-        let window = [(&kvt, bh * per_head + j0 * 2 * g.d)];
+    for win in each_window(g, kv.rows) {
+        let p = win.params(g.params(), g.n);
+        let window = [(&kv.kvt, win.start(kv.per_head, 2 * g.d))];
         launch_with_uniforms(FORWARD, "main", &g.overrides(), &p, &[qkv], &[&out, &stats], &window, g.groups2());
     }
-    (out, stats)
+    (out, stats, kv)
 }
 
-/// Backward: d(qkv) from the output gradient `dout`, the forward's output and stats.
-fn backward(g: &Geo, qkv: &Tensor, out: &Tensor, stats: &Tensor, dout: &Tensor) -> Tensor {
+/// Backward: d(qkv) from the output gradient `dout`, the forward's output, stats and packed K/V.
+fn backward(g: &Geo, qkv: &Tensor, out: &Tensor, stats: &Tensor, kv: &PackedKv, dout: &Tensor) -> Tensor {
     let dqkv = Tensor::uninit(qkv.shape());
-    let (kvt, kv_head, kv_rows) = pack_kv(g, qkv);
     let (q_head, q_rows, q_len) = windows(g.n, 2 * g.d + 4, g.nbh());
     let qdo = Tensor::uninit(&[q_len]);
-    let mut p = g.params();
-    p.kv_base = kv_head as u32;
-    p.q_base = q_head as u32;
+    let base = Params { q_base: q_head as u32, ..g.params() };
     let nq = g.nbh() * g.n;
-    launch(PACK_QDO, "main", &[], &p, &[qkv, out, dout, stats], &[&qdo], nq.div_ceil(WG_PACK) as u32);
-    let set = |p: &mut Params, (bh, r0, nr, first, last): (usize, usize, usize, bool, bool)| {
-        p.bh = bh as u32;
-        p.j0 = r0 as u32;
-        p.nk = nr as u32;
-        p.first = first as u32;
-        p.last = last as u32;
-    };
-    for win in each_window(g, kv_rows) {
-        set(&mut p, win);
-        let window = [(&kvt, win.0 * kv_head + win.1 * 2 * g.d)];
+    launch(PACK_QDO, "main", &[], &base, &[qkv, out, dout, stats], &[&qdo], nq.div_ceil(WG_PACK) as u32);
+    for win in each_window(g, kv.rows) {
+        let window = [(&kv.kvt, win.start(kv.per_head, 2 * g.d))];
+        let p = win.params(base, g.n);
         launch_with_uniforms(DQ, "main", &g.overrides(), &p, &[&qdo], &[&dqkv], &window, g.groups2());
     }
     for win in each_window(g, q_rows) {
-        set(&mut p, win);
-        let window = [(&qdo, win.0 * q_head + win.1 * (2 * g.d + 4))];
+        let window = [(&qdo, win.start(q_head, 2 * g.d + 4))];
+        let p = win.params(base, g.n);
         launch_with_uniforms(DKV, "main", &g.overrides(), &p, &[qkv], &[&dqkv], &window, g.groups2());
     }
     dqkv
@@ -185,7 +198,7 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
     let s = qkv.shape();
     let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
     let flops = 4.0 * (g.nbh() * g.n * g.n * g.d) as f64; // two n×n×d products, as PyTorch counts sdpa
-    let (out, stats) = {
+    let (out, stats, kv) = {
         let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
         forward(&g, qkv)
     };
@@ -196,7 +209,7 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
             || format!("bh{} n{} d{}", g.nbh(), g.n, g.d),
             2.0 * flops, // dq, dk, dv and the recomputed scores: PyTorch counts 2× the forward for sdpa's backward
         );
-        Ok(vec![Some(backward(&g, &qkv_saved, &out_saved.detach(), &stats, dout))])
+        Ok(vec![Some(backward(&g, &qkv_saved, &out_saved.detach(), &stats, &kv, dout))])
     });
     Ok(out)
 }
