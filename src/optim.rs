@@ -5,7 +5,7 @@
 //! **Flat state.** When the parameters are views into slabs (as `nn::VarBuilder` makes them), the moments,
 //! the gradients and the EMA copy live in slabs of the same layout, and a step is per slab: the gradients are
 //! copied into the gradient slab (copy commands, not kernels), then one grad-norm pass, one clip coefficient, one
-//! AdamW and one EMA dispatch cover every parameter of the slab (the tiny preset: ~760 dispatches -> 6). The
+//! AdamW and one EMA dispatch cover every parameter of the slab (the tiny preset: 764 dispatches -> 5). The
 //! per-tensor path remains for parameters that are not views (and is the reference the flat one is tested
 //! against). Parameters without a gradient are left alone on both paths: the flat one updates the runs of
 //! consecutive parameters that have one.
@@ -36,39 +36,57 @@ impl LrSchedule {
     }
 }
 
+/// A parameter's place in its slab: its index in the parameter list, first value and length.
+#[derive(Clone, Copy)]
+struct Member {
+    index: usize,
+    start: usize,
+    len: usize,
+}
+
+/// The parameters of one slab: a view of the extent they use (a multiple of the view alignment) and the
+/// members in slab order.
+struct SlabGroup {
+    params: Tensor,
+    extent: usize,
+    members: Vec<Member>,
+}
+
 /// One slab of parameters and the optimizer's slabs of the same layout.
 struct FlatSlab {
-    /// the parameter slab's used extent, as one tensor
-    params: Tensor,
+    group: SlabGroup,
     m: Tensor,
     v: Tensor,
     grads: Tensor,
-    /// (parameter index, first value, values) in slab order
-    members: Vec<(usize, usize, usize)>,
     /// per member, its view of `grads`
     grad_views: Vec<Tensor>,
 }
 
-/// Group `params` by slab: None unless every one is a slab view. Per slab: its parameters in slab order and
-/// the extent they use (a multiple of the view alignment).
-fn slab_layout(params: &[&Tensor]) -> Option<Vec<(Tensor, usize, Vec<(usize, usize, usize)>)>> {
-    let mut slabs: Vec<(u64, Tensor, Vec<(usize, usize, usize)>)> = Vec::new();
-    for (i, p) in params.iter().enumerate() {
+/// Group `params` by slab: None unless every one is a slab view.
+fn slab_layout(params: &[&Tensor]) -> Option<Vec<SlabGroup>> {
+    let mut slabs: Vec<(u64, &Tensor, Vec<Member>)> = Vec::new();
+    for (index, p) in params.iter().enumerate() {
         let (id, start) = p.slab_slot()?;
+        let member = Member { index, start, len: p.numel() };
         match slabs.iter_mut().find(|s| s.0 == id) {
-            Some(s) => s.2.push((i, start, p.numel())),
-            None => slabs.push((id, (*p).clone(), vec![(i, start, p.numel())])),
+            Some(s) => s.2.push(member),
+            None => slabs.push((id, p, vec![member])),
         }
     }
     let align = crate::gpu::VIEW_ALIGN;
     slabs
         .into_iter()
         .map(|(_, any, mut members)| {
-            members.sort_by_key(|m| m.1);
-            let extent = members.iter().map(|m| m.1 + m.2).max().unwrap_or(0).max(1).div_ceil(align) * align;
-            Some((any.view(0, &[extent]).ok()?, extent, members))
+            members.sort_by_key(|m| m.start);
+            let extent = members.iter().map(|m| m.start + m.len).max().unwrap_or(0).max(1).div_ceil(align) * align;
+            Some(SlabGroup { params: any.view(0, &[extent]).ok()?, extent, members })
         })
         .collect()
+}
+
+/// `member`'s view of a slab laid out like its parameter slab.
+fn member_view(t: &Tensor, member: Member, params: &[&Tensor]) -> Tensor {
+    t.view(member.start, params[member.index].shape()).expect("inside the extent")
 }
 
 /// AdamW state: first and second moments per parameter, and the step count (for bias correction).
@@ -95,17 +113,15 @@ impl AdamW {
         let (mut m, mut v) = (vec![None; params.len()], vec![None; params.len()]);
         let flat = layout
             .into_iter()
-            .map(|(slab, extent, members)| {
-                let (fm, fv, fg) = (Tensor::slab(extent), Tensor::slab(extent), Tensor::slab(extent));
-                let view = |t: &Tensor, &(i, start, _): &(usize, usize, usize)| {
-                    t.view(start, params[i].shape()).expect("inside the extent")
-                };
-                for mem in &members {
-                    m[mem.0] = Some(view(&fm, mem));
-                    v[mem.0] = Some(view(&fv, mem));
+            .map(|group| {
+                let e = group.extent;
+                let (fm, fv, fg) = (Tensor::slab(e), Tensor::slab(e), Tensor::slab(e));
+                for &mem in &group.members {
+                    m[mem.index] = Some(member_view(&fm, mem, params));
+                    v[mem.index] = Some(member_view(&fv, mem, params));
                 }
-                let grad_views = members.iter().map(|mem| view(&fg, mem)).collect();
-                FlatSlab { params: slab, m: fm, v: fv, grads: fg, members, grad_views }
+                let grad_views = group.members.iter().map(|&mem| member_view(&fg, mem, params)).collect();
+                FlatSlab { group, m: fm, v: fv, grads: fg, grad_views }
             })
             .collect();
         AdamW {
@@ -143,7 +159,7 @@ impl AdamW {
         let mut runs: Vec<(&FlatSlab, usize, usize)> = Vec::new();
         for fs in flat {
             let mut open: Option<(usize, usize)> = None;
-            for (k, &(i, start, len)) in fs.members.iter().enumerate() {
+            for (k, &Member { index: i, start, len }) in fs.group.members.iter().enumerate() {
                 match grads.get(i).copied().flatten() {
                     Some(g) => {
                         if g.shape() != params[i].shape() {
@@ -173,7 +189,7 @@ impl AdamW {
         let norm = kern::global_grad_norm(&run_grads.iter().collect::<Vec<_>>())?;
         let scale = clip.map(|c| kern::clip_coefficient(&norm, c));
         for (&(fs, a, b), g) in runs.iter().zip(&run_grads) {
-            let (p, m, v) = (view(&fs.params, a, b), view(&fs.m, a, b), view(&fs.v, a, b));
+            let (p, m, v) = (view(&fs.group.params, a, b), view(&fs.m, a, b), view(&fs.v, a, b));
             kern::adamw_step(&p, g, &m, &v, self.step, &cfg, scale.as_ref())?;
         }
         Ok(norm)
@@ -197,13 +213,13 @@ impl Ema {
         };
         let mut shadow = vec![None; params.len()];
         let mut flat = Vec::new();
-        for (slab, extent, members) in layout {
-            let s = Tensor::slab(extent);
-            crate::gpu::gpu().record_copy(slab.buf(), s.buf());
-            for (i, start, _) in members {
-                shadow[i] = Some(s.view(start, params[i].shape())?);
+        for group in layout {
+            let s = Tensor::slab(group.extent);
+            crate::gpu::gpu().record_copy(group.params.buf(), s.buf());
+            for &mem in &group.members {
+                shadow[mem.index] = Some(member_view(&s, mem, params));
             }
-            flat.push((slab, s));
+            flat.push((group.params, s));
         }
         let shadow = shadow.into_iter().map(|t| t.expect("every parameter is in a slab")).collect();
         Ok(Ema { decay, shadow, flat: Some(flat) })

@@ -195,6 +195,8 @@ fn cli_train_sample_eval_write_their_outputs() {
         (&["train", "--steps", "0"][..], "--steps"),
         (&["sample", "--weights", "w", "--input", "x", "--eta", "inf"][..], "--eta"),
         (&["sample", "--weights", "w", "--input", "x", "--ensemble", "0"][..], "--ensemble"),
+        (&["bench", "--workload", "tiny", "--batch-size", "0"][..], "--batch-size"),
+        (&["profile", "--image-size", "0"][..], "--image-size"),
     ] {
         let out = Command::new(bin).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -52,11 +52,11 @@ pub struct WorkloadArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Batch size (default: the preset's, 8 for a config).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub batch_size: Option<usize>,
     /// Image size instead of the preset's or the config's (e.g. tiny at 64 px, what `train --data DIR
     /// --image-size 64` runs).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub image_size: Option<usize>,
     /// Rows to print per step (the JSON has all of them).
     #[arg(long, default_value_t = 30)]

@@ -89,10 +89,15 @@ fn say(pb: &ProgressBar, msg: String) {
     }
 }
 
+/// The flags of `flags` (name, whether it was given) that were given.
+fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {
+    flags.iter().filter_map(|&(f, set)| set.then_some(f)).collect()
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     if a.resume.is_some() {
         // a resumed run continues exactly as configured: refuse flags it would otherwise silently ignore
-        let ignored: Vec<&str> = [
+        let ignored = given(&[
             ("--config", a.config.is_some()),
             ("--batch-size", a.batch_size.is_some()),
             ("--lr", a.lr.is_some()),
@@ -102,10 +107,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--image-size", a.image_size.is_some()),
             ("--val-every", a.val_every.is_some()),
             ("--checkpoint-every", a.checkpoint_every.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(f, set)| set.then_some(f))
-        .collect();
+        ]);
         if !ignored.is_empty() {
             bail!(
                 "--resume continues a run with its saved settings; {} cannot change them (only --steps can). \
@@ -369,14 +371,11 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
     };
     if is_ckpt {
         // a checkpoint's diffusion settings are the ones it was trained with: a flag would silently disagree
-        let given: Vec<&str> = [
+        let given = given(&[
             ("--objective", a.objective.is_some()),
             ("--schedule", a.schedule.is_some()),
             ("--timesteps", a.timesteps.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(f, set)| set.then_some(f))
-        .collect();
+        ]);
         if !given.is_empty() {
             bail!(
                 "{} is a medsegdiff checkpoint, which records its objective, schedule and timesteps; {} apply only to \
@@ -582,16 +581,10 @@ fn workload_trainer(preset_name: &str, m: &super::WorkloadArgs) -> Result<(Strin
         }
     };
     if let Some(s) = m.image_size {
-        if s == 0 {
-            bail!("--image-size must be at least 1");
-        }
         model.image_size = s;
         name = format!("{name}@{s}px");
     }
-    let batch = m.batch_size.unwrap_or(base.batch_size);
-    if batch == 0 {
-        bail!("--batch-size must be at least 1");
-    }
+    let batch = m.batch_size.unwrap_or(base.batch_size); // --batch-size ≥ 1 is checked when parsing
     Ok((name, crate::bench::workload::trainer_for(&model, batch, base)?))
 }
 

@@ -35,14 +35,20 @@ fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
-/// Decode an image file into `channels` planes in [0, 1] plus its (h, w).
-pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
-    let img = image::ImageReader::open(path)
+/// Open and decode an image file (`what` names it in the error: "image", "mask"), with the format it was in.
+fn decode(path: &Path, what: &str) -> Result<(image::DynamicImage, Option<image::ImageFormat>)> {
+    let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
+        .map_err(|e| Error::io(path, e))?;
+    let format = reader.format();
+    let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode {what}: {e}")))?;
+    Ok((img, format))
+}
+
+/// Decode an image file into `channels` planes in [0, 1] plus its (h, w).
+pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
+    let (img, _) = decode(path, "image")?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data = match channels {
         1 => img.to_luma32f().into_raw(),
@@ -63,12 +69,8 @@ pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usiz
 
 /// Read a mask file as a binary label map (see the module doc): `(mask, h, w)` with values in {0, 1}.
 pub fn read_mask(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let lossy = reader.format() == Some(image::ImageFormat::Jpeg);
-    let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode mask: {e}")))?;
+    let (img, format) = decode(path, "mask")?;
+    let lossy = format == Some(image::ImageFormat::Jpeg);
     let (w, h) = (img.width() as usize, img.height() as usize);
     // the largest colour channel at full precision (16 bits holds 8- and 16-bit masks exactly; alpha ignored)
     let raw: Vec<u16> = img.to_rgb16().pixels().map(|p| p.0[0].max(p.0[1]).max(p.0[2])).collect();

@@ -113,8 +113,8 @@ pub fn group_norm_silu(
     }
     autograd::record("group_norm_silu", &inputs, &y, move |dy, needs| {
         let dx = Tensor::uninit(x2.shape());
-        let per = |_: ()| Tensor::uninit(&[n, c]);
-        let (ds, dt, dgp, dbp) = (per(()), per(()), per(()), per(()));
+        let per = || Tensor::uninit(&[n, c]);
+        let (ds, dt, dgp, dbp) = (per(), per(), per(), per());
         launch(
             BACKWARD,
             "main",
