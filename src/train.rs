@@ -342,3 +342,37 @@ pub fn preset(name: &str) -> Result<(UnetConfig, TrainConfig)> {
         other => Err(Error::Config(format!("unknown preset {other:?}; use tiny, small or paper"))),
     }
 }
+
+/// How a training run reacts to SIGINT (Ctrl-C), SIGTERM (what Slurm and most schedulers send before SIGKILL)
+/// and SIGHUP: the first asks the loop to stop after the step in flight, save a checkpoint and exit; a second
+/// one, while that save is running, exits at once. Checkpoints are written to a temp file and renamed
+/// ([`weights::write_atomic`]), so an exit mid-save leaves the previous checkpoint whole.
+pub struct Interrupt {
+    requested: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The exit status after an interrupted run (128 + SIGINT, as shells report Ctrl-C).
+pub const INTERRUPTED_EXIT: i32 = 130;
+
+impl Interrupt {
+    /// Install the process's signal handler (once per process). `second` runs on the second signal, just
+    /// before the process exits with [`INTERRUPTED_EXIT`]: it says what is left on disk.
+    pub fn install(second: impl Fn() + Send + 'static) -> Result<Interrupt> {
+        use std::sync::atomic::Ordering;
+        let requested = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = requested.clone();
+        ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                second();
+                std::process::exit(INTERRUPTED_EXIT);
+            }
+        })
+        .map_err(|e| Error::Config(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
+        Ok(Interrupt { requested })
+    }
+
+    /// Whether a signal has asked the run to stop.
+    pub fn requested(&self) -> bool {
+        self.requested.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -58,6 +58,33 @@ fn resume_refuses_other_data_and_broken_files() {
     std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
     let e = Trainer::resume(&broken, synthetic::generate(6, 16, 1, 1), None).err().unwrap().to_string();
     assert!(e.contains("broken.safetensors") && e.contains("not a valid safetensors"), "{e}");
+    // every tensor's bytes carry a CRC-32: a flipped bit or a zeroed block in the data is refused, naming the
+    // file and the tensor
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut flipped = bytes.clone();
+    flipped[header + 100] ^= 0x10;
+    let mut zeroed = bytes.clone();
+    zeroed[bytes.len() - 4096..].fill(0);
+    for (name, b) in [("flipped", flipped), ("zeroed", zeroed)] {
+        let p = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&p, b).unwrap();
+        let e = Trainer::resume(&p, synthetic::generate(6, 16, 1, 1), None).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("{name}.safetensors")) && e.contains("tensor ") && e.contains("checksum"),
+            "{name}: {e}"
+        );
+    }
+    // a file without checksums (an older medsegdiff's) still loads, marked unverified
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut md = meta.metadata().clone().unwrap();
+    assert!(md.remove("crc32").is_some(), "checkpoints carry a crc32 entry");
+    let old = dir.join("old.safetensors");
+    std::fs::write(&old, safetensors::serialize(st.tensors(), Some(md)).unwrap()).unwrap();
+    let (file, _) = medsegdiff::checkpoint::load(&old).unwrap();
+    assert!(!file.verified);
+    assert!(medsegdiff::checkpoint::load(&ckpt).unwrap().0.verified);
+    assert!(Trainer::resume(&old, synthetic::generate(6, 16, 1, 1), None).is_ok());
     // no temp file left behind by the atomic write
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -2,8 +2,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -150,6 +148,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let mut trainer = match &a.resume {
         Some(ckpt) => {
             let (file, meta) = crate::checkpoint::load(ckpt)?;
+            unverified_note(&file, ckpt);
             let data = load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed)?;
             let t = Trainer::resume_loaded(ckpt, &file, meta, data, a.steps)?;
             println!("resumed {} at step {}", ckpt.display(), t.step);
@@ -175,12 +174,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let both = serde_json::json!({ "model": trainer.unet.cfg, "train": cfg });
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&both)?)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // a second Ctrl-C while saving falls through to the default handler
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
+    let (last, best) = (out.join("last.safetensors"), out.join("best.safetensors"));
+    let stop = {
+        let last = last.clone();
+        crate::train::Interrupt::install(move || {
+            eprintln!("second signal: exiting now; the last complete checkpoint is {}", last.display())
+        })?
+    };
     let loss_path = out.join("loss.csv");
     if a.resume.is_some() {
         // rows past the checkpoint's step belong to steps that will run again: drop them, so the file has
@@ -195,7 +195,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if loss_csv.metadata()?.len() == 0 {
         writeln!(loss_csv, "step,loss,lr")?;
     }
-    let (last, best) = (out.join("last.safetensors"), out.join("best.safetensors"));
     let pb = bar(cfg.steps, "train");
     pb.set_position(trainer.step);
     let t0 = Instant::now();
@@ -213,7 +212,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 last.display()
             );
         }
-        writeln!(loss_csv, "{},{loss},{lr}", trainer.step)?;
+        // one write per row, so a killed run leaves whole rows (a cut one belongs to a step past the checkpoint)
+        loss_csv.write_all(format!("{},{loss},{lr}\n", trainer.step).as_bytes())?;
         let sm = ema_loss.map_or(loss, |e| 0.95 * e + 0.05 * loss);
         ema_loss = Some(sm);
         pb.set_position(trainer.step);
@@ -254,11 +254,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 }
             }
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.requested() {
             trainer.save(&last)?;
             pb.abandon_with_message("interrupted");
-            println!("interrupted at step {s}; saved {} (continue with --resume)", last.display());
-            return Ok(());
+            println!(
+                "interrupted at step {s}; saved {}. Continue with: medsegdiff train --resume {} --steps {}",
+                last.display(),
+                last.display(),
+                cfg.steps
+            );
+            std::process::exit(crate::train::INTERRUPTED_EXIT);
         }
     }
     pb.finish();
@@ -267,6 +272,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
     println!("trained to step {} in {:.1} s; checkpoints in {}", trainer.step, secs, out.display());
     write_sample_grid(&trainer, &out.join("samples.png"))?;
     Ok(())
+}
+
+/// Weights without per-tensor checksums (an older medsegdiff's, or exported from PyTorch) load, with a note.
+fn unverified_note(file: &TensorFile, path: &Path) {
+    if !file.verified {
+        eprintln!(
+            "note: {} carries no tensor checksums (written by an older medsegdiff or another tool): its bytes \
+             are loaded unverified",
+            path.display()
+        );
+    }
 }
 
 /// Without a terminal, `train` prints a progress line at least this often (seconds).
@@ -341,6 +357,7 @@ pub struct Loaded {
 
 pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
     let file = TensorFile::read(&a.weights)?;
+    unverified_note(&file, &a.weights);
     let is_ckpt = crate::checkpoint::is_checkpoint(&file);
     let (cfg, train) = if is_ckpt {
         let meta = crate::checkpoint::meta(&file, &a.weights)?;

@@ -22,6 +22,49 @@ pub struct HostTensor {
 pub struct TensorFile {
     pub tensors: BTreeMap<String, HostTensor>,
     pub metadata: HashMap<String, String>,
+    /// Whether the file carried a checksum of every tensor's bytes ([`CHECKSUM_KEY`]) and they all matched.
+    /// Files written by older versions, or by PyTorch, have none: they load, unverified.
+    pub verified: bool,
+}
+
+/// Metadata key of the per-tensor checksums: a JSON object from tensor name to the CRC-32 of its stored bytes,
+/// as 8 hex digits. safetensors itself has no checksum, so without this a bit flip or a zeroed block in a
+/// checkpoint would load silently.
+pub const CHECKSUM_KEY: &str = "crc32";
+
+fn crc32_hex(bytes: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(bytes))
+}
+
+/// Check every tensor's bytes against the file's [`CHECKSUM_KEY`] entry; Ok(false) when the file has none.
+fn verify_checksums(path: &Path, st: &SafeTensors, metadata: &HashMap<String, String>) -> Result<bool> {
+    let Some(json) = metadata.get(CHECKSUM_KEY) else { return Ok(false) };
+    let sums: BTreeMap<String, String> = serde_json::from_str(json)
+        .map_err(|e| Error::format(path, format!("metadata `{CHECKSUM_KEY}` is not a name -> checksum map: {e}")))?;
+    let mut names = std::collections::BTreeSet::new();
+    for (name, view) in st.tensors() {
+        let want = sums.get(&name).ok_or_else(|| {
+            Error::format(path, format!("tensor {name} has no checksum in the `{CHECKSUM_KEY}` metadata: the file was altered after it was written"))
+        })?;
+        let got = crc32_hex(view.data());
+        if &got != want {
+            return Err(Error::format(
+                path,
+                format!(
+                    "tensor {name}: its bytes do not match their checksum (crc32 {got}, stored {want}): the file is \
+                     corrupt (a bit flip, a partial copy, a zeroed block). Use an earlier checkpoint or copy it again"
+                ),
+            ));
+        }
+        names.insert(name);
+    }
+    if let Some(gone) = sums.keys().find(|n| !names.contains(*n)) {
+        return Err(Error::format(
+            path,
+            format!("tensor {gone} has a checksum but is not in the file: the file was altered after it was written"),
+        ));
+    }
+    Ok(true)
 }
 
 impl TensorFile {
@@ -31,6 +74,7 @@ impl TensorFile {
             .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
         let metadata = meta.metadata().clone().unwrap_or_default();
+        let verified = verify_checksums(path, &st, &metadata)?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
@@ -50,7 +94,7 @@ impl TensorFile {
             };
             tensors.insert(name, HostTensor { shape: view.shape().to_vec(), data });
         }
-        Ok(TensorFile { tensors, metadata })
+        Ok(TensorFile { tensors, metadata, verified })
     }
 
     pub fn get(&self, name: &str) -> Option<&HostTensor> {
@@ -119,11 +163,14 @@ pub fn load_into(vars: &VarStore, file: &TensorFile, prefix: &str, path: &Path) 
     Ok(())
 }
 
-/// Serialise named f32 tensors (with metadata) to safetensors bytes.
+/// Serialise named f32 tensors (with metadata, to which the [`CHECKSUM_KEY`] entry is added) to safetensors bytes.
 pub fn to_safetensors_bytes(
     tensors: &[(String, Vec<usize>, Vec<f32>)],
-    metadata: HashMap<String, String>,
+    mut metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
+    let sums: BTreeMap<&str, String> =
+        tensors.iter().map(|(n, _, d)| (n.as_str(), crc32_hex(bytemuck::cast_slice(d)))).collect();
+    metadata.insert(CHECKSUM_KEY.into(), serde_json::to_string(&sums).expect("a string map serialises"));
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, s, d)| {
@@ -144,7 +191,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")));
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    // the rename itself reaches the disk with the directory's entry (best effort: not every platform can
+    // open a directory)
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Save the parameters as a state_dict-style safetensors file (names exactly as PyTorch's).
