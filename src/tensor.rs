@@ -45,7 +45,14 @@ impl Tensor {
 
     /// A tensor whose contents are undefined: for op outputs that a kernel fully overwrites.
     pub fn uninit(shape: &[usize]) -> Tensor {
-        Tensor::wrap(shape.to_vec(), Rc::new(GpuBuffer::uninit(numel(shape))))
+        Tensor::wrap(shape.to_vec(), Rc::new(GpuBuffer::uninit_shaped(numel(shape), shape, true)))
+    }
+
+    /// [`Tensor::uninit`] for an op's scratch that the op sizes to the adapter's limits (it takes another rung
+    /// when the scratch would not fit a binding: Winograd transforms, split partials, packed operands), so it
+    /// never decides whether a run fits and `PoolStats::largest` leaves it out.
+    pub fn scratch(shape: &[usize]) -> Tensor {
+        Tensor::wrap(shape.to_vec(), Rc::new(GpuBuffer::uninit_shaped(numel(shape), shape, false)))
     }
 
     /// Upload `data` with `shape`; errors when the lengths disagree.

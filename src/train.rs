@@ -13,7 +13,7 @@ use crate::data::{batch_indices, Dataset};
 use crate::diffusion::{Diffusion, Objective, ScheduleKind};
 use crate::metrics::{self, Scores};
 use crate::model::weights::{self, TensorFile};
-use crate::model::{Unet, UnetConfig};
+use crate::model::{memory, Unet, UnetConfig};
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
 use crate::{autograd, Error, Result, Tensor};
@@ -88,14 +88,49 @@ pub struct Trainer {
     pub best_dice: Option<f64>,
 }
 
+impl TrainConfig {
+    /// Every value in range, whether it came from flags, a preset or a checkpoint's metadata: the error names the
+    /// field and its value (a NaN learning rate would otherwise surface as a NaN loss a step later).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("training config: {m}")));
+        if self.batch_size == 0 || self.timesteps < 2 || self.sampling_steps == 0 || self.steps == 0 {
+            return bad(format!(
+                "steps ({}), batch_size ({}) and sampling_steps ({}) must be at least 1, timesteps ({}) at least 2",
+                self.steps, self.batch_size, self.sampling_steps, self.timesteps
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("lr must be finite and above 0 (--lr), not {}", self.lr));
+        }
+        for (name, v) in [("weight_decay", self.weight_decay), ("grad_clip", self.grad_clip)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} must be finite and at least 0, not {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.ema_decay) {
+            return bad(format!("ema_decay must be in [0, 1], not {}", self.ema_decay));
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return bad(format!("val_fraction must be in [0, 1), not {}", self.val_fraction));
+        }
+        Ok(())
+    }
+}
+
+/// Refuse a model and batch whose largest tensor (estimated from the config, [`memory`]) the adapter cannot
+/// bind, before anything is allocated; the message names the tensor and the image size or batch (`flags`) that
+/// fits.
+pub fn check_fits(model: &UnetConfig, batch: usize, flags: memory::Flags) -> Result<()> {
+    let g = crate::gpu::gpu();
+    match memory::does_not_fit(model, batch, flags, g.limits.max_storage_buffer_binding_size, &g.info.name) {
+        Some(msg) => Err(Error::Config(msg)),
+        None => Ok(()),
+    }
+}
+
 impl Trainer {
     pub fn new(model: &UnetConfig, cfg: TrainConfig, data: Dataset) -> Result<Trainer> {
-        if cfg.batch_size == 0 || cfg.timesteps < 2 || cfg.sampling_steps == 0 {
-            return Err(Error::Config(format!(
-                "training config: batch_size ({}) and sampling_steps ({}) must be at least 1, timesteps ({}) at least 2",
-                cfg.batch_size, cfg.sampling_steps, cfg.timesteps
-            )));
-        }
+        cfg.validate()?;
         if model.mask_channels != 1 {
             return Err(Error::Config(format!(
                 "training needs mask_channels = 1 (datasets hold one binary mask per image); the config has {}",
@@ -108,6 +143,8 @@ impl Trainer {
                 data.channels, data.size, data.size, model.input_img_channels, model.image_size, model.image_size
             )));
         }
+        model.validate()?;
+        check_fits(model, cfg.batch_size, memory::Flags { size: Some("--image-size"), batch: "--batch-size" })?;
         let unet = Unet::new(model, cfg.seed)?;
         let params: Vec<&Tensor> = unet.params().iter().map(|(_, t)| t).collect();
         let adam = AdamW::new(
@@ -214,20 +251,22 @@ impl Trainer {
     /// channel, the ground truth, the prediction and their scores.
     pub fn sample_examples(&self, idx: &[usize], seed: u64) -> Result<Vec<Example>> {
         let unet = self.ema_unet()?;
-        let (images, masks) = self.data.batch(idx, None)?;
         let mut rng = Rng::new(seed);
-        let pred =
-            self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?.to_vec();
-        let (iv, truth) = (images.to_vec(), masks.to_vec());
         let (s, c) = (self.data.size, self.data.channels);
         let plane = |v: &[f32], i: usize, stride: usize| v[i * stride..i * stride + s * s].to_vec();
-        Ok((0..idx.len())
-            .map(|i| {
+        let mut out = Vec::with_capacity(idx.len());
+        // at most a training batch at once: whatever fits a training step fits validation
+        for part in idx.chunks(self.cfg.batch_size.max(1)) {
+            let (images, masks) = self.data.batch(part, None)?;
+            let pred = self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?;
+            let (iv, truth, pred) = (images.to_vec(), masks.to_vec(), pred.to_vec());
+            for i in 0..part.len() {
                 let (image, truth, pred) = (plane(&iv, i, c * s * s), plane(&truth, i, s * s), plane(&pred, i, s * s));
                 let scores = metrics::scores(&pred, &truth, s, s);
-                Example { image, truth, pred, scores }
-            })
-            .collect())
+                out.push(Example { image, truth, pred, scores });
+            }
+        }
+        Ok(out)
     }
 
     /// Write a checkpoint, refusing weights that are no longer finite (a diverged update): the file on disk then

@@ -232,4 +232,22 @@ fn cli_train_sample_eval_write_their_outputs() {
     let out = Command::new(bin).args(["train", "--preset", "huge"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown preset \"huge\""), "{err}");
+    // sizes the adapter or the machine cannot hold are refused before anything is allocated (these panicked
+    // inside wgpu, or aborted allocating 40 GB): the message names the tensor, the limit and a setting that fits
+    // (sizes past every adapter's limits and every machine's memory, so the test means the same anywhere)
+    for (flags, want) in [
+        (["--image-size", "100000", "--synthetic-count", "2"], "one storage binding holds"),
+        (["--image-size", "16", "--synthetic-count", "1000000000"], "GiB available"),
+    ] {
+        let out = Command::new(bin)
+            .args(["train", "--steps", "1", "--batch-size", "2"])
+            .args(flags)
+            .args(["--out", dir.join("too-big").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let ok =
+            !out.status.success() && err.contains(want) && err.contains("--image-size") && !err.contains("panicked");
+        assert!(ok, "{flags:?}: {err}");
+    }
 }

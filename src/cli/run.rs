@@ -63,7 +63,10 @@ pub fn load_data(a: &DataArgs, size: usize, channels: usize, seed: u64) -> Resul
     Ok(match (&a.data, &a.nifti) {
         (Some(d), _) => folder::load(d, size, channels, a.skip_bad)?,
         (None, Some(d)) => nifti::load(d, size, channels, a.axis, a.skip_bad)?,
-        (None, None) => synthetic::generate(a.synthetic_count, size, channels, seed),
+        (None, None) => {
+            crate::data::check_host_memory("the synthetic dataset", a.synthetic_count, size, channels)?;
+            synthetic::generate(a.synthetic_count, size, channels, seed)
+        }
     })
 }
 
@@ -156,6 +159,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         None => {
             model.validate()?;
+            cfg.validate()?;
+            // the adapter's limits before the data is decoded (Trainer::new checks again, for library callers)
+            let flags = crate::model::memory::Flags { size: Some("--image-size"), batch: "--batch-size" };
+            crate::train::check_fits(&model, cfg.batch_size, flags)?;
             let data = load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed)?;
             Trainer::new(&model, cfg, data)?
         }
@@ -430,6 +437,8 @@ impl Loaded {
     ) -> Result<Vec<crate::diffusion::Ensemble>> {
         let (b, c, s) = (images.dim(0), images.dim(1), images.dim(2));
         let n = a.ensemble.max(1);
+        let flags = crate::model::memory::Flags { size: None, batch: "--ensemble" };
+        crate::train::check_fits(&self.unet.cfg, b * n, flags)?;
         let iv = images.to_vec();
         // repeat each image n times: (b·n, c, s, s)
         let rep: Vec<f32> =

@@ -112,6 +112,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<
     for stem in masks.keys().filter(|s| !images.contains_key(*s)) {
         problems.push(Error::format(&masks[stem], "has no matching image in images/"));
     }
+    super::check_host_memory(&dir.display().to_string(), images.len(), size, channels)?;
     let mut samples = Vec::new();
     for (stem, ip) in &images {
         let Some(mp) = masks.get(stem) else {

@@ -15,6 +15,35 @@ pub mod synthetic;
 use crate::rng::Rng;
 use crate::{Result, Tensor};
 
+/// Refuse to decode `n` samples of `channels` planes (plus the mask) at `size`×`size` when they would not fit in
+/// the memory this machine has available, before allocating any: the error names the count, the bytes, what is
+/// available and the largest `--image-size` that fits. Where available memory cannot be read (not Linux), only
+/// sizes whose bytes overflow are refused.
+pub fn check_host_memory(what: &str, n: usize, size: usize, channels: usize) -> Result<()> {
+    let need = |s: usize| n as f64 * (channels + 1) as f64 * (s as f64) * (s as f64) * 4.0;
+    let avail = available_memory().map_or(u64::MAX as f64, |a| a as f64 * 0.9);
+    if need(size) <= avail {
+        return Ok(());
+    }
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    let fit = (1..size).rev().find(|&s| need(s) <= avail).unwrap_or(0);
+    Err(crate::Error::Config(format!(
+        "{what}: {n} sample(s) of {} plane(s) at --image-size {size} need {:.1} GiB of memory once decoded, and \
+         this machine has {:.1} GiB available; use --image-size {fit} or less (or fewer files)",
+        channels + 1,
+        gib(need(size)),
+        gib(avail / 0.9)
+    )))
+}
+
+/// Bytes of memory available to new allocations (Linux's MemAvailable), when known.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// One example: image (channels·size·size) and mask (size·size), row-major.
 #[derive(Clone, Debug)]
 pub struct Sample {

@@ -147,6 +147,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
     let labels: std::collections::HashMap<String, PathBuf> = list(&ldir)?.into_iter().collect();
     let mut samples = Vec::new();
     for (name, ip) in list(&idir)? {
+        let decoded = samples.len();
         let result = (|| -> Result<Vec<Sample>> {
             let lp = labels.get(&name).ok_or_else(|| Error::format(&ip, "has no matching label volume"))?;
             let (img, lab) = (read_volume(&ip)?, read_volume(lp)?);
@@ -157,6 +158,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
             sorted.sort_by(f32::total_cmp);
             let (lo, hi) = (sorted[sorted.len() / 100], sorted[(sorted.len() * 99) / 100]);
             let scale = if hi > lo { 1.0 / (hi - lo) } else { 1.0 };
+            super::check_host_memory(&ip.display().to_string(), decoded + img.dims[axis], size, channels)?;
             let mut out = Vec::new();
             for k in 0..img.dims[axis] {
                 let (m, h, w) = slice(&lab, axis, k);

@@ -31,6 +31,30 @@ pub enum GpuError {
         mib = *bytes as f64 / 1048576.0, limit_mib = limit >> 20
     )]
     BindingTooLarge { kernel: String, bytes: u64, limit: u64, adapter: String },
+    /// A tensor larger than the adapter's largest buffer; a stand-in was made instead and every launch that
+    /// binds it is skipped (see [`Gpu::check`]).
+    #[error(
+        "a tensor of shape {shape:?} needs {bytes} bytes ({mib:.2} MiB), more than this adapter's max_buffer_size \
+         of {limit} bytes ({limit_mib} MiB) on {adapter}; use a smaller --batch-size or image size, or an adapter \
+         with a larger limit (`medsegdiff info` lists them)",
+        mib = *bytes as f64 / 1048576.0, limit_mib = limit >> 20
+    )]
+    BufferTooLarge { shape: Vec<usize>, bytes: u64, limit: u64, adapter: String },
+    /// The driver ran out of memory (wgpu's uncaptured out-of-memory error).
+    #[error(
+        "the GPU ran out of memory on {adapter}: {msg}\n---> HINT: use a smaller --batch-size or image size, or \
+         close other programs that use the GPU"
+    )]
+    OutOfMemory { adapter: String, msg: String },
+    /// wgpu rejected a command (a validation or internal error): a bug here, not in the user's input.
+    #[error("wgpu reported an error on {adapter} (a bug in medsegdiff; please report it with this message): {msg}")]
+    Runtime { adapter: String, msg: String },
+    /// The device was lost (driver reset, GPU removed, a hang the OS killed).
+    #[error(
+        "the GPU device {adapter} was lost ({msg}): the driver reset or the GPU went away. Results since the last \
+         check are gone; checkpoints already written are whole: continue with --resume"
+    )]
+    Lost { adapter: String, msg: String },
 }
 
 /// Name, backend, type and the limits that matter for compute, as `medsegdiff info` prints them.
@@ -167,6 +191,22 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device { adapter: info.name.clone(), msg: e.to_string() })?;
+        // wgpu's default for errors it cannot return (out of memory, validation, a lost device) is a panic: keep
+        // the first one for `Gpu::check` instead, which turns it into an error the user can act on
+        let name = info.name.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            let adapter = name.clone();
+            super::launch::record_device_error(match e {
+                wgpu::Error::OutOfMemory { source } => GpuError::OutOfMemory { adapter, msg: source.to_string() },
+                other => GpuError::Runtime { adapter, msg: error_chain(&other) },
+            })
+        }));
+        let name = info.name.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                super::launch::record_device_error(GpuError::Lost { adapter: name.clone(), msg });
+            }
+        });
         let align = limits.min_uniform_buffer_offset_alignment as u64;
         let rec = Recorder::new(&device, align);
         let profiler =
@@ -215,6 +255,18 @@ impl Gpu {
         line("timestamp queries", self.features.contains(wgpu::Features::TIMESTAMP_QUERY).to_string());
         s
     }
+}
+
+/// An error and its sources, one line ("Validation Error" alone says nothing).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
 }
 
 /// One adapter as a line of `medsegdiff info`.

@@ -15,6 +15,21 @@ thread_local! {
     static OVERSIZE: std::cell::RefCell<Option<super::GpuError>> = const { std::cell::RefCell::new(None) };
 }
 
+/// The first error wgpu reported outside any call that could return it (out of memory, a lost device, a
+/// rejected command), until [`Gpu::check`] takes it. Process-wide: wgpu reports on whichever thread it likes.
+static DEVICE_ERROR: std::sync::Mutex<Option<super::GpuError>> = std::sync::Mutex::new(None);
+
+pub(crate) fn record_device_error(e: super::GpuError) {
+    DEVICE_ERROR.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
+}
+
+/// Keep `e` for this thread's next [`Gpu::check`] unless an earlier error is waiting.
+pub(crate) fn record_skip(e: super::GpuError) {
+    OVERSIZE.with(|slot| {
+        slot.borrow_mut().get_or_insert(e);
+    });
+}
+
 /// Bytes of uniform slots one submit can hold before the recorder flushes early (16,384 slots of 256 B).
 const ARENA_BYTES: u64 = 4 << 20;
 
@@ -131,9 +146,6 @@ impl Recorder {
 impl Gpu {
     /// Record one dispatch into the shared encoder (see [`Dispatch`]). Nothing runs until [`Gpu::flush`].
     pub fn launch(&self, d: &Dispatch) {
-        if d.workgroups == 0 {
-            return;
-        }
         let key = KernelKey {
             shader: d.shader.name,
             entry: d.entry,
@@ -142,6 +154,15 @@ impl Gpu {
             n_out: d.outputs.len() as u32,
             n_uniform: d.uniforms.len() as u32,
         };
+        if let Some(u) = d.uniforms.iter().find(|u| u.buffer.is_stand_in()) {
+            record_skip(super::GpuError::BindingTooLarge {
+                kernel: key.label(),
+                bytes: u.buffer.bytes(),
+                limit: self.limits.max_buffer_size,
+                adapter: self.info.name.clone(),
+            });
+            return;
+        }
         // A uniform window past its buffer's end (or misaligned) is a bug in the op that built it, not user input.
         let (block, align) = (super::UNIFORM_BLOCK_BYTES, self.limits.min_uniform_buffer_offset_alignment as u64);
         for u in d.uniforms {
@@ -158,15 +179,18 @@ impl Gpu {
         // the first such error for `Gpu::check`, which the model and the trainer call: user input (a batch
         // size, an image size) decides tensor sizes, so this is an error, not a panic.
         let limit = self.limits.max_storage_buffer_binding_size;
+        // This comes before the empty-launch return: a workgroup count computed from an element count past u32
+        // wraps (to 0 or a small number), and only tensors past every binding limit have such counts.
         if let Some(b) = d.inputs.iter().chain(d.outputs.iter()).find(|b| b.bytes() > limit) {
-            OVERSIZE.with(|slot| {
-                slot.borrow_mut().get_or_insert(super::GpuError::BindingTooLarge {
-                    kernel: key.label(),
-                    bytes: b.bytes(),
-                    limit,
-                    adapter: self.info.name.clone(),
-                });
+            record_skip(super::GpuError::BindingTooLarge {
+                kernel: key.label(),
+                bytes: b.bytes(),
+                limit,
+                adapter: self.info.name.clone(),
             });
+            return;
+        }
+        if d.workgroups == 0 {
             return;
         }
         let pipe = self.pipelines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_create(
@@ -306,7 +330,7 @@ impl Gpu {
     /// in order with the dispatches: a copy command, not a kernel.
     pub fn record_copy(&self, src: &GpuBuffer, dst: &GpuBuffer) {
         assert!(src.len() <= dst.len(), "copy of {} values into a buffer of {}", src.len(), dst.len());
-        if src.is_empty() {
+        if src.is_empty() || src.is_stand_in() || dst.is_stand_in() {
             return;
         }
         let mut rec = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -332,17 +356,46 @@ impl Gpu {
             self.flush_locked(&mut rec, &mut prof);
         }
         let slice = staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |r| r.expect("map_async of a readback buffer failed"));
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost while waiting for readback");
-        let data = slice.get_mapped_range().expect("readback buffer is mapped").to_vec();
-        staging.unmap();
-        data
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait();
+        // the work is done once `wait` returns; the callback may still be on its way from another thread's poll
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(Ok(())) => {
+                let data = slice.get_mapped_range().expect("readback buffer is mapped").to_vec();
+                staging.unmap();
+                data
+            }
+            // the device is lost or the copy was rejected: the error is recorded for `Gpu::check`, and the values
+            // read are NaN, which nothing uses unchecked (the trainer checks after its loss readback)
+            failed => {
+                let msg = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "the readback never completed".into(),
+                };
+                record_device_error(super::GpuError::Lost { adapter: self.info.name.clone(), msg });
+                bytemuck::cast_slice(&vec![f32::NAN; (bytes / 4) as usize]).to_vec()
+            }
+        }
+    }
+
+    /// Block until the queue is idle; a poll error (a lost device) is recorded for [`Gpu::check`].
+    fn wait(&self) {
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            record_device_error(super::GpuError::Lost { adapter: self.info.name.clone(), msg: e.to_string() });
+        }
     }
 
     /// Download a buffer's f32 values (flushes pending work first).
     pub fn read(&self, buf: &GpuBuffer) -> Vec<f32> {
         if buf.is_empty() {
             return Vec::new();
+        }
+        if buf.is_stand_in() {
+            // a tensor over max_buffer_size: its error is already recorded; it holds nothing
+            return vec![f32::NAN; buf.len()];
         }
         let bytes = self.read_bytes(buf.raw(), buf.offset(), buf.bytes());
         bytemuck::pod_collect_to_vec(&bytes[..buf.len() * 4])
@@ -352,6 +405,9 @@ impl Gpu {
     /// read the old values) is submitted before the write, which lands before the next submit.
     pub fn overwrite(&self, buf: &GpuBuffer, data: &[f32]) {
         assert!(data.len() <= buf.len(), "overwrite of {} values into a buffer of {}", data.len(), buf.len());
+        if buf.is_stand_in() {
+            return; // over max_buffer_size: the error is recorded
+        }
         self.flush();
         self.queue.write_buffer(buf.raw(), buf.offset(), bytemuck::cast_slice(data));
     }
@@ -359,16 +415,21 @@ impl Gpu {
     /// Wait until the GPU has finished everything submitted (for wall-clock timing).
     pub fn sync(&self) {
         self.flush();
-        self.device.poll(wgpu::PollType::wait_indefinitely()).expect("device lost");
+        self.wait();
     }
 
     /// The first launch skipped on this thread since its last check because a buffer was over the binding limit (see
-    /// [`GpuError::BindingTooLarge`](super::GpuError::BindingTooLarge)), as an error. Results computed after
+    /// [`GpuError::BindingTooLarge`](super::GpuError::BindingTooLarge)) or a tensor over `max_buffer_size` was
+    /// asked for ([`GpuError::BufferTooLarge`](super::GpuError::BufferTooLarge)), else the first error wgpu
+    /// reported on its own (out of memory, a lost device, a rejected command), as an error. Results computed after
     /// such a skip are garbage, so callers check before they use them (the UNet after each forward, the
     /// trainer before it updates the weights, `medsegdiff bench` before it prints). An op that fails with its
     /// own error after such a skip leaves the skip recorded: the next check on this thread reports it.
     pub fn check(&self) -> Result<(), super::GpuError> {
-        match OVERSIZE.with(|slot| slot.borrow_mut().take()) {
+        if let Some(e) = OVERSIZE.with(|slot| slot.borrow_mut().take()) {
+            return Err(e);
+        }
+        match DEVICE_ERROR.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -378,6 +439,11 @@ impl Gpu {
     pub fn counters(&self) -> (u64, u64) {
         let r = self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         (r.dispatches, r.submits)
+    }
+
+    /// The largest tensor asked of the pool since the last call ([`super::PoolStats::largest`]), then reset.
+    pub fn take_largest(&self) -> u64 {
+        std::mem::take(&mut self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats.largest)
     }
 
     pub fn pool_stats(&self) -> super::PoolStats {

@@ -23,13 +23,35 @@ pub struct PoolStats {
     pub created: u64,
     /// Allocations served from the free lists.
     pub reused: u64,
-    /// Bytes held by created buffers (live + free).
+    /// Bytes of all buffers created so far (live, parked or since dropped).
     pub bytes_created: u64,
+    /// Bytes parked in the free lists now.
+    pub bytes_free: u64,
+    /// Bytes handed out and not yet returned now, and the most that ever were at once.
+    pub bytes_live: u64,
+    pub peak_live: u64,
+    /// Parked buffers dropped to keep the free lists under their cap ([`BufferPool::cap`]).
+    pub evicted: u64,
+    /// The largest single tensor asked of the pool so far, in bytes: what `model::memory` estimates ahead of a
+    /// run. Slabs and self-sizing scratch (`Tensor::scratch`) are not included.
+    pub largest: u64,
 }
+
+/// The free lists of one bucket size and when that size was last asked for or returned.
+#[derive(Default)]
+struct Bucket {
+    bufs: Vec<wgpu::Buffer>,
+    last_used: u64,
+}
+
+/// The free lists never hold more than the peak live working set or this, whichever is larger.
+pub(crate) const MIN_FREE_CAP: u64 = 256 << 20;
 
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free: HashMap<u64, Bucket>,
+    /// ticks once per take or give: buckets are evicted least recently used first
+    clock: u64,
     pub(crate) stats: PoolStats,
 }
 
@@ -46,10 +68,20 @@ pub(crate) fn bucket(bytes: u64) -> u64 {
 }
 
 impl BufferPool {
-    pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+    /// A buffer of at least `bytes`; `counted`: whether it may set [`PoolStats::largest`].
+    pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64, counted: bool) -> wgpu::Buffer {
         let size = bucket(bytes);
-        if let Some(buf) = self.free.get_mut(&size).and_then(Vec::pop) {
+        if counted {
+            self.stats.largest = self.stats.largest.max(bytes);
+        }
+        self.clock += 1;
+        self.stats.bytes_live += size;
+        self.stats.peak_live = self.stats.peak_live.max(self.stats.bytes_live);
+        let b = self.free.entry(size).or_default();
+        b.last_used = self.clock;
+        if let Some(buf) = b.bufs.pop() {
             self.stats.reused += 1;
+            self.stats.bytes_free -= size;
             return buf;
         }
         self.stats.created += 1;
@@ -63,12 +95,51 @@ impl BufferPool {
     }
 
     pub(crate) fn give(&mut self, buf: wgpu::Buffer) {
-        self.free.entry(buf.size()).or_default().push(buf);
+        let size = buf.size();
+        self.clock += 1;
+        self.stats.bytes_live = self.stats.bytes_live.saturating_sub(size);
+        self.stats.bytes_free += size;
+        let b = self.free.entry(size).or_default();
+        b.last_used = self.clock;
+        b.bufs.push(buf);
+        if self.stats.bytes_free > self.cap() {
+            self.evict();
+        }
+    }
+
+    /// The most the free lists may hold: the peak live working set (so a training step, which frees and
+    /// re-takes the same sizes every step, never loses its buffers), at least [`MIN_FREE_CAP`]. A run whose
+    /// sizes change (sampling images of many sizes) parks buffers of sizes it no longer asks for; past the
+    /// cap they are dropped, least recently used bucket first.
+    pub(crate) fn cap(&self) -> u64 {
+        self.stats.peak_live.max(MIN_FREE_CAP)
+    }
+
+    fn evict(&mut self) {
+        let mut order: Vec<(u64, u64)> = self.free.iter().map(|(&size, b)| (b.last_used, size)).collect();
+        order.sort_unstable();
+        let cap = self.cap();
+        for (_, size) in order {
+            let b = self.free.get_mut(&size).expect("bucket listed above");
+            while self.stats.bytes_free > cap {
+                let Some(buf) = b.bufs.pop() else { break };
+                self.stats.bytes_free -= size;
+                self.stats.evicted += 1;
+                drop(buf);
+            }
+            if b.bufs.is_empty() {
+                self.free.remove(&size);
+            }
+            if self.stats.bytes_free <= cap {
+                break;
+            }
+        }
     }
 
     /// Drop every free buffer (memory pressure, or between benchmarks).
     pub(crate) fn trim(&mut self) {
         self.free.clear();
+        self.stats.bytes_free = 0;
     }
 }
 
@@ -98,9 +169,19 @@ pub const VIEW_ALIGN: usize = 64;
 impl GpuBuffer {
     /// A pooled buffer for `len` f32 values. Contents are undefined: kernels must write every element.
     pub fn uninit(len: usize) -> GpuBuffer {
+        GpuBuffer::uninit_shaped(len, &[len], true)
+    }
+
+    /// [`GpuBuffer::uninit`] for a tensor of `shape` (`len` values), which names it if it cannot exist.
+    /// `counted`: false for scratch an op sizes to the adapter's limits (see `Tensor::scratch`), which
+    /// [`PoolStats::largest`] leaves out.
+    pub fn uninit_shaped(len: usize, shape: &[usize], counted: bool) -> GpuBuffer {
         let g = gpu();
-        let bytes = (len.max(1) * 4) as u64;
-        let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes);
+        let bytes = (len.max(1) as u64).saturating_mul(4);
+        if let Some(b) = GpuBuffer::stand_in(len, bytes, shape) {
+            return b;
+        }
+        let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes, counted);
         let out = GpuBuffer { buf: Some(buf), offset: 0, len, slab: None };
         // In unit tests (or with MEDSEGDIFF_POISON_UNINIT=1) fill new outputs with NaN, so a kernel that skips
         // elements cannot pass by finding the right answer left in a recycled buffer by an earlier run. A buffer
@@ -115,6 +196,9 @@ impl GpuBuffer {
     /// of it share its memory.
     pub fn slab(len: usize) -> GpuBuffer {
         let g = gpu();
+        if let Some(b) = GpuBuffer::stand_in(len, (len.max(1) as u64).saturating_mul(4), &[len]) {
+            return b;
+        }
         let buf = g.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("slab"),
             size: (len.max(1) * 4).div_ceil(256) as u64 * 256,
@@ -123,6 +207,36 @@ impl GpuBuffer {
         });
         let id = NEXT_SLAB.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         GpuBuffer { buf: Some(buf), offset: 0, len, slab: Some(id) }
+    }
+
+    /// A buffer of `bytes` cannot be made when its bucket is over the adapter's `max_buffer_size` (wgpu would
+    /// panic): record the error for [`crate::gpu::Gpu::check`] and return a small stand-in that every launch,
+    /// copy and readback skips. None when the real buffer can be made.
+    fn stand_in(len: usize, bytes: u64, shape: &[usize]) -> Option<GpuBuffer> {
+        let g = gpu();
+        let limit = g.limits.max_buffer_size;
+        if bucket(bytes) <= limit {
+            return None;
+        }
+        super::launch::record_skip(super::GpuError::BufferTooLarge {
+            shape: shape.to_vec(),
+            bytes,
+            limit,
+            adapter: g.info.name.clone(),
+        });
+        let buf = g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("stand-in for a buffer over max_buffer_size"),
+            size: 256,
+            usage: STORAGE_USAGE,
+            mapped_at_creation: false,
+        });
+        let id = NEXT_SLAB.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(GpuBuffer { buf: Some(buf), offset: 0, len, slab: Some(id) })
+    }
+
+    /// Whether this is a stand-in for a buffer the adapter cannot hold (its error is recorded).
+    pub fn is_stand_in(&self) -> bool {
+        self.offset + self.bytes() > self.raw().size()
     }
 
     /// `len` values of this slab (or of the slab this view is in) from value `start` of the slab, a multiple
@@ -154,7 +268,7 @@ impl GpuBuffer {
     /// Record "write `data` into this buffer (or view)", ordered with every recorded dispatch, as `from_slice`.
     pub fn upload(&self, data: &[f32]) {
         assert!(data.len() <= self.len, "upload of {} values into a buffer of {}", data.len(), self.len);
-        if !data.is_empty() {
+        if !data.is_empty() && !self.is_stand_in() {
             gpu().record_upload(self.raw(), self.offset, data);
         }
     }
@@ -178,7 +292,7 @@ impl GpuBuffer {
 
     /// Bytes the owner uses (not the bucket size).
     pub fn bytes(&self) -> u64 {
-        (self.len.max(1) * 4) as u64
+        (self.len.max(1) as u64).saturating_mul(4)
     }
 }
 
@@ -197,7 +311,38 @@ impl Drop for GpuBuffer {
 
 #[cfg(test)]
 mod tests {
-    use super::bucket;
+    use super::{bucket, BufferPool, MIN_FREE_CAP};
+
+    #[test]
+    fn free_lists_stay_under_their_cap_and_a_repeating_working_set_keeps_its_buffers() {
+        // a pool of its own (the process-wide one is shared with other tests), buffers never used by a command
+        let dev = &crate::gpu::gpu().device;
+        let mut pool = BufferPool::default();
+        // a training step: the same 12 sizes taken and returned every step; nothing is created after the first
+        let step = |pool: &mut BufferPool| {
+            let bufs: Vec<_> = (1..=12u64).map(|k| pool.take(dev, k * (24 << 20), true)).collect();
+            bufs.into_iter().for_each(|b| pool.give(b));
+        };
+        step(&mut pool);
+        let first = pool.stats;
+        for _ in 0..5 {
+            step(&mut pool);
+        }
+        assert_eq!((pool.stats.created, pool.stats.evicted), (first.created, 0), "{:?}", pool.stats);
+        assert!(first.peak_live > MIN_FREE_CAP, "the working set is over the floor, so the cap is the peak");
+        // a sampling run over images of 300 sizes, one at a time: without a cap the free lists would grow to
+        // ~45 GB; they stay under the cap, dropping the least recently used sizes
+        for k in 1..=300u64 {
+            let b = pool.take(dev, k * (1 << 20) + 4096, true);
+            pool.give(b);
+            assert!(pool.stats.bytes_free <= pool.cap(), "after size {k}: {:?}", pool.stats);
+        }
+        assert!(pool.stats.evicted > 0, "{:?}", pool.stats);
+        // the training step's buckets were the least recently used: its next step re-creates buffers, and
+        // the free lists still respect the cap
+        step(&mut pool);
+        assert!(pool.stats.bytes_free <= pool.cap());
+    }
 
     #[test]
     fn uninit_buffers_are_nan_in_tests() {

@@ -3,6 +3,7 @@
 
 pub mod conditioning;
 pub mod config;
+pub mod memory;
 pub mod reference;
 pub mod unet;
 pub mod weights;

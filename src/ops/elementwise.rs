@@ -550,4 +550,21 @@ mod tests {
         assert!(named, "{err}");
         g.check().expect("the error is reported once");
     }
+
+    #[test]
+    fn a_tensor_over_max_buffer_size_or_u32_elements_is_an_error_not_a_panic_or_a_no_op() {
+        // 2^32 elements: wgpu would panic creating the buffer, and a workgroup count computed in u32 from
+        // the element count wraps to 0 (a launch that silently did nothing). A stand-in is made instead, every
+        // use of it is skipped, and `Gpu::check` names the tensor's shape and the limit.
+        let g = crate::gpu::gpu();
+        g.check().expect("no earlier error on this thread");
+        let n = 1usize << 32;
+        let a = Tensor::uninit(&[n]);
+        let b = add_untaped(&a, &a).unwrap();
+        let err = g.check().expect_err("the tensor cannot exist").to_string();
+        let named = err.contains(&format!("[{n}]")) && err.contains("max_buffer_size") && err.contains("--batch-size");
+        assert!(named, "{err}");
+        assert!(b.buf().is_stand_in(), "the output cannot exist either");
+        g.check().expect("reported once");
+    }
 }

@@ -59,6 +59,11 @@ pub fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Ten
     full_attention_composed(qkv, heads, dim_head)
 }
 
+/// Whether [`full_attention`] takes the fused path for this head size (no n×n score matrix in memory).
+pub fn fused_applies(dim_head: usize) -> bool {
+    flash::applies(dim_head)
+}
+
 /// [`full_attention`] as taped matmul, softmax and matmul (the n×n score matrix in memory).
 pub fn full_attention_composed(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
     let [q, k, v] = split_qkv("full_attention", qkv, heads, dim_head)?;

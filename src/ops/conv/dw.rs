@@ -87,7 +87,7 @@ pub fn conv2d_backward_weight(
             let mut p = geo.params(false);
             p.chunk = chunk as u32;
             p.n_split = n_split as u32;
-            let part = Tensor::uninit(&[n_split, cout, kdim]);
+            let part = Tensor::scratch(&[n_split, cout, kdim]);
             let [kh, kw] = geo.overrides();
             let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
             launch(DW_V5, "main", &overrides, &p, &[g, x], &[&part], groups(tiles * n_split, 1));
@@ -112,7 +112,7 @@ pub fn conv2d_backward_weight(
             let mut p = geo.params(false);
             p.chunk = chunk as u32;
             p.n_split = n_split as u32;
-            let part = Tensor::uninit(&[n_split, cout, kdim]);
+            let part = Tensor::scratch(&[n_split, cout, kdim]);
             let groups = groups(tiles * n_split, 1);
             match kernel {
                 ConvKernel::Tiled => launch(DW_V2, "main", &geo.overrides(), &p, &[g, x], &[&part], groups),
@@ -196,12 +196,12 @@ fn dw_v9(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Te
     let plan = DwV9Plan::new(geo);
     let (nb, ncb) = (plan.nb, plan.ncb);
     let block = DW_V5_TM * DW_V5_TN; // floats per pixel block
-    let gp = Tensor::uninit(&[plan.packed_len()]);
+    let gp = Tensor::scratch(&[plan.packed_len()]);
     let p = geo.params(false);
     launch(PACK_V5, "grad_blocks", &[], &p, &[g], &[&gp], groups(ncb * nb * block, WG_DIRECT));
     // splits: every window's, in window order (the same for every channel block)
     let splits = &plan.splits;
-    let part = Tensor::uninit(&[splits.iter().sum(), cout, kdim]);
+    let part = Tensor::scratch(&[splits.iter().sum(), cout, kdim]);
     let tiles_k = kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
     let [kh, kw] = geo.overrides();
     let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];

@@ -64,9 +64,9 @@ pub(super) fn winograd(
     y: &Tensor,
 ) {
     let (planes, tiles, sh) = (tile.planes(), tile.tiles(geo), tile.shader());
-    let u = Tensor::uninit(&[planes, geo.cout, geo.cin]);
+    let u = Tensor::scratch(&[planes, geo.cout, geo.cin]);
     launch(sh, "weights", &[], &p, &[w, w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
-    let v = Tensor::uninit(&[planes, geo.cin, tiles]);
+    let v = Tensor::scratch(&[planes, geo.cin, tiles]);
     launch(sh, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let m = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &u, false, &v, false)
         .expect("the planes' shapes agree by construction");
@@ -80,10 +80,10 @@ pub(super) fn winograd(
 pub(super) fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
     let tiles = WinogradTile::F2.tiles(geo);
     let p = geo.params(false);
-    let v = Tensor::uninit(&[16, tiles, geo.cin]);
+    let v = Tensor::scratch(&[16, tiles, geo.cin]);
     let ov = [("TRANSPOSED", 1.0)];
     launch(WINO2, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
-    let gh = Tensor::uninit(&[16, geo.cout, tiles]);
+    let gh = Tensor::scratch(&[16, geo.cout, tiles]);
     launch(WINO2, "grad_tiles", &[], &p, &[g, g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
     let wh = crate::ops::matmul::matmul_with(crate::ops::matmul::MatmulKernel::DEFAULT, &gh, false, &v, false)?;
     let dw = Tensor::uninit(w_shape);
