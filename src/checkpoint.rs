@@ -68,6 +68,8 @@ pub fn meta(file: &TensorFile, path: &Path) -> Result<Meta> {
         serde_json::from_str(field("config")?).map_err(|e| Error::format(path, format!("bad model config: {e}")))?;
     let train: TrainConfig =
         serde_json::from_str(field("train")?).map_err(|e| Error::format(path, format!("bad train config: {e}")))?;
+    train.validate().map_err(|e| Error::format(path, e.to_string()))?;
+    model.validate().map_err(|e| Error::format(path, e.to_string()))?;
     let step = field("step")?.parse().map_err(|e| Error::format(path, format!("bad step: {e}")))?;
     Ok(Meta {
         model,

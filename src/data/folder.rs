@@ -35,20 +35,37 @@ fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
-/// Open and decode an image file (`what` names it in the error: "image", "mask"), with the format it was in.
-fn decode(path: &Path, what: &str) -> Result<(image::DynamicImage, Option<image::ImageFormat>)> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+/// Largest width or height a scan may have, and the most memory one decode may take: a header claiming more is
+/// refused before the decoder allocates (hostile or corrupt files).
+pub const MAX_SIDE: u32 = 32_768;
+const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+/// Decode an image file's bytes (`what` names it in the error: "image", "mask"), with the format it was in.
+fn decode(bytes: &[u8], path: &Path, what: &str) -> Result<(image::DynamicImage, Option<image::ImageFormat>)> {
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     let format = reader.format();
     let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode {what}: {e}")))?;
     Ok((img, format))
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// Decode an image file into `channels` planes in [0, 1] plus its (h, w).
 pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
-    let (img, _) = decode(path, "image")?;
+    image_from_bytes(&read(path)?, path, channels)
+}
+
+/// [`read_image`] of a file's bytes (`path` names it in errors).
+pub fn image_from_bytes(bytes: &[u8], path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
+    let (img, _) = decode(bytes, path, "image")?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data = match channels {
         1 => img.to_luma32f().into_raw(),
@@ -69,7 +86,12 @@ pub fn read_image(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usiz
 
 /// Read a mask file as a binary label map (see the module doc): `(mask, h, w)` with values in {0, 1}.
 pub fn read_mask(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let (img, format) = decode(path, "mask")?;
+    mask_from_bytes(&read(path)?, path)
+}
+
+/// [`read_mask`] of a file's bytes (`path` names it in errors).
+pub fn mask_from_bytes(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let (img, format) = decode(bytes, path, "mask")?;
     let lossy = format == Some(image::ImageFormat::Jpeg);
     let (w, h) = (img.width() as usize, img.height() as usize);
     // the largest colour channel at full precision (16 bits holds 8- and 16-bit masks exactly; alpha ignored)

@@ -26,14 +26,32 @@ pub fn check_host_memory(what: &str, n: usize, size: usize, channels: usize) -> 
         return Ok(());
     }
     let gib = |b: f64| b / (1u64 << 30) as f64;
-    let fit = (1..size).rev().find(|&s| need(s) <= avail).unwrap_or(0);
+    let fix = match (1..size).rev().find(|&s| need(s) <= avail) {
+        Some(fit) if fit >= 16 => format!("use --image-size {fit} or less, or fewer samples"),
+        _ => "use fewer samples (files, or --synthetic-count)".to_string(),
+    };
     Err(crate::Error::Config(format!(
         "{what}: {n} sample(s) of {} plane(s) at --image-size {size} need {:.1} GiB of memory once decoded, and \
-         this machine has {:.1} GiB available; use --image-size {fit} or less (or fewer files)",
+         this machine has {:.1} GiB available; {fix}",
         channels + 1,
         gib(need(size)),
         gib(avail / 0.9)
     )))
+}
+
+/// Refuse to allocate `bytes` for the contents of `path` when they would not fit in available memory.
+pub fn check_host_bytes(path: &std::path::Path, bytes: usize) -> Result<()> {
+    match available_memory() {
+        Some(a) if bytes as f64 > a as f64 * 0.9 => Err(crate::Error::format(
+            path,
+            format!(
+                "its header describes {:.1} GiB of data, more than the {:.1} GiB of memory available",
+                bytes as f64 / (1u64 << 30) as f64,
+                a as f64 / (1u64 << 30) as f64
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Bytes of memory available to new allocations (Linux's MemAvailable), when known.

@@ -21,65 +21,116 @@ pub struct Volume {
 
 pub fn read_volume(path: &Path) -> Result<Volume> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::format(path, format!("bad gzip data: {e}")))?;
-        out
-    } else {
-        raw
-    };
-    let bad = |m: String| Error::format(path, m);
-    if bytes.len() < 352 {
-        return Err(bad(format!("{} bytes is too short for a NIfTI-1 file (header is 348 bytes)", bytes.len())));
+    parse_volume(&raw, path)
+}
+
+/// [`read_volume`] of a file's bytes (`path` names it in errors). A `.nii.gz` is decompressed only as far as its
+/// header says the volume reaches, after checking that much fits in memory: a hostile header or a gzip bomb
+/// is an error, not an abort.
+pub fn parse_volume(raw: &[u8], path: &Path) -> Result<Volume> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return parse_uncompressed(raw, path);
     }
-    let le = i32::from_le_bytes(bytes[0..4].try_into().unwrap()) == 348;
-    let be = i32::from_be_bytes(bytes[0..4].try_into().unwrap()) == 348;
-    if !le && !be {
-        return Err(bad("not a NIfTI-1 file (sizeof_hdr is not 348)".into()));
-    }
-    let i16_at = |o: usize| {
-        if le {
-            i16::from_le_bytes([bytes[o], bytes[o + 1]])
-        } else {
-            i16::from_be_bytes([bytes[o], bytes[o + 1]])
+    let gz_err = |e: std::io::Error| Error::format(path, format!("bad gzip data: {e}"));
+    let mut dec = flate2::read::GzDecoder::new(raw);
+    let mut bytes = Vec::new();
+    (&mut dec).take(352).read_to_end(&mut bytes).map_err(gz_err)?;
+    let need = header_extent(&bytes, path)?;
+    super::check_host_bytes(path, need)?;
+    dec.take(need.saturating_sub(352) as u64).read_to_end(&mut bytes).map_err(gz_err)?;
+    parse_uncompressed(&bytes, path)
+}
+
+/// Bytes a NIfTI-1 file must have for the volume its header describes (header errors as in `parse_uncompressed`).
+fn header_extent(bytes: &[u8], path: &Path) -> Result<usize> {
+    let h = Header::parse(bytes, path)?;
+    Ok(h.vox_offset.saturating_add(h.n.saturating_mul(h.width)))
+}
+
+struct Header {
+    le: bool,
+    dims: [usize; 3],
+    datatype: i16,
+    vox_offset: usize,
+    slope: f32,
+    inter: f32,
+    n: usize,
+    width: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8], path: &Path) -> Result<Header> {
+        let bad = |m: String| Error::format(path, m);
+        if bytes.len() < 352 {
+            return Err(bad(format!("{} bytes is too short for a NIfTI-1 file (header is 348 bytes)", bytes.len())));
         }
-    };
-    let f32_at = |o: usize| {
-        let b: [u8; 4] = bytes[o..o + 4].try_into().unwrap();
-        if le {
-            f32::from_le_bytes(b)
-        } else {
-            f32::from_be_bytes(b)
+        let word: [u8; 4] = bytes[0..4].try_into().expect("4 bytes");
+        let le = i32::from_le_bytes(word) == 348;
+        if !le && i32::from_be_bytes(word) != 348 {
+            return Err(bad("not a NIfTI-1 file (sizeof_hdr is not 348)".into()));
         }
-    };
-    let ndim = i16_at(40);
-    if !(2..=7).contains(&ndim) {
-        return Err(bad(format!("dim[0] = {ndim} is not a valid dimension count")));
-    }
-    let dims: Vec<usize> =
-        (1..=3).map(|i| if i as i16 <= ndim { i16_at(40 + 2 * i).max(1) as usize } else { 1 }).collect();
-    let extra: usize = (4..=ndim as usize).map(|i| i16_at(40 + 2 * i).max(1) as usize).product();
-    if extra > 1 {
-        return Err(bad(format!("has {ndim} dimensions with more than one volume; only 3-D volumes are supported")));
-    }
-    let datatype = i16_at(70);
-    let vox_offset = f32_at(108).max(352.0) as usize;
-    let (slope, inter) = (f32_at(112), f32_at(116));
-    let n = dims[0] * dims[1] * dims[2];
-    let width = match datatype {
-        2 | 256 => 1,
-        4 | 512 => 2,
-        8 | 16 | 768 => 4,
-        64 => 8,
-        t => {
-            return Err(bad(format!("NIfTI datatype {t} is not supported (u8, i8, i16, u16, i32, u32, f32, f64 are)")))
+        let i16_at = |o: usize| {
+            let b = [bytes[o], bytes[o + 1]];
+            if le {
+                i16::from_le_bytes(b)
+            } else {
+                i16::from_be_bytes(b)
+            }
+        };
+        let f32_at = |o: usize| {
+            let b: [u8; 4] = bytes[o..o + 4].try_into().expect("4 bytes");
+            if le {
+                f32::from_le_bytes(b)
+            } else {
+                f32::from_be_bytes(b)
+            }
+        };
+        let ndim = i16_at(40);
+        if !(2..=7).contains(&ndim) {
+            return Err(bad(format!("dim[0] = {ndim} is not a valid dimension count")));
         }
-    };
-    let body = bytes
-        .get(vox_offset..vox_offset + n * width)
-        .ok_or_else(|| bad(format!("truncated: {n} voxels of {width} bytes do not fit after offset {vox_offset}")))?;
+        let dim = |i: usize| if i as i16 <= ndim { i16_at(40 + 2 * i).max(1) as usize } else { 1 };
+        let extra: usize = (4..=ndim as usize).map(dim).product();
+        if extra > 1 {
+            return Err(bad(format!(
+                "has {ndim} dimensions with more than one volume; only 3-D volumes are supported"
+            )));
+        }
+        let dims = [dim(1), dim(2), dim(3)];
+        let datatype = i16_at(70);
+        let width = match datatype {
+            2 | 256 => 1,
+            4 | 512 => 2,
+            8 | 16 | 768 => 4,
+            64 => 8,
+            t => {
+                return Err(bad(format!(
+                    "NIfTI datatype {t} is not supported (u8, i8, i16, u16, i32, u32, f32, f64 are)"
+                )))
+            }
+        };
+        let off = f32_at(108);
+        if !(off.is_finite() && (0.0..=1e12).contains(&off)) {
+            return Err(bad(format!("vox_offset {off} is not a byte offset")));
+        }
+        Ok(Header {
+            le,
+            dims,
+            datatype,
+            vox_offset: (off as usize).max(352),
+            slope: f32_at(112),
+            inter: f32_at(116),
+            n: dims[0] * dims[1] * dims[2], // each at most 32,767: no overflow
+            width,
+        })
+    }
+}
+
+fn parse_uncompressed(bytes: &[u8], path: &Path) -> Result<Volume> {
+    let Header { le, dims, datatype, vox_offset, slope, inter, n, width } = Header::parse(bytes, path)?;
+    let body = bytes.get(vox_offset..vox_offset + n * width).ok_or_else(|| {
+        Error::format(path, format!("truncated: {n} voxels of {width} bytes do not fit after offset {vox_offset}"))
+    })?;
     let mut data = Vec::with_capacity(n);
     for c in body.chunks_exact(width) {
         let v = match (datatype, le) {
@@ -103,7 +154,7 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
     if slope != 0.0 && slope.is_finite() && (slope != 1.0 || inter != 0.0) {
         data.iter_mut().for_each(|v| *v = *v * slope + inter);
     }
-    Ok(Volume { dims: [dims[0], dims[1], dims[2]], data })
+    Ok(Volume { dims, data })
 }
 
 fn stem(p: &Path) -> Option<String> {

@@ -97,6 +97,28 @@ impl UnetConfig {
                 self.dim, self.dim_mults
             ));
         }
+        // bounds far above any real model that keep every size computed from the config clear of overflow
+        let k = &self.conditioning_kwargs;
+        for (name, v, max) in [
+            ("dim", self.dim, 1 << 16),
+            ("dim_mults (levels)", levels, 16),
+            ("dim_mults (largest)", self.dim_mults.iter().copied().max().unwrap_or(1), 1024),
+            ("image_size", self.image_size, 1 << 17),
+            ("attn_heads", self.attn_heads, 1024),
+            ("attn_dim_head", self.attn_dim_head, 4096),
+            ("mid_transformer_depth", self.mid_transformer_depth, 64),
+            ("resnet_block_groups", self.resnet_block_groups, 1 << 16),
+            ("mask_channels", self.mask_channels, 1024),
+            ("input_img_channels", self.input_img_channels, 1024),
+            ("conditioning_kwargs.dim_head", k.dim_head, 4096),
+            ("conditioning_kwargs.heads", k.heads, 1024),
+            ("conditioning_kwargs.depth", k.depth, 64),
+            ("conditioning_kwargs.patch_size", k.patch_size, 1 << 17),
+        ] {
+            if v > max {
+                return err(format!("config: {name} is {v}; at most {max} is supported"));
+            }
+        }
         for (name, v) in [
             ("resnet_block_groups", self.resnet_block_groups),
             ("attn_heads", self.attn_heads),

@@ -17,13 +17,15 @@ pub struct TensorSize {
 
 impl TensorSize {
     pub fn bytes(&self) -> u64 {
-        self.shape.iter().map(|&d| d as u64).product::<u64>().saturating_mul(4)
+        self.shape.iter().fold(4u64, |acc, &d| acc.saturating_mul(d as u64))
     }
 }
 
 /// The step's large tensors (activations, attention scores where the composed path runs, FFT spectra, the
 /// largest parameter), unordered. Small ones (time embeddings, norms' statistics) are left out.
 pub fn step_tensors(cfg: &UnetConfig, batch: usize) -> Vec<TensorSize> {
+    // saturating products: the batch comes from a flag, and a refusal must not overflow computing its message
+    let m = |a: usize, b: usize| a.saturating_mul(b);
     let b = batch;
     let s = cfg.image_size;
     let (heads, dh) = (cfg.attn_heads, cfg.attn_dim_head);
@@ -32,29 +34,29 @@ pub fn step_tensors(cfg: &UnetConfig, batch: usize) -> Vec<TensorSize> {
     let in_out = cfg.in_out();
     let fmaps = cfg.fmap_sizes();
     let skips = if cfg.skip_connect_condition_fmaps { 2 } else { 1 };
-    add("final block input (concat with the init conv)".into(), vec![b, 2 * cfg.dim, s, s]);
+    add("final block input (concat with the init conv)".into(), vec![b, m(2, cfg.dim), s, s]);
     for (i, (&(din, dout), &r)) in in_out.iter().zip(&fmaps).enumerate() {
         add(format!("level {i} activation"), vec![b, din, r, r]);
-        add(format!("level {i} attention qkv"), vec![b, 3 * heads * dh, r, r]);
+        add(format!("level {i} attention qkv"), vec![b, m(m(3, heads), dh), r, r]);
         if cfg.full_self_attn[i] && !attention::fused_applies(dh) {
-            add(format!("level {i} attention scores"), vec![b * heads, r * r, r * r]);
+            add(format!("level {i} attention scores"), vec![m(b, heads), m(r, r), m(r, r)]);
         }
         // ff-parser: the complex spectrum (re, im) of the level's features, and its learned map
         add(format!("level {i} conditioning spectrum"), vec![b, din, r, r, 2]);
         add(format!("level {i} ff-parser map (a parameter)"), vec![din, r, r]);
         if cfg.dynamic_ff_parser_attn_map {
-            add(format!("level {i} dynamic-map spectra"), vec![b, 4 * din, r, r]);
+            add(format!("level {i} dynamic-map spectra"), vec![b, m(4, din), r, r]);
         }
         // decoder block1 input: upsampled features concatenated with this level's skip(s)
-        add(format!("level {i} decoder input (concat with the skip)"), vec![b, dout + skips * din, r, r]);
+        add(format!("level {i} decoder input (concat with the skip)"), vec![b, dout + m(skips, din), r, r]);
         // the weight gradient of that block's 3×3 conv in the Winograd domain (16 planes)
-        add(format!("level {i} decoder conv weight gradient (Winograd domain)"), vec![16, dout, dout + skips * din]);
+        add(format!("level {i} decoder conv weight gradient (Winograd domain)"), vec![16, dout, dout + m(skips, din)]);
     }
     let mid = *cfg.dims().last().expect("at least one level");
     let rm = *fmaps.last().expect("at least one level");
-    add("mid transformer feed-forward".into(), vec![b, 4 * mid, rm, rm]);
+    add("mid transformer feed-forward".into(), vec![b, m(4, mid), rm, rm]);
     if !attention::fused_applies(dh) {
-        add("mid transformer attention scores".into(), vec![b * heads, rm * rm, rm * rm]);
+        add("mid transformer attention scores".into(), vec![m(b, heads), m(rm, rm), m(rm, rm)]);
     }
     out
 }
@@ -86,7 +88,19 @@ pub fn does_not_fit(cfg: &UnetConfig, batch: usize, flags: Flags, limit: u64, ad
     let size_fit = flags.size.and_then(|f| {
         (1..=cfg.image_size / step).rev().map(|k| k * step).find(|&sz| fits(sz, batch)).map(|sz| (f, sz))
     });
-    let batch_fit = (1..batch).rev().find(|&b| fits(cfg.image_size, b));
+    // the largest fitting batch, by bisection (sizes grow with the batch; a flag may ask for a billion)
+    let batch_fit = fits(cfg.image_size, 1).then(|| {
+        let (mut lo, mut hi) = (1, batch); // fits(lo), !fits(hi)
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(cfg.image_size, mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    });
     let mut fix = Vec::new();
     if let Some((f, sz)) = size_fit {
         fix.push(format!("{f} {sz} or less at this batch"));

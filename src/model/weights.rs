@@ -70,9 +70,14 @@ fn verify_checksums(path: &Path, st: &SafeTensors, metadata: &HashMap<String, St
 impl TensorFile {
     pub fn read(path: &Path) -> Result<TensorFile> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes)
+        TensorFile::from_bytes(&bytes, path)
+    }
+
+    /// [`TensorFile::read`] of a file's bytes (`path` names it in errors).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<TensorFile> {
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::format(path, e.to_string()))?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         let verified = verify_checksums(path, &st, &metadata)?;
         let mut tensors = BTreeMap::new();
