@@ -2,6 +2,8 @@
 
 mod images;
 mod run;
+mod segment;
+mod workload;
 
 use std::path::PathBuf;
 
@@ -28,7 +30,8 @@ pub struct Cli {
 /// Where training / evaluation data comes from (default: the embedded synthetic set).
 #[derive(Args, Clone, Debug, Default)]
 pub struct DataArgs {
-    /// A dataset folder with images/ and masks/ (matching stems; PNG, JPEG or TIFF).
+    /// A dataset folder with images/ and masks/ (matching stems; PNG, JPEG or TIFF), or an nnU-Net raw dataset
+    /// (dataset.json, imagesTr/CASE_0000.png|.nii.gz, ..., labelsTr/): its channels are stacked as inputs.
     #[arg(long, conflicts_with = "nifti")]
     pub data: Option<PathBuf>,
     /// A folder of NIfTI volumes: images/ and labels/ (or masks/), sliced into 2-D pairs.
@@ -85,12 +88,12 @@ pub enum Cmd {
     /// Segment images with a trained model: mask, overlay and uncertainty PNGs per image.
     ///
     /// Example: medsegdiff sample --weights runs/tiny/best.safetensors --input scan.png --ensemble 5 --out out/
-    Sample(run::SampleArgs),
+    Sample(segment::SampleArgs),
     #[command(verbatim_doc_comment)]
     /// Dice / IoU / HD95 of a model on a dataset, as a table and CSV / JSON.
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
-    Eval(run::EvalArgs),
+    Eval(segment::EvalArgs),
     #[command(verbatim_doc_comment)]
     /// Benchmark kernels against this adapter's measured peak (FMA GFLOP/s, copy GB/s): matmul rungs, conv,
     /// norms, softmax, FFT, AdamW, and whole training / sampling steps of the presets. With --workload or
@@ -189,15 +192,15 @@ pub fn run() -> Result<()> {
         }
         Cmd::Sample(a) => {
             Gpu::init(adapter)?;
-            run::sample(a)
+            segment::sample(a)
         }
         Cmd::Eval(a) => {
             Gpu::init(adapter)?;
-            run::eval(a)
+            segment::eval(a)
         }
         Cmd::Bench { filter: _, json, workload, model } if workload.is_some() || model.config.is_some() => {
             Gpu::init(adapter)?;
-            run::workload(workload.as_deref().unwrap_or("tiny"), &model, json.as_deref())
+            workload::workload(workload.as_deref().unwrap_or("tiny"), &model, json.as_deref())
         }
         Cmd::Bench { filter, json, .. } => {
             let g = Gpu::init(adapter)?;
@@ -217,11 +220,11 @@ pub fn run() -> Result<()> {
         }
         Cmd::Profile { preset, model, warmup } => {
             Gpu::init(adapter)?;
-            run::profile(&preset, &model, warmup)
+            workload::profile(&preset, &model, warmup)
         }
         Cmd::Trace { preset, batch_size } => {
             Gpu::init(adapter)?;
-            run::trace(&preset, batch_size)
+            workload::trace(&preset, batch_size)
         }
         Cmd::CheckReference { file, tol_out, tol_grad } => check_reference(adapter, &file, tol_out, tol_grad),
     }

@@ -1,7 +1,8 @@
 //! Datasets of (image, mask) pairs, all resized to one square size, and the batcher that feeds training.
 //!
-//! Three sources, one in-memory form ([`Dataset`]): the embedded [`synthetic`] set (the default when no data is
-//! given), a [`folder`] of `images/` + `masks/` with matching stems, and [`nifti`] volumes sliced into 2-D pairs.
+//! Four sources, one in-memory form ([`Dataset`]): the embedded [`synthetic`] set (the default when no data is
+//! given), a [`folder`] of `images/` + `masks/` with matching stems, [`nifti`] volumes sliced into 2-D pairs, and
+//! [`nnunet`] raw datasets (`dataset.json`, `imagesTr/CASE_0000...`, `labelsTr/`), 2-D or volumes, multi-channel.
 //! Images are (C, S, S) in [0, 1]; masks are (1, S, S) in {0, 1}.
 //!
 //! Batching is a pure function of (seed, step): the order of epoch e is a shuffle seeded by (seed, e), and the
@@ -10,10 +11,41 @@
 
 pub mod folder;
 pub mod nifti;
+pub mod nnunet;
 pub mod synthetic;
 
 use crate::rng::Rng;
 use crate::{Result, Tensor};
+
+/// Group files by case, nnU-Net style: `CASE_0000`, `CASE_0001`, ... are the input channels of case `CASE`, in
+/// that order; a name without a 4-digit channel suffix, or one that `whole` says is a case by its full name
+/// (`patient_0001` with a label `patient_0001`), is a one-channel case of its own. `files` are (stem, path).
+/// A case whose channel numbers are not 0, 1, ... without gaps is an error naming it.
+pub fn group_cases(
+    files: Vec<(String, std::path::PathBuf)>,
+    whole: impl Fn(&str) -> bool,
+) -> Result<std::collections::BTreeMap<String, Vec<std::path::PathBuf>>> {
+    let mut by_case: std::collections::BTreeMap<String, Vec<(usize, std::path::PathBuf)>> = Default::default();
+    for (stem, path) in files {
+        let (case, ch) = match stem.rsplit_once('_') {
+            Some((c, d)) if !whole(&stem) && d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()) => {
+                (c.to_string(), d.parse().unwrap_or(0))
+            }
+            _ => (stem, 0),
+        };
+        by_case.entry(case).or_default().push((ch, path));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (case, mut v) in by_case {
+        v.sort();
+        if let Some((i, (ch, p))) = v.iter().enumerate().find(|(i, (ch, _))| i != ch) {
+            let msg = format!("case {case}: channel file _{ch:04} where _{i:04} was expected (channels are _0000, _0001, ... without gaps)");
+            return Err(crate::Error::format(p, msg));
+        }
+        out.insert(case, v.into_iter().map(|(_, p)| p).collect());
+    }
+    Ok(out)
+}
 
 /// Refuse to decode `n` samples of `channels` planes (plus the mask) at `size`×`size` when they would not fit in
 /// the memory this machine has available, before allocating any: the error names the count, the bytes, what is

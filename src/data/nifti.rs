@@ -162,7 +162,7 @@ fn stem(p: &Path) -> Option<String> {
     name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii")).map(str::to_string)
 }
 
-fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub(super) fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -184,9 +184,6 @@ fn slice(v: &Volume, axis: usize, k: usize) -> (Vec<f32>, usize, usize) {
 }
 
 pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: bool) -> Result<Dataset> {
-    if axis > 2 {
-        return Err(Error::Config(format!("--axis {axis} must be 0, 1 or 2")));
-    }
     let idir = dir.join("images");
     let ldir = if dir.join("labels").is_dir() { dir.join("labels") } else { dir.join("masks") };
     if !idir.is_dir() || !ldir.is_dir() {
@@ -196,47 +193,8 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
         )));
     }
     let labels: std::collections::HashMap<String, PathBuf> = list(&ldir)?.into_iter().collect();
-    let mut samples = Vec::new();
-    for (name, ip) in list(&idir)? {
-        let decoded = samples.len();
-        let result = (|| -> Result<Vec<Sample>> {
-            let lp = labels.get(&name).ok_or_else(|| Error::format(&ip, "has no matching label volume"))?;
-            let (img, lab) = (read_volume(&ip)?, read_volume(lp)?);
-            if img.dims != lab.dims {
-                return Err(Error::format(lp, format!("has dims {:?} but its image has {:?}", lab.dims, img.dims)));
-            }
-            let mut sorted = img.data.clone();
-            sorted.sort_by(f32::total_cmp);
-            let (lo, hi) = (sorted[sorted.len() / 100], sorted[(sorted.len() * 99) / 100]);
-            let scale = if hi > lo { 1.0 / (hi - lo) } else { 1.0 };
-            super::check_host_memory(&ip.display().to_string(), decoded + img.dims[axis], size, channels)?;
-            let mut out = Vec::new();
-            for k in 0..img.dims[axis] {
-                let (m, h, w) = slice(&lab, axis, k);
-                if !m.iter().any(|&v| v != 0.0) {
-                    continue;
-                }
-                let (im, _, _) = slice(&img, axis, k);
-                let im: Vec<f32> = im.iter().map(|&v| ((v - lo) * scale).clamp(0.0, 1.0)).collect();
-                let plane = resize_plane(&im, h, w, size, false);
-                let mask = resize_plane(
-                    &m.iter().map(|&v| if v != 0.0 { 1.0 } else { 0.0 }).collect::<Vec<_>>(),
-                    h,
-                    w,
-                    size,
-                    true,
-                );
-                let image = (0..channels).flat_map(|_| plane.iter().copied()).collect();
-                out.push(Sample { name: format!("{name}_s{k:03}"), image, mask });
-            }
-            Ok(out)
-        })();
-        match result {
-            Ok(s) => samples.extend(s),
-            Err(e) if skip_bad => eprintln!("warning: skipping: {e}"),
-            Err(e) => return Err(e),
-        }
-    }
+    let cases = super::group_cases(list(&idir)?, |stem| labels.contains_key(stem))?;
+    let samples = load_cases(&cases, &labels, size, channels, axis, skip_bad)?;
     if samples.is_empty() {
         return Err(Error::Config(format!(
             "{}: no slice of any label volume has a foreground voxel (labels are label maps: 0 is background, \
@@ -245,6 +203,91 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
         )));
     }
     Ok(Dataset { samples, channels, size, source: dir.display().to_string() })
+}
+
+/// Slice every case (its modality volumes, in channel order, and its label volume from `labels` by case name)
+/// into 2-D samples of `channels` planes. A case with one volume fills every channel with it; otherwise it needs
+/// exactly `channels` volumes.
+pub(super) fn load_cases(
+    cases: &std::collections::BTreeMap<String, Vec<PathBuf>>,
+    labels: &std::collections::HashMap<String, PathBuf>,
+    size: usize,
+    channels: usize,
+    axis: usize,
+    skip_bad: bool,
+) -> Result<Vec<Sample>> {
+    if axis > 2 {
+        return Err(Error::Config(format!("--axis {axis} must be 0, 1 or 2")));
+    }
+    let mut samples = Vec::new();
+    for (name, files) in cases {
+        let result = (|| -> Result<Vec<Sample>> {
+            let lp = labels.get(name).ok_or_else(|| Error::format(&files[0], "has no matching label volume"))?;
+            if files.len() != 1 && files.len() != channels {
+                return Err(Error::format(
+                    &files[0],
+                    format!(
+                        "case {name} has {} modality volumes ({name}_0000 ...) but the model takes {channels} input \
+                         channels",
+                        files.len()
+                    ),
+                ));
+            }
+            let lab = read_volume(lp)?;
+            let mut vols = Vec::new();
+            for f in files {
+                let v = read_volume(f)?;
+                if v.dims != lab.dims {
+                    return Err(Error::format(f, format!("has dims {:?} but its label has {:?}", v.dims, lab.dims)));
+                }
+                vols.push(v);
+            }
+            super::check_host_memory(&files[0].display().to_string(), samples.len() + lab.dims[axis], size, channels)?;
+            Ok(volume_slices(name, &vols, &lab, axis, size, channels))
+        })();
+        match result {
+            Ok(s) => samples.extend(s),
+            Err(e) if skip_bad => eprintln!("warning: skipping: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(samples)
+}
+
+/// The slices along `axis` whose label has foreground: each modality scaled to [0, 1] between its own 1st and
+/// 99th percentile over the volume, resized to `size`, stacked in channel order (one volume fills all channels).
+fn volume_slices(name: &str, vols: &[Volume], lab: &Volume, axis: usize, size: usize, channels: usize) -> Vec<Sample> {
+    let ranges: Vec<(f32, f32)> = vols
+        .iter()
+        .map(|v| {
+            let mut sorted = v.data.clone();
+            sorted.sort_by(f32::total_cmp);
+            let (lo, hi) = (sorted[sorted.len() / 100], sorted[(sorted.len() * 99) / 100]);
+            (lo, if hi > lo { 1.0 / (hi - lo) } else { 1.0 })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for k in 0..lab.dims[axis] {
+        let (m, h, w) = slice(lab, axis, k);
+        if !m.iter().any(|&v| v != 0.0) {
+            continue;
+        }
+        let planes: Vec<Vec<f32>> = vols
+            .iter()
+            .zip(&ranges)
+            .map(|(v, &(lo, scale))| {
+                let (im, _, _) = slice(v, axis, k);
+                let im: Vec<f32> = im.iter().map(|&x| ((x - lo) * scale).clamp(0.0, 1.0)).collect();
+                resize_plane(&im, h, w, size, false)
+            })
+            .collect();
+        let bin: Vec<f32> = m.iter().map(|&v| if v != 0.0 { 1.0 } else { 0.0 }).collect();
+        let mask = resize_plane(&bin, h, w, size, true);
+        let image =
+            (0..channels).flat_map(|c| if planes.len() == 1 { &planes[0] } else { &planes[c] }).copied().collect();
+        out.push(Sample { name: format!("{name}_s{k:03}"), image, mask });
+    }
+    out
 }
 
 /// Write a little-endian f32 NIfTI-1 volume (for tests and tools).

@@ -9,10 +9,12 @@
 //! Per-sample scalars (√ᾱ_t for each t in the batch) are (B, 1, 1, 1) tensors uploaded from the host; everything
 //! else runs on the GPU.
 
+pub mod ensemble;
 pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 
+pub use ensemble::{NoiseSource, RowNoise, Sampler};
 pub use schedule::{Schedule, ScheduleKind};
 
 use crate::model::Unet;
@@ -126,10 +128,10 @@ impl Diffusion {
     }
 
     /// The sampler's starting point: pure noise x_T of the mask's shape, one per conditioning image.
-    fn start_noise(unet: &Unet, cond: &Tensor, rng: &mut Rng) -> ([usize; 4], Tensor) {
+    fn start_noise(unet: &Unet, cond: &Tensor, rng: &mut impl NoiseSource) -> ([usize; 4], Tensor) {
         let cfg = &unet.cfg;
         let shape = [cond.dim(0), cfg.mask_channels, cfg.image_size, cfg.image_size];
-        (shape, Tensor::randn(&shape, rng))
+        (shape, rng.randn(&shape))
     }
 
     /// DDIM sampling with `steps` steps and `eta`; returns masks in [0, 1]. `progress(i, n)` after each step.
@@ -139,7 +141,7 @@ impl Diffusion {
         cond: &Tensor,
         steps: usize,
         eta: f64,
-        rng: &mut Rng,
+        rng: &mut impl NoiseSource,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
@@ -155,7 +157,7 @@ impl Diffusion {
                     (self.schedule.alphas_cumprod[time as usize], self.schedule.alphas_cumprod[next as usize]);
                 let sigma = eta * ((1.0 - a / an) * (1.0 - an) / (1.0 - a)).sqrt();
                 let c = (1.0 - an - sigma * sigma).max(0.0).sqrt();
-                let noise = Tensor::randn(&shape, rng);
+                let noise = rng.randn(&shape);
                 img = ew::add(&lincomb(an.sqrt(), &x0, c, &eps)?, &ew::scale(&noise, sigma as f32))?;
             }
             progress(i + 1, n);
@@ -168,7 +170,7 @@ impl Diffusion {
         &self,
         unet: &Unet,
         cond: &Tensor,
-        rng: &mut Rng,
+        rng: &mut impl NoiseSource,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
@@ -178,11 +180,8 @@ impl Diffusion {
             let (_, x0) = self.predict(unet, &img, t, cond, true)?;
             let (c1, c2, logvar) = self.schedule.posterior(t);
             let mean = lincomb(c1, &x0, c2, &img)?;
-            img = if t > 0 {
-                ew::add(&mean, &ew::scale(&Tensor::randn(&shape, rng), (0.5 * logvar).exp() as f32))?
-            } else {
-                mean
-            };
+            img =
+                if t > 0 { ew::add(&mean, &ew::scale(&rng.randn(&shape), (0.5 * logvar).exp() as f32))? } else { mean };
             progress(i + 1, n);
         }
         Ok(ew::affine(&img, 0.5, 0.5))
