@@ -10,6 +10,7 @@
 #
 #   bash tools/gpu-check.sh            # writes $OUT (or ./gpu-check-out): log.txt and gpu-check.tgz with info.txt,
 #                                      # tests.txt, bench.json, workload-{tiny,small,paper}.{txt,json},
+#                                      # tune-{tiny,small}.{txt,json}, workload-{tiny,small}-tuned.txt,
 #                                      # torch-cuda-*.txt (one archive: the device tool returns at most 8 files)
 #
 # Steps, each under its own time limit so one slow step cannot eat the others: adapter info; the op tests (lib
@@ -59,7 +60,12 @@ step 30 info info.txt "$BIN" info
 [ -x "$STAGE/lib-tests" ] && step 150 "op tests" tests.txt "$STAGE/lib-tests" ops:: --test-threads 4
 step 90 "kernel bench" bench-table.txt "$BIN" bench --json "$OUT/bench.json"
 for w in tiny small paper; do
-  step 60 "workload $w" "workload-$w.txt" "$BIN" bench --workload "$w" --json "$OUT/workload-$w.json" --top 25
+  MEDSEGDIFF_TUNE=off step 60 "workload $w" "workload-$w.txt" "$BIN" bench --workload "$w" --json "$OUT/workload-$w.json" --top 25
+done
+# the rung table of this GPU for tiny and small (the GPU-class rungs v3 compete here), then their workloads with it
+for w in tiny small; do
+  MEDSEGDIFF_TUNE_CACHE="$OUT/tune-$w.json" step 90 "tune $w" "tune-$w.txt" "$BIN" tune --preset "$w"
+  MEDSEGDIFF_TUNE_CACHE="$OUT/tune-$w.json" step 60 "workload $w tuned" "workload-$w-tuned.txt" "$BIN" bench --workload "$w" --top 25
 done
 if python3 -c 'import torch, med_seg_diff_pytorch; assert torch.cuda.is_available()' 2>/dev/null; then
   for w in tiny small paper; do

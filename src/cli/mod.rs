@@ -117,6 +117,21 @@ pub enum Cmd {
         #[command(flatten)]
         model: WorkloadArgs,
     },
+    #[command(verbatim_doc_comment)]
+    /// Choose the fastest rung per matmul and conv shape of one training step on this adapter (sampling at the
+    /// same batch meets the same forward shapes) and keep the choices in the cache file the taped ops read
+    /// (MEDSEGDIFF_TUNE=off ignores it). Run it once per adapter, model and batch size.
+    ///
+    /// Examples: `medsegdiff tune --preset tiny`, `medsegdiff tune --config my_unet.json --image-size 64`
+    Tune {
+        #[arg(long, default_value = "tiny", conflicts_with = "config")]
+        preset: String,
+        #[command(flatten)]
+        model: WorkloadArgs,
+        /// Timed runs per candidate (the median counts), after one warm-up.
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        reps: usize,
+    },
     /// Per-kernel GPU time of one training step of a preset or a config (timestamp queries), sorted by total
     /// time.
     ///
@@ -221,6 +236,10 @@ pub fn run() -> Result<()> {
         Cmd::Profile { preset, model, warmup } => {
             Gpu::init(adapter)?;
             workload::profile(&preset, &model, warmup)
+        }
+        Cmd::Tune { preset, model, reps } => {
+            Gpu::init(adapter)?;
+            workload::tune(&preset, &model, reps)
         }
         Cmd::Trace { preset, batch_size } => {
             Gpu::init(adapter)?;

@@ -158,3 +158,44 @@ pub fn trace(name: &str, batch_size: usize) -> Result<()> {
     );
     Ok(())
 }
+
+/// `medsegdiff tune`: the shapes of one training step, each candidate rung timed, the fastest kept.
+pub fn tune(preset_name: &str, m: &super::WorkloadArgs, reps: usize) -> Result<()> {
+    use crate::ops::tune;
+    let (name, mut t) = workload_trainer(preset_name, m)?;
+    let g = crate::gpu::gpu();
+    println!("adapter: {}", g.describe());
+    let keys = tune::collect(|| t.train_step().map(drop))?;
+    println!(
+        "{name}: {} distinct matmul and conv shapes in one training step; timing each rung ({reps} runs, median)",
+        keys.len()
+    );
+    let t0 = Instant::now();
+    let mut changed = 0;
+    for key in &keys {
+        let times = tune::measure(key, reps)?;
+        let (best, best_ms) = times.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).expect("candidates");
+        let before = tune::lookup(key.clone());
+        let rule = match key {
+            tune::Key::Matmul { .. } => crate::ops::matmul::MatmulKernel::DEFAULT.name(),
+            tune::Key::Conv { w, .. } => crate::ops::conv::ConvKernel::pick(w).name(),
+        };
+        changed += usize::from(best != rule);
+        let row: Vec<String> = times.iter().map(|(r, ms)| format!("{r} {ms:.2}")).collect();
+        println!(
+            "  {:<60} -> {best} ({best_ms:.2} ms; rule {rule}{}) | {}",
+            key.id(),
+            before.map_or(String::new(), |b| format!(", was {b}")),
+            row.join(", ")
+        );
+        tune::set(key, best);
+    }
+    let path = tune::save()?;
+    println!(
+        "chose {} rungs ({changed} differ from the rules) in {:.1} s; wrote {}",
+        keys.len(),
+        t0.elapsed().as_secs_f64(),
+        path.display()
+    );
+    Ok(())
+}

@@ -314,19 +314,28 @@ fn fold_batch(g: Tensor, shared: bool, shape: &[usize]) -> Result<Tensor> {
     g.detach().reshape(shape)
 }
 
+/// The rung for these operands: the tuned table's ([`super::tune`]) if it holds the shape, else [`MatmulKernel::DEFAULT`]
+/// (v6 where it applies, v5 or v4 otherwise). Every matmul the engine runs, taped or inside a conv, picks here.
+pub fn pick(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> MatmulKernel {
+    let key = super::tune::Key::Matmul { a: a.shape().to_vec(), ta, b: b.shape().to_vec(), tb };
+    super::tune::lookup(key)
+        .and_then(|n| MatmulKernel::ALL.into_iter().find(|k| k.name() == n))
+        .unwrap_or(MatmulKernel::DEFAULT)
+}
+
 /// C = op(A) · op(B), taped. `ta`/`tb` transpose the last two dims of A/B (as strides for v1–v4; v5 copies the
 /// operand, see above).
 pub fn matmul_t(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
-    let c = matmul_with(MatmulKernel::DEFAULT, a, ta, b, tb)?;
+    let c = matmul_with(pick(a, ta, b, tb), a, ta, b, tb)?;
     let pl = plan(a.shape(), ta, b.shape(), tb)?;
     let (a2, b2) = (a.clone(), b.clone());
     autograd::record("matmul", &[a, b], &c, move |g, needs| {
         let da = if needs[0] {
             // d op(A) = G·op(B)ᵀ; if A itself was transposed, dA = (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
             let d = if ta {
-                matmul_with(MatmulKernel::DEFAULT, &b2, tb, g, true)?
+                matmul_with(pick(&b2, tb, g, true), &b2, tb, g, true)?
             } else {
-                matmul_with(MatmulKernel::DEFAULT, g, false, &b2, !tb)?
+                matmul_with(pick(g, false, &b2, !tb), g, false, &b2, !tb)?
             };
             Some(fold_batch(d, pl.a_shared, a2.shape())?)
         } else {
@@ -335,9 +344,9 @@ pub fn matmul_t(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
         let db = if needs[1] {
             // d op(B) = op(A)ᵀ·G; if B was transposed, dB = Gᵀ·op(A)
             let d = if tb {
-                matmul_with(MatmulKernel::DEFAULT, g, true, &a2, ta)?
+                matmul_with(pick(g, true, &a2, ta), g, true, &a2, ta)?
             } else {
-                matmul_with(MatmulKernel::DEFAULT, &a2, !ta, g, false)?
+                matmul_with(pick(&a2, !ta, g, false), &a2, !ta, g, false)?
             };
             Some(fold_batch(d, pl.b_shared, b2.shape())?)
         } else {

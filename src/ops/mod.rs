@@ -16,6 +16,7 @@ pub mod norm;
 pub mod optim;
 pub mod reduce;
 pub mod softmax;
+pub mod tune;
 pub mod work;
 
 use crate::gpu::{gpu, Dispatch, Shader, UniformBlock};

@@ -380,8 +380,17 @@ pub fn conv2d_backward_input(
 
 /// y = conv2d(x, w) + b: x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout), stride 1, zero padding `padding`.
 /// Taped.
+/// The rung the taped [`conv2d`] runs (forward, dx and dw): the tuned table's ([`crate::ops::tune`]) if it holds
+/// the shape, else [`ConvKernel::pick`]'s rule.
+pub fn pick_tuned(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> ConvKernel {
+    let key = crate::ops::tune::Key::Conv { x: x.shape().to_vec(), w: w.shape().to_vec(), padding, bias: b.is_some() };
+    crate::ops::tune::lookup(key)
+        .and_then(|n| ConvKernel::ALL.into_iter().find(|k| k.name() == n))
+        .unwrap_or_else(|| ConvKernel::pick(w.shape()))
+}
+
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
-    let k = ConvKernel::pick(w.shape());
+    let k = pick_tuned(x, w, b, padding);
     let y = conv2d_with(k, x, w, b, padding)?;
     // save only what the backward will read
     let x_saved = w.requires_grad().then(|| x.clone());

@@ -1,0 +1,238 @@
+//! The rung table of each op family, per adapter: which rung the taped ops run for a given shape.
+//!
+//! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
+//! `MatmulKernel::DEFAULT` with its fallbacks). `medsegdiff tune --preset/--config` runs one training step of
+//! the model, collects every distinct matmul and conv shape it met, times each applicable rung on this
+//! adapter (forward; for convs forward + dx + dw, since the forward's rung decides the backward's), and writes
+//! the fastest per shape to a cache file per adapter and driver under the user's cache directory. The taped
+//! ops consult that table first and fall back to the rule for shapes it does not hold.
+//!
+//! `MEDSEGDIFF_TUNE=off` ignores the cache (the rules only); `MEDSEGDIFF_TUNE_CACHE=FILE` names another file.
+//! Tuning is explicit, not at first use inside a run: a rung chosen half-way through a run would change the
+//! float summation order of later steps, and a resumed run must repeat the original's losses bit for bit.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use super::conv::{self, ConvKernel};
+use super::matmul::{self, MatmulKernel};
+use crate::rng::Rng;
+use crate::{Result, Tensor};
+
+/// One shape of one family, as the taped op sees it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    /// C = op(A)·op(B) on stored shapes `a`, `b`.
+    Matmul { a: Vec<usize>, ta: bool, b: Vec<usize>, tb: bool },
+    /// y = conv(x, w) + bias.
+    Conv { x: Vec<usize>, w: Vec<usize>, padding: usize, bias: bool },
+}
+
+impl Key {
+    /// The table's key: family and shapes, one line.
+    pub fn id(&self) -> String {
+        match self {
+            Key::Matmul { a, ta, b, tb } => format!("matmul {a:?}{} {b:?}{}", t(*ta), t(*tb)),
+            Key::Conv { x, w, padding, bias } => {
+                format!("conv2d x{x:?} w{w:?} pad{padding}{}", if *bias { " bias" } else { "" })
+            }
+        }
+    }
+
+    /// The rungs worth timing for this shape: the CPU-class and GPU-class ones that apply (the naive teaching
+    /// rungs are left out: seconds per call on big shapes).
+    pub fn candidates(&self) -> Vec<&'static str> {
+        match self {
+            Key::Matmul { .. } => {
+                [MatmulKernel::Blocked, MatmulKernel::RegBlock, MatmulKernel::Vec4, MatmulKernel::Uniform]
+                    .map(MatmulKernel::name)
+                    .to_vec()
+            }
+            Key::Conv { w, .. } => {
+                let (kh, kw) = (w[2], w[3]);
+                let mut v = vec![ConvKernel::Blocked, ConvKernel::Vec4, ConvKernel::Uniform];
+                if kh == 1 && kw == 1 {
+                    v.push(ConvKernel::Gemm);
+                }
+                if kh == 3 && kw == 3 {
+                    v.push(ConvKernel::Winograd4);
+                }
+                v.into_iter().map(ConvKernel::name).collect()
+            }
+        }
+    }
+}
+
+fn t(x: bool) -> &'static str {
+    if x {
+        "ᵀ"
+    } else {
+        ""
+    }
+}
+
+/// The cache file of this adapter and driver.
+pub fn cache_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("MEDSEGDIFF_TUNE_CACHE") {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let g = crate::gpu::gpu();
+    let id = format!("{}-{:?}-{}-{}", g.info.name, g.info.backend, g.info.driver, g.info.driver_info);
+    let slug: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    Some(base.join("medsegdiff").join(format!("tune-{slug}.json")))
+}
+
+fn enabled() -> bool {
+    std::env::var("MEDSEGDIFF_TUNE").map_or(true, |v| v != "off")
+}
+
+/// Key id -> rung name: the cache file's entries (empty when off, absent or unreadable).
+fn table() -> &'static Mutex<BTreeMap<String, String>> {
+    static TABLE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let entries = (enabled())
+            .then(cache_path)
+            .flatten()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| serde_json::from_value(v.get("entries")?.clone()).ok())
+            .unwrap_or_default();
+        Mutex::new(entries)
+    })
+}
+
+thread_local! {
+    /// Keys met while collecting (see [`collect`]), in first-use order.
+    static SEEN: RefCell<Option<Vec<Key>>> = const { RefCell::new(None) };
+}
+
+/// The rung the table holds for `key`, if any (and note the key when collecting).
+pub fn lookup(key: Key) -> Option<String> {
+    let id = key.id();
+    SEEN.with(|s| {
+        if let Some(v) = s.borrow_mut().as_mut() {
+            if !v.contains(&key) {
+                v.push(key);
+            }
+        }
+    });
+    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned()
+}
+
+/// Run `f` and return the distinct keys the taped ops looked up while it ran.
+pub fn collect(f: impl FnOnce() -> Result<()>) -> Result<Vec<Key>> {
+    SEEN.with(|s| *s.borrow_mut() = Some(Vec::new()));
+    let r = f();
+    let keys = SEEN.with(|s| s.borrow_mut().take()).unwrap_or_default();
+    r.map(|_| keys)
+}
+
+/// Put a choice in this process's table (what `tune` measured, or a test's).
+pub fn set(key: &Key, rung: &str) {
+    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.id(), rung.to_string());
+}
+
+/// Write this process's table to the cache file (merged over what the file holds).
+pub fn save() -> Result<PathBuf> {
+    let path = cache_path().ok_or_else(|| {
+        crate::Error::Config("no cache directory: set HOME, XDG_CACHE_HOME or MEDSEGDIFF_TUNE_CACHE".into())
+    })?;
+    let g = crate::gpu::gpu();
+    let entries = table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let j = serde_json::json!({"adapter": g.describe(), "entries": entries});
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
+    }
+    crate::model::weights::write_atomic(&path, serde_json::to_string_pretty(&j).expect("json").as_bytes())?;
+    Ok(path)
+}
+
+/// Median wall time of `f` (ms) over `reps` runs after one warm-up (pipeline builds, first-touch), each synced.
+fn time(reps: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
+    let g = crate::gpu::gpu();
+    f()?;
+    g.sync();
+    let mut ms = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        f()?;
+        g.sync();
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    g.check()?;
+    Ok(ms[ms.len() / 2])
+}
+
+/// Time every candidate of `key` on random operands of its shapes: (rung, ms) in candidate order.
+pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
+    let _ng = crate::autograd::no_grad();
+    let mut rng = Rng::new(7);
+    let mut out = Vec::new();
+    match key {
+        Key::Matmul { a, ta, b, tb } => {
+            let (a, b) = (Tensor::randn(a, &mut rng), Tensor::randn(b, &mut rng));
+            for &name in &key.candidates() {
+                let k = MatmulKernel::ALL.into_iter().find(|k| k.name() == name).expect("a matmul rung");
+                out.push((name, time(reps, &|| matmul::matmul_with(k, &a, *ta, &b, *tb).map(drop))?));
+            }
+        }
+        Key::Conv { x, w, padding, bias } => {
+            let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
+            let bt = bias.then(|| Tensor::randn(&[w[0]], &mut rng));
+            for &name in &key.candidates() {
+                let k = ConvKernel::ALL.into_iter().find(|k| k.name() == name).expect("a conv rung");
+                let step = || -> Result<()> {
+                    let y = conv::conv2d_with(k, &xt, &wt, bt.as_ref(), *padding)?;
+                    conv::conv2d_backward_input(k, &y, &wt, *padding, x)?;
+                    conv::conv2d_backward_weight(k, &y, &xt, *padding, w)?;
+                    Ok(())
+                };
+                out.push((name, time(reps, &step)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
+        // shapes no other test uses: the table is process-wide
+        let mm = Key::Matmul { a: vec![3, 24, 40], ta: false, b: vec![3, 40, 36], tb: false };
+        let times = measure(&mm, 1).unwrap();
+        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), mm.candidates());
+        assert!(times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{times:?}");
+        let cv = Key::Conv { x: vec![2, 5, 11, 9], w: vec![7, 5, 3, 3], padding: 1, bias: true };
+        let times = measure(&cv, 1).unwrap();
+        assert!(times.iter().any(|t| t.0 == "v8_winograd4") && times.len() == 4, "{times:?}");
+
+        let mut rng = Rng::new(1);
+        let (a, b) = (Tensor::randn(&[3, 24, 40], &mut rng), Tensor::randn(&[3, 40, 36], &mut rng));
+        assert_eq!(matmul::pick(&a, false, &b, false), MatmulKernel::DEFAULT, "no entry: the rule");
+        set(&mm, "v3_blocked");
+        assert_eq!(matmul::pick(&a, false, &b, false), MatmulKernel::Blocked, "an entry: the table");
+        let (x, w) = (Tensor::randn(&[2, 5, 11, 9], &mut rng), Tensor::randn(&[7, 5, 3, 3], &mut rng));
+        let bias = Tensor::randn(&[7], &mut rng);
+        assert_eq!(conv::pick_tuned(&x, &w, Some(&bias), 1), ConvKernel::pick(w.shape()));
+        set(&cv, "v3_blocked");
+        assert_eq!(conv::pick_tuned(&x, &w, Some(&bias), 1), ConvKernel::Blocked);
+        assert_eq!(conv::pick_tuned(&x, &w, None, 1), ConvKernel::pick(w.shape()), "the bias is part of the key");
+        // collecting sees the taped op's lookups, once per shape
+        let keys = collect(|| {
+            crate::ops::matmul::matmul_t(&a, false, &b, false)?;
+            crate::ops::matmul::matmul_t(&a, false, &b, false)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys, vec![mm]);
+    }
+}
