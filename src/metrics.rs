@@ -79,6 +79,39 @@ pub fn mean(scores: &[Scores]) -> Scores {
     }
 }
 
+/// Per-image rows of CSVs written by `eval --csv`; an image in two files is an error (shards overlap).
+pub fn read_score_csvs(paths: &[std::path::PathBuf]) -> crate::Result<Vec<(String, Scores)>> {
+    let mut rows: Vec<(String, Scores)> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for p in paths {
+        let text = std::fs::read_to_string(p).map_err(|e| crate::Error::io(p, e))?;
+        let mut lines = text.lines();
+        if lines.next() != Some("image,dice,iou,hd95") {
+            return Err(crate::Error::format(
+                p,
+                "is not a CSV written by `eval --csv` (its header is not image,dice,iou,hd95)",
+            ));
+        }
+        for (k, line) in lines.enumerate().filter(|(_, l)| !l.is_empty()) {
+            let bad = || crate::Error::format(p, format!("line {}: expected image,dice,iou,hd95, got {line:?}", k + 2));
+            let mut f = line.rsplitn(4, ',');
+            let (hd95, iou, dice, name) = (f.next(), f.next(), f.next(), f.next());
+            let num = |v: Option<&str>| v.and_then(|x| x.parse::<f64>().ok()).ok_or_else(bad);
+            let sc = Scores { dice: num(dice)?, iou: num(iou)?, hd95: num(hd95)? };
+            let name = name.ok_or_else(bad)?.to_string();
+            if let Some(prev) = seen.insert(name.clone(), p.clone()) {
+                return Err(crate::Error::format(
+                    p,
+                    format!("image {name} is also in {}: the shards overlap", prev.display()),
+                ));
+            }
+            rows.push((name, sc));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,7 +122,9 @@ impl TrainConfig {
 /// fits.
 pub fn check_fits(model: &UnetConfig, batch: usize, flags: memory::Flags) -> Result<()> {
     let g = crate::gpu::gpu();
-    match memory::does_not_fit(model, batch, flags, g.limits.max_storage_buffer_binding_size, &g.info.name) {
+    // a tensor must fit a buffer as well as a binding (they can differ: llvmpipe 2 GiB vs 128 MiB)
+    let limit = g.limits.max_storage_buffer_binding_size.min(g.limits.max_buffer_size);
+    match memory::does_not_fit(model, batch, flags, limit, &g.info.name) {
         Some(msg) => Err(Error::Config(msg)),
         None => Ok(()),
     }
@@ -405,6 +407,7 @@ impl Interrupt {
                 second();
                 std::process::exit(INTERRUPTED_EXIT);
             }
+            eprintln!("signal received: stopping after the step in flight (a second signal exits at once)");
         })
         .map_err(|e| Error::Config(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
         Ok(Interrupt { requested })
@@ -413,5 +416,18 @@ impl Interrupt {
     /// Whether a signal has asked the run to stop.
     pub fn requested(&self) -> bool {
         self.requested.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// From now on the first signal exits at once (the loop is over: nothing would look at the request).
+    pub fn exit_on_signal(&self) {
+        self.requested.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Before the interrupted run's save: wait `MEDSEGDIFF_INTERRUPT_SAVE_DELAY_MS` (a test hook, unset in use),
+    /// so a test's second signal provably lands while the save is pending.
+    pub fn test_delay(&self) {
+        if let Some(ms) = std::env::var("MEDSEGDIFF_INTERRUPT_SAVE_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! In-tree fuzzing of every parser that reads user files: the NIfTI reader (`.nii` and `.nii.gz`), the
 //! safetensors / checkpoint reader (with its checksums and metadata), the model and training config parsers,
-//! and the image and mask decoders (PNG 8/16-bit, RGB, JPEG, TIFF).
+//! nnU-Net's `dataset.json`, and the image and mask decoders (PNG 8/16-bit, RGB, JPEG, TIFF).
 //!
 //! Each target starts from valid files built here and feeds mutations of them (bit flips, interesting
 //! integers at random offsets, insertions, deletions, duplicated ranges, truncations, splices of two seeds)
@@ -8,7 +8,7 @@
 //! input is written to `target/fuzz-failures/<target>-<iteration>.bin`, with the seed to replay it.
 //!
 //! The run is seeded and reproducible. `cargo test` runs `MEDSEGDIFF_FUZZ_ITERS` inputs per target (default
-//! 1,500, 9,000 in all); a longer campaign: `MEDSEGDIFF_FUZZ_ITERS=200000 MEDSEGDIFF_FUZZ_SEED=7 cargo test
+//! 1,500, 10,500 in all); a longer campaign: `MEDSEGDIFF_FUZZ_ITERS=200000 MEDSEGDIFF_FUZZ_SEED=7 cargo test
 //! --release --test fuzz -- --nocapture` (see docs/fuzzing.md).
 
 use std::io::Write;
@@ -266,6 +266,15 @@ fn config_parsers() {
         }
     };
     fuzz_with("model-config", &seeds, mutate_json, parse);
+    // nnU-Net's dataset.json
+    let ds_seeds = vec![
+        br#"{"channel_names": {"0": "T1", "1": "FLAIR"}, "labels": {"background": 0, "edema": 1, "tumour": [2, 3]}, "numTraining": 4, "file_ending": ".nii.gz"}"#.to_vec(),
+        br#"{"modality": {"0": "R", "1": "G", "2": "B"}, "labels": {"background": 0, "road": 1}, "file_ending": ".png"}"#.to_vec(),
+    ];
+    let parse_ds = |b: &[u8]| {
+        std::str::from_utf8(b).is_ok_and(|t| medsegdiff::data::nnunet::parse_meta(t, Path::new("dataset.json")).is_ok())
+    };
+    fuzz_with("nnunet-dataset-json", &ds_seeds, mutate_json, parse_ds);
     let train_seeds = vec![serde_json::to_vec(&train).unwrap()];
     let parse_train =
         |b: &[u8]| serde_json::from_slice::<medsegdiff::train::TrainConfig>(b).is_ok_and(|c| c.validate().is_ok());

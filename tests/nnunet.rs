@@ -148,3 +148,22 @@ fn train_takes_an_nnunet_dataset_and_its_channel_count() {
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["model"]["input_img_channels"], 2, "{cfg}");
 }
+
+#[test]
+fn a_dataset_json_with_a_channel_twice_is_an_error_not_a_panic() {
+    let p = Path::new("dataset.json");
+    let e = nnunet::parse_meta(
+        r#"{"channel_names": {"0": "T1", "00": "T2"}, "labels": {"background": 0}, "file_ending": ".png"}"#,
+        p,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("channel 0 twice"), "{e}");
+    let m = nnunet::parse_meta(
+        r#"{"channel_names": {"1": "T2", "0": "T1"}, "labels": {"bg": 0, "a": [2, 1]}, "file_ending": ".png"}"#,
+        p,
+    )
+    .unwrap();
+    assert_eq!(m.channels, ["T1", "T2"]);
+}

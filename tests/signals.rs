@@ -30,15 +30,28 @@ fn train_args(cfg: &Path, run: &Path) -> Vec<String> {
     a
 }
 
-/// Start a training child, wait until it reports step `after`, send it `signals` (e.g. ["-TERM"]), and return
-/// its exit code, stdout and stderr.
+/// Start a training child, wait until it reports step `after`, send it `signals` (e.g. ["-TERM"]; a second one
+/// only once the child has said it is stopping, while its save is held back by the test hook), and return its
+/// exit code, stdout and stderr.
 fn interrupt(cfg: &Path, run: &Path, after: u64, signals: &[&str]) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
         .args(train_args(cfg, run))
+        .env("MEDSEGDIFF_INTERRUPT_SAVE_DELAY_MS", "3000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (etx, erx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = etx.send(line);
+        }
+        all
+    });
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -58,13 +71,23 @@ fn interrupt(cfg: &Path, run: &Path, after: u64, signals: &[&str]) -> (Option<i3
             Err(e) => panic!("no `{want}` line from the training child: {e}"),
         }
     }
-    for s in signals {
+    for (i, s) in signals.iter().enumerate() {
+        if i > 0 {
+            // the second signal after the child has taken the first (and holds its save for 3 s)
+            loop {
+                match erx.recv_timeout(Duration::from_secs(300)) {
+                    Ok(line) if line.contains("stopping after the step in flight") => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("the child never said it was stopping: {e}"),
+                }
+            }
+        }
         let ok = Command::new("kill").arg(s).arg(child.id().to_string()).status().unwrap().success();
         assert!(ok, "kill {s} failed");
     }
-    let out = child.wait_with_output().unwrap();
-    let stdout = reader.join().unwrap();
-    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    let status = child.wait().unwrap();
+    let (stdout, stderr) = (reader.join().unwrap(), err_reader.join().unwrap());
+    (status.code(), stdout, stderr)
 }
 
 /// Resume the run in `run` to the full step count and return its loss.csv.

@@ -27,6 +27,30 @@ fn tune_writes_a_table_that_train_then_uses() {
         "{j}"
     );
     assert!(stdout.contains(&format!("chose {} rungs", entries.len())), "{stdout}");
+    // the table decides the rung: force every conv shape to v3 (never a rule's choice) and look for it in the
+    // kernels a workload step ran, with the table and without it
+    let mut forced = j.clone();
+    for (k, v) in forced["entries"].as_object_mut().unwrap() {
+        if k.starts_with("conv2d ") {
+            *v = serde_json::json!("v3_blocked");
+        }
+    }
+    let forced_path = dir.join("forced.json");
+    std::fs::write(&forced_path, forced.to_string()).unwrap();
+    for (k, v, want) in
+        [("MEDSEGDIFF_TUNE_CACHE", forced_path.to_str().unwrap(), true), ("MEDSEGDIFF_TUNE", "off", false)]
+    {
+        let json = dir.join("workload.json");
+        let out = Command::new(bin)
+            .args(["bench", "--config", cfg.to_str().unwrap(), "--batch-size", "2", "--top", "0"])
+            .args(["--json", json.to_str().unwrap()])
+            .env(k, v)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ran = std::fs::read_to_string(&json).unwrap().contains("conv_v3_blocked");
+        assert_eq!(ran, want, "{k}={v}: v3 ran: {ran}");
+    }
     // a training run with that table (and one with MEDSEGDIFF_TUNE=off) both train
     for (k, v) in [("MEDSEGDIFF_TUNE_CACHE", cache.to_str().unwrap()), ("MEDSEGDIFF_TUNE", "off")] {
         let out = Command::new(bin)

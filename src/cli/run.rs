@@ -252,7 +252,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if s % cfg.checkpoint_every.max(1) == 0 || s == cfg.steps {
             trainer.save(&last)?;
         }
-        if cfg.val_every > 0 && (s % cfg.val_every == 0 || s == cfg.steps) {
+        // (not after a signal: a scheduler's grace period is for the checkpoint, not for validation)
+        if cfg.val_every > 0 && !stop.requested() && (s % cfg.val_every == 0 || s == cfg.steps) {
             if let Some(sc) = trainer.validate()? {
                 let better = trainer.best_dice.is_none_or(|b| sc.dice > b);
                 say(
@@ -273,6 +274,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             }
         }
         if stop.requested() {
+            stop.test_delay();
             trainer.save(&last)?;
             pb.abandon_with_message("interrupted");
             println!(
@@ -285,6 +287,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     }
     pb.finish();
+    stop.exit_on_signal(); // the loop is over: a signal now ends the run at once
     trainer.save(&last)?;
     let secs = t0.elapsed().as_secs_f64();
     println!("trained to step {} in {:.1} s; checkpoints in {}", trainer.step, secs, out.display());

@@ -10,7 +10,7 @@ use clap::Args;
 use super::images;
 use super::run::{bar, given, load_data, unverified_note};
 use super::DataArgs;
-use crate::data::folder;
+use crate::data::{folder, shard_batches, Shard};
 use crate::diffusion::{Diffusion, Sampler};
 use crate::metrics::{self, Scores};
 use crate::model::weights::{load_into, TensorFile};
@@ -139,45 +139,12 @@ impl Loaded {
         pb: &indicatif::ProgressBar,
     ) -> Result<Vec<crate::diffusion::Ensemble>> {
         let n = a.ensemble.max(1);
-        let flags = crate::model::memory::Flags { size: None, batch: "--ensemble (or --batch-size)" };
+        let flags = crate::model::memory::Flags { size: None, batch: "rows per pass (--batch-size × --ensemble)" };
         crate::train::check_fits(&self.unet.cfg, images.dim(0) * n, flags)?;
         let sampler = if a.ddpm { Sampler::Ddpm } else { Sampler::Ddim { steps: a.sampling_steps, eta: a.eta } };
         let progress = |i: usize, k: usize| pb.set_message(format!("step {i}/{k}"));
         Ok(self.diffusion.ensemble(&self.unet, images, n, sampler, seeds, progress)?)
     }
-}
-
-/// `--shard i/n`: this process takes batches i, i + n, i + 2n, ... (0 ≤ i < n) of the sorted inputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Shard, String> {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?} is not i/n (e.g. 0/4)"))?;
-        let (index, count): (usize, usize) = (
-            i.trim().parse().map_err(|e| format!("{i:?}: {e}"))?,
-            n.trim().parse().map_err(|e| format!("{n:?}: {e}"))?,
-        );
-        if count == 0 || index >= count {
-            return Err(format!("{s:?}: need 0 <= i < n"));
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-/// Which batches of `len` items (in batches of `batch`) this shard runs: batch numbers i, i + n, ...
-/// Whole batches, so every shard's batches are the ones one process would run, and its masks are the same bits.
-pub fn shard_batches(len: usize, batch: usize, shard: Option<Shard>) -> Vec<std::ops::Range<usize>> {
-    let batch = batch.max(1);
-    let sh = shard.unwrap_or(Shard { index: 0, count: 1 });
-    (0..len.div_ceil(batch))
-        .filter(|k| k % sh.count == sh.index)
-        .map(|k| k * batch..((k + 1) * batch).min(len))
-        .collect()
 }
 
 #[derive(Args, Debug)]
@@ -218,9 +185,17 @@ fn sample_cases(input: &Path, channels: usize) -> Result<Vec<(String, Vec<PathBu
         .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
         .collect();
     files.sort();
-    let grouped = channels > 1 && files.iter().any(|(s, _)| s.ends_with("_0001"));
-    if grouped {
-        return Ok(crate::data::group_cases(files, |_| false)?.into_iter().collect());
+    // nnU-Net's form only when it is unambiguous: a multi-channel model, every stem with a 4-digit channel
+    // suffix, and every case with exactly one file per channel (numbered frames `f_0000 … f_0099` of RGB scans
+    // stay one image each)
+    let suffixed =
+        |s: &str| s.rsplit_once('_').is_some_and(|(_, d)| d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()));
+    if channels > 1 && files.iter().all(|(s, _)| suffixed(s)) {
+        if let Ok(cases) = crate::data::group_cases(files.clone(), |_| false) {
+            if cases.values().all(|f| f.len() == channels) {
+                return Ok(cases.into_iter().collect());
+            }
+        }
     }
     Ok(files.into_iter().map(|(s, p)| (s, vec![p])).collect())
 }
@@ -327,35 +302,8 @@ pub struct EvalArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Per-image rows of CSVs written by `eval --csv`; an image in two files is an error (shards overlap).
-fn read_score_csvs(paths: &[PathBuf]) -> Result<Vec<(String, Scores)>> {
-    let mut rows: Vec<(String, Scores)> = Vec::new();
-    let mut seen = std::collections::HashMap::new();
-    for p in paths {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        let mut lines = text.lines();
-        if lines.next() != Some("image,dice,iou,hd95") {
-            bail!("{}: not a CSV written by `eval --csv` (its header is not image,dice,iou,hd95)", p.display());
-        }
-        for (k, line) in lines.enumerate().filter(|(_, l)| !l.is_empty()) {
-            let bad = || anyhow::anyhow!("{} line {}: expected image,dice,iou,hd95, got {line:?}", p.display(), k + 2);
-            let mut f = line.rsplitn(4, ',');
-            let (hd95, iou, dice, name) = (f.next(), f.next(), f.next(), f.next());
-            let num = |v: Option<&str>| v.and_then(|x| x.parse::<f64>().ok()).ok_or_else(bad);
-            let sc = Scores { dice: num(dice)?, iou: num(iou)?, hd95: num(hd95)? };
-            let name = name.ok_or_else(bad)?.to_string();
-            if let Some(prev) = seen.insert(name.clone(), p.clone()) {
-                bail!("image {name} is in both {} and {}: the shards overlap", prev.display(), p.display());
-            }
-            rows.push((name, sc));
-        }
-    }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(rows)
-}
-
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let rows = if a.merge.is_empty() { evaluate(&a)? } else { read_score_csvs(&a.merge)? };
+    let rows = if a.merge.is_empty() { evaluate(&a)? } else { metrics::read_score_csvs(&a.merge)? };
     let mean = metrics::mean(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
     println!("{:<32} {:>8} {:>8} {:>8}", "image", "Dice", "IoU", "HD95");
     for (n, sc) in &rows {

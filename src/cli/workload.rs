@@ -171,25 +171,12 @@ pub fn tune(preset_name: &str, m: &super::WorkloadArgs, reps: usize) -> Result<(
         keys.len()
     );
     let t0 = Instant::now();
-    let mut changed = 0;
-    for key in &keys {
-        let times = tune::measure(key, reps)?;
-        let (best, best_ms) = times.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).expect("candidates");
-        let before = tune::lookup(key.clone());
-        let rule = match key {
-            tune::Key::Matmul { .. } => crate::ops::matmul::MatmulKernel::DEFAULT.name(),
-            tune::Key::Conv { w, .. } => crate::ops::conv::ConvKernel::pick(w).name(),
-        };
-        changed += usize::from(best != rule);
-        let row: Vec<String> = times.iter().map(|(r, ms)| format!("{r} {ms:.2}")).collect();
-        println!(
-            "  {:<60} -> {best} ({best_ms:.2} ms; rule {rule}{}) | {}",
-            key.id(),
-            before.map_or(String::new(), |b| format!(", was {b}")),
-            row.join(", ")
-        );
-        tune::set(key, best);
+    let choices = tune::choose(&keys, reps)?;
+    for c in &choices {
+        let row: Vec<String> = c.times.iter().map(|(r, ms)| format!("{r} {ms:.2}")).collect();
+        println!("  {:<60} -> {} (rule {}) | {}", c.key.id(), c.best, c.rule, row.join(", "));
     }
+    let changed = choices.iter().filter(|c| c.best != c.rule).count();
     let path = tune::save()?;
     println!(
         "chose {} rungs ({changed} differ from the rules) in {:.1} s; wrote {}",

@@ -254,6 +254,39 @@ pub fn resize(src: &[f32], h: usize, w: usize, oh: usize, ow: usize, nearest: bo
     out
 }
 
+/// `--shard i/n`: this process takes batches i, i + n, i + 2n, ... (0 ≤ i < n) of the sorted inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Shard, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?} is not i/n (e.g. 0/4)"))?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|e| format!("{i:?}: {e}"))?,
+            n.trim().parse().map_err(|e| format!("{n:?}: {e}"))?,
+        );
+        if count == 0 || index >= count {
+            return Err(format!("{s:?}: need 0 <= i < n"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Which batches of `len` items (in batches of `batch`) this shard runs: batch numbers i, i + n, ...
+/// Whole batches, so every shard's batches are the ones one process would run, and its masks are the same bits.
+pub fn shard_batches(len: usize, batch: usize, shard: Option<Shard>) -> Vec<std::ops::Range<usize>> {
+    let batch = batch.max(1);
+    let sh = shard.unwrap_or(Shard { index: 0, count: 1 });
+    (0..len.div_ceil(batch))
+        .filter(|k| k % sh.count == sh.index)
+        .map(|k| k * batch..((k + 1) * batch).min(len))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

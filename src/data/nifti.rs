@@ -25,8 +25,8 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
 }
 
 /// [`read_volume`] of a file's bytes (`path` names it in errors). A `.nii.gz` is decompressed only as far as its
-/// header says the volume reaches, after checking that much fits in memory: a hostile header or a gzip bomb
-/// is an error, not an abort.
+/// header says the volume reaches, into a buffer reserved for exactly that after checking it fits in available
+/// memory (where the OS says: Linux's MemAvailable), so a hostile header or a gzip bomb is an error.
 pub fn parse_volume(raw: &[u8], path: &Path) -> Result<Volume> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return parse_uncompressed(raw, path);
@@ -37,6 +37,10 @@ pub fn parse_volume(raw: &[u8], path: &Path) -> Result<Volume> {
     (&mut dec).take(352).read_to_end(&mut bytes).map_err(gz_err)?;
     let need = header_extent(&bytes, path)?;
     super::check_host_bytes(path, need)?;
+    // the whole extent up front (an error, not an abort, if it cannot be had), so the read never grows the buffer
+    bytes.try_reserve_exact(need.saturating_sub(bytes.len())).map_err(|_| {
+        Error::format(path, format!("its header describes {need} bytes of data, more than can be allocated"))
+    })?;
     dec.take(need.saturating_sub(352) as u64).read_to_end(&mut bytes).map_err(gz_err)?;
     parse_uncompressed(&bytes, path)
 }
@@ -193,7 +197,12 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
         )));
     }
     let labels: std::collections::HashMap<String, PathBuf> = list(&ldir)?.into_iter().collect();
-    let cases = super::group_cases(list(&idir)?, |stem| labels.contains_key(stem))?;
+    // `CASE_0001` is channel 1 of CASE only when CASE has a label and `CASE_0001` itself has none (a case named
+    // `patient_0001`, labelled or not, stays whole)
+    let whole = |stem: &str| {
+        labels.contains_key(stem) || stem.rsplit_once('_').is_none_or(|(case, _)| !labels.contains_key(case))
+    };
+    let cases = super::group_cases(list(&idir)?, whole)?;
     let samples = load_cases(&cases, &labels, size, channels, axis, skip_bad)?;
     if samples.is_empty() {
         return Err(Error::Config(format!(

@@ -32,9 +32,14 @@ pub struct Meta {
 pub fn read_meta(dir: &Path) -> Result<Meta> {
     let path = dir.join("dataset.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    parse_meta(&text, &path)
+}
+
+/// [`read_meta`] of `dataset.json`'s text (`path` names it in errors).
+pub fn parse_meta(text: &str, path: &Path) -> Result<Meta> {
     let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("is not JSON: {e}")))?;
-    let bad = |m: String| Error::format(&path, m);
+        serde_json::from_str(text).map_err(|e| Error::format(path, format!("is not JSON: {e}")))?;
+    let bad = |m: String| Error::format(path, m);
     let names = v
         .get("channel_names")
         .or_else(|| v.get("modality")) // nnU-Net v1's key
@@ -46,9 +51,12 @@ pub fn read_meta(dir: &Path) -> Result<Meta> {
         let slot = channels.get_mut(i).ok_or_else(|| {
             bad(format!("channel_names has {} entries but a key {i}: keys must be 0..{}", names.len(), names.len()))
         })?;
-        *slot = Some(name.as_str().map_or_else(|| name.to_string(), str::to_string));
+        if slot.replace(name.as_str().map_or_else(|| name.to_string(), str::to_string)).is_some() {
+            return Err(bad(format!("channel_names has channel {i} twice (key {k:?})")));
+        }
     }
-    let channels: Vec<String> = channels.into_iter().map(|c| c.expect("every key 0..n seen once")).collect();
+    // n keys, each in 0..n, none twice: every slot is filled
+    let channels: Vec<String> = channels.into_iter().flatten().collect();
     if channels.is_empty() {
         return Err(bad("channel_names is empty".into()));
     }

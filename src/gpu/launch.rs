@@ -154,10 +154,12 @@ impl Gpu {
             n_out: d.outputs.len() as u32,
             n_uniform: d.uniforms.len() as u32,
         };
-        if let Some(u) = d.uniforms.iter().find(|u| u.buffer.is_stand_in()) {
-            record_skip(super::GpuError::BindingTooLarge {
-                kernel: key.label(),
-                bytes: u.buffer.bytes(),
+        // a stand-in for a tensor over max_buffer_size (its BufferTooLarge error is already recorded): skip
+        let stand_in = d.inputs.iter().chain(d.outputs.iter()).copied().chain(d.uniforms.iter().map(|u| u.buffer));
+        if let Some(b) = stand_in.into_iter().find(|b| b.is_stand_in()) {
+            record_skip(super::GpuError::BufferTooLarge {
+                shape: vec![b.len()],
+                bytes: b.bytes(),
                 limit: self.limits.max_buffer_size,
                 adapter: self.info.name.clone(),
             });

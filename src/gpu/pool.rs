@@ -68,9 +68,10 @@ pub(crate) fn bucket(bytes: u64) -> u64 {
 }
 
 impl BufferPool {
-    /// A buffer of at least `bytes`; `counted`: whether it may set [`PoolStats::largest`].
-    pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64, counted: bool) -> wgpu::Buffer {
-        let size = bucket(bytes);
+    /// A buffer of at least `bytes` (at most `max`, the adapter's largest buffer, rounded down to 256: a bucket
+    /// past it shrinks to it); `counted`: whether it may set [`PoolStats::largest`].
+    pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64, max: u64, counted: bool) -> wgpu::Buffer {
+        let size = bucket(bytes).min(max & !255).max(bytes.div_ceil(256) * 256);
         if counted {
             self.stats.largest = self.stats.largest.max(bytes);
         }
@@ -181,7 +182,12 @@ impl GpuBuffer {
         if let Some(b) = GpuBuffer::stand_in(len, bytes, shape) {
             return b;
         }
-        let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(&g.device, bytes, counted);
+        let buf = g.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(
+            &g.device,
+            bytes,
+            g.limits.max_buffer_size,
+            counted,
+        );
         let out = GpuBuffer { buf: Some(buf), offset: 0, len, slab: None };
         // In unit tests (or with MEDSEGDIFF_POISON_UNINIT=1) fill new outputs with NaN, so a kernel that skips
         // elements cannot pass by finding the right answer left in a recycled buffer by an earlier run. A buffer
@@ -215,8 +221,8 @@ impl GpuBuffer {
     fn stand_in(len: usize, bytes: u64, shape: &[usize]) -> Option<GpuBuffer> {
         let g = gpu();
         let limit = g.limits.max_buffer_size;
-        if bucket(bytes) <= limit {
-            return None;
+        if bytes.div_ceil(256) * 256 <= limit & !255 {
+            return None; // the pool's bucket shrinks to the limit when it would pass it
         }
         super::launch::record_skip(super::GpuError::BufferTooLarge {
             shape: shape.to_vec(),
@@ -316,11 +322,11 @@ mod tests {
     #[test]
     fn free_lists_stay_under_their_cap_and_a_repeating_working_set_keeps_its_buffers() {
         // a pool of its own (the process-wide one is shared with other tests), buffers never used by a command
-        let dev = &crate::gpu::gpu().device;
+        let (dev, max) = (&crate::gpu::gpu().device, crate::gpu::gpu().limits.max_buffer_size);
         let mut pool = BufferPool::default();
         // a training step: the same 12 sizes taken and returned every step; nothing is created after the first
         let step = |pool: &mut BufferPool| {
-            let bufs: Vec<_> = (1..=12u64).map(|k| pool.take(dev, k * (24 << 20), true)).collect();
+            let bufs: Vec<_> = (1..=12u64).map(|k| pool.take(dev, (k * (24 << 20)).min(max), max, true)).collect();
             bufs.into_iter().for_each(|b| pool.give(b));
         };
         step(&mut pool);
@@ -332,8 +338,8 @@ mod tests {
         assert!(first.peak_live > MIN_FREE_CAP, "the working set is over the floor, so the cap is the peak");
         // a sampling run over images of 300 sizes, one at a time: without a cap the free lists would grow to
         // ~45 GB; they stay under the cap, dropping the least recently used sizes
-        for k in 1..=300u64 {
-            let b = pool.take(dev, k * (1 << 20) + 4096, true);
+        for k in (1..=300u64).filter(|k| k * (1 << 20) + 4096 <= max) {
+            let b = pool.take(dev, k * (1 << 20) + 4096, max, true);
             pool.give(b);
             assert!(pool.stats.bytes_free <= pool.cap(), "after size {k}: {:?}", pool.stats);
         }

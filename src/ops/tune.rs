@@ -9,7 +9,8 @@
 //!
 //! `MEDSEGDIFF_TUNE=off` ignores the cache (the rules only); `MEDSEGDIFF_TUNE_CACHE=FILE` names another file.
 //! Tuning is explicit, not at first use inside a run: a rung chosen half-way through a run would change the
-//! float summation order of later steps, and a resumed run must repeat the original's losses bit for bit.
+//! float summation order of later steps, and a resumed run must repeat the original's losses bit for bit. (So
+//! re-tuning between a run and its `--resume` changes the resumed losses in the last bits: tune first.)
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -87,21 +88,26 @@ pub fn cache_path() -> Option<PathBuf> {
     Some(base.join("medsegdiff").join(format!("tune-{slug}.json")))
 }
 
+/// Off with `MEDSEGDIFF_TUNE=off`, and in this crate's unit tests (a developer's cache must not change them;
+/// a test that wants an entry sets it).
 fn enabled() -> bool {
-    std::env::var("MEDSEGDIFF_TUNE").map_or(true, |v| v != "off")
+    !cfg!(test) && std::env::var("MEDSEGDIFF_TUNE").map_or(true, |v| v != "off")
+}
+
+/// The entries of a cache file (empty when absent or unreadable).
+fn read_entries(path: &std::path::Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| serde_json::from_value(v.get("entries")?.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// Key id -> rung name: the cache file's entries (empty when off, absent or unreadable).
 fn table() -> &'static Mutex<BTreeMap<String, String>> {
     static TABLE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let entries = (enabled())
-            .then(cache_path)
-            .flatten()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| serde_json::from_value(v.get("entries")?.clone()).ok())
-            .unwrap_or_default();
+        let entries = enabled().then(cache_path).flatten().map(|p| read_entries(&p)).unwrap_or_default();
         Mutex::new(entries)
     })
 }
@@ -143,7 +149,10 @@ pub fn save() -> Result<PathBuf> {
         crate::Error::Config("no cache directory: set HOME, XDG_CACHE_HOME or MEDSEGDIFF_TUNE_CACHE".into())
     })?;
     let g = crate::gpu::gpu();
-    let entries = table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    // the file as it is now (another model's tune may have written it since this process read it), with this
+    // process's choices over it
+    let mut entries = read_entries(&path);
+    entries.extend(table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
     let j = serde_json::json!({"adapter": g.describe(), "entries": entries});
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
@@ -196,6 +205,31 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
                 out.push((name, time(reps, &step)?));
             }
         }
+    }
+    Ok(out)
+}
+
+/// One shape's measurement: every candidate's time, the fastest, and the rule's choice.
+pub struct Choice {
+    pub key: Key,
+    pub times: Vec<(&'static str, f64)>,
+    pub best: &'static str,
+    pub rule: &'static str,
+}
+
+/// Time every candidate of every key, put the fastest in the table (call [`save`] to keep it) and return the
+/// measurements, in `keys` order.
+pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let times = measure(key, reps)?;
+        let best = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("every family has candidates").0;
+        let rule = match key {
+            Key::Matmul { .. } => MatmulKernel::DEFAULT.name(),
+            Key::Conv { w, .. } => ConvKernel::pick(w).name(),
+        };
+        set(key, best);
+        out.push(Choice { key: key.clone(), times, best, rule });
     }
     Ok(out)
 }
