@@ -30,6 +30,21 @@ fn train_args(cfg: &Path, run: &Path) -> Vec<String> {
     a
 }
 
+/// Read `pipe` line by line on a thread: each line as it comes, and all of them when the pipe closes.
+fn lines(pipe: impl std::io::Read + Send + 'static) -> (mpsc::Receiver<String>, std::thread::JoinHandle<String>) {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    (rx, handle)
+}
+
 /// Start a training child, wait until it reports step `after`, send it `signals` (e.g. ["-TERM"]; a second one
 /// only once the child has said it is stopping, while its save is held back by the test hook), and return its
 /// exit code, stdout and stderr.
@@ -41,28 +56,8 @@ fn interrupt(cfg: &Path, run: &Path, after: u64, signals: &[&str]) -> (Option<i3
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (etx, erx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let err_reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = etx.send(line);
-        }
-        all
-    });
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = tx.send(line);
-        }
-        all
-    });
+    let (erx, err_reader) = lines(child.stderr.take().unwrap());
+    let (rx, reader) = lines(child.stdout.take().unwrap());
     let want = format!("step {after}/{STEPS}: loss");
     loop {
         match rx.recv_timeout(Duration::from_secs(300)) {
