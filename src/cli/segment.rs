@@ -2,7 +2,7 @@
 //! own size, and scores against ground truth; both in batches, shardable over processes.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -167,71 +167,11 @@ pub struct SampleArgs {
     pub shard: Option<Shard>,
 }
 
-/// The inputs of `sample`: (name, files) per case, sorted by name. A file per case, or for a multi-channel model
-/// an nnU-Net-style folder, a case per `CASE_0000`, `CASE_0001`, ... group.
-fn sample_cases(input: &Path, channels: usize) -> Result<Vec<(String, Vec<PathBuf>)>> {
-    if !input.is_dir() {
-        let stem = input.file_stem().and_then(|x| x.to_str()).unwrap_or("image").to_string();
-        return Ok(vec![(stem, vec![input.to_path_buf()])]);
-    }
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(input)
-        .with_context(|| format!("reading {}", input.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| folder::EXTENSIONS.contains(&e.to_lowercase().as_str()))
-        })
-        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
-        .collect();
-    files.sort();
-    // nnU-Net's form only when it is unambiguous: a multi-channel model, every stem with a 4-digit channel
-    // suffix, and every case with exactly one file per channel (numbered frames `f_0000 … f_0099` of RGB scans
-    // stay one image each)
-    let suffixed =
-        |s: &str| s.rsplit_once('_').is_some_and(|(_, d)| d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()));
-    if channels > 1 && files.iter().all(|(s, _)| suffixed(s)) {
-        if let Ok(cases) = crate::data::group_cases(files.clone(), |_| false) {
-            if cases.values().all(|f| f.len() == channels) {
-                return Ok(cases.into_iter().collect());
-            }
-        }
-    }
-    Ok(files.into_iter().map(|(s, p)| (s, vec![p])).collect())
-}
-
-/// One case as `channels` planes at its own (h, w): one file converted to the channel count, or one grayscale
-/// file per channel.
-fn read_case(files: &[PathBuf], channels: usize) -> Result<(Vec<f32>, usize, usize)> {
-    if files.len() == 1 {
-        return Ok(folder::read_image(&files[0], channels)?);
-    }
-    if files.len() != channels {
-        bail!(
-            "{}: the case has {} channel files but the model takes {channels} channels",
-            files[0].display(),
-            files.len()
-        );
-    }
-    let mut out = Vec::new();
-    let mut hw = None;
-    for f in files {
-        let (img, h, w) = folder::read_image(f, 1)?;
-        if hw.is_some_and(|d| d != (h, w)) {
-            bail!("{} is {w}x{h}, unlike the case's other channels", f.display());
-        }
-        hw = Some((h, w));
-        out.extend(img);
-    }
-    let (h, w) = hw.expect("at least one file");
-    Ok((out, h, w))
-}
-
 pub fn sample(a: SampleArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let cfg = &m.unet.cfg;
     let (c, s) = (cfg.input_img_channels, cfg.image_size);
-    let cases = sample_cases(&a.input, c)?;
+    let cases = folder::cases(&a.input, c)?;
     if cases.is_empty() {
         bail!("{}: no PNG/JPEG/TIFF images found", a.input.display());
     }
@@ -244,10 +184,8 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         let mut planes = Vec::with_capacity(part.len() * c * s * s);
         let mut originals = Vec::new();
         for (_, files) in part {
-            let (img, h, w) = read_case(files, c)?;
-            planes.extend(
-                (0..c).flat_map(|k| crate::data::resize_plane(&img[k * h * w..(k + 1) * h * w], h, w, s, false)),
-            );
+            let (img, h, w) = folder::read_channels(files, c)?;
+            planes.extend(crate::data::resize_planes(&img, c, h, w, s));
             originals.push((img, h, w));
         }
         let t = Tensor::from_slice(&planes, &[part.len(), c, s, s])?;

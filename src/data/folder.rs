@@ -15,24 +15,74 @@ use crate::{Error, Result};
 
 pub const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
 
-fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut out = BTreeMap::new();
-    for entry in rd {
+/// The image files of `dir` (one of [`EXTENSIONS`], any case) as (stem, path), in directory order.
+fn image_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let p = entry.map_err(|e| Error::io(dir, e))?.path();
         let ext = p.extension().and_then(|e| e.to_str()).map(str::to_lowercase);
         if ext.as_deref().is_some_and(|e| EXTENSIONS.contains(&e)) {
             if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
-                if let Some(prev) = out.insert(stem.to_string(), p.clone()) {
-                    return Err(Error::format(
-                        &p,
-                        format!("has the same stem as {}; stems must be unique", prev.display()),
-                    ));
-                }
+                out.push((stem.to_string(), p.clone()));
             }
         }
     }
     Ok(out)
+}
+
+fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for (stem, p) in image_files(dir)? {
+        if let Some(prev) = out.insert(stem, p.clone()) {
+            return Err(Error::format(&p, format!("has the same stem as {}; stems must be unique", prev.display())));
+        }
+    }
+    Ok(out)
+}
+
+/// What `sample --input` segments: (name, files) per case, sorted by name. One file per case; or, for a
+/// multi-channel model, a folder in nnU-Net's form (`CASE_0000`, `CASE_0001`, ...) when that is unambiguous:
+/// every stem has a channel suffix and every case has one file per channel (numbered frames `f_0000 … f_0099`
+/// of RGB scans stay one image each).
+pub fn cases(input: &Path, channels: usize) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    if !input.is_dir() {
+        let stem = input.file_stem().and_then(|x| x.to_str()).unwrap_or("image").to_string();
+        return Ok(vec![(stem, vec![input.to_path_buf()])]);
+    }
+    let mut files = image_files(input)?;
+    files.sort();
+    if channels > 1 && files.iter().all(|(s, _)| super::channel_suffix(s).is_some()) {
+        if let Ok(cases) = super::group_cases(files.clone(), |_| false) {
+            if cases.values().all(|f| f.len() == channels) {
+                return Ok(cases.into_iter().collect());
+            }
+        }
+    }
+    Ok(files.into_iter().map(|(s, p)| (s, vec![p])).collect())
+}
+
+/// One case as `channels` planes at its own (h, w): one file converted to the channel count (gray or RGB), or
+/// one grayscale file per channel, all of one size.
+pub fn read_channels(files: &[PathBuf], channels: usize) -> Result<(Vec<f32>, usize, usize)> {
+    if let [one] = files {
+        return read_image(one, channels);
+    }
+    if files.len() != channels {
+        let msg = format!("the case has {} channel files but the model takes {channels} channels", files.len());
+        return Err(Error::format(&files[0], msg));
+    }
+    let mut out = Vec::new();
+    let mut hw = None;
+    for f in files {
+        let (img, h, w) = read_image(f, 1)?;
+        if hw.is_some_and(|d| d != (h, w)) {
+            return Err(Error::format(f, format!("is {w}x{h}, unlike the case's other channels")));
+        }
+        hw = Some((h, w));
+        out.extend(img);
+    }
+    let (h, w) = hw.expect("at least one file");
+    Ok((out, h, w))
 }
 
 /// Largest width or height a scan may have, and the most memory one decode may take: a header claiming more is
@@ -112,11 +162,7 @@ fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) ->
             ),
         ));
     }
-    let mut image = Vec::with_capacity(channels * size * size);
-    for c in 0..channels {
-        image.extend(resize_plane(&img[c * h * w..(c + 1) * h * w], h, w, size, false));
-    }
-    Ok((image, resize_plane(&bin, h, w, size, true)))
+    Ok((super::resize_planes(&img, channels, h, w, size), resize_plane(&bin, h, w, size, true)))
 }
 
 pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<Dataset> {

@@ -21,16 +21,20 @@ use crate::{Result, Tensor};
 /// that order; a name without a 4-digit channel suffix, or one that `whole` says is a case by its full name
 /// (`patient_0001` with a label `patient_0001`), is a one-channel case of its own. `files` are (stem, path).
 /// A case whose channel numbers are not 0, 1, ... without gaps is an error naming it.
+/// `CASE_0003` -> ("CASE", 3): a stem's nnU-Net channel suffix (an underscore and exactly 4 digits), if any.
+pub fn channel_suffix(stem: &str) -> Option<(&str, usize)> {
+    let (case, d) = stem.rsplit_once('_')?;
+    (d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit())).then(|| (case, d.parse().expect("4 digits")))
+}
+
 pub fn group_cases(
     files: Vec<(String, std::path::PathBuf)>,
     whole: impl Fn(&str) -> bool,
 ) -> Result<std::collections::BTreeMap<String, Vec<std::path::PathBuf>>> {
     let mut by_case: std::collections::BTreeMap<String, Vec<(usize, std::path::PathBuf)>> = Default::default();
     for (stem, path) in files {
-        let (case, ch) = match stem.rsplit_once('_') {
-            Some((c, d)) if !whole(&stem) && d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()) => {
-                (c.to_string(), d.parse().unwrap_or(0))
-            }
+        let (case, ch) = match channel_suffix(&stem) {
+            Some((c, ch)) if !whole(&stem) => (c.to_string(), ch),
             _ => (stem, 0),
         };
         by_case.entry(case).or_default().push((ch, path));
@@ -53,12 +57,8 @@ pub fn group_cases(
 /// sizes whose bytes overflow are refused.
 pub fn check_host_memory(what: &str, n: usize, size: usize, channels: usize) -> Result<()> {
     let need = |s: usize| n as f64 * (channels + 1) as f64 * (s as f64) * (s as f64) * 4.0;
-    let avail = available_memory().map_or(u64::MAX as f64, |a| a as f64 * 0.9);
-    if need(size) <= avail {
-        return Ok(());
-    }
-    let gib = |b: f64| b / (1u64 << 30) as f64;
-    let fix = match (1..size).rev().find(|&s| need(s) <= avail) {
+    let Some(avail) = over_budget(need(size)) else { return Ok(()) };
+    let fix = match (1..size).rev().find(|&s| need(s) <= avail * HOST_SHARE) {
         Some(fit) if fit >= 16 => format!("use --image-size {fit} or less, or fewer samples"),
         _ => "use fewer samples (files, or --synthetic-count)".to_string(),
     };
@@ -67,23 +67,37 @@ pub fn check_host_memory(what: &str, n: usize, size: usize, channels: usize) -> 
          this machine has {:.1} GiB available; {fix}",
         channels + 1,
         gib(need(size)),
-        gib(avail / 0.9)
+        gib(avail)
     )))
 }
 
 /// Refuse to allocate `bytes` for the contents of `path` when they would not fit in available memory.
 pub fn check_host_bytes(path: &std::path::Path, bytes: usize) -> Result<()> {
-    match available_memory() {
-        Some(a) if bytes as f64 > a as f64 * 0.9 => Err(crate::Error::format(
+    match over_budget(bytes as f64) {
+        Some(avail) => Err(crate::Error::format(
             path,
             format!(
                 "its header describes {:.1} GiB of data, more than the {:.1} GiB of memory available",
-                bytes as f64 / (1u64 << 30) as f64,
-                a as f64 / (1u64 << 30) as f64
+                gib(bytes as f64),
+                gib(avail)
             ),
         )),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// The share of available memory one load may take.
+const HOST_SHARE: f64 = 0.9;
+
+/// The bytes available (Linux's MemAvailable) when `bytes` is over [`HOST_SHARE`] of them; None when it fits or
+/// the available memory is unknown.
+fn over_budget(bytes: f64) -> Option<f64> {
+    let avail = available_memory()? as f64;
+    (bytes > avail * HOST_SHARE).then_some(avail)
+}
+
+fn gib(bytes: f64) -> f64 {
+    bytes / (1u64 << 30) as f64
 }
 
 /// Bytes of memory available to new allocations (Linux's MemAvailable), when known.
@@ -226,6 +240,11 @@ pub fn batch_indices(train: &[usize], batch: usize, step: u64, seed: u64) -> Vec
 /// Bilinear resize of one (h, w) plane to (s, s) (`nearest` for masks).
 pub fn resize_plane(src: &[f32], h: usize, w: usize, s: usize, nearest: bool) -> Vec<f32> {
     resize(src, h, w, s, s, nearest)
+}
+
+/// [`resize_plane`] (bilinear) of each of the `channels` (h, w) planes of `src`, one after another.
+pub fn resize_planes(src: &[f32], channels: usize, h: usize, w: usize, s: usize) -> Vec<f32> {
+    (0..channels).flat_map(|c| resize_plane(&src[c * h * w..(c + 1) * h * w], h, w, s, false)).collect()
 }
 
 /// Bilinear (or `nearest`) resize of one (h, w) plane to (oh, ow), pixel-centre aligned (align_corners =

@@ -200,7 +200,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
     // `CASE_0001` is channel 1 of CASE only when CASE has a label and `CASE_0001` itself has none (a case named
     // `patient_0001`, labelled or not, stays whole)
     let whole = |stem: &str| {
-        labels.contains_key(stem) || stem.rsplit_once('_').is_none_or(|(case, _)| !labels.contains_key(case))
+        labels.contains_key(stem) || super::channel_suffix(stem).is_none_or(|(case, _)| !labels.contains_key(case))
     };
     let cases = super::group_cases(list(&idir)?, whole)?;
     let samples = load_cases(&cases, &labels, size, channels, axis, skip_bad)?;

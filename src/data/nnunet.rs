@@ -169,16 +169,12 @@ fn load_2d(
             if files.len() * per_file != channels {
                 return Err(missing_channels(idir, case, files.len(), channels, ending));
             }
-            let mut image = Vec::with_capacity(channels * size * size);
-            for f in files {
-                let (planes, h, w) = folder::read_image(f, per_file)?;
-                if (h, w) != (mh, mw) {
-                    return Err(Error::format(f, format!("is {w}x{h} but its label {} is {mw}x{mh}", lp.display())));
-                }
-                for c in 0..per_file {
-                    image.extend(resize_plane(&planes[c * h * w..(c + 1) * h * w], h, w, size, false));
-                }
+            let (planes, h, w) = folder::read_channels(files, channels)?;
+            if (h, w) != (mh, mw) {
+                let msg = format!("is {w}x{h} but its label {} is {mw}x{mh}", lp.display());
+                return Err(Error::format(&files[0], msg));
             }
+            let image = super::resize_planes(&planes, channels, h, w, size);
             Ok(Sample { name: case.clone(), image, mask: resize_plane(&mask, mh, mw, size, true) })
         };
         match one() {

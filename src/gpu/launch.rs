@@ -155,8 +155,8 @@ impl Gpu {
             n_uniform: d.uniforms.len() as u32,
         };
         // a stand-in for a tensor over max_buffer_size (its BufferTooLarge error is already recorded): skip
-        let stand_in = d.inputs.iter().chain(d.outputs.iter()).copied().chain(d.uniforms.iter().map(|u| u.buffer));
-        if let Some(b) = stand_in.into_iter().find(|b| b.is_stand_in()) {
+        let mut bound = d.inputs.iter().chain(d.outputs.iter()).copied().chain(d.uniforms.iter().map(|u| u.buffer));
+        if let Some(b) = bound.find(|b| b.is_stand_in()) {
             record_skip(super::GpuError::BufferTooLarge {
                 shape: vec![b.len()],
                 bytes: b.bytes(),

@@ -67,11 +67,21 @@ pub(crate) fn bucket(bytes: u64) -> u64 {
     base + b.saturating_sub(base).div_ceil(quarter) * quarter
 }
 
+/// `bytes` rounded up to whole 256-byte blocks (every buffer we make is).
+fn blocks(bytes: u64) -> u64 {
+    bytes.div_ceil(256) * 256
+}
+
+/// The largest buffer the adapter allows, in whole 256-byte blocks.
+fn largest_buffer(max_buffer_size: u64) -> u64 {
+    max_buffer_size & !255
+}
+
 impl BufferPool {
     /// A buffer of at least `bytes` (at most `max`, the adapter's largest buffer, rounded down to 256: a bucket
     /// past it shrinks to it); `counted`: whether it may set [`PoolStats::largest`].
     pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64, max: u64, counted: bool) -> wgpu::Buffer {
-        let size = bucket(bytes).min(max & !255).max(bytes.div_ceil(256) * 256);
+        let size = bucket(bytes).min(largest_buffer(max)).max(blocks(bytes));
         if counted {
             self.stats.largest = self.stats.largest.max(bytes);
         }
@@ -207,7 +217,7 @@ impl GpuBuffer {
         }
         let buf = g.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("slab"),
-            size: (len.max(1) * 4).div_ceil(256) as u64 * 256,
+            size: blocks(len.max(1) as u64 * 4),
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
         });
@@ -215,14 +225,15 @@ impl GpuBuffer {
         GpuBuffer { buf: Some(buf), offset: 0, len, slab: Some(id) }
     }
 
-    /// A buffer of `bytes` cannot be made when its bucket is over the adapter's `max_buffer_size` (wgpu would
-    /// panic): record the error for [`crate::gpu::Gpu::check`] and return a small stand-in that every launch,
-    /// copy and readback skips. None when the real buffer can be made.
+    /// A buffer of `bytes` cannot be made when its 256-byte blocks are over the adapter's `max_buffer_size`
+    /// (wgpu would panic): record the error for [`crate::gpu::Gpu::check`] and return a small stand-in that every
+    /// launch, copy and readback skips. None when the real buffer can be made (the pool's bucket shrinks to the
+    /// limit when it would pass it).
     fn stand_in(len: usize, bytes: u64, shape: &[usize]) -> Option<GpuBuffer> {
         let g = gpu();
         let limit = g.limits.max_buffer_size;
-        if bytes.div_ceil(256) * 256 <= limit & !255 {
-            return None; // the pool's bucket shrinks to the limit when it would pass it
+        if blocks(bytes) <= largest_buffer(limit) {
+            return None;
         }
         super::launch::record_skip(super::GpuError::BufferTooLarge {
             shape: shape.to_vec(),
