@@ -38,6 +38,7 @@ pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod plan;
 pub mod rng;
 pub mod tensor;
 #[doc(hidden)]

@@ -24,9 +24,18 @@ pub struct TrainArgs {
     /// Model config JSON (the package's Unet kwargs); overrides the preset's model.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// tiny | small | paper
-    #[arg(long, default_value = "tiny")]
-    pub preset: String,
+    /// tiny | small | paper: a fixed network. Without it (and without --config), a run on your own data is
+    /// planned: the network, image size, steps and schedule are chosen to fit --time-budget. With no data,
+    /// the tiny preset on the synthetic set.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Time for the whole run, planned from the data and this adapter's measured step times (e.g. 20m, 1h30m,
+    /// 900s; default 20m). Explicit flags still fix their choices.
+    #[arg(long, value_parser = crate::plan::parse_duration)]
+    pub time_budget: Option<f64>,
+    /// Print the plan and write plan.json to the run folder, then stop.
+    #[arg(long)]
+    pub plan_only: bool,
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub steps: Option<u64>,
     #[arg(long, value_parser = super::at_least_one)]
@@ -107,6 +116,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ("--image-size", a.image_size.is_some()),
             ("--val-every", a.val_every.is_some()),
             ("--checkpoint-every", a.checkpoint_every.is_some()),
+            ("--preset", a.preset.is_some()),
+            ("--time-budget", a.time_budget.is_some()),
+            ("--plan-only", a.plan_only),
         ]);
         if !ignored.is_empty() {
             bail!(
@@ -116,13 +128,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
             );
         }
     }
-    let (mut model, mut cfg) = preset(&a.preset)?;
+    let user_data = a.data.data.is_some() || a.data.nifti.is_some();
+    let fixed_model = a.preset.is_some() || a.config.is_some();
+    let planned = a.resume.is_none()
+        && (a.plan_only || a.time_budget.is_some() || (user_data && !(fixed_model && a.steps.is_some())));
+    let preset_name = a.preset.clone().unwrap_or_else(|| "tiny".into());
+    let (mut model, mut cfg) = preset(&preset_name)?;
     if let Some(p) = &a.config {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         model = UnetConfig::from_json(&text).with_context(|| format!("in {}", p.display()))?;
     }
     if let Some(s) = a.image_size {
         model.image_size = s;
+    }
+    // a planned run: the data's fingerprint and this adapter's speed choose what the flags leave open
+    let (mut plan, mut planned_data) = (None, None);
+    if planned {
+        let (p, d) = plan_run(&a, fixed_model.then(|| model.clone()))?;
+        (model, cfg, planned_data) = (p.model.clone(), p.train.clone(), Some(d));
+        plan = Some(p);
     }
     cfg.steps = a.steps.unwrap_or(cfg.steps);
     cfg.batch_size = a.batch_size.unwrap_or(cfg.batch_size);
@@ -143,9 +167,35 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let out = match (&a.out, &a.resume) {
         (Some(o), _) => o.clone(),
         (None, Some(ck)) => ck.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
-        (None, None) => PathBuf::from("runs").join(&a.preset),
+        (None, None) if planned => PathBuf::from("runs").join(run_name(&a.data)),
+        (None, None) => PathBuf::from("runs").join(&preset_name),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    if let Some(p) = &mut plan {
+        // the plan as it will run: with the flags that override its choices
+        p.train = cfg.clone();
+        for (flag, set) in [
+            ("--lr", a.lr.is_some()),
+            ("--seed", a.seed.is_some()),
+            ("--objective", a.objective.is_some()),
+            ("--schedule", a.schedule.is_some()),
+            ("--val-every", a.val_every.is_some()),
+            ("--checkpoint-every", a.checkpoint_every.is_some()),
+        ] {
+            if set {
+                p.fixed_by_flags.push(flag.into());
+            }
+        }
+        println!("{}", p.summary());
+        let path = out.join("plan.json");
+        std::fs::write(&path, serde_json::to_string_pretty(p)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        if a.plan_only {
+            println!("wrote {} (--plan-only: not training)", path.display());
+            return Ok(());
+        }
+        println!("wrote {}", path.display());
+    }
 
     let mut trainer = match &a.resume {
         Some(ckpt) => {
@@ -162,7 +212,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             // the adapter's limits before the data is decoded (Trainer::new checks again, for library callers)
             let flags = crate::model::memory::Flags { size: Some("--image-size"), batch: "--batch-size" };
             crate::train::check_fits(&model, cfg.batch_size, flags)?;
-            let data = load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed)?;
+            let data = match planned_data {
+                Some(d) => d,
+                None => load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed)?,
+            };
             if data.channels != model.input_img_channels {
                 // the dataset fixes its channel count (an nnU-Net dataset's channel_names)
                 if a.config.is_some() {
@@ -293,6 +346,44 @@ pub fn train(a: TrainArgs) -> Result<()> {
     println!("trained to step {} in {:.1} s; checkpoints in {}", trainer.step, secs, out.display());
     write_sample_grid(&trainer, &out.join("samples.png"))?;
     Ok(())
+}
+
+/// The budget of a planned run when --time-budget is not given, in seconds.
+const DEFAULT_BUDGET_S: f64 = 20.0 * 60.0;
+/// The size a planned run's data is first read at, for its fingerprint (foreground shares and object extents
+/// barely depend on it; the stored sizes not at all).
+const PROBE_SIZE: usize = 64;
+
+/// A planned run's folder: runs/<the dataset folder's name>.
+fn run_name(d: &DataArgs) -> String {
+    let dir = d.data.as_ref().or(d.nifti.as_ref());
+    let name = dir.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    name.filter(|n| !n.is_empty()).unwrap_or_else(|| "planned".into())
+}
+
+/// Read the data, fingerprint it, time candidate models on this adapter and choose (crate::plan); returns the
+/// plan and the data at the chosen size.
+fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::plan::Plan, Dataset)> {
+    let t0 = Instant::now();
+    let channels = fixed_model.as_ref().map_or(1, |m| m.input_img_channels);
+    let probe = a.image_size.or(fixed_model.as_ref().map(|m| m.image_size)).unwrap_or(PROBE_SIZE);
+    let seed = a.seed.unwrap_or(0);
+    let data = load_data(&a.data, probe, channels, seed)?;
+    let fp = crate::plan::Fingerprint::of(&data);
+    let fixed =
+        crate::plan::Fixed { model: fixed_model, image_size: a.image_size, batch_size: a.batch_size, steps: a.steps };
+    let adapter = crate::gpu::gpu().info.name.clone();
+    let budget = a.time_budget.unwrap_or(DEFAULT_BUDGET_S);
+    let p = crate::plan::plan(&fp, &fixed, budget, t0.elapsed().as_secs_f64(), &adapter, |m, b| {
+        println!("planning: timing {} px dim {} {:?} at batch {b} ...", m.image_size, m.dim, m.dim_mults);
+        crate::plan::measure(m, b)
+    })?;
+    let data = if p.model.image_size == data.size && p.model.input_img_channels == data.channels {
+        data
+    } else {
+        load_data(&a.data, p.model.image_size, p.model.input_img_channels, seed)?
+    };
+    Ok((p, data))
 }
 
 /// Weights without per-tensor checksums (an older medsegdiff's, or exported from PyTorch) load, with a note.

@@ -150,7 +150,7 @@ pub fn mask_from_bytes(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, us
     Ok((raw.iter().map(|&v| if v > cut { 1.0 } else { 0.0 }).collect(), h, w))
 }
 
-fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) -> Result<Sample> {
     let (img, h, w) = read_image(img_path, channels)?;
     let (bin, mh, mw) = read_mask(mask_path)?;
     if (h, w) != (mh, mw) {
@@ -162,7 +162,12 @@ fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) ->
             ),
         ));
     }
-    Ok((super::resize_planes(&img, channels, h, w, size), resize_plane(&bin, h, w, size, true)))
+    Ok(Sample {
+        name: String::new(),
+        image: super::resize_planes(&img, channels, h, w, size),
+        mask: resize_plane(&bin, h, w, size, true),
+        stored: [h, w],
+    })
 }
 
 pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<Dataset> {
@@ -188,7 +193,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<
             continue;
         };
         match load_pair(ip, mp, size, channels) {
-            Ok((image, mask)) => samples.push(Sample { name: stem.clone(), image, mask }),
+            Ok(smp) => samples.push(Sample { name: stem.clone(), ..smp }),
             Err(e) => problems.push(e),
         }
     }

@@ -114,6 +114,8 @@ pub struct Sample {
     pub name: String,
     pub image: Vec<f32>,
     pub mask: Vec<f32>,
+    /// Height and width as stored, before resizing (what the planner's fingerprint reads).
+    pub stored: [usize; 2],
 }
 
 #[derive(Clone, Debug)]

@@ -294,7 +294,7 @@ fn volume_slices(name: &str, vols: &[Volume], lab: &Volume, axis: usize, size: u
         let mask = resize_plane(&bin, h, w, size, true);
         let image =
             (0..channels).flat_map(|c| if planes.len() == 1 { &planes[0] } else { &planes[c] }).copied().collect();
-        out.push(Sample { name: format!("{name}_s{k:03}"), image, mask });
+        out.push(Sample { name: format!("{name}_s{k:03}"), image, mask, stored: [h, w] });
     }
     out
 }

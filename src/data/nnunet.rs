@@ -175,7 +175,7 @@ fn load_2d(
                 return Err(Error::format(&files[0], msg));
             }
             let image = super::resize_planes(&planes, channels, h, w, size);
-            Ok(Sample { name: case.clone(), image, mask: resize_plane(&mask, mh, mw, size, true) })
+            Ok(Sample { name: case.clone(), image, mask: resize_plane(&mask, mh, mw, size, true), stored: [h, w] })
         };
         match one() {
             Ok(s) => samples.push(s),

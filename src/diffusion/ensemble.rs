@@ -5,6 +5,7 @@
 //! other images share its batch. So n processes that each sample a shard of the images produce exactly the
 //! masks one process produces, given the same batches ([`crate::diffusion`] is deterministic per row).
 
+use super::fusion::Fusion;
 use super::{ensemble_stats, Diffusion, Ensemble};
 use crate::model::Unet;
 use crate::rng::Rng;
@@ -42,6 +43,16 @@ pub enum Sampler {
     Ddim { steps: usize, eta: f64 },
     /// Ancestral DDPM over all T steps.
     Ddpm,
+    /// DPM-Solver++(2M) with `steps` network evaluations (deterministic given x_T).
+    DpmSolver { steps: usize },
+}
+
+/// How many masks to sample per image, with which sampler, and how to fuse them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spec {
+    pub members: usize,
+    pub sampler: Sampler,
+    pub fusion: Fusion,
 }
 
 /// The seed of an image from the run's seed and the image's name (so it does not depend on its position in a
@@ -51,20 +62,19 @@ pub fn image_seed(seed: u64, name: &str) -> u64 {
 }
 
 impl Diffusion {
-    /// `members` masks for each image of `images` (B, C, S, S), image i's noise seeded by `seeds[i]`: per image
-    /// the ensemble's mean, vote and variance. All B × members rows run as one batch. `progress(i, n)` after
-    /// each sampler step.
+    /// `spec.members` masks for each image of `images` (B, C, S, S), image i's noise seeded by `seeds[i]`: per
+    /// image the ensemble's mean, fused mask and variance. All B × members rows run as one batch. `progress(i,
+    /// n)` after each sampler step.
     pub fn ensemble(
         &self,
         unet: &Unet,
         images: &Tensor,
-        members: usize,
-        sampler: Sampler,
+        spec: Spec,
         seeds: &[u64],
         progress: impl FnMut(usize, usize),
     ) -> Result<Vec<Ensemble>> {
         let (b, c, s) = (images.dim(0), images.dim(1), images.dim(2));
-        let n = members.max(1);
+        let n = spec.members.max(1);
         assert_eq!(seeds.len(), b, "one seed per image");
         let iv = images.to_vec();
         // repeat each image n times: (b·n, c, s, s); row i·n + j is member j of image i
@@ -80,9 +90,10 @@ impl Diffusion {
                 })
                 .collect(),
         );
-        let out = match sampler {
+        let out = match spec.sampler {
             Sampler::Ddpm => self.ddpm_sample(unet, &cond, &mut noise, progress)?,
             Sampler::Ddim { steps, eta } => self.ddim_sample(unet, &cond, steps, eta, &mut noise, progress)?,
+            Sampler::DpmSolver { steps } => self.dpmpp_sample(unet, &cond, steps, &mut noise, progress)?,
         };
         let v = out.to_vec();
         let mc = unet.cfg.mask_channels;
@@ -90,7 +101,7 @@ impl Diffusion {
             .map(|i| {
                 let samples: Vec<Vec<f32>> =
                     (0..n).map(|j| v[(i * n + j) * mc * s * s..(i * n + j) * mc * s * s + s * s].to_vec()).collect();
-                ensemble_stats(&samples)
+                ensemble_stats(&samples, spec.fusion)
             })
             .collect())
     }

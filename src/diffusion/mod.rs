@@ -4,17 +4,21 @@
 //! The network predicts ε (`pred_noise`, default), x_0 (`pred_x0`) or v = √ᾱ_t·ε − √(1 − ᾱ_t)·x_0 (`pred_v`);
 //! the loss is the MSE to that target with t uniform per sample. Sampling: DDPM (the posterior
 //! q(x_{t−1} | x_t, x̂_0), with x̂_0 clipped to [−1, 1]) or DDIM with K < T steps and η (η = 0 is deterministic).
-//! An ensemble samples N masks per image and reports their mean, its binarisation and the per-pixel variance.
+//! DPM-Solver++(2M) solves the ODE in 10–20 steps ([`dpm`]). An ensemble samples N masks per image and reports
+//! their mean, one fused mask (mean, vote or STAPLE: [`fusion`]) and the per-pixel variance.
 //!
 //! Per-sample scalars (√ᾱ_t for each t in the batch) are (B, 1, 1, 1) tensors uploaded from the host; everything
 //! else runs on the GPU.
 
+pub mod dpm;
 pub mod ensemble;
+pub mod fusion;
 pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 
-pub use ensemble::{NoiseSource, RowNoise, Sampler};
+pub use ensemble::{NoiseSource, RowNoise, Sampler, Spec};
+pub use fusion::Fusion;
 pub use schedule::{Schedule, ScheduleKind};
 
 use crate::model::Unet;
@@ -193,14 +197,14 @@ impl Diffusion {
 pub struct Ensemble {
     /// Mean soft mask in [0, 1], (S·S) per mask channel.
     pub mean: Vec<f32>,
-    /// mean ≥ 0.5
+    /// The fused mask ([`Fusion`]: the mean ≥ ½ by default).
     pub binary: Vec<f32>,
     /// Per-pixel variance across the N samples (the uncertainty map).
     pub variance: Vec<f32>,
 }
 
-/// Mean, binarisation and variance over `samples` (N masks of equal length).
-pub fn ensemble_stats(samples: &[Vec<f32>]) -> Ensemble {
+/// Mean, fused mask and variance over `samples` (N masks of equal length).
+pub fn ensemble_stats(samples: &[Vec<f32>], fusion: Fusion) -> Ensemble {
     let n = samples.len().max(1) as f64;
     let len = samples.first().map_or(0, Vec::len);
     let mut mean = vec![0.0f32; len];
@@ -211,7 +215,7 @@ pub fn ensemble_stats(samples: &[Vec<f32>]) -> Ensemble {
         mean[i] = m as f32;
         variance[i] = v as f32;
     }
-    let binary = mean.iter().map(|&m| if m >= 0.5 { 1.0 } else { 0.0 }).collect();
+    let binary = fusion::fuse(samples, &mean, fusion);
     Ensemble { mean, binary, variance }
 }
 
@@ -221,10 +225,10 @@ mod tests {
 
     #[test]
     fn ensemble_of_identical_samples_has_zero_variance() {
-        let e = ensemble_stats(&[vec![0.2, 0.9], vec![0.2, 0.9]]);
+        let e = ensemble_stats(&[vec![0.2, 0.9], vec![0.2, 0.9]], Fusion::Mean);
         assert_eq!(e.binary, vec![0.0, 1.0]);
         assert!(e.variance.iter().all(|&v| v.abs() < 1e-7));
-        let e = ensemble_stats(&[vec![0.0], vec![1.0]]);
+        let e = ensemble_stats(&[vec![0.0], vec![1.0]], Fusion::Mean);
         assert_eq!((e.mean[0], e.variance[0], e.binary[0]), (0.5, 0.25, 1.0));
     }
 }

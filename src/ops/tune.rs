@@ -90,7 +90,7 @@ pub fn cache_path() -> Option<PathBuf> {
 
 /// Off with `MEDSEGDIFF_TUNE=off`, and in this crate's unit tests (a developer's cache must not change them;
 /// a test that wants an entry sets it).
-fn enabled() -> bool {
+pub fn enabled() -> bool {
     !cfg!(test) && std::env::var("MEDSEGDIFF_TUNE").map_or(true, |v| v != "off")
 }
 
@@ -128,6 +128,11 @@ pub fn lookup(key: Key) -> Option<String> {
         }
     });
     table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned()
+}
+
+/// Whether the table holds a choice for `key` (without noting it as seen).
+pub fn has(key: &Key) -> bool {
+    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&key.id())
 }
 
 /// Run `f` and return the distinct keys the taped ops looked up while it ran.
