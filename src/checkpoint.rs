@@ -79,3 +79,65 @@ pub fn meta(file: &TensorFile, path: &Path) -> Result<Meta> {
         best_dice: m.get("best_dice").and_then(|s| s.parse().ok()),
     })
 }
+
+/// The metadata `format` of an exported state_dict.
+pub const EXPORT_FORMAT: &str = "medsegdiff-export-v1";
+
+/// What [`export`] wrote.
+pub struct Exported {
+    pub tensors: usize,
+    pub json: std::path::PathBuf,
+    /// A note for PyTorch users when the schedule is one the package lacks.
+    pub note: Option<String>,
+}
+
+/// Write a checkpoint's EMA weights (its raw weights with `raw`) as a plain state_dict under the package's
+/// names, carrying the model config and the diffusion settings (`objective`, `schedule`, `timesteps`) in its
+/// metadata, so `sample` needs no flags for it; and beside it `<out>.json`, the `Unet(**unet)` and
+/// `MedSegDiff(unet, **diffusion)` keyword arguments for PyTorch.
+pub fn export(ckpt: &Path, out: &Path, raw: bool) -> Result<Exported> {
+    let (file, meta) = load(ckpt)?;
+    let prefix = if raw { "param." } else { "ema." };
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .tensors
+        .iter()
+        .filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.shape.clone(), t.data.clone())))
+        .collect();
+    if tensors.is_empty() {
+        return Err(Error::format(ckpt, format!("holds no {prefix}* tensors to export")));
+    }
+    let t = &meta.train;
+    let schedule = serde_json::to_value(t.schedule).expect("a schedule serialises");
+    let objective = serde_json::to_value(t.objective).expect("an objective serialises");
+    let mut md = HashMap::new();
+    md.insert("format".into(), EXPORT_FORMAT.into());
+    md.insert("config".into(), serde_json::to_string(&meta.model).expect("config serialises"));
+    md.insert("objective".into(), objective.as_str().unwrap_or_default().into());
+    md.insert("schedule".into(), schedule.as_str().unwrap_or_default().into());
+    md.insert("timesteps".into(), t.timesteps.to_string());
+    md.insert("step".into(), meta.step.to_string());
+    md.insert("weights".into(), if raw { "raw" } else { "ema" }.into());
+    write_atomic(out, &to_safetensors_bytes(&tensors, md)?)?;
+    // the package knows linear and cosine; the shifted cosine has no name there
+    let (beta_schedule, note) = match t.schedule {
+        crate::diffusion::ScheduleKind::ShiftedCosine => (
+            serde_json::Value::Null,
+            Some("the shifted-cosine schedule is not in med-seg-diff-pytorch: its MedSegDiff would sample this model with another schedule".to_string()),
+        ),
+        _ => (schedule.clone(), None),
+    };
+    let json = out.with_extension("json");
+    let kwargs = serde_json::json!({
+        "unet": meta.model,
+        "diffusion": { "timesteps": t.timesteps, "objective": objective, "beta_schedule": beta_schedule },
+        "medsegdiff": { "schedule": schedule, "step": meta.step, "weights": if raw { "raw" } else { "ema" } },
+    });
+    let text = serde_json::to_string_pretty(&kwargs).expect("kwargs serialise");
+    write_atomic(&json, text.as_bytes())?;
+    Ok(Exported { tensors: tensors.len(), json, note })
+}
+
+/// The diffusion settings an exported state_dict carries (objective, schedule, timesteps), each when present.
+pub fn exported_settings(file: &TensorFile) -> [Option<&str>; 3] {
+    ["objective", "schedule", "timesteps"].map(|k| file.metadata.get(k).map(String::as_str))
+}

@@ -79,36 +79,193 @@ pub fn mean(scores: &[Scores]) -> Scores {
     }
 }
 
-/// Per-image rows of CSVs written by `eval --csv`; an image in two files is an error (shards overlap).
-pub fn read_score_csvs(paths: &[std::path::PathBuf]) -> crate::Result<Vec<(String, Scores)>> {
-    let mut rows: Vec<(String, Scores)> = Vec::new();
+impl std::ops::Add for Overlap {
+    type Output = Overlap;
+    fn add(self, o: Overlap) -> Overlap {
+        Overlap { tp: self.tp + o.tp, fp: self.fp + o.fp, fn_: self.fn_ + o.fn_ }
+    }
+}
+
+/// Pixel counts of a prediction against the truth (binarised at ½): what per-volume scores sum over slices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overlap {
+    pub tp: u64,
+    pub fp: u64,
+    pub fn_: u64,
+}
+
+impl Overlap {
+    pub fn of(pred: &[f32], truth: &[f32]) -> Overlap {
+        let mut o = Overlap::default();
+        for (&p, &t) in pred.iter().zip(truth) {
+            match (p >= 0.5, t >= 0.5) {
+                (true, true) => o.tp += 1,
+                (true, false) => o.fp += 1,
+                (false, true) => o.fn_ += 1,
+                _ => {}
+            }
+        }
+        o
+    }
+
+    /// 2TP / (2TP + FP + FN); 1 when both are empty.
+    pub fn dice(&self) -> f64 {
+        let d = 2 * self.tp + self.fp + self.fn_;
+        if d == 0 {
+            1.0
+        } else {
+            2.0 * self.tp as f64 / d as f64
+        }
+    }
+
+    pub fn iou(&self) -> f64 {
+        let d = self.tp + self.fp + self.fn_;
+        if d == 0 {
+            1.0
+        } else {
+            self.tp as f64 / d as f64
+        }
+    }
+}
+
+/// HD95 with pixels `spacing` = (row, column) apart, in the spacing's units (millimetres for a NIfTI slice);
+/// the same conventions for empty masks as [`scores`] (the diagonal in those units when exactly one is empty).
+pub fn hd95_spaced(pred: &[f32], truth: &[f32], h: usize, w: usize, spacing: [f64; 2]) -> f64 {
+    let a: Vec<bool> = pred.iter().map(|&v| v >= 0.5).collect();
+    let b: Vec<bool> = truth.iter().map(|&v| v >= 0.5).collect();
+    let (ea, eb) = (!a.contains(&true), !b.contains(&true));
+    if ea && eb {
+        return 0.0;
+    }
+    let [dy, dx] = spacing;
+    if ea || eb {
+        return ((h as f64 * dy).powi(2) + (w as f64 * dx).powi(2)).sqrt();
+    }
+    let scale = |v: Vec<(f64, f64)>| v.into_iter().map(|(y, x)| (y * dy, x * dx)).collect::<Vec<_>>();
+    let (ba, bb) = (scale(boundary(&a, h, w)), scale(boundary(&b, h, w)));
+    let mut d: Vec<f64> = ba.iter().map(|&p| nearest(p, &bb)).chain(bb.iter().map(|&p| nearest(p, &ba))).collect();
+    percentile(&mut d, 95.0)
+}
+
+/// One scored image of `eval`: its scores, HD95 in millimetres when the spacing is known, its pixel counts
+/// (known for rows this version wrote) and, for a slice of a volume, the slice's index (the volume is the name
+/// without its `_sNNN` suffix).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub image: String,
+    pub scores: Scores,
+    pub hd95_mm: Option<f64>,
+    pub overlap: Option<Overlap>,
+    pub slice: Option<usize>,
+}
+
+/// The header of `eval --csv` files; [`OLD_CSV_HEADER`] files (no counts) still merge.
+pub const CSV_HEADER: &str = "image,dice,iou,hd95,hd95_mm,tp,fp,fn,slice";
+pub const OLD_CSV_HEADER: &str = "image,dice,iou,hd95";
+
+impl Row {
+    pub fn csv(&self) -> String {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let o = self.overlap;
+        format!(
+            "{},{},{},{},{},{},{},{},{}",
+            self.image,
+            self.scores.dice,
+            self.scores.iou,
+            self.scores.hd95,
+            opt(self.hd95_mm.map(|v| v.to_string())),
+            opt(o.map(|o| o.tp.to_string())),
+            opt(o.map(|o| o.fp.to_string())),
+            opt(o.map(|o| o.fn_.to_string())),
+            opt(self.slice.map(|v| v.to_string()))
+        )
+    }
+
+    /// The volume a slice row belongs to.
+    pub fn volume(&self) -> Option<&str> {
+        self.slice?;
+        self.image.rsplit_once("_s").map(|(v, _)| v)
+    }
+}
+
+/// A volume's scores summed over its slices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeScores {
+    pub volume: String,
+    pub overlap: Overlap,
+    pub slices: usize,
+    /// Slices whose truth is empty but whose prediction is not.
+    pub false_positive_slices: usize,
+}
+
+/// Per-volume (3-D) scores of the slice rows that carry counts, volumes in name order.
+pub fn per_volume(rows: &[Row]) -> Vec<VolumeScores> {
+    let mut by: std::collections::BTreeMap<&str, VolumeScores> = Default::default();
+    for r in rows {
+        let (Some(v), Some(o)) = (r.volume(), r.overlap) else { continue };
+        let e = by.entry(v).or_insert_with(|| VolumeScores {
+            volume: v.to_string(),
+            overlap: Overlap::default(),
+            slices: 0,
+            false_positive_slices: 0,
+        });
+        e.overlap = e.overlap + o;
+        e.slices += 1;
+        e.false_positive_slices += usize::from(o.tp + o.fn_ == 0 && o.fp > 0);
+    }
+    by.into_values().collect()
+}
+
+/// Rows of CSVs written by `eval --csv`; an image in two files is an error (shards overlap).
+pub fn read_score_csvs(paths: &[std::path::PathBuf]) -> crate::Result<Vec<Row>> {
+    let mut rows: Vec<Row> = Vec::new();
     let mut seen = std::collections::HashMap::new();
     for p in paths {
         let text = std::fs::read_to_string(p).map_err(|e| crate::Error::io(p, e))?;
         let mut lines = text.lines();
-        if lines.next() != Some("image,dice,iou,hd95") {
-            return Err(crate::Error::format(
-                p,
-                "is not a CSV written by `eval --csv` (its header is not image,dice,iou,hd95)",
-            ));
-        }
+        let fields = match lines.next() {
+            Some(CSV_HEADER) => 9,
+            Some(OLD_CSV_HEADER) => 4,
+            _ => {
+                return Err(crate::Error::format(
+                    p,
+                    format!("is not a CSV written by `eval --csv` (its header is not {CSV_HEADER})"),
+                ))
+            }
+        };
         for (k, line) in lines.enumerate().filter(|(_, l)| !l.is_empty()) {
-            let bad = || crate::Error::format(p, format!("line {}: expected image,dice,iou,hd95, got {line:?}", k + 2));
-            let mut f = line.rsplitn(4, ',');
-            let (hd95, iou, dice, name) = (f.next(), f.next(), f.next(), f.next());
-            let num = |v: Option<&str>| v.and_then(|x| x.parse::<f64>().ok()).ok_or_else(bad);
-            let sc = Scores { dice: num(dice)?, iou: num(iou)?, hd95: num(hd95)? };
-            let name = name.ok_or_else(bad)?.to_string();
+            let bad = || crate::Error::format(p, format!("line {}: expected {CSV_HEADER}, got {line:?}", k + 2));
+            // from the right, so an image name may hold commas
+            let mut f: Vec<&str> = line.rsplitn(fields, ',').collect();
+            if f.len() != fields {
+                return Err(bad());
+            }
+            f.reverse();
+            let num = |v: &str| v.parse::<f64>().map_err(|_| bad());
+            let opt = |v: &str| if v.is_empty() { Ok(None) } else { v.parse::<u64>().map(Some).map_err(|_| bad()) };
+            let sc = Scores { dice: num(f[1])?, iou: num(f[2])?, hd95: num(f[3])? };
+            let (hd95_mm, overlap, slice) = if fields == 9 {
+                let mm = if f[4].is_empty() { None } else { Some(num(f[4])?) };
+                let counts = (opt(f[5])?, opt(f[6])?, opt(f[7])?);
+                let overlap = match counts {
+                    (Some(tp), Some(fp), Some(fn_)) => Some(Overlap { tp, fp, fn_ }),
+                    _ => None,
+                };
+                (mm, overlap, opt(f[8])?.map(|v| v as usize))
+            } else {
+                (None, None, None)
+            };
+            let name = f[0].to_string();
             if let Some(prev) = seen.insert(name.clone(), p.clone()) {
                 return Err(crate::Error::format(
                     p,
                     format!("image {name} is also in {}: the shards overlap", prev.display()),
                 ));
             }
-            rows.push((name, sc));
+            rows.push(Row { image: name, scores: sc, hd95_mm, overlap, slice });
         }
     }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.sort_by(|a, b| a.image.cmp(&b.image));
     Ok(rows)
 }
 
@@ -168,5 +325,48 @@ mod tests {
     fn percentile_matches_numpy() {
         // numpy.percentile([1, 2, 3, 4, 10], 95) = 8.8
         assert!((percentile(&mut [10.0, 1.0, 3.0, 2.0, 4.0], 95.0) - 8.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn spacing_scales_hd95_and_volumes_sum_their_slices() {
+        // B is A moved down one row: 1 px apart, 2 mm when rows are 2 mm apart
+        let (a, b) = (rect(10, 10, 2, 6, 2, 6), rect(10, 10, 3, 7, 2, 6));
+        assert_eq!(scores(&a, &b, 10, 10).hd95, 1.0);
+        assert_eq!(hd95_spaced(&a, &b, 10, 10, [2.0, 0.5]), 2.0);
+        assert_eq!(hd95_spaced(&a, &vec![0.0; 100], 10, 10, [2.0, 1.0]), (400.0f64 + 100.0).sqrt());
+        let o = Overlap::of(&a, &b);
+        assert_eq!(o, Overlap { tp: 12, fp: 4, fn_: 4 });
+        assert_eq!(o.dice(), scores(&a, &b, 10, 10).dice);
+        let empty = vec![0.0; 100];
+        let row = |name: &str, slice, p: &[f32], t: &[f32]| Row {
+            image: name.into(),
+            scores: scores(p, t, 10, 10),
+            hd95_mm: Some(1.5),
+            overlap: Some(Overlap::of(p, t)),
+            slice: Some(slice),
+        };
+        // case_a: one good slice and one empty-truth slice with a false positive; case_b: both empty
+        let rows = vec![
+            row("case_a_s000", 0, &a, &b),
+            row("case_a_s001", 1, &a, &empty),
+            row("case_b_s000", 0, &empty, &empty),
+        ];
+        let v = per_volume(&rows);
+        assert_eq!(v.len(), 2);
+        assert_eq!((v[0].volume.as_str(), v[0].slices, v[0].false_positive_slices), ("case_a", 2, 1));
+        assert_eq!(v[0].overlap, Overlap { tp: 12, fp: 20, fn_: 4 });
+        assert_eq!((v[1].overlap.dice(), v[1].false_positive_slices), (1.0, 0));
+        // CSV round trip, a name with a comma included
+        let d = std::env::temp_dir().join(format!("msd-rows-{}.csv", std::process::id()));
+        let mut rows = rows;
+        rows.push(Row { image: "x,y".into(), hd95_mm: None, overlap: None, slice: None, ..rows[0].clone() });
+        let text: Vec<String> = std::iter::once(CSV_HEADER.to_string()).chain(rows.iter().map(Row::csv)).collect();
+        std::fs::write(&d, text.join("\n")).unwrap();
+        let mut back = read_score_csvs(std::slice::from_ref(&d)).unwrap();
+        back.sort_by(|a, b| a.image.cmp(&b.image));
+        rows.sort_by(|a, b| a.image.cmp(&b.image));
+        assert_eq!(back, rows);
+        std::fs::write(&d, "image,dice,iou,hd95\nold,1,1,0\n").unwrap();
+        assert_eq!(read_score_csvs(std::slice::from_ref(&d)).unwrap()[0].overlap, None, "old CSVs still merge");
     }
 }

@@ -215,9 +215,9 @@ pub fn measure(model: &UnetConfig, batch: usize) -> Result<Timing> {
 }
 
 /// What a candidate gets in `left_s` seconds: (steps, validations, seconds per validation).
-fn fit(timing: Timing, batch: usize, left_s: f64) -> (u64, u64, f64) {
+fn fit(timing: Timing, batch: usize, val_images: usize, left_s: f64) -> (u64, u64, f64) {
     let passes = |images: usize| images.div_ceil(batch) as f64 * VAL_SAMPLING_STEPS as f64 * timing.forward_s;
-    let (val_s, grid_s) = (passes(VAL_COUNT), passes(8));
+    let (val_s, grid_s) = (passes(val_images), passes(8));
     let room = (left_s * 0.98 - grid_s).max(0.0);
     let mut validations = 5u64;
     while validations > 1 && validations as f64 * val_s > 0.1 * room {
@@ -261,7 +261,10 @@ pub fn plan(
         fp.median_width,
         fp.median_height
     ));
-    let train_count = (fp.count as f64 * 0.9).round().max(1.0) as usize;
+    // the split Dataset::split makes with the default validation share
+    let val_count = if fp.count < 2 { 0 } else { ((fp.count as f64 * 0.1).round() as usize).clamp(1, fp.count - 1) };
+    let train_count = fp.count - val_count;
+    let val_images = val_count.min(VAL_COUNT);
     let batch = fixed.batch_size.unwrap_or(BATCH.min(train_count));
     let models: Vec<UnetConfig> = sizes
         .iter()
@@ -284,7 +287,7 @@ pub fn plan(
         }
         let timing = time(&m, batch)?;
         let left = budget_s - spent_s - started.elapsed().as_secs_f64();
-        let (steps, validations, validation_s) = fit(timing, batch, left);
+        let (steps, validations, validation_s) = fit(timing, batch, val_images, left);
         candidates.push(Candidate {
             image_size: m.image_size,
             dim: m.dim,
@@ -310,7 +313,7 @@ pub fn plan(
     // rule 3: re-fit every candidate to the time left now that timing is over
     let left = budget_s - spent_s - started.elapsed().as_secs_f64();
     for c in &mut candidates {
-        (c.steps_in_budget, c.validations, c.validation_s) = fit(c.timing, batch, left);
+        (c.steps_in_budget, c.validations, c.validation_s) = fit(c.timing, batch, val_images, left);
     }
     // resolution first: the largest timed size with a candidate that gets enough steps (the widest such), else
     // its fastest if that gets the least; then the next size down

@@ -49,7 +49,7 @@ fn png_dataset(dir: &Path) {
 fn png_cases_stack_their_channels_and_labels_become_foreground() {
     let dir = tmp("png");
     png_dataset(&dir);
-    let ds = nnunet::load(&dir, 16, 2, false).unwrap();
+    let ds = nnunet::load(&dir, 16, 2, false, false).unwrap();
     assert_eq!((ds.len(), ds.channels, ds.size), (4, 2, 16));
     assert!(ds.source.contains("T1, FLAIR") && ds.source.contains("tumour=2"), "{}", ds.source);
     let s = &ds.samples[0];
@@ -63,10 +63,10 @@ fn png_cases_stack_their_channels_and_labels_become_foreground() {
 
     // a case missing a channel, and a gap in the numbering, are refused by name
     std::fs::remove_file(dir.join("imagesTr/case002_0001.png")).unwrap();
-    let e = nnunet::load(&dir, 16, 2, false).err().unwrap().to_string();
+    let e = nnunet::load(&dir, 16, 2, false, false).err().unwrap().to_string();
     assert!(e.contains("case002") && e.contains("channel_names lists 2"), "{e}");
     std::fs::copy(dir.join("imagesTr/case002_0000.png"), dir.join("imagesTr/case002_0002.png")).unwrap();
-    let e = nnunet::load(&dir, 16, 2, false).err().unwrap().to_string();
+    let e = nnunet::load(&dir, 16, 2, false, false).err().unwrap().to_string();
     assert!(e.contains("case002") && e.contains("_0002 where _0001 was expected"), "{e}");
 }
 
@@ -94,7 +94,7 @@ fn nifti_cases_are_sliced_with_each_modality_scaled_on_its_own() {
         gz_volume(&dir.join(format!("imagesTr/p{c}_0001.nii.gz")), dims, &flair);
         gz_volume(&dir.join(format!("labelsTr/p{c}.nii.gz")), dims, &lab);
     }
-    let ds = nnunet::load(&dir, 8, 2, false).unwrap();
+    let ds = nnunet::load(&dir, 8, 2, false, false).unwrap();
     assert_eq!((ds.len(), ds.channels), (4, 2), "2 cases × 2 slices with foreground");
     for s in &ds.samples {
         let (a, b) = s.image.split_at(64);
@@ -121,7 +121,7 @@ fn the_nifti_folder_form_stacks_modalities_too_and_keeps_numbered_case_names_who
     // `patient_0001` is a case of its own: its label has the full name
     nifti::write_f32(&dir.join("images/patient_0001.nii"), dims, &vol).unwrap();
     nifti::write_f32(&dir.join("labels/patient_0001.nii"), dims, &lab).unwrap();
-    let ds = nifti::load(&dir, 8, 2, 2, false).unwrap();
+    let ds = nifti::load(&dir, 8, 2, 2, false, false).unwrap();
     let names: Vec<&str> = ds.samples.iter().map(|s| s.name.as_str()).collect();
     assert!(
         names.iter().any(|n| n.starts_with("a_s")) && names.iter().any(|n| n.starts_with("patient_0001_s")),
@@ -138,7 +138,9 @@ fn train_takes_an_nnunet_dataset_and_its_channel_count() {
     let dir = tmp("cli");
     png_dataset(&dir);
     let run = dir.join("run");
+    // (a planned run: it times candidates, without tuning here so the user's tune cache stays untouched)
     let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
+        .env("MEDSEGDIFF_TUNE", "off")
         .args(["train", "--data", dir.to_str().unwrap(), "--image-size", "16", "--steps", "1", "--batch-size", "2"])
         .args(["--val-every", "0", "--out", run.to_str().unwrap()])
         .output()

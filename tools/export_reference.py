@@ -11,6 +11,10 @@ The fixture is one safetensors file:
 Usage (see tools/README.md for the Python environment):
   python tools/export_reference.py OUT.safetensors --dim 8 --image-size 16 --dim-mults 1,2 --full-self-attn 0,1
 
+--from-export W.safetensors (what `medsegdiff export` writes) builds the network from the export's config and
+loads its weights with load_state_dict(strict=True) instead of random ones: the fixture then checks that PyTorch
+runs our trained model exactly as we do (`medsegdiff check-reference` on it).
+
 Everything is float32: the package's LayerNorm uses eps = 1e-5 only for float32 inputs (1e-3 otherwise), so a
 float64 fixture would describe a different network. --perturb adds N(0, perturb^2) noise to every parameter so
 that no gradient path is trivially zero (the package initialises ff_parser_attn_map to ones, the dynamic
@@ -51,6 +55,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--perturb", type=float, default=0.1)
+    ap.add_argument("--from-export", help="a `medsegdiff export` file: its config and weights, not random ones")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -70,12 +75,25 @@ def main():
         dynamic_ff_parser_attn_map=a.dynamic_ff_parser_attn_map,
         conditioning_kwargs=dict(dim_head=a.cond_dim_head, heads=a.cond_heads, depth=a.cond_depth, patch_size=a.cond_patch_size),
     )
-    model = Unet(**kwargs).float()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * a.perturb)
+    if a.from_export:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        with safe_open(a.from_export, "pt") as f:
+            kwargs = json.loads(f.metadata()["config"])
+        kwargs.pop("self_condition", None)
+        kwargs["dim_mults"] = tuple(kwargs["dim_mults"])
+        kwargs["full_self_attn"] = tuple(kwargs["full_self_attn"])
+        model = Unet(**kwargs).float()
+        model.load_state_dict(load_file(a.from_export), strict=True)
+        a.perturb = 0.0
+    else:
+        model = Unet(**kwargs).float()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * a.perturb)
 
-    b, s = a.batch, a.image_size
+    b, s = a.batch, kwargs["image_size"]
+    a.mask_channels, a.input_img_channels = kwargs["mask_channels"], kwargs["input_img_channels"]
     x = torch.randn(b, a.mask_channels, s, s)
     time = torch.randint(0, 1000, (b,)).float()
     cond = torch.randn(b, a.input_img_channels, s, s)

@@ -90,6 +90,21 @@ pub enum Cmd {
     /// Example: medsegdiff sample --weights runs/tiny/best.safetensors --input scan.png --ensemble 5 --out out/
     Sample(segment::SampleArgs),
     #[command(verbatim_doc_comment)]
+    /// Write a checkpoint's weights as a plain state_dict for PyTorch (the package's names; EMA weights unless
+    /// --no-ema), with the model config and diffusion settings in its metadata, and OUT.json beside it: the
+    /// Unet(**unet) and MedSegDiff(unet, **diffusion) keyword arguments.
+    ///
+    /// Example: medsegdiff export --weights runs/tiny/best.safetensors --out tiny.safetensors
+    Export {
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Export the raw weights instead of the EMA weights.
+        #[arg(long)]
+        no_ema: bool,
+    },
+    #[command(verbatim_doc_comment)]
     /// Dice / IoU / HD95 of a model on a dataset, as a table and CSV / JSON.
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
@@ -246,6 +261,20 @@ pub fn run() -> Result<()> {
             workload::trace(&preset, batch_size)
         }
         Cmd::CheckReference { file, tol_out, tol_grad } => check_reference(adapter, &file, tol_out, tol_grad),
+        Cmd::Export { weights, out, no_ema } => {
+            let e = crate::checkpoint::export(&weights, &out, no_ema)?;
+            println!(
+                "wrote {} ({} tensors, {} weights) and {}",
+                out.display(),
+                e.tensors,
+                if no_ema { "raw" } else { "EMA" },
+                e.json.display()
+            );
+            if let Some(n) = e.note {
+                eprintln!("note: {n}");
+            }
+            Ok(())
+        }
     }
 }
 

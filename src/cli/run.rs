@@ -66,11 +66,13 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 }
 
-pub(super) fn load_data(a: &DataArgs, size: usize, channels: usize, seed: u64) -> Result<Dataset> {
+/// The dataset the flags name at `size`. `all_slices`: volumes give every slice (evaluation), not only those
+/// with foreground (training).
+pub(super) fn load_data(a: &DataArgs, size: usize, channels: usize, seed: u64, all_slices: bool) -> Result<Dataset> {
     Ok(match (&a.data, &a.nifti) {
-        (Some(d), _) if nnunet::is_dataset(d) => nnunet::load(d, size, a.axis, a.skip_bad)?,
+        (Some(d), _) if nnunet::is_dataset(d) => nnunet::load(d, size, a.axis, a.skip_bad, all_slices)?,
         (Some(d), _) => folder::load(d, size, channels, a.skip_bad)?,
-        (None, Some(d)) => nifti::load(d, size, channels, a.axis, a.skip_bad)?,
+        (None, Some(d)) => nifti::load(d, size, channels, a.axis, a.skip_bad, all_slices)?,
         (None, None) => {
             crate::data::check_host_memory("the synthetic dataset", a.synthetic_count, size, channels)?;
             synthetic::generate(a.synthetic_count, size, channels, seed)
@@ -201,7 +203,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         Some(ckpt) => {
             let (file, meta) = crate::checkpoint::load(ckpt)?;
             unverified_note(&file, ckpt);
-            let data = load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed)?;
+            let data =
+                load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed, false)?;
             let t = Trainer::resume_loaded(ckpt, &file, meta, data, a.steps)?;
             println!("resumed {} at step {}", ckpt.display(), t.step);
             t
@@ -214,7 +217,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             crate::train::check_fits(&model, cfg.batch_size, flags)?;
             let data = match planned_data {
                 Some(d) => d,
-                None => load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed)?,
+                None => load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed, false)?,
             };
             if data.channels != model.input_img_channels {
                 // the dataset fixes its channel count (an nnU-Net dataset's channel_names)
@@ -368,20 +371,21 @@ fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::pl
     let channels = fixed_model.as_ref().map_or(1, |m| m.input_img_channels);
     let probe = a.image_size.or(fixed_model.as_ref().map(|m| m.image_size)).unwrap_or(PROBE_SIZE);
     let seed = a.seed.unwrap_or(0);
-    let data = load_data(&a.data, probe, channels, seed)?;
+    let data = load_data(&a.data, probe, channels, seed, false)?;
     let fp = crate::plan::Fingerprint::of(&data);
     let fixed =
         crate::plan::Fixed { model: fixed_model, image_size: a.image_size, batch_size: a.batch_size, steps: a.steps };
     let adapter = crate::gpu::gpu().info.name.clone();
     let budget = a.time_budget.unwrap_or(DEFAULT_BUDGET_S);
     let p = crate::plan::plan(&fp, &fixed, budget, t0.elapsed().as_secs_f64(), &adapter, |m, b| {
-        println!("planning: timing {} px dim {} {:?} at batch {b} ...", m.image_size, m.dim, m.dim_mults);
+        let tuning = if crate::ops::tune::enabled() { ", tuning its shapes first" } else { "" };
+        println!("planning: timing {} px dim {} {:?} at batch {b}{tuning} ...", m.image_size, m.dim, m.dim_mults);
         crate::plan::measure(m, b)
     })?;
     let data = if p.model.image_size == data.size && p.model.input_img_channels == data.channels {
         data
     } else {
-        load_data(&a.data, p.model.image_size, p.model.input_img_channels, seed)?
+        load_data(&a.data, p.model.image_size, p.model.input_img_channels, seed, false)?
     };
     Ok((p, data))
 }

@@ -1,7 +1,6 @@
 //! `sample` and `eval`: ensembles of masks for a folder of scans (or an nnU-Net imagesTs/ folder) at each scan's
 //! own size, and scores against ground truth; both in batches, shardable over processes.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -10,9 +9,10 @@ use clap::Args;
 use super::images;
 use super::run::{bar, given, load_data, unverified_note};
 use super::DataArgs;
+use crate::data::volume::{self, Kind};
 use crate::data::{folder, shard_batches, Shard};
 use crate::diffusion::{Diffusion, Sampler, Spec};
-use crate::metrics::{self, Scores};
+use crate::metrics;
 use crate::model::weights::{load_into, TensorFile};
 use crate::model::{Unet, UnetConfig};
 use crate::train::TrainConfig;
@@ -105,15 +105,30 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
             .config
             .as_ref()
             .map_or_else(|| format!("the config in {}'s metadata", weights.display()), |p| p.display().to_string());
+        // an exported state_dict carries its diffusion settings; a flag may restate them, not contradict them
         let mut train = TrainConfig::default();
-        if let Some(o) = &a.objective {
+        let [objective, schedule, timesteps] = crate::checkpoint::exported_settings(&file);
+        let steps_flag = a.timesteps.map(|t| t.to_string());
+        let pick = |flag: Option<&str>, stored: Option<&str>, name: &str| -> Result<Option<String>> {
+            match (flag, stored) {
+                (Some(f), Some(m)) if f != m => {
+                    bail!("{} was exported with {name} {m}; --{name} {f} contradicts it", weights.display())
+                }
+                (f, m) => Ok(f.or(m).map(String::from)),
+            }
+        };
+        if let Some(o) = pick(a.objective.as_deref(), objective, "objective")? {
             train.objective = o.parse()?;
         }
-        if let Some(sch) = &a.schedule {
+        if let Some(sch) = pick(a.schedule.as_deref(), schedule, "schedule")? {
             train.schedule = sch.parse()?;
         }
-        if let Some(t) = a.timesteps {
-            train.timesteps = t as usize;
+        if let Some(t) = pick(steps_flag.as_deref(), timesteps, "timesteps")? {
+            train.timesteps = t
+                .parse::<usize>()
+                .ok()
+                .filter(|&t| t >= 2)
+                .with_context(|| format!("{}: timesteps {t:?} is not a count of at least 2", weights.display()))?;
         }
         (UnetConfig::from_json(&cfg_text).with_context(|| format!("in {what}"))?, train)
     };
@@ -176,8 +191,13 @@ pub struct SampleArgs {
     pub model: ModelArgs,
     /// An image file or a folder of images (PNG, JPEG, TIFF). For a multi-channel model, a folder in nnU-Net's
     /// form (CASE_0000.png, CASE_0001.png, ...: an imagesTs/) is read one case per image, channels stacked.
+    /// A NIfTI volume (.nii, .nii.gz) or a folder of them is sampled slice by slice along --axis and written
+    /// as volumes with the scan's own header (shape, voxel size, affine).
     #[arg(long)]
     pub input: PathBuf,
+    /// For NIfTI input: the slicing axis (0, 1 or 2; 2 = axial for RAS volumes), as in training.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub axis: u8,
     /// Output folder: <stem>_mask.png, <stem>_soft.png, <stem>_overlay.png, <stem>_uncertainty.png.
     #[arg(long, default_value = "samples")]
     pub out: PathBuf,
@@ -194,6 +214,9 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let cfg = &m.unet.cfg;
     let (c, s) = (cfg.input_img_channels, cfg.image_size);
+    if let Some(cases) = volume::cases(&a.input, c)? {
+        return sample_volumes(&a, &m, &cases);
+    }
     let cases = folder::cases(&a.input, c)?;
     if cases.is_empty() {
         bail!("{}: no PNG/JPEG/TIFF images found", a.input.display());
@@ -238,6 +261,57 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// NIfTI in, NIfTI out: every slice of each volume along --axis (empty ones too) sampled in batches, each mask
+/// brought back to its slice's size, and <case>_mask.nii.gz (0/1 labels), <case>_soft.nii.gz (ensemble mean) and
+/// <case>_uncertainty.nii.gz (variance) written with the scan's header. Slice k of a case is seeded by the name
+/// <case>_s<k> (as `eval` names it); --shard splits whole volumes.
+fn sample_volumes(a: &SampleArgs, m: &Loaded, cases: &[(String, Vec<PathBuf>)]) -> Result<()> {
+    let (c, s, axis) = (m.unet.cfg.input_img_channels, m.unet.cfg.image_size, a.axis as usize);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mine: Vec<usize> = shard_batches(cases.len(), 1, a.shard).into_iter().flatten().collect();
+    let pb = bar(mine.len() as u64, "volumes");
+    for &i in &mine {
+        let (name, files) = &cases[i];
+        let vols = volume::read_case(files)?;
+        if vols.len() != 1 && vols.len() != c {
+            bail!("{}: case {name} has {} channel volumes but the model takes {c}", files[0].display(), vols.len());
+        }
+        let (planes, h, w) = volume::planes(&vols, axis, c);
+        let (mut masks, mut softs, mut vars) = (Vec::new(), Vec::new(), Vec::new());
+        for start in (0..planes.len()).step_by(a.batch_size) {
+            let part = &planes[start..(start + a.batch_size).min(planes.len())];
+            let data: Vec<f32> = part.iter().flat_map(|p| crate::data::resize_planes(p, c, h, w, s)).collect();
+            let t = Tensor::from_slice(&data, &[part.len(), c, s, s])?;
+            let seeds: Vec<u64> = (start..start + part.len())
+                .map(|k| crate::diffusion::ensemble::image_seed(a.model.seed, &format!("{name}_s{k:03}")))
+                .collect();
+            pb.set_message(format!("{name}: slices {}-{} of {}", start + 1, start + part.len(), planes.len()));
+            for e in m.segment(&t, &a.model, &seeds, &pb)? {
+                let up = |plane: &[f32], nearest: bool| crate::data::resize(plane, s, s, h, w, nearest);
+                masks.push(up(&e.binary, true));
+                softs.push(up(&e.mean, false));
+                vars.push(up(&e.variance, false));
+            }
+        }
+        let dims = vols[0].dims;
+        for (suffix, slices, kind) in
+            [("mask", &masks, Kind::Labels), ("soft", &softs, Kind::Float), ("uncertainty", &vars, Kind::Float)]
+        {
+            let path = a.out.join(format!("{name}_{suffix}.nii.gz"));
+            volume::write_like(&path, &vols[0], &volume::assemble(dims, axis, slices), kind)?;
+        }
+        pb.inc(1);
+    }
+    pb.finish();
+    let of = a.shard.map_or(String::new(), |sh| format!(" (shard {}/{} of {})", sh.index, sh.count, cases.len()));
+    println!(
+        "wrote label, soft and uncertainty volumes for {} case(s){of} to {} (each with its scan's header)",
+        mine.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -265,42 +339,80 @@ pub struct EvalArgs {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let rows = if a.merge.is_empty() { evaluate(&a)? } else { metrics::read_score_csvs(&a.merge)? };
-    let mean = metrics::mean(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
-    println!("{:<32} {:>8} {:>8} {:>8}", "image", "Dice", "IoU", "HD95");
-    for (n, sc) in &rows {
-        println!("{n:<32} {:>8.4} {:>8.4} {:>8.2}", sc.dice, sc.iou, sc.hd95);
+    let mean = metrics::mean(&rows.iter().map(|r| r.scores).collect::<Vec<_>>());
+    let mm: Vec<f64> = rows.iter().filter_map(|r| r.hd95_mm).collect();
+    let mean_mm = (!mm.is_empty()).then(|| mm.iter().sum::<f64>() / mm.len() as f64);
+    let mm_col = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:>9.2}"));
+    println!(
+        "{:<32} {:>8} {:>8} {:>8}{}",
+        "image",
+        "Dice",
+        "IoU",
+        "HD95",
+        if mean_mm.is_some() { "  HD95 mm" } else { "" }
+    );
+    for r in &rows {
+        let sc = r.scores;
+        println!("{:<32} {:>8.4} {:>8.4} {:>8.2}{}", r.image, sc.dice, sc.iou, sc.hd95, mm_col(r.hd95_mm));
     }
-    println!("{:<32} {:>8.4} {:>8.4} {:>8.2}", format!("mean of {}", rows.len()), mean.dice, mean.iou, mean.hd95);
-    if let Some(p) = &a.csv {
-        let mut f = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-        writeln!(f, "image,dice,iou,hd95")?;
-        for (n, sc) in &rows {
-            writeln!(f, "{n},{},{},{}", sc.dice, sc.iou, sc.hd95)?;
+    let label = format!("mean of {}", rows.len());
+    println!("{label:<32} {:>8.4} {:>8.4} {:>8.2}{}", mean.dice, mean.iou, mean.hd95, mm_col(mean_mm));
+    // volumes: 3-D overlap summed over every slice, empty ones included
+    let vols = metrics::per_volume(&rows);
+    if !vols.is_empty() {
+        println!(
+            "\n{:<32} {:>8} {:>8} {:>7} {:>22}",
+            "volume (3-D)", "Dice", "IoU", "slices", "empty-truth slices w/ FP"
+        );
+        for v in &vols {
+            let o = v.overlap;
+            println!(
+                "{:<32} {:>8.4} {:>8.4} {:>7} {:>22}",
+                v.volume,
+                o.dice(),
+                o.iou(),
+                v.slices,
+                v.false_positive_slices
+            );
         }
+        let m = vols.iter().map(|v| v.overlap.dice()).sum::<f64>() / vols.len() as f64;
+        println!("{:<32} {m:>8.4}", format!("mean of {} volumes", vols.len()));
+    }
+    if let Some(p) = &a.csv {
+        let text: Vec<String> =
+            std::iter::once(metrics::CSV_HEADER.to_string()).chain(rows.iter().map(|r| r.csv())).collect();
+        std::fs::write(p, text.join("\n") + "\n").with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &a.json {
         let per: Vec<_> = rows
             .iter()
-            .map(|(n, sc)| serde_json::json!({"image": n, "dice": sc.dice, "iou": sc.iou, "hd95": sc.hd95}))
+            .map(|r| {
+                let sc = r.scores;
+                serde_json::json!({"image": r.image, "dice": sc.dice, "iou": sc.iou, "hd95": sc.hd95, "hd95_mm": r.hd95_mm})
+            })
             .collect();
-        let j = serde_json::json!({"images": per, "mean": {"dice": mean.dice, "iou": mean.iou, "hd95": mean.hd95}, "weights": a.model.weights});
+        let volumes: Vec<_> = vols
+            .iter()
+            .map(|v| serde_json::json!({"volume": v.volume, "dice": v.overlap.dice(), "iou": v.overlap.iou(), "slices": v.slices, "empty_truth_slices_with_false_positives": v.false_positive_slices}))
+            .collect();
+        let j = serde_json::json!({"images": per, "volumes": volumes, "mean": {"dice": mean.dice, "iou": mean.iou, "hd95": mean.hd95, "hd95_mm": mean_mm}, "weights": a.model.weights});
         std::fs::write(p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }
 
-/// Sample and score this shard's images: per-image rows (name, scores).
-fn evaluate(a: &EvalArgs) -> Result<Vec<(String, Scores)>> {
+/// Sample and score this shard's images: a row per image (per slice for volumes, empty slices included).
+fn evaluate(a: &EvalArgs) -> Result<Vec<metrics::Row>> {
     let m = load_model(&a.model)?;
     let cfg = m.unet.cfg.clone();
-    let data = load_data(&a.data, cfg.image_size, cfg.input_img_channels, 1)?;
+    let data = load_data(&a.data, cfg.image_size, cfg.input_img_channels, 1, true)?;
     if data.channels != cfg.input_img_channels {
         bail!("{} has {} input channels but the model takes {}", data.source, data.channels, cfg.input_img_channels);
     }
     let s = cfg.image_size;
     let batches = shard_batches(data.len(), a.batch_size, a.shard);
     let pb = bar(batches.iter().map(|r| r.len() as u64).sum(), "eval");
-    let mut rows: Vec<(String, Scores)> = Vec::new();
+    let mut rows = Vec::new();
     for range in batches {
         let chunk: Vec<usize> = range.collect();
         let (images, masks) = data.batch(&chunk, None)?;
@@ -311,8 +423,20 @@ fn evaluate(a: &EvalArgs) -> Result<Vec<(String, Scores)>> {
         let ens = m.segment(&images, &a.model, &seeds, &pb)?;
         let truth = masks.to_vec();
         for (k, (&i, e)) in chunk.iter().zip(&ens).enumerate() {
-            let sc = metrics::scores(&e.binary, &truth[k * s * s..(k + 1) * s * s], s, s);
-            rows.push((data.samples[i].name.clone(), sc));
+            let (smp, truth) = (&data.samples[i], &truth[k * s * s..(k + 1) * s * s]);
+            // a slice's pixels at the model's size are (stored / size) times its stored spacing apart
+            let hd95_mm = smp.slice.as_ref().map(|sl| {
+                let [h, w] = smp.stored;
+                let spacing = [sl.spacing[0] as f64 * h as f64 / s as f64, sl.spacing[1] as f64 * w as f64 / s as f64];
+                metrics::hd95_spaced(&e.binary, truth, s, s, spacing)
+            });
+            rows.push(metrics::Row {
+                image: smp.name.clone(),
+                scores: metrics::scores(&e.binary, truth, s, s),
+                hd95_mm,
+                overlap: Some(metrics::Overlap::of(&e.binary, truth)),
+                slice: smp.slice.as_ref().map(|sl| sl.index),
+            });
         }
         pb.inc(chunk.len() as u64);
     }

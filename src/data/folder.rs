@@ -167,6 +167,7 @@ fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) ->
         image: super::resize_planes(&img, channels, h, w, size),
         mask: resize_plane(&bin, h, w, size, true),
         stored: [h, w],
+        slice: None,
     })
 }
 

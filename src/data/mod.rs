@@ -13,6 +13,7 @@ pub mod folder;
 pub mod nifti;
 pub mod nnunet;
 pub mod synthetic;
+pub mod volume;
 
 use crate::rng::Rng;
 use crate::{Result, Tensor};
@@ -108,6 +109,9 @@ fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// A case of an input folder: its name and its files, one per channel (or one for all).
+pub type Case = (String, Vec<std::path::PathBuf>);
+
 /// One example: image (channels·size·size) and mask (size·size), row-major.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -116,6 +120,16 @@ pub struct Sample {
     pub mask: Vec<f32>,
     /// Height and width as stored, before resizing (what the planner's fingerprint reads).
     pub stored: [usize; 2],
+    /// For a slice of a volume: which one, and its pixel spacing.
+    pub slice: Option<SliceOf>,
+}
+
+/// Where a sample sits in a volume: slice `index` (the sample is named `<volume>_s<index>`), its stored pixels
+/// `spacing` = (rows, cols) apart in the volume's units (millimetres for most scans).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceOf {
+    pub index: usize,
+    pub spacing: [f32; 2],
 }
 
 #[derive(Clone, Debug)]

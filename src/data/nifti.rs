@@ -13,10 +13,16 @@ use std::path::{Path, PathBuf};
 use super::{resize_plane, Dataset, Sample};
 use crate::{Error, Result};
 
-/// A volume: dims (x, y, z) and values, x fastest (NIfTI order).
+/// A volume: dims (x, y, z) and values, x fastest (NIfTI order), with the header it was read with (so an output
+/// volume can carry the input's geometry: [`super::volume::write_like`]).
 pub struct Volume {
     pub dims: [usize; 3],
     pub data: Vec<f32>,
+    /// Voxel size along x, y, z (pixdim[1..=3], in the header's units: millimetres for most scans).
+    pub spacing: [f32; 3],
+    /// The 348 header bytes as stored, and their byte order.
+    pub header: Vec<u8>,
+    pub little_endian: bool,
 }
 
 pub fn read_volume(path: &Path) -> Result<Volume> {
@@ -158,10 +164,19 @@ fn parse_uncompressed(bytes: &[u8], path: &Path) -> Result<Volume> {
     if slope != 0.0 && slope.is_finite() && (slope != 1.0 || inter != 0.0) {
         data.iter_mut().for_each(|v| *v = *v * slope + inter);
     }
-    Ok(Volume { dims, data })
+    let f32_at = |o: usize| {
+        let b: [u8; 4] = bytes[o..o + 4].try_into().expect("4 bytes");
+        if le {
+            f32::from_le_bytes(b)
+        } else {
+            f32::from_be_bytes(b)
+        }
+    };
+    let spacing = [1, 2, 3].map(|i| f32_at(76 + 4 * i).abs()).map(|d| if d.is_finite() && d > 0.0 { d } else { 1.0 });
+    Ok(Volume { dims, data, spacing, header: bytes[..348].to_vec(), little_endian: le })
 }
 
-fn stem(p: &Path) -> Option<String> {
+pub(super) fn stem(p: &Path) -> Option<String> {
     let name = p.file_name()?.to_str()?;
     name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii")).map(str::to_string)
 }
@@ -176,18 +191,37 @@ pub(super) fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(v)
 }
 
-/// One 2-D slice (rows, cols) of a volume along `axis`.
-fn slice(v: &Volume, axis: usize, k: usize) -> (Vec<f32>, usize, usize) {
-    let [nx, ny, nz] = v.dims;
-    let at = |x: usize, y: usize, z: usize| v.data[x + nx * (y + ny * z)];
+/// The volume index of row r, column c of slice k along `axis` (what [`slice`] reads there).
+pub(crate) fn voxel(dims: [usize; 3], axis: usize, k: usize, r: usize, c: usize) -> usize {
+    let [nx, ny, nz] = dims;
+    let at = |x: usize, y: usize, z: usize| x + nx * (y + ny * z);
     match axis {
-        0 => ((0..nz).rev().flat_map(|z| (0..ny).map(move |y| (y, z))).map(|(y, z)| at(k, y, z)).collect(), nz, ny),
-        1 => ((0..nz).rev().flat_map(|z| (0..nx).map(move |x| (x, z))).map(|(x, z)| at(x, k, z)).collect(), nz, nx),
-        _ => ((0..ny).rev().flat_map(|y| (0..nx).map(move |x| (x, y))).map(|(x, y)| at(x, y, k)).collect(), ny, nx),
+        0 => at(k, c, nz - 1 - r),
+        1 => at(c, k, nz - 1 - r),
+        _ => at(c, ny - 1 - r, k),
     }
 }
 
-pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: bool) -> Result<Dataset> {
+/// One 2-D slice (rows, cols) of a volume along `axis`.
+pub(crate) fn slice(v: &Volume, axis: usize, k: usize) -> (Vec<f32>, usize, usize) {
+    let (h, w) = plane_shape(v.dims, axis);
+    let plane = (0..h).flat_map(|r| (0..w).map(move |c| (r, c))).map(|(r, c)| v.data[voxel(v.dims, axis, k, r, c)]);
+    (plane.collect(), h, w)
+}
+
+/// (rows, cols) of a slice along `axis`: rows run from the top (the last z, or the last y for axial slices).
+pub(crate) fn plane_shape(dims: [usize; 3], axis: usize) -> (usize, usize) {
+    let [nx, ny, nz] = dims;
+    match axis {
+        0 => (nz, ny),
+        1 => (nz, nx),
+        _ => (ny, nx),
+    }
+}
+
+/// `all`: every slice, also those whose label is empty (what evaluation needs: false positives there count);
+/// otherwise only slices with foreground (what training uses).
+pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: bool, all: bool) -> Result<Dataset> {
     let idir = dir.join("images");
     let ldir = if dir.join("labels").is_dir() { dir.join("labels") } else { dir.join("masks") };
     if !idir.is_dir() || !ldir.is_dir() {
@@ -203,7 +237,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
         labels.contains_key(stem) || super::channel_suffix(stem).is_none_or(|(case, _)| !labels.contains_key(case))
     };
     let cases = super::group_cases(list(&idir)?, whole)?;
-    let samples = load_cases(&cases, &labels, size, channels, axis, skip_bad)?;
+    let samples = load_cases(&cases, &labels, size, channels, axis, skip_bad, all)?;
     if samples.is_empty() {
         return Err(Error::Config(format!(
             "{}: no slice of any label volume has a foreground voxel (labels are label maps: 0 is background, \
@@ -224,6 +258,7 @@ pub(super) fn load_cases(
     channels: usize,
     axis: usize,
     skip_bad: bool,
+    all: bool,
 ) -> Result<Vec<Sample>> {
     if axis > 2 {
         return Err(Error::Config(format!("--axis {axis} must be 0, 1 or 2")));
@@ -252,7 +287,7 @@ pub(super) fn load_cases(
                 vols.push(v);
             }
             super::check_host_memory(&files[0].display().to_string(), samples.len() + lab.dims[axis], size, channels)?;
-            Ok(volume_slices(name, &vols, &lab, axis, size, channels))
+            Ok(volume_slices(name, &vols, &lab, axis, size, channels, all))
         })();
         match result {
             Ok(s) => samples.extend(s),
@@ -263,22 +298,22 @@ pub(super) fn load_cases(
     Ok(samples)
 }
 
-/// The slices along `axis` whose label has foreground: each modality scaled to [0, 1] between its own 1st and
+/// The slices along `axis` (all of them, or those whose label has foreground): each modality scaled to [0, 1] between its own 1st and
 /// 99th percentile over the volume, resized to `size`, stacked in channel order (one volume fills all channels).
-fn volume_slices(name: &str, vols: &[Volume], lab: &Volume, axis: usize, size: usize, channels: usize) -> Vec<Sample> {
-    let ranges: Vec<(f32, f32)> = vols
-        .iter()
-        .map(|v| {
-            let mut sorted = v.data.clone();
-            sorted.sort_by(f32::total_cmp);
-            let (lo, hi) = (sorted[sorted.len() / 100], sorted[(sorted.len() * 99) / 100]);
-            (lo, if hi > lo { 1.0 / (hi - lo) } else { 1.0 })
-        })
-        .collect();
+fn volume_slices(
+    name: &str,
+    vols: &[Volume],
+    lab: &Volume,
+    axis: usize,
+    size: usize,
+    channels: usize,
+    all: bool,
+) -> Vec<Sample> {
+    let ranges = intensity_ranges(vols);
     let mut out = Vec::new();
     for k in 0..lab.dims[axis] {
         let (m, h, w) = slice(lab, axis, k);
-        if !m.iter().any(|&v| v != 0.0) {
+        if !all && !m.iter().any(|&v| v != 0.0) {
             continue;
         }
         let planes: Vec<Vec<f32>> = vols
@@ -294,9 +329,28 @@ fn volume_slices(name: &str, vols: &[Volume], lab: &Volume, axis: usize, size: u
         let mask = resize_plane(&bin, h, w, size, true);
         let image =
             (0..channels).flat_map(|c| if planes.len() == 1 { &planes[0] } else { &planes[c] }).copied().collect();
-        out.push(Sample { name: format!("{name}_s{k:03}"), image, mask, stored: [h, w] });
+        let sp = lab.spacing;
+        let spacing = match axis {
+            0 => [sp[2], sp[1]],
+            1 => [sp[2], sp[0]],
+            _ => [sp[1], sp[0]],
+        };
+        let slice = Some(super::SliceOf { index: k, spacing });
+        out.push(Sample { name: format!("{name}_s{k:03}"), image, mask, stored: [h, w], slice });
     }
     out
+}
+
+/// Per volume (lo, 1 / (hi − lo)) with lo, hi its 1st and 99th percentile: x ↦ (x − lo)·scale maps it to [0, 1].
+pub(crate) fn intensity_ranges(vols: &[Volume]) -> Vec<(f32, f32)> {
+    vols.iter()
+        .map(|v| {
+            let mut sorted = v.data.clone();
+            sorted.sort_by(f32::total_cmp);
+            let (lo, hi) = (sorted[sorted.len() / 100], sorted[(sorted.len() * 99) / 100]);
+            (lo, if hi > lo { 1.0 / (hi - lo) } else { 1.0 })
+        })
+        .collect()
 }
 
 /// Write a little-endian f32 NIfTI-1 volume (for tests and tools).
@@ -331,9 +385,15 @@ mod tests {
         let lab: Vec<f32> = (0..120).map(|i| if i / 30 == 2 && i % 6 == 1 { 1.0 } else { 0.0 }).collect(); // only z = 2
         write_f32(&d.join("images/case1.nii"), dims, &img).unwrap();
         write_f32(&d.join("labels/case1.nii"), dims, &lab).unwrap();
-        let ds = load(&d, 8, 1, 2, false).unwrap();
+        let ds = load(&d, 8, 1, 2, false, false).unwrap();
         assert_eq!(ds.len(), 1);
         assert_eq!(ds.samples[0].name, "case1_s002");
+        // evaluation reads every slice, empty ones too, each knowing its index and pixel spacing
+        let all = load(&d, 8, 1, 2, false, true).unwrap();
+        let idx: Vec<usize> = all.samples.iter().map(|s| s.slice.as_ref().unwrap().index).collect();
+        assert_eq!(idx, vec![0, 1, 2, 3]);
+        assert_eq!(all.samples[0].slice.as_ref().unwrap().spacing, [1.0, 1.0], "no pixdim: 1 per voxel");
+        assert_eq!(all.samples[0].stored, [5, 6]);
         // gzip round trip reads the same volume
         let raw = std::fs::read(d.join("images/case1.nii")).unwrap();
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -343,8 +403,8 @@ mod tests {
         // truncated file: named error
         std::fs::write(d.join("images/case2.nii"), &raw[..400]).unwrap();
         std::fs::copy(d.join("labels/case1.nii"), d.join("labels/case2.nii")).unwrap();
-        let e = load(&d, 8, 1, 2, false).unwrap_err().to_string();
+        let e = load(&d, 8, 1, 2, false, false).unwrap_err().to_string();
         assert!(e.contains("case2.nii") && e.contains("truncated"), "{e}");
-        assert_eq!(load(&d, 8, 1, 2, true).unwrap().len(), 1);
+        assert_eq!(load(&d, 8, 1, 2, true, false).unwrap().len(), 1);
     }
 }

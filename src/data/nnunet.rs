@@ -99,7 +99,8 @@ fn is_volume(ending: &str) -> bool {
 }
 
 /// The training cases of an nnU-Net raw dataset, resized to `size`, with as many channels as `channel_names`.
-pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool) -> Result<Dataset> {
+/// `all`: for volumes, every slice (evaluation), not only those with foreground (training).
+pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool, all: bool) -> Result<Dataset> {
     let meta = read_meta(dir)?;
     let (idir, ldir) = (dir.join("imagesTr"), dir.join("labelsTr"));
     if !ldir.is_dir() {
@@ -122,7 +123,7 @@ pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool) -> Result<Data
         if let Some((case, files)) = cases.iter().find(|(_, f)| f.len() != channels) {
             return Err(missing_channels(&idir, case, files.len(), channels, ending));
         }
-        nifti::load_cases(&cases, &labels, size, channels, axis, skip_bad)?
+        nifti::load_cases(&cases, &labels, size, channels, axis, skip_bad, all)?
     } else {
         load_2d(&cases, &labels, size, channels, skip_bad, &idir, ending)?
     };
@@ -175,7 +176,13 @@ fn load_2d(
                 return Err(Error::format(&files[0], msg));
             }
             let image = super::resize_planes(&planes, channels, h, w, size);
-            Ok(Sample { name: case.clone(), image, mask: resize_plane(&mask, mh, mw, size, true), stored: [h, w] })
+            Ok(Sample {
+                name: case.clone(),
+                image,
+                mask: resize_plane(&mask, mh, mw, size, true),
+                stored: [h, w],
+                slice: None,
+            })
         };
         match one() {
             Ok(s) => samples.push(s),

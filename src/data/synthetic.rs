@@ -66,7 +66,7 @@ fn one(rng: &mut Rng, s: usize, channels: usize, i: usize) -> Sample {
         let tint = 1.0 - 0.1 * ch as f64;
         image.extend(base.iter().map(|&v| ((v * tint + noise_sd * rng.normal()).clamp(0.0, 1.0)) as f32));
     }
-    Sample { name: format!("synthetic_{i:05}"), image, mask, stored: [s, s] }
+    Sample { name: format!("synthetic_{i:05}"), image, mask, stored: [s, s], slice: None }
 }
 
 #[cfg(test)]
