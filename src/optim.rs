@@ -22,10 +22,18 @@ pub struct LrSchedule {
     pub warmup: u64,
     pub total: u64,
     pub min_ratio: f32,
+    /// (step k, rate r): from step k on, a half cosine from r down to the floor at `total` (what a run resumed
+    /// with a new total follows, so the rate stays continuous at the resume step).
+    pub restart: Option<(u64, f32)>,
 }
 
 impl LrSchedule {
     pub fn at(&self, step: u64) -> f32 {
+        let floor = self.base as f64 * self.min_ratio as f64;
+        if let Some((k, r)) = self.restart.filter(|&(k, _)| step >= k) {
+            let p = ((step - k) as f64 / self.total.saturating_sub(k).max(1) as f64).min(1.0);
+            return (floor + (r as f64 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())) as f32;
+        }
         if step < self.warmup {
             return self.base * (step + 1) as f32 / self.warmup as f32;
         }
@@ -292,12 +300,19 @@ mod tests {
 
     #[test]
     fn lr_warms_up_then_decays_to_the_floor() {
-        let s = LrSchedule { base: 1e-3, warmup: 10, total: 110, min_ratio: 0.1 };
+        let s = LrSchedule { base: 1e-3, warmup: 10, total: 110, min_ratio: 0.1, restart: None };
         assert!((s.at(0) - 1e-4).abs() < 1e-9);
         assert!((s.at(9) - 1e-3).abs() < 1e-9);
         assert!((s.at(10) - 1e-3).abs() < 1e-9);
         assert!((s.at(60) - 0.55e-3).abs() < 1e-7);
         assert!((s.at(110) - 1e-4).abs() < 1e-9);
         assert!((s.at(500) - 1e-4).abs() < 1e-9);
+        // resumed at step 60 with a total of 210: the same rate at 60, then a half cosine to the floor at 210
+        let r = LrSchedule { total: 210, restart: Some((60, s.at(60))), ..s };
+        assert_eq!(r.at(60), s.at(60), "(steps before 60 ran with the old total and never run again)");
+        assert!((r.at(135) - (1e-4 + (0.55e-3 - 1e-4) * 0.5)).abs() < 1e-9);
+        assert!((r.at(210) - 1e-4).abs() < 1e-9);
+        let rates: Vec<f32> = (60..=210).map(|k| r.at(k)).collect();
+        assert!(rates.windows(2).all(|w| w[1] <= w[0]), "decays without a jump");
     }
 }

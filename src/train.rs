@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub val_count: usize,
     pub sampling_steps: usize,
     pub checkpoint_every: u64,
+    /// Set when a run was resumed with a new --steps: (step, rate) where its learning rate left the original
+    /// cosine (see `LrSchedule::restart`).
+    pub lr_restart: Option<(u64, f32)>,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             val_count: 8,
             sampling_steps: 10,
             checkpoint_every: 200,
+            lr_restart: None,
         }
     }
 }
@@ -89,6 +93,11 @@ pub struct Trainer {
 }
 
 impl TrainConfig {
+    /// Warm-up, then a cosine to a tenth of `lr` at `steps` (continued from `lr_restart` when set).
+    pub fn lr_schedule(&self) -> LrSchedule {
+        LrSchedule { base: self.lr, warmup: self.warmup, total: self.steps, min_ratio: 0.1, restart: self.lr_restart }
+    }
+
     /// Every value in range, whether it came from flags, a preset or a checkpoint's metadata: the error names the
     /// field and its value (a NaN learning rate would otherwise surface as a NaN loss a step later).
     pub fn validate(&self) -> Result<()> {
@@ -109,6 +118,14 @@ impl TrainConfig {
         }
         if !(0.0..=1.0).contains(&self.ema_decay) {
             return bad(format!("ema_decay must be in [0, 1], not {}", self.ema_decay));
+        }
+        if let Some((k, r)) = self.lr_restart {
+            if !(r.is_finite() && r >= 0.0 && k < self.steps) {
+                return bad(format!(
+                    "lr_restart ({k}, {r}) must be a step before steps ({}) and a finite rate",
+                    self.steps
+                ));
+            }
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return bad(format!("val_fraction must be in [0, 1), not {}", self.val_fraction));
@@ -188,7 +205,19 @@ impl Trainer {
             ));
         }
         let mut cfg = meta.train.clone();
-        if let Some(s) = steps {
+        if let Some(s) = steps.filter(|&s| s != cfg.steps) {
+            if s <= meta.step {
+                return Err(Error::Config(format!(
+                    "{} is at step {} already; --steps {s} must be larger to continue it",
+                    path.display(),
+                    meta.step
+                )));
+            }
+            // a new total: past warm-up, the rate continues from where it is down a half cosine to the new end
+            // (recorded, so resuming this run again follows the same rates); in warm-up the cosine has not begun
+            if meta.step > cfg.warmup {
+                cfg.lr_restart = Some((meta.step, cfg.lr_schedule().at(meta.step)));
+            }
             cfg.steps = s;
         }
         let mut t = Trainer::new(&meta.model, cfg, data)?;
@@ -205,7 +234,7 @@ impl Trainer {
     }
 
     pub fn lr_schedule(&self) -> LrSchedule {
-        LrSchedule { base: self.cfg.lr, warmup: self.cfg.warmup, total: self.cfg.steps, min_ratio: 0.1 }
+        self.cfg.lr_schedule()
     }
 
     /// One optimisation step; returns the loss (the step's one readback).

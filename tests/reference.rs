@@ -78,3 +78,39 @@ fn loading_reports_missing_unknown_and_misshaped_tensors_by_name() {
     let e = load_into(&unet8.vars, &file, "param.", &path).unwrap_err().to_string();
     assert!(e.contains("missing: final_conv.bias") && e.contains("unknown: extra.weight"), "{e}");
 }
+
+/// `medsegdiff export` writes exactly the package's state_dict: for every fixture's config, a checkpoint of
+/// that network exports the fixture's parameter names (PyTorch's own, from `state_dict()`) with their shapes,
+/// so `load_state_dict(strict=True)` takes it (tools/export_reference.py --from-export runs that in PyTorch).
+#[test]
+fn exports_hold_the_package_state_dict_names_and_shapes() {
+    use medsegdiff::model::weights::TensorFile;
+    let dir = std::env::temp_dir().join(format!("msd-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["ref_full_attn", "ref_skip_condition", "ref_dynamic_ffparser", "ref_untested_combo"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
+        let fx = TensorFile::read(&path).unwrap();
+        let model = medsegdiff::model::UnetConfig::from_json(&fx.metadata["config"]).unwrap();
+        let data = medsegdiff::data::synthetic::generate(2, model.image_size, model.input_img_channels, 0);
+        let cfg = medsegdiff::train::TrainConfig { batch_size: 1, val_every: 0, ..Default::default() };
+        // training takes one mask channel (ref_untested_combo has 2: its mask-facing convs differ in shape only)
+        let mask_channels = model.mask_channels;
+        let model = medsegdiff::model::UnetConfig { mask_channels: 1, ..model };
+        let t = medsegdiff::train::Trainer::new(&model, cfg, data).unwrap();
+        let (ck, out) = (dir.join(format!("{name}.ckpt")), dir.join(format!("{name}.safetensors")));
+        t.save(&ck).unwrap();
+        medsegdiff::checkpoint::export(&ck, &out, false).unwrap();
+        let ours: Vec<(String, Vec<usize>)> =
+            TensorFile::read(&out).unwrap().tensors.iter().map(|(k, v)| (k.clone(), v.shape.clone())).collect();
+        let theirs: Vec<(String, Vec<usize>)> = fx
+            .tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("param.").map(|n| (n.to_string(), v.shape.clone())))
+            .collect();
+        let names = |v: &[(String, Vec<usize>)]| v.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs), "{name}");
+        if mask_channels == 1 {
+            assert_eq!(ours, theirs, "{name}: shapes");
+        }
+    }
+}

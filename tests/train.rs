@@ -252,3 +252,32 @@ fn cli_train_sample_eval_write_their_outputs() {
         assert!(ok, "{flags:?}: {err}");
     }
 }
+
+/// A resumed run with a larger --steps keeps its learning rate continuous (a half cosine from the rate at the
+/// checkpoint to the floor at the new total), records that in its checkpoints, and resuming it again with the
+/// same total continues bit for bit.
+#[test]
+fn resume_with_more_steps_follows_one_schedule() {
+    let (model, cfg) = micro();
+    let data = || synthetic::generate(12, 16, 1, 5);
+    let dir = tmp("more-steps");
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    let mut first = Trainer::new(&model, cfg.clone(), data()).unwrap();
+    for _ in 0..4 {
+        first.train_step().unwrap();
+    }
+    let before = first.lr_schedule().at(4);
+    first.save(&a).unwrap();
+    let mut longer = Trainer::resume(&a, data(), Some(12)).unwrap();
+    assert_eq!(longer.cfg.lr_restart, Some((4, before)));
+    assert_eq!(longer.lr_schedule().at(4), before, "continuous at the resume step");
+    assert!((longer.lr_schedule().at(12) - cfg.lr * 0.1).abs() < 1e-9, "the floor at the new total");
+    longer.train_step().unwrap();
+    longer.save(&b).unwrap();
+    let straight: Vec<u32> = (0..4).map(|_| longer.train_step().unwrap().to_bits()).collect();
+    let mut again = Trainer::resume(&b, data(), Some(12)).unwrap();
+    assert_eq!(again.cfg.lr_restart, Some((4, before)), "the same total keeps the recorded schedule");
+    let resumed: Vec<u32> = (0..4).map(|_| again.train_step().unwrap().to_bits()).collect();
+    assert_eq!(straight, resumed);
+    assert!(Trainer::resume(&b, data(), Some(3)).is_err(), "a total below the checkpoint's step");
+}

@@ -61,7 +61,9 @@ pub struct TrainArgs {
     /// Run folder (default runs/<preset>): config.json, loss.csv, last/best.safetensors, samples.png.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue from a checkpoint (same data); --steps sets the new total.
+    /// Continue from a checkpoint (same data); --steps sets the new total. With the same total the run continues
+    /// bit for bit; with a larger one the learning rate goes on from its value at the checkpoint down a half
+    /// cosine to a tenth of the peak at the new total (recorded in the checkpoint, so later resumes agree).
     #[arg(long)]
     pub resume: Option<PathBuf>,
 }
