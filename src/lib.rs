@@ -14,11 +14,12 @@
 //! | [`ops`] | one file per op family: WGSL launches, backward, f64 CPU reference, tests | `gpu`, `tensor`, `autograd` |
 //! | [`nn`] | layers with PyTorch's parameter names and init (Conv2d, ResnetBlock, Attention, ...) | `ops`, `tensor` |
 //! | [`model`] | MedSegDiff: config, FF-Parser conditioning, U-Net, safetensors weights, reference check | `nn`, `ops` |
-//! | [`diffusion`] | schedules, q_sample, objectives, loss, DDPM / DDIM sampling, ensembles | `model`, `ops` |
+//! | [`diffusion`] | schedules, q_sample, objectives, loss, DDPM / DDIM / DPM-Solver++ sampling, ensembles and their fusion | `model`, `ops` |
 //! | [`optim`] | AdamW, gradient clipping, LR schedule, EMA | `ops::optim` kernels |
-//! | [`data`] | synthetic, folder and NIfTI datasets; deterministic batching | `tensor` |
+//! | [`data`] | synthetic, folder, NIfTI and nnU-Net datasets; deterministic batching; volumes out | `tensor` |
 //! | [`metrics`] | Dice, IoU, HD95 (host side) | nothing |
-//! | [`checkpoint`], [`train`] | checkpoints that resume exactly; the training loop | everything above |
+//! | [`plan`] | the planned recipe for user data: fingerprint, timed candidates, the budget's choices | `train` |
+//! | [`train`] | the training loop and its policy; checkpoints that resume exactly, and export | everything above |
 //! | [`cli`] | the `medsegdiff` command (train / sample / eval / bench / profile / trace / info) | everything above |
 //!
 //! `nn`, `model`, `diffusion`, `train` and `cli` never touch wgpu types. Kernels live in
@@ -27,7 +28,6 @@
 
 pub mod autograd;
 pub mod bench;
-pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod diffusion;

@@ -232,8 +232,8 @@ fn checkpoint_and_safetensors_reader() {
     .unwrap();
     let read = |b: &[u8]| match TensorFile::from_bytes(b, &ckpt) {
         Ok(f) => {
-            if medsegdiff::checkpoint::is_checkpoint(&f) {
-                medsegdiff::checkpoint::meta(&f, &ckpt).is_ok()
+            if medsegdiff::train::checkpoint::is_checkpoint(&f) {
+                medsegdiff::train::checkpoint::meta(&f, &ckpt).is_ok()
             } else {
                 true
             }

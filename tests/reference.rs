@@ -99,7 +99,7 @@ fn exports_hold_the_package_state_dict_names_and_shapes() {
         let t = medsegdiff::train::Trainer::new(&model, cfg, data).unwrap();
         let (ck, out) = (dir.join(format!("{name}.ckpt")), dir.join(format!("{name}.safetensors")));
         t.save(&ck).unwrap();
-        medsegdiff::checkpoint::export(&ck, &out, false).unwrap();
+        medsegdiff::train::checkpoint::export(&ck, &out, false).unwrap();
         let ours: Vec<(String, Vec<usize>)> =
             TensorFile::read(&out).unwrap().tensors.iter().map(|(k, v)| (k.clone(), v.shape.clone())).collect();
         let theirs: Vec<(String, Vec<usize>)> = fx

@@ -81,9 +81,9 @@ fn resume_refuses_other_data_and_broken_files() {
     assert!(md.remove("crc32").is_some(), "checkpoints carry a crc32 entry");
     let old = dir.join("old.safetensors");
     std::fs::write(&old, safetensors::serialize(st.tensors(), Some(md)).unwrap()).unwrap();
-    let (file, _) = medsegdiff::checkpoint::load(&old).unwrap();
+    let (file, _) = medsegdiff::train::checkpoint::load(&old).unwrap();
     assert!(!file.verified);
-    assert!(medsegdiff::checkpoint::load(&ckpt).unwrap().0.verified);
+    assert!(medsegdiff::train::checkpoint::load(&ckpt).unwrap().0.verified);
     assert!(Trainer::resume(&old, synthetic::generate(6, 16, 1, 1), None).is_ok());
     // no temp file left behind by the atomic write
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
@@ -280,4 +280,53 @@ fn resume_with_more_steps_follows_one_schedule() {
     let resumed: Vec<u32> = (0..4).map(|_| again.train_step().unwrap().to_bits()).collect();
     assert_eq!(straight, resumed);
     assert!(Trainer::resume(&b, data(), Some(3)).is_err(), "a total below the checkpoint's step");
+}
+
+/// The loop's policy without the CLI: validation keeps the best checkpoint, a stop request ends the run after
+/// the step in flight with `last` at that step, and a non-finite loss is an error naming the step.
+#[test]
+fn the_loop_validates_keeps_the_best_and_stops_on_request() {
+    use medsegdiff::train::{Observer, Outcome};
+    struct Obs {
+        stop_at: u64,
+        steps: Vec<u64>,
+        vals: Vec<(u64, bool)>,
+    }
+    impl Observer for Obs {
+        fn step(&mut self, s: u64, loss: f32, _lr: f32) -> medsegdiff::Result<()> {
+            assert!(loss.is_finite());
+            self.steps.push(s);
+            Ok(())
+        }
+        fn validated(&mut self, s: u64, _: &medsegdiff::metrics::Scores, best: bool) {
+            self.vals.push((s, best));
+        }
+        fn stop_requested(&self) -> bool {
+            self.steps.last() == Some(&self.stop_at)
+        }
+    }
+    let (model, cfg) = micro();
+    let cfg = medsegdiff::train::TrainConfig { val_every: 2, checkpoint_every: 100, ..cfg };
+    let dir = tmp("loop");
+    let (last, best) = (dir.join("last.safetensors"), dir.join("best.safetensors"));
+    let mut t = Trainer::new(&model, cfg.clone(), synthetic::generate(12, 16, 1, 5)).unwrap();
+    let mut obs = Obs { stop_at: 5, steps: vec![], vals: vec![] };
+    assert_eq!(t.run(&last, &best, &mut obs).unwrap(), Outcome::Stopped { step: 5 });
+    assert_eq!(obs.steps, vec![1, 2, 3, 4, 5]);
+    assert_eq!(obs.vals.iter().map(|v| v.0).collect::<Vec<_>>(), vec![2, 4], "every 2 steps");
+    assert!(obs.vals[0].1, "the first validation is the best so far");
+    assert!(best.exists());
+    assert_eq!(medsegdiff::train::checkpoint::load(&last).unwrap().1.step, 5, "saved at the stop");
+    // to the end: the last checkpoint holds the final step
+    let mut t = Trainer::resume(&last, synthetic::generate(12, 16, 1, 5), None).unwrap();
+    let mut obs = Obs { stop_at: 0, steps: vec![], vals: vec![] };
+    assert_eq!(t.run(&last, &best, &mut obs).unwrap(), Outcome::Finished);
+    assert_eq!(obs.steps, vec![6]);
+    assert_eq!(medsegdiff::train::checkpoint::load(&last).unwrap().1.step, 6);
+    // a diverging step is an error naming it, and the checkpoint stays the last good one
+    let lr = medsegdiff::train::TrainConfig { lr: 1e30, steps: 3, val_every: 0, ..cfg };
+    let mut t = Trainer::new(&model, lr, synthetic::generate(12, 16, 1, 5)).unwrap();
+    let mut obs = Obs { stop_at: 0, steps: vec![], vals: vec![] };
+    let e = t.run(&dir.join("d.safetensors"), &best, &mut obs).unwrap_err().to_string();
+    assert!(e.contains("loss became") || e.contains("non-finite"), "{e}");
 }

@@ -262,7 +262,7 @@ pub fn run() -> Result<()> {
         }
         Cmd::CheckReference { file, tol_out, tol_grad } => check_reference(adapter, &file, tol_out, tol_grad),
         Cmd::Export { weights, out, no_ema } => {
-            let e = crate::checkpoint::export(&weights, &out, no_ema)?;
+            let e = crate::train::checkpoint::export(&weights, &out, no_ema)?;
             println!(
                 "wrote {} ({} tensors, {} weights) and {}",
                 out.display(),

@@ -15,7 +15,7 @@ use crate::data::{folder, nifti, nnunet, synthetic, Dataset};
 use crate::metrics;
 use crate::model::weights::TensorFile;
 use crate::model::UnetConfig;
-use crate::train::{preset, Trainer};
+use crate::train::{preset, Outcome, Trainer};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -24,9 +24,9 @@ pub struct TrainArgs {
     /// Model config JSON (the package's Unet kwargs); overrides the preset's model.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// tiny | small | paper: a fixed network. Without it (and without --config), a run on your own data is
-    /// planned: the network, image size, steps and schedule are chosen to fit --time-budget. With no data,
-    /// the tiny preset on the synthetic set.
+    /// tiny | small | paper: a fixed network. On your own data a run is planned to fit --time-budget: without
+    /// --preset/--config the network and image size are chosen too; with one of them (and no --steps) only the
+    /// steps and schedule. With no data: the tiny preset on the synthetic set, as configured.
     #[arg(long)]
     pub preset: Option<String>,
     /// Time for the whole run, planned from the data and this adapter's measured step times (e.g. 20m, 1h30m,
@@ -203,7 +203,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
     let mut trainer = match &a.resume {
         Some(ckpt) => {
-            let (file, meta) = crate::checkpoint::load(ckpt)?;
+            let (file, meta) = crate::train::checkpoint::load(ckpt)?;
             unverified_note(&file, ckpt);
             let data =
                 load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed, false)?;
@@ -274,83 +274,90 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let pb = bar(cfg.steps, "train");
     pb.set_position(trainer.step);
     let t0 = Instant::now();
-    let start_step = trainer.step;
-    let mut last_line = Instant::now();
-    let mut ema_loss: Option<f32> = None;
-    while trainer.step < cfg.steps {
-        let lr = trainer.lr_schedule().at(trainer.step);
-        let loss = trainer.train_step()?;
-        if !loss.is_finite() {
-            pb.abandon();
-            bail!(
-                "loss became {loss} at step {}; stopping. The last good checkpoint is {} (try a lower --lr)",
-                trainer.step,
-                last.display()
-            );
-        }
-        // one write per row, so a killed run leaves whole rows (a cut one belongs to a step past the checkpoint)
-        loss_csv.write_all(format!("{},{loss},{lr}\n", trainer.step).as_bytes())?;
-        let sm = ema_loss.map_or(loss, |e| 0.95 * e + 0.05 * loss);
-        ema_loss = Some(sm);
-        pb.set_position(trainer.step);
-        pb.set_message(format!("loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}"));
-        let s = trainer.step;
-        let due = s % (cfg.steps / 20).max(1) == 0 || s == cfg.steps || s == start_step + 1;
-        if pb.is_hidden() && (due || last_line.elapsed().as_secs() >= PLAIN_PROGRESS_SECS) {
-            // no terminal (a log file, a batch job, CI): a plain progress line after the first step, every 5%
-            // and at least every PLAIN_PROGRESS_SECS
-            last_line = Instant::now();
-            let rate = (s - start_step) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            let eta = (cfg.steps - s) as f64 / rate.max(1e-9);
-            println!(
-                "step {s}/{}: loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}, {rate:.2} steps/s, ETA {eta:.0} s",
-                cfg.steps
-            );
-        }
-        if s % cfg.checkpoint_every.max(1) == 0 || s == cfg.steps {
-            trainer.save(&last)?;
-        }
-        // (not after a signal: a scheduler's grace period is for the checkpoint, not for validation)
-        if cfg.val_every > 0 && !stop.requested() && (s % cfg.val_every == 0 || s == cfg.steps) {
-            if let Some(sc) = trainer.validate()? {
-                let better = trainer.best_dice.is_none_or(|b| sc.dice > b);
-                say(
-                    &pb,
-                    format!(
-                        "step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{}",
-                        sc.dice,
-                        sc.iou,
-                        sc.hd95,
-                        if better { " (best)" } else { "" }
-                    ),
-                );
-                if better {
-                    trainer.best_dice = Some(sc.dice);
-                    trainer.save(&best)?;
-                    trainer.save(&last)?;
-                }
-            }
-        }
-        if stop.requested() {
-            stop.test_delay();
-            trainer.save(&last)?;
-            pb.abandon_with_message("interrupted");
-            println!(
-                "interrupted at step {s}; saved {}. Continue with: medsegdiff train --resume {} --steps {}",
-                last.display(),
-                last.display(),
-                cfg.steps
-            );
-            std::process::exit(crate::train::INTERRUPTED_EXIT);
-        }
+    let mut show = Show {
+        pb: pb.clone(),
+        csv: loss_csv,
+        csv_path: loss_path,
+        stop: &stop,
+        t0,
+        start: trainer.step,
+        total: cfg.steps,
+        last_line: Instant::now(),
+        avg: None,
+    };
+    let outcome = trainer.run(&last, &best, &mut show).inspect_err(|_| pb.abandon())?;
+    if let Outcome::Stopped { step } = outcome {
+        pb.abandon_with_message("interrupted");
+        println!(
+            "interrupted at step {step}; saved {}. Continue with: medsegdiff train --resume {} --steps {}",
+            last.display(),
+            last.display(),
+            cfg.steps
+        );
+        std::process::exit(crate::train::INTERRUPTED_EXIT);
     }
     pb.finish();
-    stop.exit_on_signal(); // the loop is over: a signal now ends the run at once
-    trainer.save(&last)?;
     let secs = t0.elapsed().as_secs_f64();
     println!("trained to step {} in {:.1} s; checkpoints in {}", trainer.step, secs, out.display());
+    if stop.requested() {
+        // a signal during the final save: the run is complete, so only the picture is skipped
+        println!("signal received: not writing samples.png");
+        std::process::exit(crate::train::INTERRUPTED_EXIT);
+    }
+    stop.exit_on_signal(); // the loop is over: a signal now ends the run at once
     write_sample_grid(&trainer, &out.join("samples.png"))?;
     Ok(())
+}
+
+/// How `train` shows the loop ([`crate::train::Observer`]): loss.csv rows, the progress bar, and without a
+/// terminal plain progress lines.
+struct Show<'a> {
+    pb: ProgressBar,
+    csv: std::fs::File,
+    csv_path: PathBuf,
+    stop: &'a crate::train::Interrupt,
+    t0: Instant,
+    start: u64,
+    total: u64,
+    last_line: Instant,
+    avg: Option<f32>,
+}
+
+impl crate::train::Observer for Show<'_> {
+    fn step(&mut self, s: u64, loss: f32, lr: f32) -> crate::Result<()> {
+        // one write per row, so a killed run leaves whole rows (a cut one belongs to a step past the checkpoint)
+        self.csv.write_all(format!("{s},{loss},{lr}\n").as_bytes()).map_err(|e| crate::Error::io(&self.csv_path, e))?;
+        let sm = self.avg.map_or(loss, |e| 0.95 * e + 0.05 * loss);
+        self.avg = Some(sm);
+        self.pb.set_position(s);
+        self.pb.set_message(format!("loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}"));
+        let due = s.is_multiple_of((self.total / 20).max(1)) || s == self.total || s == self.start + 1;
+        if self.pb.is_hidden() && (due || self.last_line.elapsed().as_secs() >= PLAIN_PROGRESS_SECS) {
+            // no terminal (a log file, a batch job, CI): a plain progress line after the first step, every 5%
+            // and at least every PLAIN_PROGRESS_SECS
+            self.last_line = Instant::now();
+            let rate = (s - self.start) as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
+            let eta = (self.total - s) as f64 / rate.max(1e-9);
+            println!(
+                "step {s}/{}: loss {loss:.4} (avg {sm:.4}) lr {lr:.1e}, {rate:.2} steps/s, ETA {eta:.0} s",
+                self.total
+            );
+        }
+        Ok(())
+    }
+
+    fn validated(&mut self, s: u64, sc: &crate::metrics::Scores, best: bool) {
+        let tag = if best { " (best)" } else { "" };
+        say(&self.pb, format!("step {s}: validation Dice {:.4} IoU {:.4} HD95 {:.2}{tag}", sc.dice, sc.iou, sc.hd95));
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.requested()
+    }
+
+    fn stopping(&mut self) {
+        self.stop.test_delay();
+    }
 }
 
 /// The budget of a planned run when --time-budget is not given, in seconds.

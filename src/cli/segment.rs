@@ -89,9 +89,9 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
     let weights = a.weights.as_deref().context("--weights FILE is required (a checkpoint or a state_dict)")?;
     let file = TensorFile::read(weights)?;
     unverified_note(&file, weights);
-    let is_ckpt = crate::checkpoint::is_checkpoint(&file);
+    let is_ckpt = crate::train::checkpoint::is_checkpoint(&file);
     let (cfg, train) = if is_ckpt {
-        let meta = crate::checkpoint::meta(&file, weights)?;
+        let meta = crate::train::checkpoint::meta(&file, weights)?;
         (meta.model, meta.train)
     } else {
         let cfg_text = match (&a.config, file.metadata.get("config")) {
@@ -107,7 +107,7 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
             .map_or_else(|| format!("the config in {}'s metadata", weights.display()), |p| p.display().to_string());
         // an exported state_dict carries its diffusion settings; a flag may restate them, not contradict them
         let mut train = TrainConfig::default();
-        let [objective, schedule, timesteps] = crate::checkpoint::exported_settings(&file);
+        let [objective, schedule, timesteps] = crate::train::checkpoint::exported_settings(&file);
         let steps_flag = a.timesteps.map(|t| t.to_string());
         let pick = |flag: Option<&str>, stored: Option<&str>, name: &str| -> Result<Option<String>> {
             match (flag, stored) {

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::TrainConfig;
 use crate::model::weights::{to_safetensors_bytes, write_atomic, TensorFile};
 use crate::model::UnetConfig;
-use crate::train::TrainConfig;
 use crate::{Error, Result, Tensor};
 
 pub const FORMAT: &str = "medsegdiff-checkpoint-v1";

@@ -8,7 +8,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, Meta};
+use checkpoint::Meta;
+
+pub mod checkpoint;
+mod run;
+
 use crate::data::{batch_indices, Dataset};
 use crate::diffusion::{Diffusion, Objective, ScheduleKind};
 use crate::metrics::{self, Scores};
@@ -17,6 +21,7 @@ use crate::model::{memory, Unet, UnetConfig};
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
 use crate::{autograd, Error, Result, Tensor};
+pub use run::{Interrupt, Observer, Outcome, INTERRUPTED_EXIT};
 
 /// Everything about a training run except the network's shape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -410,53 +415,5 @@ pub fn preset(name: &str) -> Result<(UnetConfig, TrainConfig)> {
             },
         )),
         other => Err(Error::Config(format!("unknown preset {other:?}; use tiny, small or paper"))),
-    }
-}
-
-/// How a training run reacts to SIGINT (Ctrl-C), SIGTERM (what Slurm and most schedulers send before SIGKILL)
-/// and SIGHUP: the first asks the loop to stop after the step in flight, save a checkpoint and exit; a second
-/// one, while that save is running, exits at once. Checkpoints are written to a temp file and renamed
-/// ([`weights::write_atomic`]), so an exit mid-save leaves the previous checkpoint whole.
-pub struct Interrupt {
-    requested: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// The exit status after an interrupted run (128 + SIGINT, as shells report Ctrl-C).
-pub const INTERRUPTED_EXIT: i32 = 130;
-
-impl Interrupt {
-    /// Install the process's signal handler (once per process). `second` runs on the second signal, just
-    /// before the process exits with [`INTERRUPTED_EXIT`]: it says what is left on disk.
-    pub fn install(second: impl Fn() + Send + 'static) -> Result<Interrupt> {
-        use std::sync::atomic::Ordering;
-        let requested = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = requested.clone();
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                second();
-                std::process::exit(INTERRUPTED_EXIT);
-            }
-            eprintln!("signal received: stopping after the step in flight (a second signal exits at once)");
-        })
-        .map_err(|e| Error::Config(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
-        Ok(Interrupt { requested })
-    }
-
-    /// Whether a signal has asked the run to stop.
-    pub fn requested(&self) -> bool {
-        self.requested.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// From now on the first signal exits at once (the loop is over: nothing would look at the request).
-    pub fn exit_on_signal(&self) {
-        self.requested.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Before the interrupted run's save: wait `MEDSEGDIFF_INTERRUPT_SAVE_DELAY_MS` (a test hook, unset in use),
-    /// so a test's second signal provably lands while the save is pending.
-    pub fn test_delay(&self) {
-        if let Some(ms) = std::env::var("MEDSEGDIFF_INTERRUPT_SAVE_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
     }
 }
