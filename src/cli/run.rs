@@ -110,20 +110,15 @@ pub(super) fn given(flags: &[(&'static str, bool)]) -> Vec<&'static str> {
 pub fn train(a: TrainArgs) -> Result<()> {
     if a.resume.is_some() {
         // a resumed run continues exactly as configured: refuse flags it would otherwise silently ignore
-        let ignored = given(&[
+        let mut ignored = given(&[
             ("--config", a.config.is_some()),
             ("--batch-size", a.batch_size.is_some()),
-            ("--lr", a.lr.is_some()),
-            ("--seed", a.seed.is_some()),
-            ("--objective", a.objective.is_some()),
-            ("--schedule", a.schedule.is_some()),
             ("--image-size", a.image_size.is_some()),
-            ("--val-every", a.val_every.is_some()),
-            ("--checkpoint-every", a.checkpoint_every.is_some()),
             ("--preset", a.preset.is_some()),
             ("--time-budget", a.time_budget.is_some()),
             ("--plan-only", a.plan_only),
         ]);
+        ignored.extend(given(&setting_flags(&a)));
         if !ignored.is_empty() {
             bail!(
                 "--resume continues a run with its saved settings; {} cannot change them (only --steps can). \
@@ -178,18 +173,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if let Some(p) = &mut plan {
         // the plan as it will run: with the flags that override its choices
         p.train = cfg.clone();
-        for (flag, set) in [
-            ("--lr", a.lr.is_some()),
-            ("--seed", a.seed.is_some()),
-            ("--objective", a.objective.is_some()),
-            ("--schedule", a.schedule.is_some()),
-            ("--val-every", a.val_every.is_some()),
-            ("--checkpoint-every", a.checkpoint_every.is_some()),
-        ] {
-            if set {
-                p.fixed_by_flags.push(flag.into());
-            }
-        }
+        p.fixed_by_flags.extend(given(&setting_flags(&a)).into_iter().map(String::from));
         println!("{}", p.summary());
         let path = out.join("plan.json");
         std::fs::write(&path, serde_json::to_string_pretty(p)?)
@@ -358,6 +342,19 @@ impl crate::train::Observer for Show<'_> {
     fn stopping(&mut self) {
         self.stop.test_delay();
     }
+}
+
+/// The training settings' flags (name, whether given): a plan takes them over its choices; a resumed run
+/// refuses them.
+fn setting_flags(a: &TrainArgs) -> [(&'static str, bool); 6] {
+    [
+        ("--lr", a.lr.is_some()),
+        ("--seed", a.seed.is_some()),
+        ("--objective", a.objective.is_some()),
+        ("--schedule", a.schedule.is_some()),
+        ("--val-every", a.val_every.is_some()),
+        ("--checkpoint-every", a.checkpoint_every.is_some()),
+    ]
 }
 
 /// The budget of a planned run when --time-budget is not given, in seconds.

@@ -60,6 +60,8 @@ fn header_extent(bytes: &[u8], path: &Path) -> Result<usize> {
 struct Header {
     le: bool,
     dims: [usize; 3],
+    /// pixdim[1..=3]; 1 where a value is missing, zero or not finite
+    spacing: [f32; 3],
     datatype: i16,
     vox_offset: usize,
     slope: f32,
@@ -123,9 +125,12 @@ impl Header {
         if !(off.is_finite() && (0.0..=1e12).contains(&off)) {
             return Err(bad(format!("vox_offset {off} is not a byte offset")));
         }
+        let spacing =
+            [1, 2, 3].map(|i| f32_at(76 + 4 * i).abs()).map(|d| if d.is_finite() && d > 0.0 { d } else { 1.0 });
         Ok(Header {
             le,
             dims,
+            spacing,
             datatype,
             vox_offset: (off as usize).max(352),
             slope: f32_at(112),
@@ -137,7 +142,7 @@ impl Header {
 }
 
 fn parse_uncompressed(bytes: &[u8], path: &Path) -> Result<Volume> {
-    let Header { le, dims, datatype, vox_offset, slope, inter, n, width } = Header::parse(bytes, path)?;
+    let Header { le, dims, spacing, datatype, vox_offset, slope, inter, n, width } = Header::parse(bytes, path)?;
     let body = bytes.get(vox_offset..vox_offset + n * width).ok_or_else(|| {
         Error::format(path, format!("truncated: {n} voxels of {width} bytes do not fit after offset {vox_offset}"))
     })?;
@@ -164,15 +169,6 @@ fn parse_uncompressed(bytes: &[u8], path: &Path) -> Result<Volume> {
     if slope != 0.0 && slope.is_finite() && (slope != 1.0 || inter != 0.0) {
         data.iter_mut().for_each(|v| *v = *v * slope + inter);
     }
-    let f32_at = |o: usize| {
-        let b: [u8; 4] = bytes[o..o + 4].try_into().expect("4 bytes");
-        if le {
-            f32::from_le_bytes(b)
-        } else {
-            f32::from_be_bytes(b)
-        }
-    };
-    let spacing = [1, 2, 3].map(|i| f32_at(76 + 4 * i).abs()).map(|d| if d.is_finite() && d > 0.0 { d } else { 1.0 });
     Ok(Volume { dims, data, spacing, header: bytes[..348].to_vec(), little_endian: le })
 }
 
