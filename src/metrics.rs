@@ -196,24 +196,45 @@ pub struct VolumeScores {
     pub slices: usize,
     /// Slices whose truth is empty but whose prediction is not.
     pub false_positive_slices: usize,
+    /// Whether the slices are 0, 1, … without a gap (a shard's share of a volume, or a merge that misses a
+    /// shard, is not; the last slices missing cannot be seen).
+    pub complete: bool,
+}
+
+impl Row {
+    /// Whether the row is a slice whose truth has no foreground (known when its counts are).
+    pub fn empty_truth_slice(&self) -> bool {
+        self.slice.is_some() && self.overlap.is_some_and(|o| o.tp + o.fn_ == 0)
+    }
 }
 
 /// Per-volume (3-D) scores of the slice rows that carry counts, volumes in name order.
 pub fn per_volume(rows: &[Row]) -> Vec<VolumeScores> {
-    let mut by: std::collections::BTreeMap<&str, VolumeScores> = Default::default();
+    let mut by: std::collections::BTreeMap<&str, (VolumeScores, Vec<usize>)> = Default::default();
     for r in rows {
-        let (Some(v), Some(o)) = (r.volume(), r.overlap) else { continue };
-        let e = by.entry(v).or_insert_with(|| VolumeScores {
-            volume: v.to_string(),
-            overlap: Overlap::default(),
-            slices: 0,
-            false_positive_slices: 0,
+        let (Some(v), Some(o), Some(k)) = (r.volume(), r.overlap, r.slice) else { continue };
+        let (e, seen) = by.entry(v).or_insert_with(|| {
+            let s = VolumeScores {
+                volume: v.to_string(),
+                overlap: Overlap::default(),
+                slices: 0,
+                false_positive_slices: 0,
+                complete: false,
+            };
+            (s, Vec::new())
         });
         e.overlap = e.overlap + o;
         e.slices += 1;
         e.false_positive_slices += usize::from(o.tp + o.fn_ == 0 && o.fp > 0);
+        seen.push(k);
     }
-    by.into_values().collect()
+    by.into_values()
+        .map(|(mut v, mut seen)| {
+            seen.sort_unstable();
+            v.complete = seen.iter().enumerate().all(|(i, &k)| i == k);
+            v
+        })
+        .collect()
 }
 
 /// Rows of CSVs written by `eval --csv`; an image in two files is an error (shards overlap).
@@ -356,6 +377,9 @@ mod tests {
         assert_eq!((v[0].volume.as_str(), v[0].slices, v[0].false_positive_slices), ("case_a", 2, 1));
         assert_eq!(v[0].overlap, Overlap { tp: 12, fp: 20, fn_: 4 });
         assert_eq!((v[1].overlap.dice(), v[1].false_positive_slices), (1.0, 0));
+        assert!(v[0].complete && v[1].complete);
+        assert!(!per_volume(&rows[1..2])[0].complete, "slice 1 without slice 0 is a partial volume");
+        assert!(rows[1].empty_truth_slice() && !rows[0].empty_truth_slice());
         // CSV round trip, a name with a comma included
         let d = std::env::temp_dir().join(format!("msd-rows-{}.csv", std::process::id()));
         let mut rows = rows;

@@ -181,16 +181,21 @@ pub fn architecture(size: usize, dim: usize, channels: usize) -> UnetConfig {
 /// validation forward pass of `model` at `batch` on this adapter, on synthetic data of its shape. With
 /// tuning on ([`tune::enabled`]), the step's matmul and conv shapes the cache lacks are tuned first (and saved,
 /// so a resumed run picks the same rungs); the timing is then of the tuned rungs.
-pub fn measure(model: &UnetConfig, batch: usize) -> Result<Timing> {
+/// Returns a note when the choices could not be saved (no writable cache directory): they still apply to this
+/// run.
+pub fn measure(model: &UnetConfig, batch: usize) -> Result<(Timing, Option<String>)> {
     let data = crate::data::synthetic::generate(2 * batch, model.image_size, model.input_img_channels, 0);
     let cfg = TrainConfig { batch_size: batch, val_every: 0, steps: 8, ..TrainConfig::default() };
     let mut t = Trainer::new(model, cfg, data)?;
+    let mut note = None;
     if tune::enabled() {
         let keys = tune::collect(|| t.train_step().map(drop))?;
         let missing: Vec<tune::Key> = keys.into_iter().filter(|k| !tune::has(k)).collect();
         if !missing.is_empty() {
             tune::choose(&missing, 3)?;
-            tune::save()?;
+            if let Err(e) = tune::save() {
+                note = Some(format!("the tuned rungs apply to this run but were not saved: {e}"));
+            }
         }
     }
     t.train_step()?;
@@ -211,7 +216,7 @@ pub fn measure(model: &UnetConfig, batch: usize) -> Result<Timing> {
         forward_s = forward_s.min(s.elapsed().as_secs_f64());
     }
     autograd::clear();
-    Ok(Timing { step_s, forward_s })
+    Ok((Timing { step_s, forward_s }, note))
 }
 
 /// What a candidate gets in `left_s` seconds: (steps, validations, seconds per validation).

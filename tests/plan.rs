@@ -149,6 +149,7 @@ fn plan_only_writes_plan_json_and_trains_nothing() {
     let (run, cache) = (dir.join("run"), dir.join("tune.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
         .env("MEDSEGDIFF_TUNE_CACHE", &cache)
+        .env_remove("MEDSEGDIFF_TUNE")
         .args(["train", "--data", dir.to_str().unwrap(), "--plan-only", "--time-budget", "2m"])
         .args(["--image-size", "16", "--batch-size", "2", "--lr", "5e-4", "--out", run.to_str().unwrap()])
         .output()
@@ -169,6 +170,30 @@ fn plan_only_writes_plan_json_and_trains_nothing() {
     assert!(!run.join("last.safetensors").exists(), "--plan-only trained");
     let tuned: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
     assert!(!tuned["entries"].as_object().unwrap().is_empty(), "the candidates' shapes were tuned: {tuned}");
+    // a preset keeps its own recipe: only planned when asked (--time-budget / --plan-only), and then the plan
+    // sets its length, not its learning rate or objective
+    let run2 = dir.join("run2");
+    let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
+        .env("MEDSEGDIFF_TUNE", "off")
+        .args(["train", "--data", dir.to_str().unwrap(), "--preset", "tiny", "--plan-only", "--time-budget", "2m"])
+        .args(["--image-size", "16", "--batch-size", "2", "--out", run2.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run2.join("plan.json")).unwrap()).unwrap();
+    let (tiny_model, tiny) = medsegdiff::train::preset("tiny").unwrap();
+    assert_eq!(p["train"]["lr"].as_f64().unwrap() as f32, tiny.lr, "{p}");
+    assert_eq!(p["train"]["objective"], "pred_x0");
+    assert_eq!(p["model"]["dim"], tiny_model.dim);
+    let run3 = dir.join("run3");
+    let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
+        .env("MEDSEGDIFF_TUNE", "off")
+        .args(["train", "--data", dir.to_str().unwrap(), "--preset", "tiny", "--steps", "1", "--val-every", "0"])
+        .args(["--image-size", "16", "--batch-size", "2", "--out", run3.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!run3.join("plan.json").exists(), "--preset without --time-budget is not planned");
     // a resumed run keeps its settings: planning flags are refused
     let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
         .args(["train", "--resume", run.join("last.safetensors").to_str().unwrap(), "--time-budget", "5m"])

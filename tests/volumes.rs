@@ -138,9 +138,16 @@ fn volumes_in_volumes_out_and_weights_out() {
     let exported = dir.join("model.safetensors");
     run(&["export", "--weights", &s(&weights), "--out", &s(&exported)]);
     let kwargs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.kwargs.json")).unwrap()).unwrap();
     assert_eq!(kwargs["unet"]["dim"], 8, "{kwargs}");
     assert_eq!(kwargs["diffusion"]["timesteps"], 1000);
+    assert!(std::fs::read_to_string(&cfg).unwrap().starts_with("{\"dim\":8"), "the --config file is untouched");
+    // an export onto its own checkpoint is refused
+    let bad = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
+        .args(["export", "--weights", &s(&weights), "--out", &s(&weights)])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("would replace the checkpoint"));
     let file = medsegdiff::model::weights::TensorFile::read(&exported).unwrap();
     assert!(file.tensors.keys().all(|k| !k.contains('.') || !k.starts_with("ema.")), "package names, no prefixes");
     // (--config keeps the tiny preset's training settings: pred_x0)

@@ -91,8 +91,8 @@ pub enum Cmd {
     Sample(segment::SampleArgs),
     #[command(verbatim_doc_comment)]
     /// Write a checkpoint's weights as a plain state_dict for PyTorch (the package's names; EMA weights unless
-    /// --no-ema), with the model config and diffusion settings in its metadata, and OUT.json beside it: the
-    /// Unet(**unet) and MedSegDiff(unet, **diffusion) keyword arguments.
+    /// --no-ema), with the model config and diffusion settings in its metadata, and OUT.kwargs.json beside it:
+    /// the Unet(**unet) and MedSegDiff(unet, **diffusion) keyword arguments.
     ///
     /// Example: medsegdiff export --weights runs/tiny/best.safetensors --out tiny.safetensors
     Export {

@@ -15,7 +15,7 @@ use crate::data::{folder, nifti, nnunet, synthetic, Dataset};
 use crate::metrics;
 use crate::model::weights::TensorFile;
 use crate::model::UnetConfig;
-use crate::train::{preset, Outcome, Trainer};
+use crate::train::{preset, Outcome, TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -24,9 +24,10 @@ pub struct TrainArgs {
     /// Model config JSON (the package's Unet kwargs); overrides the preset's model.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// tiny | small | paper: a fixed network. On your own data a run is planned to fit --time-budget: without
-    /// --preset/--config the network and image size are chosen too; with one of them (and no --steps) only the
-    /// steps and schedule. With no data: the tiny preset on the synthetic set, as configured.
+    /// tiny | small | paper: a fixed network and training recipe, run as configured. Without it (and without
+    /// --config) a run on your own data is planned to fit --time-budget (network, image size, steps, schedule).
+    /// With --time-budget or --plan-only a preset is planned too, for its length only. No data: the tiny preset
+    /// on the synthetic set.
     #[arg(long)]
     pub preset: Option<String>,
     /// Time for the whole run, planned from the data and this adapter's measured step times (e.g. 20m, 1h30m,
@@ -129,8 +130,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     let user_data = a.data.data.is_some() || a.data.nifti.is_some();
     let fixed_model = a.preset.is_some() || a.config.is_some();
-    let planned = a.resume.is_none()
-        && (a.plan_only || a.time_budget.is_some() || (user_data && !(fixed_model && a.steps.is_some())));
+    // your own data without a fixed network is planned; a preset or config is planned only when asked
+    let planned = a.resume.is_none() && (a.plan_only || a.time_budget.is_some() || (user_data && !fixed_model));
     let preset_name = a.preset.clone().unwrap_or_else(|| "tiny".into());
     let (mut model, mut cfg) = preset(&preset_name)?;
     if let Some(p) = &a.config {
@@ -144,7 +145,22 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let (mut plan, mut planned_data) = (None, None);
     if planned {
         let (p, d) = plan_run(&a, fixed_model.then(|| model.clone()))?;
-        (model, cfg, planned_data) = (p.model.clone(), p.train.clone(), Some(d));
+        cfg = if fixed_model {
+            // a chosen preset or config keeps its training recipe (rate, objective, schedule); the plan sets the
+            // length and what follows from it
+            let t = &p.train;
+            TrainConfig {
+                steps: t.steps,
+                batch_size: t.batch_size,
+                warmup: t.warmup,
+                val_every: t.val_every,
+                checkpoint_every: t.checkpoint_every,
+                ..cfg
+            }
+        } else {
+            p.train.clone()
+        };
+        (model, planned_data) = (p.model.clone(), Some(d));
         plan = Some(p);
     }
     cfg.steps = a.steps.unwrap_or(cfg.steps);
@@ -166,7 +182,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let out = match (&a.out, &a.resume) {
         (Some(o), _) => o.clone(),
         (None, Some(ck)) => ck.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
-        (None, None) if planned => PathBuf::from("runs").join(run_name(&a.data)),
+        (None, None) if planned && !fixed_model => PathBuf::from("runs").join(run_name(&a.data)),
         (None, None) => PathBuf::from("runs").join(&preset_name),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -191,6 +207,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
             unverified_note(&file, ckpt);
             let data =
                 load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed, false)?;
+            if meta.step >= meta.train.steps && a.steps.is_some_and(|s| s > meta.train.steps) {
+                eprintln!(
+                    "note: {} had finished its {} steps, so its learning rate is at the floor (a tenth of {:e}); the \
+                     extension continues at that rate",
+                    ckpt.display(),
+                    meta.train.steps,
+                    meta.train.lr
+                );
+            }
             let t = Trainer::resume_loaded(ckpt, &file, meta, data, a.steps)?;
             println!("resumed {} at step {}", ckpt.display(), t.step);
             t
@@ -379,6 +404,18 @@ fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::pl
     let seed = a.seed.unwrap_or(0);
     let data = load_data(&a.data, probe, channels, seed, false)?;
     let fp = crate::plan::Fingerprint::of(&data);
+    if let (Some(p), Some(m)) = (&a.config, &fixed_model) {
+        // a config's channel count is the user's statement about the network: the data must agree
+        if fp.channels != m.input_img_channels {
+            bail!(
+                "{} has {} input channels but the --config model ({}) takes input_img_channels = {}",
+                data.source,
+                fp.channels,
+                p.display(),
+                m.input_img_channels
+            );
+        }
+    }
     let fixed =
         crate::plan::Fixed { model: fixed_model, image_size: a.image_size, batch_size: a.batch_size, steps: a.steps };
     let adapter = crate::gpu::gpu().info.name.clone();
@@ -386,7 +423,11 @@ fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::pl
     let p = crate::plan::plan(&fp, &fixed, budget, t0.elapsed().as_secs_f64(), &adapter, |m, b| {
         let tuning = if crate::ops::tune::enabled() { ", tuning its shapes first" } else { "" };
         println!("planning: timing {} px dim {} {:?} at batch {b}{tuning} ...", m.image_size, m.dim, m.dim_mults);
-        crate::plan::measure(m, b)
+        let (timing, note) = crate::plan::measure(m, b)?;
+        if let Some(n) = note {
+            eprintln!("warning: {n}");
+        }
+        Ok(timing)
     })?;
     let data = if p.model.image_size == data.size && p.model.input_img_channels == data.channels {
         data

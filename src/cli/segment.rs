@@ -339,8 +339,13 @@ pub struct EvalArgs {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let rows = if a.merge.is_empty() { evaluate(&a)? } else { metrics::read_score_csvs(&a.merge)? };
-    let mean = metrics::mean(&rows.iter().map(|r| r.scores).collect::<Vec<_>>());
-    let mm: Vec<f64> = rows.iter().filter_map(|r| r.hd95_mm).collect();
+    // the headline mean is over what it always was: every 2-D image, and the slices whose truth has foreground
+    // (as training's validation); slices with empty truth are scored in the rows, the all-slice mean and the
+    // volumes below, where their false positives count
+    let counted: Vec<_> = rows.iter().filter(|r| !r.empty_truth_slice()).map(|r| r.scores).collect();
+    let mean = metrics::mean(&counted);
+    let all = metrics::mean(&rows.iter().map(|r| r.scores).collect::<Vec<_>>());
+    let mm: Vec<f64> = rows.iter().filter(|r| !r.empty_truth_slice()).filter_map(|r| r.hd95_mm).collect();
     let mean_mm = (!mm.is_empty()).then(|| mm.iter().sum::<f64>() / mm.len() as f64);
     let mm_col = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:>9.2}"));
     println!(
@@ -355,8 +360,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let sc = r.scores;
         println!("{:<32} {:>8.4} {:>8.4} {:>8.2}{}", r.image, sc.dice, sc.iou, sc.hd95, mm_col(r.hd95_mm));
     }
-    let label = format!("mean of {}", rows.len());
+    let label = format!("mean of {}", counted.len());
     println!("{label:<32} {:>8.4} {:>8.4} {:>8.2}{}", mean.dice, mean.iou, mean.hd95, mm_col(mean_mm));
+    if counted.len() < rows.len() {
+        let label = format!("mean of all {} (empty truth too)", rows.len());
+        println!("{label:<32} {:>8.4} {:>8.4} {:>8.2}", all.dice, all.iou, all.hd95);
+    }
     // volumes: 3-D overlap summed over every slice, empty ones included
     let vols = metrics::per_volume(&rows);
     if !vols.is_empty() {
@@ -365,9 +374,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             "volume (3-D)", "Dice", "IoU", "slices", "empty-truth slices w/ FP"
         );
         for v in &vols {
-            let o = v.overlap;
+            let (o, part) = (v.overlap, if v.complete { "" } else { "  (partial: slices missing)" });
             println!(
-                "{:<32} {:>8.4} {:>8.4} {:>7} {:>22}",
+                "{:<32} {:>8.4} {:>8.4} {:>7} {:>22}{part}",
                 v.volume,
                 o.dice(),
                 o.iou(),
@@ -393,9 +402,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .collect();
         let volumes: Vec<_> = vols
             .iter()
-            .map(|v| serde_json::json!({"volume": v.volume, "dice": v.overlap.dice(), "iou": v.overlap.iou(), "slices": v.slices, "empty_truth_slices_with_false_positives": v.false_positive_slices}))
+            .map(|v| serde_json::json!({"volume": v.volume, "dice": v.overlap.dice(), "iou": v.overlap.iou(), "slices": v.slices, "complete": v.complete, "empty_truth_slices_with_false_positives": v.false_positive_slices}))
             .collect();
-        let j = serde_json::json!({"images": per, "volumes": volumes, "mean": {"dice": mean.dice, "iou": mean.iou, "hd95": mean.hd95, "hd95_mm": mean_mm}, "weights": a.model.weights});
+        let j = serde_json::json!({
+            "images": per,
+            "volumes": volumes,
+            "mean": {"dice": mean.dice, "iou": mean.iou, "hd95": mean.hd95, "hd95_mm": mean_mm, "images": counted.len()},
+            "mean_all_slices": {"dice": all.dice, "iou": all.iou, "hd95": all.hd95, "images": rows.len()},
+            "weights": a.model.weights,
+        });
         std::fs::write(p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())

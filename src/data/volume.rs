@@ -9,8 +9,9 @@ use super::nifti::{intensity_ranges, list, plane_shape, read_volume, slice, stem
 use crate::{Error, Result};
 
 /// The NIfTI cases of a sampling input: one `.nii`/`.nii.gz` file, or a folder of them (for a `channels`-channel
-/// model, `CASE_0000`, `CASE_0001`, … grouped into one case when every file has the suffix and every case has one
-/// file per channel); `None` when `input` holds no NIfTI files (images, then).
+/// model whose files all carry a suffix, `CASE_0000`, `CASE_0001`, … are one case, and a case without all its
+/// channels is an error; files without one are cases of their own, filling every channel); `None` when `input`
+/// holds no NIfTI files (images, then).
 pub fn cases(input: &Path, channels: usize) -> Result<Option<Vec<super::Case>>> {
     if !input.is_dir() {
         return Ok(stem(input).map(|s| vec![(s, vec![input.to_path_buf()])]));
@@ -20,11 +21,13 @@ pub fn cases(input: &Path, channels: usize) -> Result<Option<Vec<super::Case>>> 
         return Ok(None);
     }
     if channels > 1 && files.iter().all(|(s, _)| super::channel_suffix(s).is_some()) {
-        if let Ok(cases) = super::group_cases(files.clone(), |_| false) {
-            if cases.values().all(|f| f.len() == channels) {
-                return Ok(Some(cases.into_iter().collect()));
-            }
+        // a volume is one channel: CASE_000k files are the modalities of CASE, and all must be there
+        let cases = super::group_cases(files, |_| false)?;
+        if let Some((case, f)) = cases.iter().find(|(_, f)| f.len() != channels) {
+            let msg = format!("case {case} has {} channel volumes but the model takes {channels}", f.len());
+            return Err(Error::format(&f[0], msg));
         }
+        return Ok(Some(cases.into_iter().collect()));
     }
     Ok(Some(files.into_iter().map(|(s, p)| (s, vec![p])).collect()))
 }
@@ -165,6 +168,26 @@ mod tests {
             assert_eq!(back.data, labels, "{name}");
             assert_eq!(back.header[252..344], v.header[252..344], "{name}: qform and sform kept");
         }
+        // the fields written for the output, in the scan's byte order: a big-endian scan stays big-endian
+        let mut be = v.header.clone();
+        for o in (0..348).step_by(2).filter(|&o| (40..56).contains(&o) || o == 70 || o == 72) {
+            be.swap(o, o + 1);
+        }
+        for o in [0, 76, 80, 84, 88, 108, 112, 116, 124, 128].into_iter().chain((280..328).step_by(4)) {
+            be[o..o + 4].reverse();
+        }
+        let big = Volume { header: be, little_endian: false, ..read_volume(&src).unwrap() };
+        write_like(&d.join("be.nii"), &big, &labels, Kind::Labels).unwrap();
+        let raw = std::fs::read(d.join("be.nii")).unwrap();
+        assert_eq!(i32::from_be_bytes(raw[0..4].try_into().unwrap()), 348);
+        assert_eq!(i16::from_be_bytes([raw[70], raw[71]]), 2, "datatype u8");
+        assert_eq!(i16::from_be_bytes([raw[72], raw[73]]), 8, "bitpix");
+        assert_eq!(f32::from_be_bytes(raw[108..112].try_into().unwrap()), 352.0, "vox_offset");
+        assert_eq!(f32::from_be_bytes(raw[112..116].try_into().unwrap()), 1.0, "scl_slope");
+        assert_eq!(&raw[344..348], b"n+1\0");
+        let back = read_volume(&d.join("be.nii")).unwrap();
+        assert_eq!((back.dims, back.spacing, back.little_endian), (dims, v.spacing, false));
+        assert_eq!(back.data, labels);
         let e = write_like(&d.join("bad.nii"), &v, &labels[..10], Kind::Labels).unwrap_err().to_string();
         assert!(e.contains("bad.nii") && e.contains("[5, 4, 3]"), "{e}");
         let (p, h, w) = planes(&[v], 2, 2);

@@ -93,9 +93,14 @@ pub struct Exported {
 
 /// Write a checkpoint's EMA weights (its raw weights with `raw`) as a plain state_dict under the package's
 /// names, carrying the model config and the diffusion settings (`objective`, `schedule`, `timesteps`) in its
-/// metadata, so `sample` needs no flags for it; and beside it `<out>.json`, the `Unet(**unet)` and
-/// `MedSegDiff(unet, **diffusion)` keyword arguments for PyTorch.
+/// metadata, so `sample` needs no flags for it; and beside it `<out stem>.kwargs.json`, the `Unet(**unet)` and
+/// `MedSegDiff(unet, **diffusion)` keyword arguments for PyTorch. Neither may replace the checkpoint.
 pub fn export(ckpt: &Path, out: &Path, raw: bool) -> Result<Exported> {
+    let json = out.with_extension("kwargs.json");
+    let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|x| b.canonicalize().ok() == Some(x));
+    if same(out, ckpt) || same(&json, ckpt) {
+        return Err(Error::format(out, format!("would replace the checkpoint {} it exports", ckpt.display())));
+    }
     let (file, meta) = load(ckpt)?;
     let prefix = if raw { "param." } else { "ema." };
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
@@ -126,7 +131,6 @@ pub fn export(ckpt: &Path, out: &Path, raw: bool) -> Result<Exported> {
         ),
         _ => (schedule.clone(), None),
     };
-    let json = out.with_extension("json");
     let kwargs = serde_json::json!({
         "unet": meta.model,
         "diffusion": { "timesteps": t.timesteps, "objective": objective, "beta_schedule": beta_schedule },

@@ -36,6 +36,7 @@ impl Trainer {
     /// checkpoint), each new best Dice saved to `best` (and `last`). A non-finite loss is an error naming the
     /// step and `last`, which keeps the last good weights.
     pub fn run(&mut self, last: &Path, best: &Path, obs: &mut impl Observer) -> Result<Outcome> {
+        let first = self.step;
         while self.step < self.cfg.steps {
             let lr = self.lr_schedule().at(self.step);
             let loss = self.train_step()?;
@@ -47,8 +48,9 @@ impl Trainer {
                 )));
             }
             obs.step(s, loss, lr)?;
-            if s.is_multiple_of(self.cfg.checkpoint_every.max(1)) && s < self.cfg.steps {
-                self.save(last)?; // (the last step's checkpoint is written after the loop)
+            // (the last step's checkpoint before its validation: a failed or killed validation loses nothing)
+            if s.is_multiple_of(self.cfg.checkpoint_every.max(1)) || s == self.cfg.steps {
+                self.save(last)?;
             }
             let due = self.cfg.val_every > 0 && (s.is_multiple_of(self.cfg.val_every) || s == self.cfg.steps);
             if due && !obs.stop_requested() {
@@ -68,7 +70,9 @@ impl Trainer {
                 return Ok(Outcome::Stopped { step: s });
             }
         }
-        self.save(last)?;
+        if self.step == first {
+            self.save(last)?; // nothing ran (resumed at the end): `last` still says where the run is
+        }
         Ok(Outcome::Finished)
     }
 }
