@@ -404,6 +404,8 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         if wanted(filter, &sample_case) {
             let (images, _) = t.data.batch(&(0..8).collect::<Vec<_>>(), None).expect("batch");
             let x = Tensor::randn(&[8, model.mask_channels, model.image_size, model.image_size], &mut rng);
+            // a sampler's steady-state step: the weights packed once for the sampling call (the warm-up run)
+            let _kp = crate::ops::conv::keep_packed_weights();
             out.push(run_case(&sample_case, &shape, 0.0, 0.0, 2, || {
                 let _ng = crate::autograd::no_grad();
                 t.diffusion.predict(&t.unet, &x, 500, &images, true).expect("forward");

@@ -177,13 +177,19 @@ fn measure(name: &str, mut step: impl FnMut() -> Result<()>) -> Result<Phase> {
     Ok(Phase { name: name.into(), wall_s, dispatches, gpu_ms: timeline.iter().sum::<f64>() / 1e6, flop, rows })
 }
 
-/// Measure one training step and one sampling step (a forward under no_grad at t = 500) of `t`.
+/// Measure one training step and one sampling step (a forward under no_grad at t = 500) of `t`, the latter as
+/// a sampler's steady-state step: with the weights packed by an earlier step of the same sampling call.
 pub fn run(name: &str, t: &mut Trainer) -> Result<Workload> {
     let model = t.unet.cfg.clone();
     let batch = t.cfg.batch_size;
     let train = measure("train_step", || t.train_step().map(|_| ()))?;
     let (images, _) = t.data.batch(&(0..batch).collect::<Vec<_>>(), None)?;
     let x = Tensor::randn(&[batch, model.mask_channels, model.image_size, model.image_size], &mut Rng::new(1));
+    let _kp = crate::ops::conv::keep_packed_weights();
+    {
+        let _ng = crate::autograd::no_grad();
+        t.diffusion.predict(&t.unet, &x, 500, &images, true)?; // the sampler's first step packs the weights
+    }
     let sample = measure("sample_step", || {
         let _ng = crate::autograd::no_grad();
         let (eps, _) = t.diffusion.predict(&t.unet, &x, 500, &images, true)?;

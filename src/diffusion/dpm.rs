@@ -77,6 +77,8 @@ impl Diffusion {
         progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
+        // the weights cannot change while sampling: pack and transform them once, not once per step
+        let _kp = crate::ops::conv::keep_packed_weights();
         let (_, x) = Self::start_noise(unet, cond, rng);
         let denoise = |x: &Tensor, t: usize| Ok(self.predict(unet, x, t, cond, true)?.1);
         let out = self.ode_sample(x, steps, Order::Second, denoise, progress)?;

@@ -149,6 +149,8 @@ impl Diffusion {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
+        // the weights cannot change while sampling: pack and transform them once, not once per step
+        let _kp = crate::ops::conv::keep_packed_weights();
         let (shape, mut img) = Self::start_noise(unet, cond, rng);
         let pairs = self.schedule.ddim_pairs(steps.min(self.timesteps()));
         let n = pairs.len();
@@ -178,6 +180,8 @@ impl Diffusion {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
         let _ng = autograd::no_grad();
+        // the weights cannot change while sampling: pack and transform them once, not once per step
+        let _kp = crate::ops::conv::keep_packed_weights();
         let (shape, mut img) = Self::start_noise(unet, cond, rng);
         let n = self.timesteps();
         for (i, t) in (0..n).rev().enumerate() {

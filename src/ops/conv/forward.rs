@@ -107,8 +107,11 @@ pub(super) fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Te
             let groups = groups(geo.cout, V5_TM) * groups(blocks, V5_WG);
             let [kh, kw] = geo.overrides();
             // weights k-major with Cout padded to a multiple of 8, so a tap's 8 channels are 2 vec4 loads
-            let wp = Tensor::scratch(&[geo.kdim(), geo.cout.div_ceil(V5_TM) * V5_TM]);
-            launch(PACK_V5, "main", &[], &p, &[w], &[&wp], self::groups(wp.numel(), WG_DIRECT));
+            let wp = super::packed::packed(w, "v5", || {
+                let wp = Tensor::scratch(&[geo.kdim(), geo.cout.div_ceil(V5_TM) * V5_TM]);
+                launch(PACK_V5, "main", &[], &p, &[w], &[&wp], self::groups(wp.numel(), WG_DIRECT));
+                wp
+            });
             let r = (-geo.pad_x).rem_euclid(4);
             let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", r as f64)];
             launch(V5, "main", &overrides, &p, &[x, &wp, bias], &[&y], groups);
@@ -138,9 +141,12 @@ fn forward_v9(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, mut p: Conv
     let nblk = geo.cout.div_ceil(V5_TM);
     let per = UNIFORM_BLOCK_F32 / (kp * V5_TM); // ≥ 1: forward_raw sends larger K to v5
     let last = (nblk - 1) / per * per * kp * V5_TM; // where the last window starts
-    let wp = Tensor::scratch(&[(nblk * kp * V5_TM).max(last + UNIFORM_BLOCK_F32)]);
     p.kp = kp as u32;
-    launch(PACK_V5, "blocked", &[], &p, &[w], &[&wp], groups(nblk * kp * V5_TM, WG_DIRECT));
+    let wp = super::packed::packed(w, "v9", || {
+        let wp = Tensor::scratch(&[(nblk * kp * V5_TM).max(last + UNIFORM_BLOCK_F32)]);
+        launch(PACK_V5, "blocked", &[], &p, &[w], &[&wp], groups(nblk * kp * V5_TM, WG_DIRECT));
+        wp
+    });
     let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
     let [kh, kw] = geo.overrides();
     let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];

@@ -91,6 +91,7 @@
 
 mod dw;
 mod forward;
+mod packed;
 mod winograd;
 
 pub mod cpu;
@@ -107,6 +108,7 @@ use crate::{autograd, shader, shape_err, Result};
 
 pub use dw::conv2d_backward_weight;
 use forward::forward_raw;
+pub use packed::{keep_packed_weights, KeepPacked};
 
 const FLIP: Shader = shader!("conv/flip_weights.wgsl");
 /// Threads per workgroup of the one-thread-per-element kernels (v1, dw v1, flip, packing).

@@ -353,3 +353,34 @@ fn dw_v9_splits_stay_bounded_on_large_images() {
     // largest binding llvmpipe offers; one channel more and dw_v9_reads sends the shape to v5's dw)
     assert_eq!(paper.packed_len(), 8 * 64 * 256 * 256);
 }
+
+/// Inside a `keep_packed_weights` scope a parameter's packing (v5, v9) or Winograd transform (v6, v8) runs once:
+/// the second forward has one launch fewer and the same bits; a weight that is not a parameter is packed every
+/// time, and outside the scope nothing is kept.
+#[test]
+fn kept_packed_weights_give_the_same_bits_with_one_launch_fewer() {
+    let x = Tensor::from_slice(&crate::rng::Rng::new(3).uniform_vec(2 * 8 * 8 * 8, -1.0, 1.0), &[2, 8, 8, 8]).unwrap();
+    let wv = crate::rng::Rng::new(4).uniform_vec(16 * 8 * 9, -1.0, 1.0);
+    let param = Tensor::from_slice(&wv, &[16, 8, 3, 3]).unwrap().with_grad();
+    let plain = Tensor::from_slice(&wv, &[16, 8, 3, 3]).unwrap();
+    let run = |k: ConvKernel, w: &Tensor| {
+        crate::ops::work::start();
+        let y = conv2d_with(k, &x, w, None, 1).unwrap().to_vec();
+        let calls = crate::ops::work::stop();
+        (y, calls.iter().map(|c| c.launches).sum::<u64>())
+    };
+    for k in [ConvKernel::Vec4, ConvKernel::Uniform, ConvKernel::Winograd, ConvKernel::Winograd4] {
+        let (want, n) = run(k, &param);
+        let _kp = keep_packed_weights();
+        let (first, n1) = run(k, &param);
+        let (second, n2) = run(k, &param);
+        assert_eq!((n1, n2), (n, n - 1), "{k:?}: launches outside, first and second inside the scope");
+        assert!(want == first && first == second, "{k:?}: kept weights changed the output");
+        let (_, m) = run(k, &plain);
+        let (_, m2) = run(k, &plain);
+        assert_eq!((m, m2), (n, n), "{k:?}: a non-parameter weight is packed every time");
+    }
+    let (_, n) = run(ConvKernel::Winograd, &param);
+    let (_, n2) = run(ConvKernel::Winograd, &param);
+    assert_eq!(n, n2, "nothing is kept after the scope");
+}

@@ -64,8 +64,12 @@ pub(super) fn winograd(
     y: &Tensor,
 ) {
     let (planes, tiles, sh) = (tile.planes(), tile.tiles(geo), tile.shader());
-    let u = Tensor::scratch(&[planes, geo.cout, geo.cin]);
-    launch(sh, "weights", &[], &p, &[w, w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
+    let kind = if planes == 16 { "winograd F(2x2)" } else { "winograd F(4x4)" };
+    let u = super::packed::packed(w, kind, || {
+        let u = Tensor::scratch(&[planes, geo.cout, geo.cin]);
+        launch(sh, "weights", &[], &p, &[w, w], &[&u], groups(geo.cout * geo.cin, WG_DIRECT));
+        u
+    });
     let v = Tensor::scratch(&[planes, geo.cin, tiles]);
     launch(sh, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let m = crate::ops::matmul::matmul_with(crate::ops::matmul::pick(&u, false, &v, false), &u, false, &v, false)
