@@ -162,6 +162,7 @@ fn plan_only_writes_plan_json_and_trains_nothing() {
     assert_eq!(p["fingerprint"]["median_height"], 30);
     assert!((p["fingerprint"]["foreground_fraction"].as_f64().unwrap() - 0.25).abs() < 0.05, "{p}");
     assert_eq!(p["model"]["image_size"], 16);
+    assert_eq!(p["model"]["input_img_channels"], 1, "gray scans: one channel");
     assert_eq!(p["train"]["batch_size"], 2);
     assert_eq!(p["train"]["lr"], 5e-4, "an explicit --lr overrides the plan's");
     assert!(p["fixed_by_flags"].as_array().unwrap().iter().any(|f| f == "--lr"), "{p}");
@@ -194,6 +195,28 @@ fn plan_only_writes_plan_json_and_trains_nothing() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!run3.join("plan.json").exists(), "--preset without --time-budget is not planned");
+    // colour images plan a 3-channel network (gray ones, above, one channel)
+    let colour = dir.join("colour");
+    for sub in ["images", "masks"] {
+        std::fs::create_dir_all(colour.join(sub)).unwrap();
+        for i in 0..4 {
+            let name = format!("s{i}.png");
+            std::fs::copy(dir.join(sub).join(&name), colour.join(sub).join(&name)).unwrap();
+        }
+    }
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]))
+        .save(colour.join("images/s0.png"))
+        .unwrap();
+    let run4 = dir.join("run4");
+    let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
+        .env("MEDSEGDIFF_TUNE", "off")
+        .args(["train", "--data", colour.to_str().unwrap(), "--plan-only", "--time-budget", "1m"])
+        .args(["--image-size", "16", "--batch-size", "2", "--out", run4.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run4.join("plan.json")).unwrap()).unwrap();
+    assert_eq!((p["fingerprint"]["channels"].as_u64(), p["model"]["input_img_channels"].as_u64()), (Some(3), Some(3)));
     // a resumed run keeps its settings: planning flags are refused
     let out = Command::new(env!("CARGO_BIN_EXE_medsegdiff"))
         .args(["train", "--resume", run.join("last.safetensors").to_str().unwrap(), "--time-budget", "5m"])

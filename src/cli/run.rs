@@ -399,7 +399,12 @@ fn run_name(d: &DataArgs) -> String {
 /// plan and the data at the chosen size.
 fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::plan::Plan, Dataset)> {
     let t0 = Instant::now();
-    let channels = fixed_model.as_ref().map_or(1, |m| m.input_img_channels);
+    let channels = match (&fixed_model, &a.data.data) {
+        (Some(m), _) => m.input_img_channels,
+        // a folder of colour images keeps its colour; gray scans (RGB files of them too) are one channel
+        (None, Some(d)) if !nnunet::is_dataset(d) && folder::has_colour(d)? => 3,
+        _ => 1,
+    };
     let probe = a.image_size.or(fixed_model.as_ref().map(|m| m.image_size)).unwrap_or(PROBE_SIZE);
     let seed = a.seed.unwrap_or(0);
     let data = load_data(&a.data, probe, channels, seed, false)?;

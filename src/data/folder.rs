@@ -30,6 +30,20 @@ fn image_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// Whether a dataset folder's images carry colour: a pixel whose channels differ, in the first 32 images by
+/// name (an RGB file of a grayscale scan is gray). A planned run gives colour data 3 input channels.
+pub fn has_colour(dir: &Path) -> Result<bool> {
+    let mut files = image_files(&dir.join("images"))?;
+    files.sort();
+    for (_, p) in files.iter().take(32) {
+        let (img, _) = decode(&read(p)?, p, "image")?;
+        if img.color().has_color() && img.to_rgb8().pixels().any(|px| px.0[0] != px.0[1] || px.0[1] != px.0[2]) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn list(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for (stem, p) in image_files(dir)? {
