@@ -33,6 +33,9 @@ fn image_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// Whether a dataset folder's images carry colour: a pixel whose channels differ, in the first 32 images by
 /// name (an RGB file of a grayscale scan is gray). A planned run gives colour data 3 input channels.
 pub fn has_colour(dir: &Path) -> Result<bool> {
+    if !dir.join("images").is_dir() {
+        return Ok(false); // not a dataset folder: `load` says what one needs
+    }
     let mut files = image_files(&dir.join("images"))?;
     files.sort();
     for (_, p) in files.iter().take(32) {
