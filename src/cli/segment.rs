@@ -166,6 +166,30 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
 }
 
 impl Loaded {
+    /// Masks for images at their own sizes: each (channel planes, h, w) resized to the model's size, all sampled
+    /// as one batch (image i's noise from `seeds[i]`), and each ensemble's fused mask brought back to (h, w) by
+    /// nearest neighbour (it stays the fused decision), its mean and variance bilinearly.
+    fn segment_at(
+        &self,
+        images: &[(&[f32], usize, usize)],
+        a: &ModelArgs,
+        seeds: &[u64],
+        pb: &indicatif::ProgressBar,
+    ) -> Result<Vec<AtSize>> {
+        let (c, s) = (self.unet.cfg.input_img_channels, self.unet.cfg.image_size);
+        let data: Vec<f32> = images.iter().flat_map(|&(p, h, w)| crate::data::resize_planes(p, c, h, w, s)).collect();
+        let t = Tensor::from_slice(&data, &[images.len(), c, s, s])?;
+        let ens = self.segment(&t, a, seeds, pb)?;
+        Ok(images
+            .iter()
+            .zip(ens)
+            .map(|(&(_, h, w), e)| {
+                let up = |plane: &[f32], nearest: bool| crate::data::resize(plane, s, s, h, w, nearest);
+                AtSize { binary: up(&e.binary, true), mean: up(&e.mean, false), variance: up(&e.variance, false) }
+            })
+            .collect())
+    }
+
     /// Ensemble masks for a batch of images (B, C, S, S), image i's noise from `seeds[i]` (see
     /// `diffusion::ensemble`): per image (mean, binary, variance).
     fn segment(
@@ -213,7 +237,7 @@ pub struct SampleArgs {
 pub fn sample(a: SampleArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let cfg = &m.unet.cfg;
-    let (c, s) = (cfg.input_img_channels, cfg.image_size);
+    let c = cfg.input_img_channels;
     if let Some(cases) = volume::cases(&a.input, c)? {
         return sample_volumes(&a, &m, &cases);
     }
@@ -227,23 +251,16 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let pb = bar(total as u64, "sample");
     for range in batches {
         let part = &cases[range];
-        let mut planes = Vec::with_capacity(part.len() * c * s * s);
-        let mut originals = Vec::new();
-        for (_, files) in part {
-            let (img, h, w) = folder::read_channels(files, c)?;
-            planes.extend(crate::data::resize_planes(&img, c, h, w, s));
-            originals.push((img, h, w));
-        }
-        let t = Tensor::from_slice(&planes, &[part.len(), c, s, s])?;
+        let originals =
+            part.iter().map(|(_, files)| folder::read_channels(files, c)).collect::<crate::Result<Vec<_>>>()?;
         let seeds: Vec<u64> =
             part.iter().map(|(name, _)| crate::diffusion::ensemble::image_seed(a.model.seed, name)).collect();
-        let ens = m.segment(&t, &a.model, &seeds, &pb)?;
-        for (((name, _), (img, h, w)), e) in part.iter().zip(&originals).zip(&ens) {
+        let views: Vec<_> = originals.iter().map(|(img, h, w)| (img.as_slice(), *h, *w)).collect();
+        let outs = m.segment_at(&views, &a.model, &seeds, &pb)?;
+        for (((name, _), (img, h, w)), o) in part.iter().zip(&originals).zip(outs) {
             let (h, w) = (*h, *w);
-            // back to the scan's own width and height: the mask by nearest neighbour (it stays the ensemble's
-            // vote), the soft mask and the variance bilinearly; the overlay tints the original pixels
-            let up = |plane: &[f32], nearest: bool| crate::data::resize(plane, s, s, h, w, nearest);
-            let (binary, mean, variance) = (up(&e.binary, true), up(&e.mean, false), up(&e.variance, false));
+            let AtSize { binary, mean, variance } = o;
+            // the overlay tints the original pixels
             let save = |img: image::RgbImage, file: String| {
                 let p = a.out.join(file);
                 img.save(&p).with_context(|| format!("writing {}", p.display()))
@@ -256,9 +273,21 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         }
     }
     pb.finish();
-    let of = a.shard.map_or(String::new(), |sh| format!(" (shard {}/{} of {})", sh.index, sh.count, cases.len()));
+    let of = shard_note(a.shard, cases.len());
     println!("wrote masks, overlays and uncertainty maps for {total} image(s){of} to {}", a.out.display());
     Ok(())
+}
+
+/// " (shard i/n of total)" when sampling a shard.
+fn shard_note(shard: Option<Shard>, total: usize) -> String {
+    shard.map_or(String::new(), |sh| format!(" (shard {}/{} of {total})", sh.index, sh.count))
+}
+
+/// One image's outputs at its own height and width.
+struct AtSize {
+    binary: Vec<f32>,
+    mean: Vec<f32>,
+    variance: Vec<f32>,
 }
 
 /// NIfTI in, NIfTI out: every slice of each volume along --axis (empty ones too) sampled in batches, each mask
@@ -266,7 +295,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 /// <case>_uncertainty.nii.gz (variance) written with the scan's header. Slice k of a case is seeded by the name
 /// <case>_s<k> (as `eval` names it); --shard splits whole volumes.
 fn sample_volumes(a: &SampleArgs, m: &Loaded, cases: &[(String, Vec<PathBuf>)]) -> Result<()> {
-    let (c, s, axis) = (m.unet.cfg.input_img_channels, m.unet.cfg.image_size, a.axis as usize);
+    let (c, axis) = (m.unet.cfg.input_img_channels, a.axis as usize);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let mine: Vec<usize> = shard_batches(cases.len(), 1, a.shard).into_iter().flatten().collect();
     let pb = bar(mine.len() as u64, "volumes");
@@ -280,17 +309,15 @@ fn sample_volumes(a: &SampleArgs, m: &Loaded, cases: &[(String, Vec<PathBuf>)]) 
         let (mut masks, mut softs, mut vars) = (Vec::new(), Vec::new(), Vec::new());
         for start in (0..planes.len()).step_by(a.batch_size) {
             let part = &planes[start..(start + a.batch_size).min(planes.len())];
-            let data: Vec<f32> = part.iter().flat_map(|p| crate::data::resize_planes(p, c, h, w, s)).collect();
-            let t = Tensor::from_slice(&data, &[part.len(), c, s, s])?;
+            let views: Vec<_> = part.iter().map(|p| (p.as_slice(), h, w)).collect();
             let seeds: Vec<u64> = (start..start + part.len())
                 .map(|k| crate::diffusion::ensemble::image_seed(a.model.seed, &format!("{name}_s{k:03}")))
                 .collect();
             pb.set_message(format!("{name}: slices {}-{} of {}", start + 1, start + part.len(), planes.len()));
-            for e in m.segment(&t, &a.model, &seeds, &pb)? {
-                let up = |plane: &[f32], nearest: bool| crate::data::resize(plane, s, s, h, w, nearest);
-                masks.push(up(&e.binary, true));
-                softs.push(up(&e.mean, false));
-                vars.push(up(&e.variance, false));
+            for o in m.segment_at(&views, &a.model, &seeds, &pb)? {
+                masks.push(o.binary);
+                softs.push(o.mean);
+                vars.push(o.variance);
             }
         }
         let dims = vols[0].dims;
@@ -303,7 +330,7 @@ fn sample_volumes(a: &SampleArgs, m: &Loaded, cases: &[(String, Vec<PathBuf>)]) 
         pb.inc(1);
     }
     pb.finish();
-    let of = a.shard.map_or(String::new(), |sh| format!(" (shard {}/{} of {})", sh.index, sh.count, cases.len()));
+    let of = shard_note(a.shard, cases.len());
     println!(
         "wrote label, soft and uncertainty volumes for {} case(s){of} to {} (each with its scan's header)",
         mine.len(),
