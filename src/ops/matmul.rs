@@ -323,31 +323,29 @@ pub fn pick(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> MatmulKernel {
         .unwrap_or(MatmulKernel::DEFAULT)
 }
 
+/// C = op(A) · op(B), untaped, on the rung [`pick`] chooses: what backward passes and the GEMMs inside convs
+/// run.
+pub fn matmul_picked(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
+    matmul_with(pick(a, ta, b, tb), a, ta, b, tb)
+}
+
 /// C = op(A) · op(B), taped. `ta`/`tb` transpose the last two dims of A/B (as strides for v1–v4; v5 copies the
 /// operand, see above).
 pub fn matmul_t(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Result<Tensor> {
-    let c = matmul_with(pick(a, ta, b, tb), a, ta, b, tb)?;
+    let c = matmul_picked(a, ta, b, tb)?;
     let pl = plan(a.shape(), ta, b.shape(), tb)?;
     let (a2, b2) = (a.clone(), b.clone());
     autograd::record("matmul", &[a, b], &c, move |g, needs| {
         let da = if needs[0] {
             // d op(A) = G·op(B)ᵀ; if A itself was transposed, dA = (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ
-            let d = if ta {
-                matmul_with(pick(&b2, tb, g, true), &b2, tb, g, true)?
-            } else {
-                matmul_with(pick(g, false, &b2, !tb), g, false, &b2, !tb)?
-            };
+            let d = if ta { matmul_picked(&b2, tb, g, true)? } else { matmul_picked(g, false, &b2, !tb)? };
             Some(fold_batch(d, pl.a_shared, a2.shape())?)
         } else {
             None
         };
         let db = if needs[1] {
             // d op(B) = op(A)ᵀ·G; if B was transposed, dB = Gᵀ·op(A)
-            let d = if tb {
-                matmul_with(pick(g, true, &a2, ta), g, true, &a2, ta)?
-            } else {
-                matmul_with(pick(&a2, !ta, g, false), &a2, !ta, g, false)?
-            };
+            let d = if tb { matmul_picked(g, true, &a2, ta)? } else { matmul_picked(&a2, !ta, g, false)? };
             Some(fold_batch(d, pl.b_shared, b2.shape())?)
         } else {
             None

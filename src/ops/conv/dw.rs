@@ -55,13 +55,7 @@ pub fn conv2d_backward_weight(
             let hw = geo.in_h * geo.in_w;
             let g3 = g.detach().reshape(&[geo.batch, cout, hw])?;
             let x3 = x.detach().reshape(&[geo.batch, geo.cin, hw])?;
-            let per = crate::ops::matmul::matmul_with(
-                crate::ops::matmul::pick(&g3, false, &x3, true),
-                &g3,
-                false,
-                &x3,
-                true,
-            )?;
+            let per = crate::ops::matmul::matmul_picked(&g3, false, &x3, true)?;
             return sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape);
         }
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other

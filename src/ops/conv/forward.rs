@@ -60,14 +60,8 @@ pub(super) fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Te
             let (hw, cin, cout) = (geo.in_h * geo.in_w, geo.cin, geo.cout);
             let x3 = x.detach().reshape(&[geo.batch, cin, hw]).expect("same element count");
             let w2 = w.detach().reshape(&[cout, cin]).expect("same element count");
-            let y3 = crate::ops::matmul::matmul_with(
-                crate::ops::matmul::pick(&w2, false, &x3, false),
-                &w2,
-                false,
-                &x3,
-                false,
-            )
-            .expect("the shapes agree by construction");
+            let y3 =
+                crate::ops::matmul::matmul_picked(&w2, false, &x3, false).expect("the shapes agree by construction");
             return y3.reshape(&geo.out_shape()).expect("same element count");
         }
         // v6 and v8 are for 3×3 whose transformed tensors fit a binding, v7 for 1×1 without bias: the rest runs v9

@@ -72,8 +72,7 @@ pub(super) fn winograd(
     });
     let v = Tensor::scratch(&[planes, geo.cin, tiles]);
     launch(sh, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
-    let m = crate::ops::matmul::matmul_with(crate::ops::matmul::pick(&u, false, &v, false), &u, false, &v, false)
-        .expect("the planes' shapes agree by construction");
+    let m = crate::ops::matmul::matmul_picked(&u, false, &v, false).expect("the planes' shapes agree by construction");
     launch(sh, "output", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
 }
 
@@ -89,7 +88,7 @@ pub(super) fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usi
     launch(WINO2, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let gh = Tensor::scratch(&[16, geo.cout, tiles]);
     launch(WINO2, "grad_tiles", &[], &p, &[g, g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
-    let wh = crate::ops::matmul::matmul_with(crate::ops::matmul::pick(&gh, false, &v, false), &gh, false, &v, false)?;
+    let wh = crate::ops::matmul::matmul_picked(&gh, false, &v, false)?;
     let dw = Tensor::uninit(w_shape);
     launch(WINO2, "grad_output", &[], &p, &[&wh, &wh], &[&dw], groups(geo.cout * geo.cin, WG_DIRECT));
     Ok(dw)
