@@ -13,9 +13,9 @@
 //! The time grid is DDIM's ([`super::Schedule::ddim_pairs`]); the last step, to t = 0, returns x̂_0 (σ = 0 makes
 //! the update exactly D, and the solver is first order there, as the paper's "lower order final").
 
-use super::{lincomb, Diffusion, NoiseSource};
+use super::{lincomb, sampling, Diffusion, NoiseSource};
 use crate::model::Unet;
-use crate::{autograd, Result, Tensor};
+use crate::{Result, Tensor};
 
 /// Which ODE solver [`Diffusion::ode_sample`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,9 +76,7 @@ impl Diffusion {
         rng: &mut impl NoiseSource,
         progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
-        let _ng = autograd::no_grad();
-        // the weights cannot change while sampling: pack and transform them once, not once per step
-        let _kp = crate::ops::conv::keep_packed_weights();
+        let _scope = sampling();
         let (_, x) = Self::start_noise(unet, cond, rng);
         let denoise = |x: &Tensor, t: usize| Ok(self.predict(unet, x, t, cond, true)?.1);
         let out = self.ode_sample(x, steps, Order::Second, denoise, progress)?;

@@ -58,6 +58,12 @@ fn per_sample(v: impl IntoIterator<Item = f64>) -> Result<Tensor> {
     Tensor::from_slice(&v, &[b, 1, 1, 1])
 }
 
+/// What a sampler holds while it runs: no tape, and (the weights cannot change meanwhile) each conv's packed
+/// weights made once for the whole call, not once per step.
+fn sampling() -> (autograd::NoGrad, crate::ops::conv::KeepPacked) {
+    (autograd::no_grad(), crate::ops::conv::keep_packed_weights())
+}
+
 /// a·x + b·y with scalars a, b.
 fn lincomb(a: f64, x: &Tensor, b: f64, y: &Tensor) -> Result<Tensor> {
     ew::add(&ew::scale(x, a as f32), &ew::scale(y, b as f32))
@@ -148,9 +154,7 @@ impl Diffusion {
         rng: &mut impl NoiseSource,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
-        let _ng = autograd::no_grad();
-        // the weights cannot change while sampling: pack and transform them once, not once per step
-        let _kp = crate::ops::conv::keep_packed_weights();
+        let _scope = sampling();
         let (shape, mut img) = Self::start_noise(unet, cond, rng);
         let pairs = self.schedule.ddim_pairs(steps.min(self.timesteps()));
         let n = pairs.len();
@@ -179,9 +183,7 @@ impl Diffusion {
         rng: &mut impl NoiseSource,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Tensor> {
-        let _ng = autograd::no_grad();
-        // the weights cannot change while sampling: pack and transform them once, not once per step
-        let _kp = crate::ops::conv::keep_packed_weights();
+        let _scope = sampling();
         let (shape, mut img) = Self::start_noise(unet, cond, rng);
         let n = self.timesteps();
         for (i, t) in (0..n).rev().enumerate() {
