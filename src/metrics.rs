@@ -35,6 +35,12 @@ pub fn scores(pred: &[f32], truth: &[f32], h: usize, w: usize) -> Scores {
     Scores { dice, iou, hd95: hd95(&a, &b, h, w) }
 }
 
+/// Per-class [`scores`] of two label maps (h, w) with values 0..=classes: class k compares the pixels labelled k.
+pub fn class_scores(pred: &[f32], truth: &[f32], classes: usize, h: usize, w: usize) -> Vec<Scores> {
+    let plane = |m: &[f32], k: usize| m.iter().map(|&v| f32::from(u8::from(v == k as f32))).collect::<Vec<_>>();
+    (1..=classes.max(1)).map(|k| scores(&plane(pred, k), &plane(truth, k), h, w)).collect()
+}
+
 fn boundary(m: &[bool], h: usize, w: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     for y in 0..h {
@@ -148,8 +154,8 @@ pub fn hd95_spaced(pred: &[f32], truth: &[f32], h: usize, w: usize, spacing: [f6
 }
 
 /// One scored image of `eval`: its scores, HD95 in millimetres when the spacing is known, its pixel counts
-/// (known for rows this version wrote) and, for a slice of a volume, the slice's index (the volume is the name
-/// without its `_sNNN` suffix).
+/// (known for rows this version wrote), for a slice of a volume the slice's index (the volume is the name
+/// without its `_sNNN` suffix), and for a multi-class model the class (1-based) the row scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub image: String,
@@ -157,18 +163,19 @@ pub struct Row {
     pub hd95_mm: Option<f64>,
     pub overlap: Option<Overlap>,
     pub slice: Option<usize>,
+    pub class: Option<usize>,
 }
 
-/// The header of `eval --csv` files; [`OLD_CSV_HEADER`] files (no counts) still merge.
-pub const CSV_HEADER: &str = "image,dice,iou,hd95,hd95_mm,tp,fp,fn,slice";
-pub const OLD_CSV_HEADER: &str = "image,dice,iou,hd95";
+/// The header of `eval --csv` files; files with the earlier headers (no class; no counts) still merge.
+pub const CSV_HEADER: &str = "image,dice,iou,hd95,hd95_mm,tp,fp,fn,slice,class";
+pub const OLD_CSV_HEADERS: [&str; 2] = ["image,dice,iou,hd95,hd95_mm,tp,fp,fn,slice", "image,dice,iou,hd95"];
 
 impl Row {
     pub fn csv(&self) -> String {
         let opt = |v: Option<String>| v.unwrap_or_default();
         let o = self.overlap;
         format!(
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             self.image,
             self.scores.dice,
             self.scores.iou,
@@ -177,7 +184,8 @@ impl Row {
             opt(o.map(|o| o.tp.to_string())),
             opt(o.map(|o| o.fp.to_string())),
             opt(o.map(|o| o.fn_.to_string())),
-            opt(self.slice.map(|v| v.to_string()))
+            opt(self.slice.map(|v| v.to_string())),
+            opt(self.class.map(|v| v.to_string()))
         )
     }
 
@@ -209,13 +217,16 @@ impl Row {
 }
 
 /// Per-volume (3-D) scores of the slice rows that carry counts, volumes in name order.
+/// A multi-class model's volumes are scored per class, named `<volume> class <k>`.
 pub fn per_volume(rows: &[Row]) -> Vec<VolumeScores> {
-    let mut by: std::collections::BTreeMap<&str, (VolumeScores, Vec<usize>)> = Default::default();
+    // (volume, class) -> its sums and the slice indices seen
+    type Key<'a> = (&'a str, Option<usize>);
+    let mut by: std::collections::BTreeMap<Key, (VolumeScores, Vec<usize>)> = Default::default();
     for r in rows {
         let (Some(v), Some(o), Some(k)) = (r.volume(), r.overlap, r.slice) else { continue };
-        let (e, seen) = by.entry(v).or_insert_with(|| {
+        let (e, seen) = by.entry((v, r.class)).or_insert_with(|| {
             let s = VolumeScores {
-                volume: v.to_string(),
+                volume: r.class.map_or_else(|| v.to_string(), |c| format!("{v} class {c}")),
                 overlap: Overlap::default(),
                 slices: 0,
                 false_positive_slices: 0,
@@ -245,8 +256,9 @@ pub fn read_score_csvs(paths: &[std::path::PathBuf]) -> crate::Result<Vec<Row>> 
         let text = std::fs::read_to_string(p).map_err(|e| crate::Error::io(p, e))?;
         let mut lines = text.lines();
         let fields = match lines.next() {
-            Some(CSV_HEADER) => 9,
-            Some(OLD_CSV_HEADER) => 4,
+            Some(CSV_HEADER) => 10,
+            Some(h) if h == OLD_CSV_HEADERS[0] => 9,
+            Some(h) if h == OLD_CSV_HEADERS[1] => 4,
             _ => {
                 return Err(crate::Error::format(
                     p,
@@ -265,7 +277,7 @@ pub fn read_score_csvs(paths: &[std::path::PathBuf]) -> crate::Result<Vec<Row>> 
             let num = |v: &str| v.parse::<f64>().map_err(|_| bad());
             let opt = |v: &str| if v.is_empty() { Ok(None) } else { v.parse::<u64>().map(Some).map_err(|_| bad()) };
             let sc = Scores { dice: num(f[1])?, iou: num(f[2])?, hd95: num(f[3])? };
-            let (hd95_mm, overlap, slice) = if fields == 9 {
+            let (hd95_mm, overlap, slice) = if fields >= 9 {
                 let mm = if f[4].is_empty() { None } else { Some(num(f[4])?) };
                 let counts = (opt(f[5])?, opt(f[6])?, opt(f[7])?);
                 let overlap = match counts {
@@ -276,17 +288,18 @@ pub fn read_score_csvs(paths: &[std::path::PathBuf]) -> crate::Result<Vec<Row>> 
             } else {
                 (None, None, None)
             };
+            let class = if fields == 10 { opt(f[9])?.map(|v| v as usize) } else { None };
             let name = f[0].to_string();
-            if let Some(prev) = seen.insert(name.clone(), p.clone()) {
+            if let Some(prev) = seen.insert((name.clone(), class), p.clone()) {
                 return Err(crate::Error::format(
                     p,
                     format!("image {name} is also in {}: the shards overlap", prev.display()),
                 ));
             }
-            rows.push(Row { image: name, scores: sc, hd95_mm, overlap, slice });
+            rows.push(Row { image: name, scores: sc, hd95_mm, overlap, slice, class });
         }
     }
-    rows.sort_by(|a, b| a.image.cmp(&b.image));
+    rows.sort_by(|a, b| (&a.image, a.class).cmp(&(&b.image, b.class)));
     Ok(rows)
 }
 
@@ -365,6 +378,7 @@ mod tests {
             hd95_mm: Some(1.5),
             overlap: Some(Overlap::of(p, t)),
             slice: Some(slice),
+            class: None,
         };
         // case_a: one good slice and one empty-truth slice with a false positive; case_b: both empty
         let rows = vec![
@@ -384,6 +398,8 @@ mod tests {
         let d = std::env::temp_dir().join(format!("msd-rows-{}.csv", std::process::id()));
         let mut rows = rows;
         rows.push(Row { image: "x,y".into(), hd95_mm: None, overlap: None, slice: None, ..rows[0].clone() });
+        rows.push(Row { class: Some(2), ..rows[0].clone() }); // a multi-class row: the same image, class 2
+        assert_eq!(per_volume(&rows).iter().filter(|v| v.volume == "case_a class 2").count(), 1);
         let text: Vec<String> = std::iter::once(CSV_HEADER.to_string()).chain(rows.iter().map(Row::csv)).collect();
         std::fs::write(&d, text.join("\n")).unwrap();
         let mut back = read_score_csvs(std::slice::from_ref(&d)).unwrap();
@@ -392,5 +408,8 @@ mod tests {
         assert_eq!(back, rows);
         std::fs::write(&d, "image,dice,iou,hd95\nold,1,1,0\n").unwrap();
         assert_eq!(read_score_csvs(std::slice::from_ref(&d)).unwrap()[0].overlap, None, "old CSVs still merge");
+        std::fs::write(&d, format!("{}\nold,1,1,0,,3,0,0,4\n", OLD_CSV_HEADERS[0])).unwrap();
+        let back = read_score_csvs(std::slice::from_ref(&d)).unwrap();
+        assert_eq!((back[0].slice, back[0].class), (Some(4), None), "CSVs without a class column still merge");
     }
 }

@@ -52,6 +52,8 @@ const VAL_SAMPLING_STEPS: usize = 10;
 pub struct Fingerprint {
     pub count: usize,
     pub channels: usize,
+    /// Foreground classes (mask channels).
+    pub classes: usize,
     /// Median height and width as stored (before resizing).
     pub median_height: usize,
     pub median_width: usize,
@@ -86,6 +88,7 @@ impl Fingerprint {
         Fingerprint {
             count: n,
             channels: data.channels,
+            classes: data.classes,
             median_height: sides(0),
             median_width: sides(1),
             smallest_side: all_sides.clone().min().unwrap_or(0),
@@ -94,6 +97,11 @@ impl Fingerprint {
             empty_fraction: shares.iter().filter(|&&f| f == 0.0).count() as f64 / n.max(1) as f64,
             object_extent: median(shares.iter().filter(|&&f| f > 0.0).map(|f| f.sqrt()).collect()),
         }
+    }
+
+    /// A fixed network at `size` with the data's input channels and classes.
+    fn adapt(&self, m: &UnetConfig, size: usize) -> UnetConfig {
+        UnetConfig { image_size: size, input_img_channels: self.channels, mask_channels: self.classes, ..m.clone() }
     }
 
     /// The smallest image size at which the median object spans [`MIN_OBJECT_PX`].
@@ -156,7 +164,7 @@ pub struct Plan {
 }
 
 /// The network the planner builds for `size` and base width `dim` (rule 2).
-pub fn architecture(size: usize, dim: usize, channels: usize) -> UnetConfig {
+pub fn architecture(size: usize, dim: usize, channels: usize, classes: usize) -> UnetConfig {
     let mut levels = 2;
     while size >> (levels - 1) > 16 && size.is_multiple_of(1 << levels) && levels < 5 {
         levels += 1;
@@ -169,6 +177,7 @@ pub fn architecture(size: usize, dim: usize, channels: usize) -> UnetConfig {
         dim,
         image_size: size,
         input_img_channels: channels,
+        mask_channels: classes,
         dim_mults: [1, 2, 4, 8, 8][..levels].to_vec(),
         full_self_attn: full,
         attn_heads: heads,
@@ -184,7 +193,8 @@ pub fn architecture(size: usize, dim: usize, channels: usize) -> UnetConfig {
 /// Returns a note when the choices could not be saved (no writable cache directory): they still apply to this
 /// run.
 pub fn measure(model: &UnetConfig, batch: usize) -> Result<(Timing, Option<String>)> {
-    let data = crate::data::synthetic::generate(2 * batch, model.image_size, model.input_img_channels, 0);
+    let mut data = crate::data::synthetic::generate(2 * batch, model.image_size, model.input_img_channels, 0);
+    data.classes = model.mask_channels; // the step's cost does not depend on which class channels are set
     let cfg = TrainConfig { batch_size: batch, val_every: 0, steps: 8, ..TrainConfig::default() };
     let mut t = Trainer::new(model, cfg, data)?;
     let mut note = None;
@@ -274,8 +284,8 @@ pub fn plan(
     let models: Vec<UnetConfig> = sizes
         .iter()
         .flat_map(|&s| match &fixed.model {
-            Some(m) => vec![UnetConfig { image_size: s, input_img_channels: fp.channels, ..m.clone() }],
-            None => DIMS.iter().map(|&d| architecture(s, d, fp.channels)).collect(),
+            Some(m) => vec![fp.adapt(m, s)],
+            None => DIMS.iter().map(|&d| architecture(s, d, fp.channels, fp.classes)).collect(),
         })
         .collect();
     let (enough, least) = fixed.steps.map_or((ENOUGH_STEPS, MIN_STEPS), |s| (s, s));
@@ -364,8 +374,8 @@ pub fn plan(
         });
     }
     let model = match &fixed.model {
-        Some(m) => UnetConfig { image_size: c.image_size, input_img_channels: fp.channels, ..m.clone() },
-        None => architecture(c.image_size, c.dim, fp.channels),
+        Some(m) => fp.adapt(m, c.image_size),
+        None => architecture(c.image_size, c.dim, fp.channels, fp.classes),
     };
     reasons.push(format!(
         "network: dim {} with dim_mults {:?}, full attention {:?}: {:.2} s per training step here, so {} steps \

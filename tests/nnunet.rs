@@ -1,11 +1,12 @@
 //! nnU-Net raw datasets: 2-D PNG and NIfTI volumes, input channels stacked from `CASE_0000`, `CASE_0001`, ...;
-//! labels collapse to foreground; missing or gapped channels are refused by name; `train --data` takes one and
-//! adopts its channel count.
+//! dataset.json's labels are the classes (`--classes 1` merges them); missing or gapped channels are refused by
+//! name; `train --data` takes one and adopts its channel and class counts.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use medsegdiff::data::labels::Classes;
 use medsegdiff::data::{nifti, nnunet, resize_plane};
 
 fn tmp(name: &str) -> PathBuf {
@@ -46,27 +47,44 @@ fn png_dataset(dir: &Path) {
 }
 
 #[test]
-fn png_cases_stack_their_channels_and_labels_become_foreground() {
+fn png_cases_stack_their_channels_and_labels_are_classes() {
     let dir = tmp("png");
     png_dataset(&dir);
-    let ds = nnunet::load(&dir, 16, 2, false, false).unwrap();
-    assert_eq!((ds.len(), ds.channels, ds.size), (4, 2, 16));
+    let ds = nnunet::load(&dir, 16, 2, false, false, Classes::Auto).unwrap();
+    assert_eq!((ds.len(), ds.channels, ds.size, ds.classes), (4, 2, 16, 2));
     assert!(ds.source.contains("T1, FLAIR") && ds.source.contains("tumour=2"), "{}", ds.source);
     let s = &ds.samples[0];
     let (t1, h, w) = medsegdiff::data::folder::read_image(&dir.join("imagesTr/case000_0000.png"), 1).unwrap();
     let (flair, _, _) = medsegdiff::data::folder::read_image(&dir.join("imagesTr/case000_0001.png"), 1).unwrap();
     assert_eq!(s.image[..256], resize_plane(&t1, h, w, 16, false)[..], "channel 0 is _0000");
     assert_eq!(s.image[256..], resize_plane(&flair, h, w, 16, false)[..], "channel 1 is _0001");
-    // labels 1 and 2 are both foreground: x < 9 of 20 columns
+    // the label map as stored: 2 in the first 5 of 20 columns, 1 in the next 4
     let (lab, _, _) = medsegdiff::data::folder::read_mask(&dir.join("labelsTr/case000.png")).unwrap();
-    assert_eq!(lab.iter().filter(|&&v| v == 1.0).count(), 9 * 14);
+    assert_eq!(
+        (lab.iter().filter(|&&v| v == 2.0).count(), lab.iter().filter(|&&v| v == 1.0).count()),
+        (5 * 14, 4 * 14)
+    );
+    // classes 1 and 2 are dataset.json's edema and tumour; the batch has one one-hot channel per class
+    let want = resize_plane(&lab, 14, 20, 16, true);
+    assert_eq!(s.mask, want);
+    let (_, masks) = ds.batch(&[0], None).unwrap();
+    assert_eq!(masks.shape(), [1, 2, 16, 16]);
+    let m = masks.to_vec();
+    let plane = |k: f32| want.iter().map(|&v| f32::from(u8::from(v == k))).collect::<Vec<_>>();
+    assert_eq!((m[..256].to_vec(), m[256..].to_vec()), (plane(1.0), plane(2.0)));
+    // --classes 1: both labels are foreground, x < 9 of 20 columns
+    let one = nnunet::load(&dir, 16, 2, false, false, Classes::Count(1)).unwrap();
+    assert_eq!(one.classes, 1);
+    assert_eq!(one.samples[0].mask, want.iter().map(|&v| f32::from(u8::from(v != 0.0))).collect::<Vec<_>>());
+    let e = nnunet::load(&dir, 16, 2, false, false, Classes::Count(3)).err().unwrap().to_string();
+    assert!(e.contains("--classes 3") && e.contains("lists 2"), "{e}");
 
     // a case missing a channel, and a gap in the numbering, are refused by name
     std::fs::remove_file(dir.join("imagesTr/case002_0001.png")).unwrap();
-    let e = nnunet::load(&dir, 16, 2, false, false).err().unwrap().to_string();
+    let e = nnunet::load(&dir, 16, 2, false, false, Classes::Auto).err().unwrap().to_string();
     assert!(e.contains("case002") && e.contains("channel_names lists 2"), "{e}");
     std::fs::copy(dir.join("imagesTr/case002_0000.png"), dir.join("imagesTr/case002_0002.png")).unwrap();
-    let e = nnunet::load(&dir, 16, 2, false, false).err().unwrap().to_string();
+    let e = nnunet::load(&dir, 16, 2, false, false, Classes::Auto).err().unwrap().to_string();
     assert!(e.contains("case002") && e.contains("_0002 where _0001 was expected"), "{e}");
 }
 
@@ -94,7 +112,10 @@ fn nifti_cases_are_sliced_with_each_modality_scaled_on_its_own() {
         gz_volume(&dir.join(format!("imagesTr/p{c}_0001.nii.gz")), dims, &flair);
         gz_volume(&dir.join(format!("labelsTr/p{c}.nii.gz")), dims, &lab);
     }
-    let ds = nnunet::load(&dir, 8, 2, false, false).unwrap();
+    // only label 2 (tumour) occurs, so the two classes dataset.json names cannot train: merged, they can
+    let e = nnunet::load(&dir, 8, 2, false, false, Classes::Auto).err().unwrap().to_string();
+    assert!(e.contains("class 1 (label value 1) has no pixel"), "{e}");
+    let ds = nnunet::load(&dir, 8, 2, false, false, Classes::Count(1)).unwrap();
     assert_eq!((ds.len(), ds.channels), (4, 2), "2 cases × 2 slices with foreground");
     for s in &ds.samples {
         let (a, b) = s.image.split_at(64);
@@ -149,6 +170,7 @@ fn train_takes_an_nnunet_dataset_and_its_channel_count() {
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["model"]["input_img_channels"], 2, "{cfg}");
+    assert_eq!(cfg["model"]["mask_channels"], 2, "dataset.json's two labels, one mask channel each: {cfg}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ fn brain() -> Fingerprint {
     Fingerprint {
         count: 61,
         channels: 1,
+        classes: 1,
         median_height: 217,
         median_width: 181,
         smallest_side: 181,
@@ -108,16 +109,16 @@ fn flags_fix_their_choices() {
 
 #[test]
 fn architecture_keeps_the_bottleneck_small_and_full_attention_where_tokens_are_few() {
-    let a = architecture(32, 16, 1);
+    let a = architecture(32, 16, 1, 1);
     assert_eq!((a.dim_mults.clone(), a.full_self_attn.clone()), (vec![1, 2], vec![false, true]));
-    let a = architecture(256, 32, 4);
+    let a = architecture(256, 32, 4, 1);
     assert_eq!((a.dim_mults.len(), a.input_img_channels), (5, 4));
     assert_eq!(a.full_self_attn, vec![false, false, false, false, true]);
     // 100 px halves twice (25 px, 625 tokens): linear attention there
-    let a = architecture(100, 16, 1);
+    let a = architecture(100, 16, 1, 1);
     assert_eq!((a.dim_mults.len(), a.full_self_attn.clone()), (3, vec![false, false, false]));
     for s in [16, 32, 48, 64, 96, 100, 128, 240, 256] {
-        architecture(s, 16, 1).validate().unwrap_or_else(|e| panic!("{s} px: {e}"));
+        architecture(s, 16, 1, 1).validate().unwrap_or_else(|e| panic!("{s} px: {e}"));
     }
 }
 

@@ -13,15 +13,38 @@ pub fn save_gray(path: &Path, plane: &[f32], h: usize, w: usize) -> Result<()> {
     img.save(path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The image's first channel with the binary mask tinted red, both (h, w).
-pub fn overlay(image: &[f32], mask: &[f32], h: usize, w: usize) -> RgbImage {
+/// A label map (h, w) of class values 0..=255 as an 8-bit PNG of those values (nnU-Net's label format).
+pub fn save_labels(path: &Path, labels: &[f32], h: usize, w: usize) -> Result<()> {
+    let img = GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([labels[y as usize * w + x as usize].clamp(0.0, 255.0) as u8])
+    });
+    img.save(path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Tints of classes 1, 2, ... in overlays (red for a binary mask), repeating after eight.
+const TINTS: [[f32; 3]; 8] = [
+    [1.0, 0.0, 0.0],
+    [0.0, 0.8, 0.0],
+    [0.2, 0.4, 1.0],
+    [1.0, 0.8, 0.0],
+    [1.0, 0.0, 1.0],
+    [0.0, 0.9, 0.9],
+    [1.0, 0.5, 0.0],
+    [0.6, 0.3, 1.0],
+];
+
+/// The image's first channel with each labelled pixel (label k > 0; a binary mask's 1) tinted by its class,
+/// both (h, w).
+pub fn overlay(image: &[f32], labels: &[f32], h: usize, w: usize) -> RgbImage {
     RgbImage::from_fn(w as u32, h as u32, |x, y| {
         let i = y as usize * w + x as usize;
         let g = image[i].clamp(0.0, 1.0) * 255.0;
-        if mask[i] >= 0.5 {
-            Rgb([(0.5 * g + 127.0) as u8, (0.5 * g) as u8, (0.5 * g) as u8])
-        } else {
-            Rgb([g as u8; 3])
+        match labels[i].round() as usize {
+            0 => Rgb([g as u8; 3]),
+            k => {
+                let t = TINTS[(k - 1) % TINTS.len()];
+                Rgb(t.map(|c| (0.5 * g + 127.0 * c) as u8))
+            }
         }
     })
 }

@@ -1,6 +1,9 @@
 //! `medsegdiff` subcommands (clap). The CLI uses `anyhow` with context; the library returns typed errors.
 
+mod eval;
 mod images;
+mod inputs;
+mod model;
 mod run;
 mod segment;
 mod workload;
@@ -43,6 +46,11 @@ pub struct DataArgs {
     /// Skip unreadable or unmatched files with a warning instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Classes of the label maps, one mask channel each: 1 merges every non-zero label into one foreground;
+    /// N > 1 reads values 1..N as classes (or exactly N distinct values, ranked). Default: an nnU-Net dataset's
+    /// dataset.json labels, else 1. A trained network's mask channels fix it for --resume and eval.
+    #[arg(long, value_parser = class_count)]
+    pub classes: Option<usize>,
     /// Number of synthetic examples when no --data/--nifti is given.
     #[arg(long, default_value_t = 512)]
     pub synthetic_count: usize,
@@ -108,7 +116,7 @@ pub enum Cmd {
     /// Dice / IoU / HD95 of a model on a dataset, as a table and CSV / JSON.
     ///
     /// Example: medsegdiff eval --weights runs/tiny/best.safetensors --data my_dataset --csv scores.csv
-    Eval(segment::EvalArgs),
+    Eval(eval::EvalArgs),
     #[command(verbatim_doc_comment)]
     /// Benchmark kernels against this adapter's measured peak (FMA GFLOP/s, copy GB/s): matmul rungs, conv,
     /// norms, softmax, FFT, AdamW, and whole training / sampling steps of the presets. With --workload or
@@ -203,6 +211,16 @@ pub(crate) fn unit_f64(v: &str) -> std::result::Result<f64, String> {
 }
 
 /// Sizes and counts: a whole number of at least 1.
+/// `--classes`: 1 to 255 (label maps are written as 8-bit values).
+fn class_count(v: &str) -> std::result::Result<usize, String> {
+    match at_least_one(v)? {
+        n if n > crate::data::labels::MAX_CLASSES => {
+            Err(format!("at most {} classes", crate::data::labels::MAX_CLASSES))
+        }
+        n => Ok(n),
+    }
+}
+
 pub(crate) fn at_least_one(v: &str) -> std::result::Result<usize, String> {
     let x: usize = v.parse().map_err(|_| format!("{v:?} is not a whole number"))?;
     if x == 0 {
@@ -226,7 +244,7 @@ pub fn run() -> Result<()> {
         }
         Cmd::Eval(a) => {
             Gpu::init(adapter)?;
-            segment::eval(a)
+            eval::eval(a)
         }
         Cmd::Bench { filter: _, json, workload, model } if workload.is_some() || model.config.is_some() => {
             Gpu::init(adapter)?;

@@ -1,5 +1,4 @@
-//! `train`: flags, the run folder, the loop's printing and files; and what `sample`, `eval` and the benches
-//! share (data loading, progress bars).
+//! `train`: flags, the run folder, the loop's printing and files, and the plan of a run on the user's data.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,13 +6,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::images;
+use super::inputs::{bar, load_data, unverified_note};
 use super::DataArgs;
-use crate::data::{folder, nifti, nnunet, synthetic, Dataset};
+use crate::data::{folder, nnunet, Dataset};
 use crate::metrics;
-use crate::model::weights::TensorFile;
 use crate::model::UnetConfig;
 use crate::train::{preset, Outcome, TrainConfig, Trainer};
 
@@ -67,31 +66,6 @@ pub struct TrainArgs {
     /// cosine to a tenth of the peak at the new total (recorded in the checkpoint, so later resumes agree).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-}
-
-/// The dataset the flags name at `size`. `all_slices`: volumes give every slice (evaluation), not only those
-/// with foreground (training).
-pub(super) fn load_data(a: &DataArgs, size: usize, channels: usize, seed: u64, all_slices: bool) -> Result<Dataset> {
-    Ok(match (&a.data, &a.nifti) {
-        (Some(d), _) if nnunet::is_dataset(d) => nnunet::load(d, size, a.axis, a.skip_bad, all_slices)?,
-        (Some(d), _) => folder::load(d, size, channels, a.skip_bad)?,
-        (None, Some(d)) => nifti::load(d, size, channels, a.axis, a.skip_bad, all_slices)?,
-        (None, None) => {
-            crate::data::check_host_memory("the synthetic dataset", a.synthetic_count, size, channels)?;
-            synthetic::generate(a.synthetic_count, size, channels, seed)
-        }
-    })
-}
-
-pub(super) fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{bar:30}} {{pos}}/{{len}} {{msg}} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"
-        ))
-        .expect("valid template"),
-    );
-    pb
 }
 
 /// Print above the progress bar, or plainly when the bar is hidden (stdout is not a terminal).
@@ -205,8 +179,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         Some(ckpt) => {
             let (file, meta) = crate::train::checkpoint::load(ckpt)?;
             unverified_note(&file, ckpt);
-            let data =
-                load_data(&a.data, meta.model.image_size, meta.model.input_img_channels, meta.train.seed, false)?;
+            let data = load_data(
+                &a.data,
+                meta.model.image_size,
+                meta.model.input_img_channels,
+                meta.train.seed,
+                false,
+                Some(meta.model.mask_channels),
+            )?;
             if meta.step >= meta.train.steps && a.steps.is_some_and(|s| s > meta.train.steps) {
                 eprintln!(
                     "note: {} had finished its {} steps, so its learning rate is at the floor (a tenth of {:e}); the \
@@ -228,7 +208,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             crate::train::check_fits(&model, cfg.batch_size, flags)?;
             let data = match planned_data {
                 Some(d) => d,
-                None => load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed, false)?,
+                None => load_data(&a.data, model.image_size, model.input_img_channels, cfg.seed, false, None)?,
             };
             if data.channels != model.input_img_channels {
                 // the dataset fixes its channel count (an nnU-Net dataset's channel_names)
@@ -241,6 +221,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
                     );
                 }
                 model.input_img_channels = data.channels;
+            }
+            if a.config.is_none() {
+                model.mask_channels = data.classes; // one mask channel per class (a config's is checked instead)
             }
             Trainer::new(&model, cfg, data)?
         }
@@ -407,7 +390,7 @@ fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::pl
     };
     let probe = a.image_size.or(fixed_model.as_ref().map(|m| m.image_size)).unwrap_or(PROBE_SIZE);
     let seed = a.seed.unwrap_or(0);
-    let data = load_data(&a.data, probe, channels, seed, false)?;
+    let data = load_data(&a.data, probe, channels, seed, false, None)?;
     let fp = crate::plan::Fingerprint::of(&data);
     if let (Some(p), Some(m)) = (&a.config, &fixed_model) {
         // a config's channel count is the user's statement about the network: the data must agree
@@ -418,6 +401,16 @@ fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::pl
                 fp.channels,
                 p.display(),
                 m.input_img_channels
+            );
+        }
+        if fp.classes != m.mask_channels {
+            bail!(
+                "{} has {} class(es) but the --config model ({}) has mask_channels = {} (one per class; --classes \
+                 sets the count)",
+                data.source,
+                fp.classes,
+                p.display(),
+                m.mask_channels
             );
         }
     }
@@ -437,20 +430,9 @@ fn plan_run(a: &TrainArgs, fixed_model: Option<UnetConfig>) -> Result<(crate::pl
     let data = if p.model.image_size == data.size && p.model.input_img_channels == data.channels {
         data
     } else {
-        load_data(&a.data, p.model.image_size, p.model.input_img_channels, seed, false)?
+        load_data(&a.data, p.model.image_size, p.model.input_img_channels, seed, false, Some(data.classes))?
     };
     Ok((p, data))
-}
-
-/// Weights without per-tensor checksums (an older medsegdiff's, or exported from PyTorch) load, with a note.
-pub(super) fn unverified_note(file: &TensorFile, path: &Path) {
-    if !file.verified {
-        eprintln!(
-            "note: {} carries no tensor checksums (written by an older medsegdiff or another tool): its bytes \
-             are loaded unverified",
-            path.display()
-        );
-    }
 }
 
 /// Without a terminal, `train` prints a progress line at least this often (seconds).
@@ -472,7 +454,9 @@ fn cut_loss_csv(path: &Path, step: u64) -> Result<()> {
 fn write_sample_grid(t: &Trainer, path: &Path) -> Result<()> {
     let idx: Vec<usize> = t.val_idx.iter().chain(t.train_idx.iter()).take(8).copied().collect();
     let examples = t.sample_examples(&idx, t.cfg.seed ^ 0xabc)?;
-    let rows: Vec<_> = examples.iter().map(|e| (e.image.clone(), e.truth.clone(), e.pred.clone())).collect();
+    // label maps 0..=classes shown as gray levels: background black, the last class white
+    let gray = |m: &[f32]| m.iter().map(|&v| v / t.data.classes as f32).collect::<Vec<_>>();
+    let rows: Vec<_> = examples.iter().map(|e| (e.image.clone(), gray(&e.truth), gray(&e.pred))).collect();
     images::grid(&rows, t.data.size).save(path).with_context(|| format!("writing {}", path.display()))?;
     let dice = metrics::mean(&examples.iter().map(|e| e.scores).collect::<Vec<_>>()).dice;
     println!("wrote {} (image | truth | prediction); mean Dice of these {dice:.4}", path.display());

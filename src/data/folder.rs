@@ -3,13 +3,15 @@
 //! an error naming it, or, with `skip_bad`, a warning and a skip.
 //!
 //! Masks are **label maps**: 0 is background and any other stored value is foreground, whatever the bit depth
-//! (0/1 and 0/255 masks give the same training data), as for NIfTI labels. JPEG is lossy, so its "zeros" come
-//! back as small values near edges: a JPEG mask is split at half its own largest value instead. A mask set with
-//! no foreground pixel anywhere is refused: training on it would learn the empty mask.
+//! (0/1 and 0/255 masks give the same training data), as for NIfTI labels; with `--classes N` the values are
+//! classes ([`super::labels`]). JPEG is lossy, so its "zeros" come back as small values near edges: a JPEG mask
+//! is split at half its own largest value instead (one class only). A mask set with no foreground pixel anywhere
+//! is refused: training on it would learn the empty mask.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::labels::{self, Classes};
 use super::{resize_plane, Dataset, Sample};
 use crate::{Error, Result};
 
@@ -151,7 +153,8 @@ pub fn image_from_bytes(bytes: &[u8], path: &Path, channels: usize) -> Result<(V
     Ok((data, h, w))
 }
 
-/// Read a mask file as a binary label map (see the module doc): `(mask, h, w)` with values in {0, 1}.
+/// Read a mask file as a label map (see the module doc): `(values, h, w)` as stored (0 is background; the largest
+/// colour channel of an RGB file), a JPEG's split into {0, 1} at half its peak.
 pub fn read_mask(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
     mask_from_bytes(&read(path)?, path)
 }
@@ -161,10 +164,25 @@ pub fn mask_from_bytes(bytes: &[u8], path: &Path) -> Result<(Vec<f32>, usize, us
     let (img, format) = decode(bytes, path, "mask")?;
     let lossy = format == Some(image::ImageFormat::Jpeg);
     let (w, h) = (img.width() as usize, img.height() as usize);
-    // the largest colour channel at full precision (16 bits holds 8- and 16-bit masks exactly; alpha ignored)
-    let raw: Vec<u16> = img.to_rgb16().pixels().map(|p| p.0[0].max(p.0[1]).max(p.0[2])).collect();
-    let cut = if lossy { raw.iter().copied().max().unwrap_or(0) / 2 } else { 0 };
-    Ok((raw.iter().map(|&v| if v > cut { 1.0 } else { 0.0 }).collect(), h, w))
+    // the largest colour channel, as stored: 8-bit values as 0..255, 16-bit as 0..65535, float as themselves
+    // (alpha ignored)
+    let c = img.color();
+    let bits = c.bits_per_pixel() / u16::from(c.channel_count());
+    let raw: Vec<f32> = match bits {
+        0..=8 => img.to_rgb8().pixels().map(|p| f32::from(p.0[0].max(p.0[1]).max(p.0[2]))).collect(),
+        9..=16 => img.to_rgb16().pixels().map(|p| f32::from(p.0[0].max(p.0[1]).max(p.0[2]))).collect(),
+        _ => img
+            .to_rgb32f()
+            .pixels()
+            .map(|p| p.0[0].max(p.0[1]).max(p.0[2]))
+            .map(|v| if v.is_finite() { v } else { 0.0 })
+            .collect(),
+    };
+    if lossy {
+        let cut = raw.iter().copied().fold(0.0, f32::max) / 2.0;
+        return Ok((raw.iter().map(|&v| f32::from(u8::from(v > cut))).collect(), h, w));
+    }
+    Ok((raw, h, w))
 }
 
 fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) -> Result<Sample> {
@@ -188,7 +206,21 @@ fn load_pair(img_path: &Path, mask_path: &Path, size: usize, channels: usize) ->
     })
 }
 
+/// A binary dataset folder ([`load_with`] with the source's own class count, one).
 pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<Dataset> {
+    load_with(dir, size, channels, skip_bad, Classes::Auto, false)
+}
+
+/// The dataset folder `dir` at `size`, its label maps read as `classes`. `eval`: a set to score, which may lack
+/// a class (a training set may not).
+pub fn load_with(
+    dir: &Path,
+    size: usize,
+    channels: usize,
+    skip_bad: bool,
+    classes: Classes,
+    eval: bool,
+) -> Result<Dataset> {
     let (idir, mdir) = (dir.join("images"), dir.join("masks"));
     for d in [&idir, &mdir] {
         if !d.is_dir() {
@@ -234,8 +266,11 @@ pub fn load(dir: &Path, size: usize, channels: usize, skip_bad: bool) -> Result<
             EXTENSIONS.join(", ")
         )));
     }
-    let ds = Dataset { samples, channels, size, source: dir.display().to_string() };
+    let mut ds = Dataset { samples, channels, size, classes: 1, source: dir.display().to_string() };
     ds.refuse_all_empty_masks(&mdir)?;
+    let (n, note) = labels::assign(&mut ds.samples, classes, None, !eval, &ds.source)?;
+    ds.classes = n;
+    ds.source = labels::describe(ds.source, n, &note);
     Ok(ds)
 }
 

@@ -3,13 +3,15 @@
 //! Four sources, one in-memory form ([`Dataset`]): the embedded [`synthetic`] set (the default when no data is
 //! given), a [`folder`] of `images/` + `masks/` with matching stems, [`nifti`] volumes sliced into 2-D pairs, and
 //! [`nnunet`] raw datasets (`dataset.json`, `imagesTr/CASE_0000...`, `labelsTr/`), 2-D or volumes, multi-channel.
-//! Images are (C, S, S) in [0, 1]; masks are (1, S, S) in {0, 1}.
+//! Images are (C, S, S) in [0, 1]; a sample's mask is (S, S) class indices (0 background, 1..=N, [`labels`]),
+//! batched as N one-hot mask channels: (N, S, S) in {0, 1}, N = 1 for a binary set.
 //!
 //! Batching is a pure function of (seed, step): the order of epoch e is a shuffle seeded by (seed, e), and the
 //! flips of a batch are seeded by (seed, step). So a run resumed at step k sees exactly the batches the
 //! uninterrupted run saw, with no iterator state to save.
 
 pub mod folder;
+pub mod labels;
 pub mod nifti;
 pub mod nnunet;
 pub mod synthetic;
@@ -112,7 +114,7 @@ fn available_memory() -> Option<u64> {
 /// A case of an input folder: its name and its files, one per channel (or one for all).
 pub type Case = (String, Vec<std::path::PathBuf>);
 
-/// One example: image (channels·size·size) and mask (size·size), row-major.
+/// One example: image (channels·size·size) and mask (size·size, class indices 0..=classes), row-major.
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub name: String,
@@ -137,6 +139,8 @@ pub struct Dataset {
     pub samples: Vec<Sample>,
     pub channels: usize,
     pub size: usize,
+    /// Foreground classes (1: binary): the mask channels a batch has.
+    pub classes: usize,
     /// Where it came from, e.g. "synthetic(n=256, seed=0)" or the folder path.
     pub source: String,
 }
@@ -177,6 +181,9 @@ impl Dataset {
         };
         eat(&(self.channels as u64).to_le_bytes());
         eat(&(self.size as u64).to_le_bytes());
+        if self.classes > 1 {
+            eat(&(self.classes as u64).to_le_bytes()); // binary sets keep the fingerprints they always had
+        }
         for s in &self.samples {
             eat(s.name.as_bytes());
             eat(bytemuck::cast_slice(&s.image));
@@ -199,11 +206,12 @@ impl Dataset {
         (idx, val)
     }
 
-    /// Stack samples `idx` into (images (B, C, S, S), masks (B, 1, S, S)), flipping each with `flips`.
+    /// Stack samples `idx` into (images (B, C, S, S), masks (B, N, S, S) one-hot over the N classes), flipping
+    /// each with `flips`.
     pub fn batch(&self, idx: &[usize], flips: Option<&mut Rng>) -> Result<(Tensor, Tensor)> {
-        let (c, s) = (self.channels, self.size);
+        let (c, s, n) = (self.channels, self.size, self.classes.max(1));
         let mut images = Vec::with_capacity(idx.len() * c * s * s);
-        let mut masks = Vec::with_capacity(idx.len() * s * s);
+        let mut masks = Vec::with_capacity(idx.len() * n * s * s);
         let mut flips = flips;
         for &i in idx {
             let smp = &self.samples[i];
@@ -223,14 +231,16 @@ impl Dataset {
                     }
                 }
             }
-            for y in 0..s {
-                for x in 0..s {
-                    masks.push(px(&smp.mask, y, x));
+            for k in 1..=n {
+                for y in 0..s {
+                    for x in 0..s {
+                        masks.push(if px(&smp.mask, y, x) == k as f32 { 1.0 } else { 0.0 });
+                    }
                 }
             }
         }
         let b = idx.len();
-        Ok((Tensor::from_slice(&images, &[b, c, s, s])?, Tensor::from_slice(&masks, &[b, 1, s, s])?))
+        Ok((Tensor::from_slice(&images, &[b, c, s, s])?, Tensor::from_slice(&masks, &[b, n, s, s])?))
     }
 }
 

@@ -218,6 +218,19 @@ pub(crate) fn plane_shape(dims: [usize; 3], axis: usize) -> (usize, usize) {
 /// `all`: every slice, also those whose label is empty (what evaluation needs: false positives there count);
 /// otherwise only slices with foreground (what training uses).
 pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: bool, all: bool) -> Result<Dataset> {
+    load_with(dir, size, channels, axis, skip_bad, all, super::labels::Classes::Auto)
+}
+
+/// [`load`] with the label maps read as `classes` ([`super::labels`]; binary by default).
+pub fn load_with(
+    dir: &Path,
+    size: usize,
+    channels: usize,
+    axis: usize,
+    skip_bad: bool,
+    all: bool,
+    classes: super::labels::Classes,
+) -> Result<Dataset> {
     let idir = dir.join("images");
     let ldir = if dir.join("labels").is_dir() { dir.join("labels") } else { dir.join("masks") };
     if !idir.is_dir() || !ldir.is_dir() {
@@ -233,7 +246,7 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
         labels.contains_key(stem) || super::channel_suffix(stem).is_none_or(|(case, _)| !labels.contains_key(case))
     };
     let cases = super::group_cases(list(&idir)?, whole)?;
-    let samples = load_cases(&cases, &labels, size, channels, axis, skip_bad, all)?;
+    let mut samples = load_cases(&cases, &labels, size, channels, axis, skip_bad, all)?;
     if samples.is_empty() {
         return Err(Error::Config(format!(
             "{}: no slice of any label volume has a foreground voxel (labels are label maps: 0 is background, \
@@ -241,7 +254,9 @@ pub fn load(dir: &Path, size: usize, channels: usize, axis: usize, skip_bad: boo
             dir.display()
         )));
     }
-    Ok(Dataset { samples, channels, size, source: dir.display().to_string() })
+    let source = dir.display().to_string();
+    let (classes, note) = super::labels::assign(&mut samples, classes, None, !all, &source)?;
+    Ok(Dataset { samples, channels, size, classes, source: super::labels::describe(source, classes, &note) })
 }
 
 /// Slice every case (its modality volumes, in channel order, and its label volume from `labels` by case name)
@@ -321,8 +336,9 @@ fn volume_slices(
                 resize_plane(&im, h, w, size, false)
             })
             .collect();
-        let bin: Vec<f32> = m.iter().map(|&v| if v != 0.0 { 1.0 } else { 0.0 }).collect();
-        let mask = resize_plane(&bin, h, w, size, true);
+        // label values as stored (rounded: a float volume's 2.0000001 is label 2); classes come later
+        let raw: Vec<f32> = m.iter().map(|&v| if v.is_finite() { v.round() } else { 0.0 }).collect();
+        let mask = resize_plane(&raw, h, w, size, true);
         let image =
             (0..channels).flat_map(|c| if planes.len() == 1 { &planes[0] } else { &planes[c] }).copied().collect();
         let sp = lab.spacing;

@@ -5,12 +5,14 @@
 //! 2-D endings (`.png`, `.tif`, `.tiff`, `.jpg`) are read like the folder loader's images and masks: a grayscale
 //! file is one channel, an RGB file three (nnU-Net's natural-image datasets keep R, G, B in one `_0000.png`).
 //! Volume endings (`.nii.gz`, `.nii`) are sliced along `--axis` as the NIfTI loader does, each modality scaled
-//! by its own percentiles. Labels are label maps: every label other than background (0) is foreground (training
-//! is binary; the class names are reported in the dataset's `source`).
+//! by its own percentiles. Labels are label maps: each label value `dataset.json` lists is a class, in ascending
+//! order ([`super::labels`]); `--classes 1` merges them into one foreground. Region-based labels (lists of
+//! values) contribute their values: BraTS's regions over 1, 2, 3 train the three labels as classes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::labels::{self, Classes};
 use super::{folder, nifti, resize_plane, Dataset, Sample};
 use crate::{Error, Result};
 
@@ -24,8 +26,10 @@ pub fn is_dataset(dir: &Path) -> bool {
 pub struct Meta {
     /// Channel names in channel order ("0", "1", ... keys).
     pub channels: Vec<String>,
-    /// Label names by value (background first), as listed.
+    /// Label names by value (background first), as listed; a region by its first value.
     pub labels: Vec<(String, i64)>,
+    /// Every label value the labels name (regions' lists too), ascending, without background.
+    pub values: Vec<i64>,
     pub file_ending: String,
 }
 
@@ -60,10 +64,21 @@ pub fn parse_meta(text: &str, path: &Path) -> Result<Meta> {
     if channels.is_empty() {
         return Err(bad("channel_names is empty".into()));
     }
-    let mut labels: Vec<(String, i64)> = v
+    let object = v
         .get("labels")
         .and_then(|l| l.as_object())
-        .ok_or_else(|| bad("has no `labels` object (e.g. {\"background\": 0, \"tumour\": 1})".into()))?
+        .ok_or_else(|| bad("has no `labels` object (e.g. {\"background\": 0, \"tumour\": 1})".into()))?;
+    let mut values: Vec<i64> = object
+        .values()
+        .flat_map(|val| match val.as_array() {
+            Some(a) => a.iter().filter_map(|x| x.as_i64()).collect(),
+            None => val.as_i64().into_iter().collect::<Vec<_>>(),
+        })
+        .filter(|&x| x != 0)
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    let mut labels: Vec<(String, i64)> = object
         .iter()
         .map(|(name, val)| {
             // a value, or a list of values for nnU-Net's region-based labels: the first names the region
@@ -77,7 +92,7 @@ pub fn parse_meta(text: &str, path: &Path) -> Result<Meta> {
         .and_then(|f| f.as_str())
         .ok_or_else(|| bad("has no `file_ending` (e.g. \".png\" or \".nii.gz\")".into()))?
         .to_string();
-    Ok(Meta { channels, labels, file_ending })
+    Ok(Meta { channels, labels, values, file_ending })
 }
 
 /// Files of `dir` ending in `ending`, as (stem, path), sorted.
@@ -99,8 +114,9 @@ fn is_volume(ending: &str) -> bool {
 }
 
 /// The training cases of an nnU-Net raw dataset, resized to `size`, with as many channels as `channel_names`.
-/// `all`: for volumes, every slice (evaluation), not only those with foreground (training).
-pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool, all: bool) -> Result<Dataset> {
+/// `all`: for volumes, every slice (evaluation), not only those with foreground (training). `classes`: the label
+/// values as classes, dataset.json's by default.
+pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool, all: bool, classes: Classes) -> Result<Dataset> {
     let meta = read_meta(dir)?;
     let (idir, ldir) = (dir.join("imagesTr"), dir.join("labelsTr"));
     if !ldir.is_dir() {
@@ -118,7 +134,7 @@ pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool, all: bool) -> 
     }
     let channels = meta.channels.len();
     super::check_host_memory(&dir.display().to_string(), cases.len(), size, channels)?;
-    let samples = if is_volume(ending) {
+    let mut samples = if is_volume(ending) {
         // every case must have one file per channel (the NIfTI loader alone may fill channels from one file)
         if let Some((case, files)) = cases.iter().find(|(_, f)| f.len() != channels) {
             return Err(missing_channels(&idir, case, files.len(), channels, ending));
@@ -127,21 +143,20 @@ pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool, all: bool) -> 
     } else {
         load_2d(&cases, &labels, size, channels, skip_bad, &idir, ending)?
     };
-    let classes: Vec<String> = meta.labels.iter().filter(|l| l.1 != 0).map(|l| format!("{}={}", l.0, l.1)).collect();
+    let names: Vec<String> = meta.labels.iter().filter(|l| l.1 != 0).map(|l| format!("{}={}", l.0, l.1)).collect();
     if samples.is_empty() {
         return Err(Error::Config(format!(
             "{}: no case has a foreground label ({}), so there is nothing to learn",
             dir.display(),
-            classes.join(", ")
+            names.join(", ")
         )));
     }
-    let source = format!(
-        "{} (nnU-Net: channels {}; foreground = any of {})",
-        dir.display(),
-        meta.channels.join(", "),
-        classes.join(", ")
-    );
-    Ok(Dataset { samples, channels, size, source })
+    let (n, note) = labels::assign(&mut samples, classes, Some(&meta.values), !all, &dir.display().to_string())?;
+    let what = if n == 1 { "foreground = any of" } else { "classes" };
+    let source =
+        format!("{} (nnU-Net: channels {}; {what} {})", dir.display(), meta.channels.join(", "), names.join(", "));
+    let source = if note.is_empty() { source } else { format!("{source}; values {note}") };
+    Ok(Dataset { samples, channels, size, classes: n, source })
 }
 
 fn missing_channels(idir: &Path, case: &str, found: usize, want: usize, ending: &str) -> Error {

@@ -4,17 +4,25 @@
 //! Each image: a smooth background (a few random low-frequency sinusoids), 1–3 ellipses of random size,
 //! orientation and contrast (brighter or darker than their surroundings, with soft edges), plus Gaussian
 //! noise. The mask is the union of the ellipses. Contrast is kept ≥ 0.25 so the task is learnable by a tiny model.
+//! With two classes ([`generate_classes`]) the bright lesions are class 1 and the dark ones class 2.
 
 use super::{Dataset, Sample};
 use crate::rng::Rng;
 
 pub fn generate(n: usize, size: usize, channels: usize, seed: u64) -> Dataset {
-    let mut rng = Rng::new(seed);
-    let samples = (0..n).map(|i| one(&mut rng.fork(), size, channels, i)).collect();
-    Dataset { samples, channels, size, source: format!("synthetic(n={n}, size={size}, seed={seed})") }
+    generate_classes(n, size, channels, seed, 1)
 }
 
-fn one(rng: &mut Rng, s: usize, channels: usize, i: usize) -> Sample {
+/// [`generate`] with `classes` 1 (every lesion) or 2 (bright lesions 1, dark ones 2); the images are the same.
+pub fn generate_classes(n: usize, size: usize, channels: usize, seed: u64, classes: usize) -> Dataset {
+    assert!(classes == 1 || classes == 2, "the synthetic set has 1 or 2 classes");
+    let mut rng = Rng::new(seed);
+    let samples = (0..n).map(|i| one(&mut rng.fork(), size, channels, i, classes)).collect();
+    let of = if classes == 2 { ", 2 classes: bright, dark" } else { "" };
+    Dataset { samples, channels, size, classes, source: format!("synthetic(n={n}, size={size}, seed={seed}{of})") }
+}
+
+fn one(rng: &mut Rng, s: usize, channels: usize, i: usize, classes: usize) -> Sample {
     let sf = s as f64;
     // background: 3 random sinusoids in [0.3, 0.6]
     let waves: Vec<(f64, f64, f64, f64)> = (0..3)
@@ -52,7 +60,7 @@ fn one(rng: &mut Rng, s: usize, channels: usize, i: usize) -> Sample {
                 let (u, w) = ((dy * c + dx * sn) / l[2], (-dy * sn + dx * c) / l[3]);
                 let r = (u * u + w * w).sqrt();
                 if r <= 1.0 {
-                    mask[y * s + x] = 1.0;
+                    mask[y * s + x] = if classes == 2 && l[5] < 0.0 { 2.0 } else { 1.0 };
                 }
                 // soft edge over ~1.5 pixels
                 let edge = 1.0 / (1.0 + ((r - 1.0) * l[2].min(l[3]) / 0.75).exp());
@@ -84,5 +92,18 @@ mod tests {
             assert!(s.mask.contains(&1.0), "{} has an empty mask", s.name);
             assert!(s.image.iter().all(|&v| (0.0..=1.0).contains(&v)));
         }
+        // two classes: the same images, the dark lesions relabelled 2
+        let c = generate_classes(4, 32, 1, 3, 2);
+        assert_eq!(c.classes, 2);
+        let mut seen = [false; 3];
+        for (x, y) in a.samples.iter().zip(&c.samples) {
+            assert_eq!(x.image, y.image);
+            for (&m1, &m2) in x.mask.iter().zip(&y.mask) {
+                assert_eq!(m1 != 0.0, m2 != 0.0);
+                seen[m2 as usize] = true;
+            }
+        }
+        let big = generate_classes(64, 32, 1, 3, 2);
+        assert!(big.samples.iter().any(|s| s.mask.contains(&2.0)) && seen[1], "both classes occur");
     }
 }

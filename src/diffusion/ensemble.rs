@@ -63,8 +63,8 @@ pub fn image_seed(seed: u64, name: &str) -> u64 {
 
 impl Diffusion {
     /// `spec.members` masks for each image of `images` (B, C, S, S), image i's noise seeded by `seeds[i]`: per
-    /// image the ensemble's mean, fused mask and variance. All B × members rows run as one batch. `progress(i,
-    /// n)` after each sampler step.
+    /// image the ensemble's mean, fused masks and variance over all mask channels, and its label map. All
+    /// B × members rows run as one batch. `progress(i, n)` after each sampler step.
     pub fn ensemble(
         &self,
         unet: &Unet,
@@ -96,12 +96,12 @@ impl Diffusion {
             Sampler::DpmSolver { steps } => self.dpmpp_sample(unet, &cond, steps, &mut noise, progress)?,
         };
         let v = out.to_vec();
-        let mc = unet.cfg.mask_channels;
+        let row = unet.cfg.mask_channels * s * s;
         Ok((0..b)
             .map(|i| {
                 let samples: Vec<Vec<f32>> =
-                    (0..n).map(|j| v[(i * n + j) * mc * s * s..(i * n + j) * mc * s * s + s * s].to_vec()).collect();
-                ensemble_stats(&samples, spec.fusion)
+                    (0..n).map(|j| v[(i * n + j) * row..(i * n + j + 1) * row].to_vec()).collect();
+                ensemble_stats(&samples, unet.cfg.mask_channels, spec.fusion)
             })
             .collect())
     }

@@ -95,10 +95,32 @@ pub fn fuse(samples: &[Vec<f32>], mean: &[f32], fusion: Fusion) -> Vec<f32> {
     }
 }
 
+/// A label map from n per-class planes (n·S·S each): pixel p is the class k whose `binary` plane is set there
+/// with the highest `mean`, or 0 (background) where no plane is set. For n = 1 it is the binary mask itself.
+pub fn label_map(binary: &[f32], mean: &[f32], n: usize) -> Vec<f32> {
+    let len = binary.len() / n.max(1);
+    (0..len)
+        .map(|p| {
+            let best = (0..n).filter(|&k| binary[k * len + p] >= 0.5).max_by(|&a, &b| {
+                mean[a * len + p].total_cmp(&mean[b * len + p]).then(b.cmp(&a)) // ties: the lower class
+            });
+            best.map_or(0.0, |k| (k + 1) as f32)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    #[test]
+    fn label_maps_take_the_set_class_with_the_highest_mean() {
+        // both classes set: the higher mean wins, ties go to the lower class; neither set: background
+        let (bin, mean) = ([1.0, 1.0, 0.0, 1.0, 1.0, 0.0], [0.6, 0.9, 0.2, 0.8, 0.9, 0.3]);
+        assert_eq!(label_map(&bin, &mean, 2), [2.0, 1.0, 0.0]);
+        assert_eq!(label_map(&[1.0, 0.0], &[0.7, 0.1], 1), [1.0, 0.0], "one class: the binary mask");
+    }
 
     /// Five raters of a known truth, with known error rates: STAPLE recovers each rater's sensitivity and
     /// specificity, and its mask beats the vote when two raters are poor.

@@ -201,16 +201,20 @@ impl Diffusion {
 /// The result of sampling N masks for one image.
 #[derive(Clone, Debug)]
 pub struct Ensemble {
-    /// Mean soft mask in [0, 1], (S·S) per mask channel.
+    /// Mean soft mask in [0, 1], (S·S) per mask channel (class).
     pub mean: Vec<f32>,
-    /// The fused mask ([`Fusion`]: the mean ≥ ½ by default).
+    /// The fused mask of each channel ([`Fusion`]: the mean ≥ ½ by default).
     pub binary: Vec<f32>,
-    /// Per-pixel variance across the N samples (the uncertainty map).
+    /// Per-pixel variance across the N samples (the uncertainty map), per channel.
     pub variance: Vec<f32>,
+    /// (S·S) label map: 0 background, else the class whose fused mask is set with the highest mean
+    /// ([`fusion::label_map`]); for one channel, `binary` itself.
+    pub labels: Vec<f32>,
 }
 
-/// Mean, fused mask and variance over `samples` (N masks of equal length).
-pub fn ensemble_stats(samples: &[Vec<f32>], fusion: Fusion) -> Ensemble {
+/// Mean, variance and per-channel fusion of an ensemble's samples (each `channels` planes in [0, 1]), and the
+/// label map they give.
+pub fn ensemble_stats(samples: &[Vec<f32>], channels: usize, fusion: Fusion) -> Ensemble {
     let n = samples.len().max(1) as f64;
     let len = samples.first().map_or(0, Vec::len);
     let mut mean = vec![0.0f32; len];
@@ -221,8 +225,15 @@ pub fn ensemble_stats(samples: &[Vec<f32>], fusion: Fusion) -> Ensemble {
         mean[i] = m as f32;
         variance[i] = v as f32;
     }
-    let binary = fusion::fuse(samples, &mean, fusion);
-    Ensemble { mean, binary, variance }
+    let plane = len / channels.max(1);
+    let binary: Vec<f32> = (0..channels.max(1))
+        .flat_map(|k| {
+            let part: Vec<Vec<f32>> = samples.iter().map(|s| s[k * plane..(k + 1) * plane].to_vec()).collect();
+            fusion::fuse(&part, &mean[k * plane..(k + 1) * plane], fusion)
+        })
+        .collect();
+    let labels = fusion::label_map(&binary, &mean, channels.max(1));
+    Ensemble { mean, binary, variance, labels }
 }
 
 #[cfg(test)]
@@ -231,10 +242,10 @@ mod tests {
 
     #[test]
     fn ensemble_of_identical_samples_has_zero_variance() {
-        let e = ensemble_stats(&[vec![0.2, 0.9], vec![0.2, 0.9]], Fusion::Mean);
+        let e = ensemble_stats(&[vec![0.2, 0.9], vec![0.2, 0.9]], 1, Fusion::Mean);
         assert_eq!(e.binary, vec![0.0, 1.0]);
         assert!(e.variance.iter().all(|&v| v.abs() < 1e-7));
-        let e = ensemble_stats(&[vec![0.0], vec![1.0]], Fusion::Mean);
+        let e = ensemble_stats(&[vec![0.0], vec![1.0]], 1, Fusion::Mean);
         assert_eq!((e.mean[0], e.variance[0], e.binary[0]), (0.5, 0.25, 1.0));
     }
 }

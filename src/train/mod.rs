@@ -76,12 +76,14 @@ fn mix(seed: u64, step: u64, salt: u64) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ salt
 }
 
-/// One sampled example: image (first channel), ground truth, prediction, all (S·S), and their scores.
+/// One sampled example: image (first channel), ground truth and prediction as label maps (0..=classes), all
+/// (S·S), and their scores (the mean over classes; per class in `per_class`).
 pub struct Example {
     pub image: Vec<f32>,
     pub truth: Vec<f32>,
     pub pred: Vec<f32>,
     pub scores: Scores,
+    pub per_class: Vec<Scores>,
 }
 
 pub struct Trainer {
@@ -155,10 +157,11 @@ pub fn check_fits(model: &UnetConfig, batch: usize, flags: memory::Flags) -> Res
 impl Trainer {
     pub fn new(model: &UnetConfig, cfg: TrainConfig, data: Dataset) -> Result<Trainer> {
         cfg.validate()?;
-        if model.mask_channels != 1 {
+        if model.mask_channels != data.classes {
             return Err(Error::Config(format!(
-                "training needs mask_channels = 1 (datasets hold one binary mask per image); the config has {}",
-                model.mask_channels
+                "{} has {} class(es), one mask channel each, but the model has mask_channels = {} (set --classes, or \
+                 the config's mask_channels, to match)",
+                data.source, data.classes, model.mask_channels
             )));
         }
         if data.channels != model.input_img_channels || data.size != model.image_size {
@@ -273,7 +276,8 @@ impl Trainer {
         Ok(u)
     }
 
-    /// DDIM-sample the first `val_count` validation images with the EMA weights; mean Dice/IoU/HD95.
+    /// DDIM-sample the first `val_count` validation images with the EMA weights; mean Dice/IoU/HD95 (over images
+    /// of the per-image mean over classes).
     pub fn validate(&self) -> Result<Option<Scores>> {
         let idx: Vec<usize> = self.val_idx.iter().take(self.cfg.val_count).copied().collect();
         if idx.is_empty() {
@@ -288,18 +292,22 @@ impl Trainer {
     pub fn sample_examples(&self, idx: &[usize], seed: u64) -> Result<Vec<Example>> {
         let unet = self.ema_unet()?;
         let mut rng = Rng::new(seed);
-        let (s, c) = (self.data.size, self.data.channels);
-        let plane = |v: &[f32], i: usize, stride: usize| v[i * stride..i * stride + s * s].to_vec();
+        let (s, c, n) = (self.data.size, self.data.channels, self.data.classes);
+        let rows = |v: &[f32], i: usize, stride: usize, len: usize| v[i * stride..i * stride + len].to_vec();
         let mut out = Vec::with_capacity(idx.len());
         // at most a training batch at once: whatever fits a training step fits validation
         for part in idx.chunks(self.cfg.batch_size.max(1)) {
-            let (images, masks) = self.data.batch(part, None)?;
+            let (images, _) = self.data.batch(part, None)?;
             let pred = self.diffusion.ddim_sample(&unet, &images, self.cfg.sampling_steps, 0.0, &mut rng, |_, _| {})?;
-            let (iv, truth, pred) = (images.to_vec(), masks.to_vec(), pred.to_vec());
-            for i in 0..part.len() {
-                let (image, truth, pred) = (plane(&iv, i, c * s * s), plane(&truth, i, s * s), plane(&pred, i, s * s));
-                let scores = metrics::scores(&pred, &truth, s, s);
-                out.push(Example { image, truth, pred, scores });
+            let (iv, pred) = (images.to_vec(), pred.to_vec());
+            for (i, &k) in part.iter().enumerate() {
+                let image = rows(&iv, i, c * s * s, s * s);
+                let soft = rows(&pred, i, n * s * s, n * s * s);
+                let binary: Vec<f32> = soft.iter().map(|&v| f32::from(u8::from(v >= 0.5))).collect();
+                let pred = crate::diffusion::fusion::label_map(&binary, &soft, n);
+                let truth = self.data.samples[k].mask.clone(); // the batch's one-hot, as the label map
+                let per_class = metrics::class_scores(&pred, &truth, n, s, s);
+                out.push(Example { image, truth, pred, scores: metrics::mean(&per_class), per_class });
             }
         }
         Ok(out)
