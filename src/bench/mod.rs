@@ -358,6 +358,27 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }));
     }
 
+    // full attention at tiny-at-64-px's bottleneck: qkv (8, 3·2·16, 32·32), 2 heads of 16, 1,024 tokens (the
+    // fused path when it applies); flop = 4·bh·n²·d forward, twice that for the backward (dq, dk, dv), as the
+    // workload bench counts them; bytes = qkv read + out written (+ dqkv for the backward)
+    if wanted(filter, "attention") {
+        let (b, heads, d, n) = (8, 2, 16, 1024);
+        let qkv = Tensor::rand_uniform(&[b, 3 * heads * d, 32, 32], -1.0, 1.0, &mut rng).with_grad();
+        let fwd = 4.0 * (b * heads) as f64 * (n * n * d) as f64;
+        let io = 4.0 * (b * 4 * heads * d * n) as f64;
+        let shape = format!("b{b} h{heads} d{d} n{n}");
+        out.push(run_case("attention_fwd", &shape, fwd, io, 5, || {
+            let _ng = crate::autograd::no_grad();
+            crate::ops::attention::full_attention(&qkv, heads, d).expect("valid");
+        }));
+        out.push(run_case("attention_fwd_bwd", &shape, 3.0 * fwd, 2.0 * io, 5, || {
+            crate::autograd::clear();
+            let o = crate::ops::attention::full_attention(&qkv, heads, d).expect("valid");
+            let loss = crate::ops::reduce::sum(&o, &[0, 1, 2, 3], false).expect("valid");
+            crate::autograd::backward(&loss).expect("backward");
+        }));
+    }
+
     // fft2 of real (8, 64, 64, 64) → complex: flop ≈ 5·P·log2(P) per image of P = H·W points (the radix-2
     // count); bytes = 4·n read + 8·n written
     if wanted(filter, "fft2") {

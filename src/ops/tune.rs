@@ -29,6 +29,9 @@ pub enum Key {
     Matmul { a: Vec<usize>, ta: bool, b: Vec<usize>, tb: bool },
     /// y = conv(x, w) + bias.
     Conv { x: Vec<usize>, w: Vec<usize>, padding: usize, bias: bool },
+    /// dw of a 1×1 conv whose forward runs on v7 (GEMM): a GEMM too, or v9's direct dw (the dw rung is chosen
+    /// apart from the forward's: the best forward and the best dw differ by shape and adapter).
+    PointwiseDw { x: Vec<usize>, w: Vec<usize> },
 }
 
 impl Key {
@@ -39,6 +42,7 @@ impl Key {
             Key::Conv { x, w, padding, bias } => {
                 format!("conv2d x{x:?} w{w:?} pad{padding}{}", if *bias { " bias" } else { "" })
             }
+            Key::PointwiseDw { x, w } => format!("conv2d.dw x{x:?} w{w:?}"),
         }
     }
 
@@ -62,6 +66,7 @@ impl Key {
                 }
                 v.into_iter().map(ConvKernel::name).collect()
             }
+            Key::PointwiseDw { .. } => vec![ConvKernel::Gemm.name(), ConvKernel::Uniform.name()],
         }
     }
 }
@@ -210,6 +215,14 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
                 out.push((name, time(reps, &step)?));
             }
         }
+        Key::PointwiseDw { x, w } => {
+            let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
+            let g = conv::conv2d_with(ConvKernel::Uniform, &xt, &wt, None, 0)?;
+            for &name in &key.candidates() {
+                let gemm = name == ConvKernel::Gemm.name();
+                out.push((name, time(reps, &|| conv::pointwise_dw(gemm, &g, &xt, w).map(drop))?));
+            }
+        }
     }
     Ok(out)
 }
@@ -232,6 +245,7 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
         let rule = match key {
             Key::Matmul { .. } => MatmulKernel::DEFAULT.name(),
             Key::Conv { w, .. } => ConvKernel::pick(w).name(),
+            Key::PointwiseDw { w, .. } => conv::pointwise_dw_rule(w).name(),
         };
         set(key, best);
         out.push(Choice { key: key.clone(), times, best, rule });
@@ -273,5 +287,31 @@ mod tests {
         })
         .unwrap();
         assert_eq!(keys, vec![mm]);
+
+        // a 1×1 conv on v7: its dw rung is a key of its own, met in the backward, timed for both candidates,
+        // and the table's entry decides which kernels the dw runs
+        let (x, w) =
+            (Tensor::randn(&[2, 6, 8, 12], &mut rng).with_grad(), Tensor::randn(&[5, 6, 1, 1], &mut rng).with_grad());
+        let dw = Key::PointwiseDw { x: x.shape().to_vec(), w: w.shape().to_vec() };
+        let step = || -> Result<()> {
+            crate::autograd::clear();
+            let y = conv::conv2d(&x, &w, None, 0)?;
+            crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
+            Ok(())
+        };
+        assert!(collect(step).unwrap().contains(&dw));
+        let times = measure(&dw, 1).unwrap();
+        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), ["v7_gemm", "v9_uniform"]);
+        for (rung, kernel) in [("v7_gemm", "matmul"), ("v9_uniform", "dw_v9")] {
+            set(&dw, rung);
+            crate::ops::work::start();
+            step().unwrap();
+            let ran = crate::ops::work::stop();
+            assert!(
+                ran.iter().filter(|c| c.op == "conv2d.dw").any(|c| c.kernels.iter().any(|k| k.contains(kernel))),
+                "{rung}: {:?}",
+                ran.iter().map(|c| (&c.op, &c.kernels)).collect::<Vec<_>>()
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::gpu::Shader;
 use crate::ops::reduce::sum_to_shape;
 use crate::ops::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
 use crate::tensor::Tensor;
-use crate::{shader, Result};
+use crate::{shader, shape_err, Result};
 
 const DW_V1: Shader = shader!("conv/dw_v1_direct.wgsl");
 const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
@@ -50,13 +50,19 @@ pub fn conv2d_backward_weight(
         ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
             return winograd_dw(&geo, g, x, w_shape);
         }
-        // v7: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), where the GEMM is tall enough to win
-        ConvKernel::Gemm if geo.is_pointwise() && geo.cout >= GEMM_DW_MIN_COUT => {
-            let hw = geo.in_h * geo.in_w;
-            let g3 = g.detach().reshape(&[geo.batch, cout, hw])?;
-            let x3 = x.detach().reshape(&[geo.batch, geo.cin, hw])?;
-            let per = crate::ops::matmul::matmul_picked(&g3, false, &x3, true)?;
-            return sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape);
+        // v7: a GEMM where the tuned table (or, untuned, the rule) says it wins
+        ConvKernel::Gemm if geo.is_pointwise() => {
+            let key = crate::ops::tune::Key::PointwiseDw { x: x.shape().to_vec(), w: w_shape.to_vec() };
+            let rung = crate::ops::tune::lookup(key)
+                .and_then(|n| ConvKernel::ALL.into_iter().find(|k| k.name() == n))
+                .unwrap_or_else(|| pointwise_dw_rule(w_shape));
+            if rung == ConvKernel::Gemm {
+                return dw_gemm(&geo, g, x, w_shape);
+            }
+            if dw_v9_reads(&geo) {
+                return dw_v9(&geo, g, x, w_shape);
+            }
+            ConvKernel::Vec4
         }
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)
@@ -123,6 +129,40 @@ pub fn conv2d_backward_weight(
             dw.detach().reshape(w_shape)
         }
     }
+}
+
+/// The untuned rule for a 1×1 dw under v7: the GEMM from [`GEMM_DW_MIN_COUT`] output channels, else v9.
+pub fn pointwise_dw_rule(w_shape: &[usize]) -> ConvKernel {
+    if w_shape[0] >= GEMM_DW_MIN_COUT {
+        ConvKernel::Gemm
+    } else {
+        ConvKernel::Uniform
+    }
+}
+
+/// dw of a 1×1, unpadded conv on a chosen path (what the tuner times): the GEMM (`gemm`), or v9's direct dw
+/// (v5's where v9 cannot read the shapes).
+pub fn pointwise_dw(gemm: bool, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let geo = check(x.shape(), w_shape, None, 0)?;
+    check_grad_shape("pointwise_dw", &geo, g)?;
+    if !geo.is_pointwise() {
+        return shape_err!("pointwise_dw", "weight {w_shape:?} is not 1×1");
+    }
+    let _work = crate::ops::work::scope("conv2d.dw", || geo.describe(), geo.flops());
+    match gemm {
+        true => dw_gemm(&geo, g, x, w_shape),
+        false if dw_v9_reads(&geo) => dw_v9(&geo, g, x, w_shape),
+        false => conv2d_backward_weight(ConvKernel::Vec4, g, x, 0, w_shape),
+    }
+}
+
+/// v7's dw: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), one batched GEMM and a sum over the batch.
+fn dw_gemm(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let (cout, hw) = (geo.cout, geo.in_h * geo.in_w);
+    let g3 = g.detach().reshape(&[geo.batch, cout, hw])?;
+    let x3 = x.detach().reshape(&[geo.batch, geo.cin, hw])?;
+    let per = crate::ops::matmul::matmul_picked(&g3, false, &x3, true)?;
+    sum_to_shape(&per, &[1, cout, geo.cin])?.detach().reshape(w_shape)
 }
 
 /// dw v9 reads any kernel up to 9 wide (KW = 3 a row's taps per k-group, others one tap of 3 rows), rows of whole

@@ -106,7 +106,7 @@ use crate::ops::reduce::sum_to_shape;
 use crate::tensor::{numel, Tensor};
 use crate::{autograd, shader, shape_err, Result};
 
-pub use dw::conv2d_backward_weight;
+pub use dw::{conv2d_backward_weight, pointwise_dw, pointwise_dw_rule};
 use forward::forward_raw;
 pub use packed::{keep_packed_weights, KeepPacked};
 
