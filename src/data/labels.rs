@@ -59,10 +59,10 @@ pub fn assign(
         }
         return Ok((1, String::new()));
     }
-    let mut found: Vec<i64> = samples.iter().flat_map(|s| s.mask.iter().map(|&v| v.round() as i64)).collect();
-    found.sort_unstable();
-    found.dedup();
-    found.retain(|&v| v != 0);
+    // the distinct non-zero values, ascending (a set, not every pixel: masks can hold 10⁸ of them)
+    let set: std::collections::BTreeSet<i64> =
+        samples.iter().flat_map(|s| s.mask.iter().map(|&v| v.round() as i64)).filter(|&v| v != 0).collect();
+    let found: Vec<i64> = set.into_iter().collect();
     let (values, note): (Vec<i64>, String) = match &listed {
         Some(l) if l.len() != n => {
             return Err(Error::Config(format!(
