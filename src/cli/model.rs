@@ -78,6 +78,9 @@ fn sampler(a: &ModelArgs) -> Result<Sampler> {
 pub struct Loaded {
     pub unet: Unet,
     pub diffusion: Diffusion,
+    /// What `sample` writes for class k: the value it had in the training label maps (a checkpoint records
+    /// them when they were not 1..N and all fit 8 bits), else k.
+    pub label_values: Vec<i64>,
 }
 
 pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
@@ -157,7 +160,14 @@ pub fn load_model(a: &ModelArgs) -> Result<Loaded> {
     };
     load_into(&unet.vars, &file, prefix, weights)?;
     let diffusion = Diffusion::new(train.schedule, train.timesteps, cfg.image_size, train.objective);
-    Ok(Loaded { unet, diffusion })
+    // label maps are written as 8-bit values: larger stored values come back as class indices
+    let label_values = if train.label_values.iter().all(|v| (1..=255).contains(v)) {
+        train.label_values.clone()
+    } else {
+        eprintln!("note: the training labels held values over 255; the label maps written hold class indices 1..N");
+        Vec::new()
+    };
+    Ok(Loaded { unet, diffusion, label_values })
 }
 
 impl Loaded {
@@ -183,8 +193,10 @@ impl Loaded {
                 // one uncertainty map: each pixel's largest variance over the classes
                 let var: Vec<f32> =
                     (0..s * s).map(|p| (0..n).map(|k| e.variance[k * s * s + p]).fold(0.0, f32::max)).collect();
+                let stored = |k: f32| self.label_values.get(k as usize - 1).map_or(k, |&v| v as f32);
+                let labels: Vec<f32> = e.labels.iter().map(|&k| if k == 0.0 { 0.0 } else { stored(k) }).collect();
                 AtSize {
-                    labels: up(&e.labels, true),
+                    labels: up(&labels, true),
                     soft: e.mean.chunks(s * s).map(|m| up(m, false)).collect(),
                     uncertainty: up(&var, false),
                 }
@@ -213,7 +225,8 @@ impl Loaded {
 
 /// One image's outputs at its own height and width.
 pub(super) struct AtSize {
-    /// The label map: 0 background, k for class k (for one class, the 0/1 mask).
+    /// The label map: 0 background, class k's stored value (k unless the training labels were other values;
+    /// for one class, the 0/1 mask).
     pub labels: Vec<f32>,
     /// Each class's mean soft mask in [0, 1].
     pub soft: Vec<Vec<f32>>,

@@ -225,6 +225,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             if a.config.is_none() {
                 model.mask_channels = data.classes; // one mask channel per class (a config's is checked instead)
             }
+            cfg.label_values = data.label_values.clone();
             Trainer::new(&model, cfg, data)?
         }
     };

@@ -266,10 +266,11 @@ pub fn load_with(
             EXTENSIONS.join(", ")
         )));
     }
-    let mut ds = Dataset { samples, channels, size, classes: 1, source: dir.display().to_string() };
+    let mut ds =
+        Dataset { samples, channels, size, classes: 1, label_values: Vec::new(), source: dir.display().to_string() };
     ds.refuse_all_empty_masks(&mdir)?;
-    let (n, note) = labels::assign(&mut ds.samples, classes, None, !eval, &ds.source)?;
-    ds.classes = n;
+    let (n, values, note) = labels::assign(&mut ds.samples, classes, None, !eval, &ds.source)?;
+    (ds.classes, ds.label_values) = (n, values);
     ds.source = labels::describe(ds.source, n, &note);
     Ok(ds)
 }

@@ -31,15 +31,16 @@ pub const MAX_CLASSES: usize = 255;
 
 /// Replace each sample's stored label values with class indices (see the module doc); `listed` is dataset.json's
 /// label values (background included or not). `every_class`: refuse a class no mask holds (training; an
-/// evaluation set may lack one). Returns the class count and, when values were ranked or mapped, a
-/// description of the mapping ("127→1, 255→2") for the dataset's source line.
+/// evaluation set may lack one). Returns the class count, the stored value of each class when they are not
+/// 1..N (empty otherwise: what `sample` writes back), and a description of the mapping ("127→1, 255→2") for the
+/// dataset's source line.
 pub fn assign(
     samples: &mut [Sample],
     want: Classes,
     listed: Option<&[i64]>,
     every_class: bool,
     source: &str,
-) -> Result<(usize, String)> {
+) -> Result<(usize, Vec<i64>, String)> {
     let listed: Option<Vec<i64>> = listed.map(|l| {
         let mut v: Vec<i64> = l.iter().copied().filter(|&x| x != 0).collect();
         v.sort_unstable();
@@ -57,7 +58,7 @@ pub fn assign(
         for s in samples.iter_mut() {
             s.mask.iter_mut().for_each(|v| *v = if *v != 0.0 { 1.0 } else { 0.0 });
         }
-        return Ok((1, String::new()));
+        return Ok((1, Vec::new(), String::new()));
     }
     // the distinct non-zero values, ascending (a set, not every pixel: masks can hold 10⁸ of them)
     let set: std::collections::BTreeSet<i64> =
@@ -103,6 +104,7 @@ pub fn assign(
                 if raw == 0 { 0.0 } else { (values.iter().position(|&x| x == raw).expect("checked above") + 1) as f32 };
         }
     }
+    let stored = if note.is_empty() { Vec::new() } else { values.clone() };
     for (k, v) in values.iter().enumerate().filter(|_| every_class) {
         if !found.contains(v) {
             return Err(Error::Config(format!(
@@ -112,7 +114,7 @@ pub fn assign(
             )));
         }
     }
-    Ok((n, note))
+    Ok((n, stored, note))
 }
 
 /// A dataset's source line with its class count (and value mapping) when it has more than one class.
@@ -167,19 +169,20 @@ mod tests {
         assert_eq!(s[0].mask, [0.0, 1.0, 1.0, 1.0]);
         // values 1..N are the classes
         let mut s = samples(&[&[0.0, 2.0, 1.0], &[3.0, 0.0, 0.0]]);
-        assert_eq!(assign(&mut s, Classes::Count(3), None, true, "d").unwrap(), (3, String::new()));
+        assert_eq!(assign(&mut s, Classes::Count(3), None, true, "d").unwrap(), (3, vec![], String::new()));
         assert_eq!((s[0].mask.clone(), s[1].mask.clone()), (vec![0.0, 2.0, 1.0], vec![3.0, 0.0, 0.0]));
         // gray levels 127/255 are ranked, and the mapping is said
         let mut s = samples(&[&[0.0, 127.0, 255.0]]);
-        let (n, note) = assign(&mut s, Classes::Count(2), None, true, "d").unwrap();
+        let (n, stored, note) = assign(&mut s, Classes::Count(2), None, true, "d").unwrap();
         assert_eq!((n, note.as_str(), s[0].mask.clone()), (2, "127→1, 255→2", vec![0.0, 1.0, 2.0]));
+        assert_eq!(stored, [127, 255], "the values sample writes back");
     }
 
     #[test]
     fn dataset_json_fixes_the_values_and_errors_name_the_problem() {
         // BraTS: 1, 2, 4 -> 1, 2, 3
         let mut s = samples(&[&[0.0, 4.0, 2.0, 1.0]]);
-        let (n, note) = assign(&mut s, Classes::Auto, Some(&[0, 1, 2, 4]), true, "d").unwrap();
+        let (n, _, note) = assign(&mut s, Classes::Auto, Some(&[0, 1, 2, 4]), true, "d").unwrap();
         assert_eq!((n, note.as_str(), s[0].mask.clone()), (3, "1→1, 2→2, 4→3", vec![0.0, 3.0, 2.0, 1.0]));
         let e =
             assign(&mut samples(&[&[0.0, 3.0]]), Classes::Auto, Some(&[0, 1, 2]), true, "d").unwrap_err().to_string();

@@ -141,6 +141,8 @@ pub struct Dataset {
     pub size: usize,
     /// Foreground classes (1: binary): the mask channels a batch has.
     pub classes: usize,
+    /// The value each class had in the stored label maps when they were not 1..N (else empty).
+    pub label_values: Vec<i64>,
     /// Where it came from, e.g. "synthetic(n=256, seed=0)" or the folder path.
     pub source: String,
 }

@@ -255,8 +255,15 @@ pub fn load_with(
         )));
     }
     let source = dir.display().to_string();
-    let (classes, note) = super::labels::assign(&mut samples, classes, None, !all, &source)?;
-    Ok(Dataset { samples, channels, size, classes, source: super::labels::describe(source, classes, &note) })
+    let (classes, label_values, note) = super::labels::assign(&mut samples, classes, None, !all, &source)?;
+    Ok(Dataset {
+        samples,
+        channels,
+        size,
+        classes,
+        label_values,
+        source: super::labels::describe(source, classes, &note),
+    })
 }
 
 /// Slice every case (its modality volumes, in channel order, and its label volume from `labels` by case name)

@@ -151,12 +151,13 @@ pub fn load(dir: &Path, size: usize, axis: usize, skip_bad: bool, all: bool, cla
             names.join(", ")
         )));
     }
-    let (n, note) = labels::assign(&mut samples, classes, Some(&meta.values), !all, &dir.display().to_string())?;
+    let (n, label_values, note) =
+        labels::assign(&mut samples, classes, Some(&meta.values), !all, &dir.display().to_string())?;
     let what = if n == 1 { "foreground = any of" } else { "classes" };
     let source =
         format!("{} (nnU-Net: channels {}; {what} {})", dir.display(), meta.channels.join(", "), names.join(", "));
     let source = if note.is_empty() { source } else { format!("{source}; values {note}") };
-    Ok(Dataset { samples, channels, size, classes: n, source })
+    Ok(Dataset { samples, channels, size, classes: n, label_values, source })
 }
 
 fn missing_channels(idir: &Path, case: &str, found: usize, want: usize, ending: &str) -> Error {

@@ -19,7 +19,14 @@ pub fn generate_classes(n: usize, size: usize, channels: usize, seed: u64, class
     let mut rng = Rng::new(seed);
     let samples = (0..n).map(|i| one(&mut rng.fork(), size, channels, i, classes)).collect();
     let of = if classes == 2 { ", 2 classes: bright, dark" } else { "" };
-    Dataset { samples, channels, size, classes, source: format!("synthetic(n={n}, size={size}, seed={seed}{of})") }
+    Dataset {
+        samples,
+        channels,
+        size,
+        classes,
+        label_values: Vec::new(),
+        source: format!("synthetic(n={n}, size={size}, seed={seed}{of})"),
+    }
 }
 
 fn one(rng: &mut Rng, s: usize, channels: usize, i: usize, classes: usize) -> Sample {

@@ -44,7 +44,7 @@ pub fn read_case(files: &[PathBuf]) -> Result<Vec<Volume>> {
 /// What an output volume holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// 0/1 labels, stored as u8.
+    /// Labels 0..=255 (a mask's 0/1, or classes), stored as u8.
     Labels,
     /// Values such as probabilities, stored as f32.
     Float,
@@ -117,7 +117,7 @@ pub fn write_like(path: &Path, like: &Volume, data: &[f32], kind: Kind) -> Resul
     h.extend_from_slice(&[0; 4]);
     h.reserve(n * if kind == Kind::Labels { 1 } else { 4 });
     match kind {
-        Kind::Labels => h.extend(data.iter().map(|&v| u8::from(v >= 0.5))),
+        Kind::Labels => h.extend(data.iter().map(|&v| v.round().clamp(0.0, 255.0) as u8)),
         Kind::Float => h.extend(data.iter().flat_map(|&v| f32s(v))),
     }
     let gz = path.to_str().is_some_and(|p| p.ends_with(".gz"));

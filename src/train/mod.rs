@@ -46,6 +46,8 @@ pub struct TrainConfig {
     /// Set when a run was resumed with a new --steps: (step, rate) where its learning rate left the original
     /// cosine (see `LrSchedule::restart`).
     pub lr_restart: Option<(u64, f32)>,
+    /// The stored label value of each class when the data's were not 1..N (`sample` writes them back).
+    pub label_values: Vec<i64>,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +70,7 @@ impl Default for TrainConfig {
             sampling_steps: 10,
             checkpoint_every: 200,
             lr_restart: None,
+            label_values: Vec::new(),
         }
     }
 }
