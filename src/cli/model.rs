@@ -193,15 +193,19 @@ impl Loaded {
                 // one uncertainty map: each pixel's largest variance over the classes
                 let var: Vec<f32> =
                     (0..s * s).map(|p| (0..n).map(|k| e.variance[k * s * s + p]).fold(0.0, f32::max)).collect();
-                let stored = |k: f32| self.label_values.get(k as usize - 1).map_or(k, |&v| v as f32);
-                let labels: Vec<f32> = e.labels.iter().map(|&k| if k == 0.0 { 0.0 } else { stored(k) }).collect();
                 AtSize {
-                    labels: up(&labels, true),
+                    labels: up(&e.labels, true),
                     soft: e.mean.chunks(s * s).map(|m| up(m, false)).collect(),
                     uncertainty: up(&var, false),
                 }
             })
             .collect())
+    }
+
+    /// A label map of class indices as the values the training masks stored the classes with.
+    pub(super) fn stored(&self, labels: &[f32]) -> Vec<f32> {
+        let value = |k: f32| self.label_values.get(k as usize - 1).map_or(k, |&v| v as f32);
+        labels.iter().map(|&k| if k == 0.0 { 0.0 } else { value(k) }).collect()
     }
 
     /// Ensemble masks for a batch of images (B, C, S, S), image i's noise from `seeds[i]` (see
@@ -225,8 +229,8 @@ impl Loaded {
 
 /// One image's outputs at its own height and width.
 pub(super) struct AtSize {
-    /// The label map: 0 background, class k's stored value (k unless the training labels were other values;
-    /// for one class, the 0/1 mask).
+    /// The label map: 0 background, k for class k (for one class, the 0/1 mask); [`Loaded::stored`] gives
+    /// the values `sample` writes.
     pub labels: Vec<f32>,
     /// Each class's mean soft mask in [0, 1].
     pub soft: Vec<Vec<f32>>,

@@ -63,7 +63,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         let views: Vec<_> = originals.iter().map(|(img, h, w)| (img.as_slice(), *h, *w)).collect();
         let outs = m.segment_at(&views, &a.model, &seeds, &pb)?;
         for (((name, _), (img, h, w)), o) in part.iter().zip(&originals).zip(outs) {
-            write_pngs(&a.out, name, &img[..h * w], *h, *w, &o)?;
+            write_pngs(&a.out, name, &img[..h * w], *h, *w, &o, &m)?;
             pb.inc(1);
         }
     }
@@ -100,7 +100,7 @@ fn sample_volumes(a: &SampleArgs, m: &Loaded, cases: &[(String, Vec<PathBuf>)]) 
                 .collect();
             pb.set_message(format!("{name}: slices {}-{} of {}", start + 1, start + part.len(), planes.len()));
             for o in m.segment_at(&views, &a.model, &seeds, &pb)? {
-                labels.push(o.labels);
+                labels.push(m.stored(&o.labels));
                 for (k, soft) in o.soft.into_iter().enumerate() {
                     softs[k].push(soft);
                 }
@@ -131,7 +131,15 @@ fn sample_volumes(a: &SampleArgs, m: &Loaded, cases: &[(String, Vec<PathBuf>)]) 
 
 /// An image's PNGs: the mask (0/255; the label map of a multi-class model), each class's soft mask, the overlay
 /// on the image's first channel, and the uncertainty heat map.
-fn write_pngs(out: &std::path::Path, name: &str, image: &[f32], h: usize, w: usize, o: &AtSize) -> Result<()> {
+fn write_pngs(
+    out: &std::path::Path,
+    name: &str,
+    image: &[f32],
+    h: usize,
+    w: usize,
+    o: &AtSize,
+    m: &Loaded,
+) -> Result<()> {
     let save = |img: image::RgbImage, file: String| {
         let p = out.join(file);
         img.save(&p).with_context(|| format!("writing {}", p.display()))
@@ -140,7 +148,7 @@ fn write_pngs(out: &std::path::Path, name: &str, image: &[f32], h: usize, w: usi
         images::save_gray(&out.join(format!("{name}_mask.png")), &o.labels, h, w)?;
         images::save_gray(&out.join(format!("{name}_soft.png")), soft, h, w)?;
     } else {
-        images::save_labels(&out.join(format!("{name}_mask.png")), &o.labels, h, w)?;
+        images::save_labels(&out.join(format!("{name}_mask.png")), &m.stored(&o.labels), h, w)?;
         for (k, soft) in o.soft.iter().enumerate() {
             images::save_gray(&out.join(format!("{name}_soft_{}.png", k + 1)), soft, h, w)?;
         }
