@@ -37,7 +37,7 @@ pub fn scores(pred: &[f32], truth: &[f32], h: usize, w: usize) -> Scores {
 
 /// Per-class [`scores`] of two label maps (h, w) with values 0..=classes: class k compares the pixels labelled k.
 pub fn class_scores(pred: &[f32], truth: &[f32], classes: usize, h: usize, w: usize) -> Vec<Scores> {
-    let plane = |m: &[f32], k: usize| m.iter().map(|&v| f32::from(u8::from(v == k as f32))).collect::<Vec<_>>();
+    let plane = crate::data::labels::class_plane;
     (1..=classes.max(1)).map(|k| scores(&plane(pred, k), &plane(truth, k), h, w)).collect()
 }
 

@@ -233,13 +233,8 @@ impl Dataset {
                     }
                 }
             }
-            for k in 1..=n {
-                for y in 0..s {
-                    for x in 0..s {
-                        masks.push(if px(&smp.mask, y, x) == k as f32 { 1.0 } else { 0.0 });
-                    }
-                }
-            }
+            let flipped: Vec<f32> = (0..s * s).map(|i| px(&smp.mask, i / s, i % s)).collect();
+            masks.extend(labels::one_hot(&flipped, n));
         }
         let b = idx.len();
         Ok((Tensor::from_slice(&images, &[b, c, s, s])?, Tensor::from_slice(&masks, &[b, n, s, s])?))

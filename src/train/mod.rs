@@ -80,13 +80,12 @@ fn mix(seed: u64, step: u64, salt: u64) -> u64 {
 }
 
 /// One sampled example: image (first channel), ground truth and prediction as label maps (0..=classes), all
-/// (S·S), and their scores (the mean over classes; per class in `per_class`).
+/// (S·S), and their scores (the mean over classes).
 pub struct Example {
     pub image: Vec<f32>,
     pub truth: Vec<f32>,
     pub pred: Vec<f32>,
     pub scores: Scores,
-    pub per_class: Vec<Scores>,
 }
 
 pub struct Trainer {
@@ -309,8 +308,8 @@ impl Trainer {
                 let binary: Vec<f32> = soft.iter().map(|&v| f32::from(u8::from(v >= 0.5))).collect();
                 let pred = crate::diffusion::fusion::label_map(&binary, &soft, n);
                 let truth = self.data.samples[k].mask.clone(); // the batch's one-hot, as the label map
-                let per_class = metrics::class_scores(&pred, &truth, n, s, s);
-                out.push(Example { image, truth, pred, scores: metrics::mean(&per_class), per_class });
+                let scores = metrics::mean(&metrics::class_scores(&pred, &truth, n, s, s));
+                out.push(Example { image, truth, pred, scores });
             }
         }
         Ok(out)

@@ -50,19 +50,13 @@ pub fn conv2d_backward_weight(
         ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
             return winograd_dw(&geo, g, x, w_shape);
         }
-        // v7: a GEMM where the tuned table (or, untuned, the rule) says it wins
+        // v7: a GEMM where the tuned table (or, untuned, the rule) says it wins, else v9's direct dw
         ConvKernel::Gemm if geo.is_pointwise() => {
             let key = crate::ops::tune::Key::PointwiseDw { x: x.shape().to_vec(), w: w_shape.to_vec() };
             let rung = crate::ops::tune::lookup(key)
-                .and_then(|n| ConvKernel::ALL.into_iter().find(|k| k.name() == n))
+                .and_then(|n| ConvKernel::named(&n))
                 .unwrap_or_else(|| pointwise_dw_rule(w_shape));
-            if rung == ConvKernel::Gemm {
-                return dw_gemm(&geo, g, x, w_shape);
-            }
-            if dw_v9_reads(&geo) {
-                return dw_v9(&geo, g, x, w_shape);
-            }
-            ConvKernel::Vec4
+            return pointwise_dw(rung == ConvKernel::Gemm, g, x, w_shape);
         }
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)

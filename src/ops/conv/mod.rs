@@ -156,6 +156,11 @@ impl ConvKernel {
         }
     }
 
+    /// The rung called `name` (a tune table's entry), if any.
+    pub fn named(name: &str) -> Option<ConvKernel> {
+        ConvKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ConvKernel::Direct => "v1_direct",
@@ -386,9 +391,7 @@ pub fn conv2d_backward_input(
 /// the shape, else [`ConvKernel::pick`]'s rule.
 pub fn pick_tuned(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> ConvKernel {
     let key = crate::ops::tune::Key::Conv { x: x.shape().to_vec(), w: w.shape().to_vec(), padding, bias: b.is_some() };
-    crate::ops::tune::lookup(key)
-        .and_then(|n| ConvKernel::ALL.into_iter().find(|k| k.name() == n))
-        .unwrap_or_else(|| ConvKernel::pick(w.shape()))
+    crate::ops::tune::lookup(key).and_then(|n| ConvKernel::named(&n)).unwrap_or_else(|| ConvKernel::pick(w.shape()))
 }
 
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
