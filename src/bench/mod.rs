@@ -385,8 +385,20 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         let x = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
         let pts = (hw * hw) as f64;
         let flop = (nb * c) as f64 * 5.0 * pts * pts.log2();
-        for kernel in [fft::FftKernel::Stockham, fft::FftKernel::Private] {
+        for kernel in [fft::FftKernel::Stockham, fft::FftKernel::Private, fft::FftKernel::Mixed] {
             out.push(run_case(&format!("fft2_{}", kernel.name()), &shape, flop, 12.0 * numel as f64, 3, || {
+                fft::fft2_with(kernel, &x).expect("valid");
+            }));
+        }
+        // BraTS's 240 px (240 = 4·4·3·5), (2, 16, 240, 240): the mixed radix against the O(n²) sum it replaced
+        let (b2, c2, n2) = (2, 16, 240);
+        let x = Tensor::rand_uniform(&[b2, c2, n2, n2], -1.0, 1.0, &mut rng);
+        let pts = (n2 * n2) as f64;
+        let flop = (b2 * c2) as f64 * 5.0 * pts * pts.log2();
+        let numel2 = b2 * c2 * n2 * n2;
+        for kernel in [fft::FftKernel::Dft, fft::FftKernel::Mixed] {
+            let shape = format!("[{b2}, {c2}, {n2}, {n2}]");
+            out.push(run_case(&format!("fft2_240_{}", kernel.name()), &shape, flop, 12.0 * numel2 as f64, 3, || {
                 fft::fft2_with(kernel, &x).expect("valid");
             }));
         }
