@@ -71,7 +71,7 @@ pub enum FftKernel {
 /// Whether n's only prime factors are 2, 3 and 5 (v4's mixed-radix stages take it as it is).
 fn smooth(mut n: usize) -> bool {
     for f in [2, 3, 5] {
-        while n % f == 0 {
+        while n.is_multiple_of(f) {
             n /= f;
         }
     }
