@@ -94,18 +94,6 @@ fn mul_i(z: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(-z.y, z.x);
 }
 
-// t / d for t < 2048 and 1 ≤ d ≤ 1024 as a multiply and a shift, with magic = ceil(2^21 / d) from
-// magic_of(d): the error t·(magic·d − 2^21)/(d·2^21) stays below 1/d while t < 2^21/d, so the floor is exact,
-// and t·magic < 2^32. Integer division has no SIMD instruction on x86 (llvmpipe runs it lane by lane);
-// every index below is < SLOTS, so one uniform division per stage replaces one per butterfly.
-fn magic_of(d: u32) -> u32 {
-    return ((1u << 21u) + d - 1u) / d;
-}
-
-fn fdiv(t: u32, magic: u32) -> u32 {
-    return (t * magic) >> 21u;
-}
-
 // twiddle t for sign −1, its conjugate for sign +1
 fn tw_at(t: u32, sign: f32) -> vec2<f32> {
     let v = twl[t];
@@ -127,9 +115,9 @@ fn elem(first: u32, l: u32, k: u32) -> u32 {
 
 // Which (local line, k < n) the t-th load/store of the workgroup touches: along rows (stride 1) neighbouring
 // threads take neighbouring k; along columns they take neighbouring lines, which are neighbours in memory.
-fn slot(t: u32, magic_n: u32) -> vec2<u32> {
+fn slot(t: u32) -> vec2<u32> {
     if p.stride == 1u {
-        let l = fdiv(t, magic_n);
+        let l = t / p.n;
         return vec2<u32>(l, t - l * p.n);
     }
     return vec2<u32>(t & (p.lines_per_wg - 1u), t >> p.lines_sh);
@@ -156,12 +144,10 @@ fn stages(src0: u32, nl: u32, sign: f32, li: u32) -> u32 {
         let m = len / r;        // butterflies per line
         let step = rem / r;     // L / (P·r): the twiddle stride
         let dst = SLOTS - src;
-        let magic_m = magic_of(m);
-        let magic_p = magic_of(pp);
         for (var t = li; t < nl * m; t += WG) {
-            let l = fdiv(t, magic_m);
+            let l = t / m;
             let i = t - l * m;
-            let k = i - fdiv(i, magic_p) * pp;
+            let k = i % pp;
             let a = src + l * len + i;
             let o = dst + l * len + (i - k) * r + k;
             let u0 = buf[a];
@@ -223,11 +209,9 @@ fn transform(src0: u32, nl: u32, sign: f32, li: u32) -> u32 {
     let len = p.len;
     let n = p.n;
     let bhat = len + n + select(0u, len, sign > 0.0);
-    let magic_len = magic_of(len);
-    let magic_n = magic_of(n);
     // a_j = x_j·c_j, zero-padded to L
     for (var t = li; t < nl * len; t += WG) {
-        let l = fdiv(t, magic_len);
+        let l = t / len;
         let j = t - l * len;
         let a = src0 + t;
         if j < n { buf[a] = cmul(buf[a], tab_at(len + j, sign)); } else { buf[a] = vec2<f32>(0.0); }
@@ -235,13 +219,13 @@ fn transform(src0: u32, nl: u32, sign: f32, li: u32) -> u32 {
     workgroupBarrier(); // the chirped, padded lines are visible to the stages
     var s = stages(src0, nl, -1.0, li);
     for (var t = li; t < nl * len; t += WG) {
-        let l = fdiv(t, magic_len);
+        let l = t / len;
         buf[s + t] = cmul(buf[s + t], tab[bhat + t - l * len]);
     }
     workgroupBarrier(); // the product with B̂ is visible to the inverse stages
     s = stages(s, nl, 1.0, li);
     for (var t = li; t < nl * n; t += WG) {
-        let l = fdiv(t, magic_n);
+        let l = t / n;
         let k = t - l * n;
         let a = s + l * len + k;
         buf[a] = cmul(buf[a], tab_at(len + k, sign));
@@ -259,13 +243,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let nl = min(p.lines_per_wg, p.lines - first);
     let count = p.lines_per_wg * p.n;
     let len = p.len;
-    let magic_n = magic_of(p.n);
 
     for (var t = li; t < len; t += WG) {
         twl[t] = tab[t];
     }
     for (var t = li; t < count; t += WG) {
-        let s = slot(t, magic_n);
+        let s = slot(t);
         if s.x < nl { buf[s.x * len + s.y] = load(elem(first, s.x, s.y)); }
     }
     workgroupBarrier(); // the lines in buffer A are visible to every thread's butterflies
@@ -275,7 +258,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if p.map_images > 0u {
         // FF-Parser column step: X ⊙ M, then the opposite-sign transform of the product
         for (var t = li; t < count; t += WG) {
-            let s = slot(t, magic_n);
+            let s = slot(t);
             if s.x >= nl { continue; }
             let e = elem(first, s.x, s.y);
             let img = div(e, p.hw, p.hw_sh);
@@ -286,7 +269,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 
     for (var t = li; t < count; t += WG) {
-        let s = slot(t, magic_n);
+        let s = slot(t);
         if s.x < nl { store(elem(first, s.x, s.y), buf[src + s.x * len + s.y] * p.scale); }
     }
 }

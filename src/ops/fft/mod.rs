@@ -25,8 +25,8 @@
 //! so layout changes never cost a copy. The ladder (shaders/fft/), every rung run by the same tests:
 //! - `Dft`      (v1): one workgroup per line, each thread an O(n²) sum over its line in global memory. Any n.
 //! - `Stockham` (v2): lines staged in workgroup memory, log2 n radix-2 Stockham stages, several short lines per
-//!   workgroup, a twiddle table per workgroup. Powers of two up to 1024; other lengths fall back to v1 for that
-//!   axis. **Default on GPUs.**
+//!   workgroup, a twiddle table per workgroup. Powers of two up to 1024; other lengths take v4 for that axis.
+//!   **Default on GPUs.**
 //! - `Private`  (v3): one whole line per invocation in a private array (radix-2, in place): no workgroup
 //!   memory, no barrier, host-computed twiddles. Powers of two up to 64; longer lines take v2, other lengths v4.
 //!   **Default on CPU adapters** ([`FftKernel::pick`]).

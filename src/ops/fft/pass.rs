@@ -26,7 +26,7 @@ fn twiddles(n: usize) -> Tensor {
             .or_insert_with(|| {
                 let v: Vec<f32> = (0..n.div_ceil(2).max(1))
                     .flat_map(|j| {
-                        let (s, c) = (-2.0 * std::f64::consts::PI * j as f64 / n as f64).sin_cos();
+                        let (c, s) = root(j as f64, n as f64);
                         [c as f32, s as f32]
                     })
                     .collect();
