@@ -1,17 +1,19 @@
 // flash_forward.wgsl: softmax attention without the n² score matrix (FlashAttention's online softmax). Each
-// invocation owns two query rows (2t, 2t + 1: every key row read from the window serves both) and walks the keys
-// of this dispatch's uniform window, keeping per query the running max m, the running sum l and the
-// unnormalised output acc in registers; a head with more keys than one window takes several dispatches that
-// continue the state through o and stats.
+// invocation owns QR query rows (QR·t .. QR·t + QR − 1: every key row read from the window serves all of them)
+// and walks the keys of this dispatch's uniform window in blocks of four, keeping per query the running max m,
+// the running sum l and the unnormalised output acc in registers; a head with more keys than one window takes
+// several dispatches that continue the state through o and stats.
 //
-// math:   s_j = scale·Σ_c q[c, i]·k[c, j]; m' = max(m, s_j); l = l·e^(m − m') + e^(s_j − m');
-//         acc = acc·e^(m − m') + e^(s_j − m')·v[·, j]; m = m'. Last window: o[·, i] = acc / l, lse_i = m + ln l
-//         (saved for the backward). Equals softmax_j(s)·vᵀ exactly in exact arithmetic.
+// math:   s_j = scale·Σ_c q[c, i]·k[c, j]. Per block J of four keys: m' = max(m, max_J s_j);
+//         l = l·e^(m − m') + Σ_J e^(s_j − m'); acc = acc·e^(m − m') + Σ_J e^(s_j − m')·v[·, j]; m = m' (the
+//         window's last nk mod 4 keys one at a time). Last window: o[·, i] = acc / l, lse_i = m + ln l (saved
+//         for the backward). Equals softmax_j(s)·vᵀ exactly in exact arithmetic. The block costs one rescale
+//         and 1.25 exponentials per (query, key) instead of one rescale and two.
 // layout: qkv (B, 3·heads·d, n) (q of head h at channel h·d + c); o (B·heads, d, n) = (B, heads·d, H, W);
 //         stats (B·heads, n, 2): (m, l) between windows, (lse, l) after the last; window: rows of 2d floats,
 //         k then v (flash_pack_kv.wgsl), as vec4
-// grid:   @workgroup_size(WG), one invocation per two queries of head bh (the second clamped and not stored
-//         past n), linear id; d/4 = D4 vec4 per vector
+// grid:   @workgroup_size(WG), one invocation per QR queries of head bh (those past n clamped to the last and
+//         not stored), linear id; d/4 = D4 vec4 per vector
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 o (rw), 3 stats (rw), 4 kv window (uniform block)
 
 struct Params {
@@ -31,6 +33,8 @@ struct Params {
 
 override WG: u32 = 16u;
 override D4: u32 = 4u;
+override QR: u32 = 2u;  // queries per invocation, 1 ..= QMAX
+const QMAX: u32 = 4u;
 const DMAX4: u32 = 16u; // d ≤ 64
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -96,41 +100,64 @@ fn store_row(i: u32, r: Row) {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    let i0 = 2u * t;
+    let i0 = QR * t;
     // guard: invocations past the last query
     if i0 >= p.n { return; }
-    let live1 = i0 + 1u < p.n;
-    let i1 = min(i0 + 1u, p.n - 1u);
     let b = p.bh / p.heads;
     let head = p.bh % p.heads;
     let qch = b * 3u * p.heads * p.d + head * p.d;
-    var r0 = load_row(i0, qch);
-    var r1 = load_row(i1, qch);
-    for (var jj = 0u; jj < p.nk; jj++) {
-        let kb = jj * 2u * D4;  // this key's row in the window, in vec4s: k then v
-        var s0 = 0.0;
-        var s1 = 0.0;
+    var r: array<Row, QMAX>;
+    for (var u = 0u; u < QR; u++) { r[u] = load_row(min(i0 + u, p.n - 1u), qch); }
+    // blocks of four keys: one max and one rescale of each running state per block, four exponentials
+    let nb4 = p.nk / 4u * 4u;
+    for (var jb = 0u; jb < nb4; jb += 4u) {
+        let kb = jb * 2u * D4;  // the block's first key row in the window, in vec4s: k then v, 2·D4 a row
+        var s: array<vec4<f32>, QMAX>;
+        for (var u = 0u; u < QR; u++) { s[u] = vec4<f32>(0.0); }
         for (var c4 = 0u; c4 < D4; c4++) {
-            let kv4 = kv[kb + c4];
-            s0 += dot(r0.q[c4], kv4);
-            s1 += dot(r1.q[c4], kv4);
+            let ka = kv[kb + c4];
+            let kb1 = kv[kb + 2u * D4 + c4];
+            let kc = kv[kb + 4u * D4 + c4];
+            let kd = kv[kb + 6u * D4 + c4];
+            for (var u = 0u; u < QR; u++) {
+                let q = r[u].q[c4];
+                s[u] += vec4<f32>(dot(q, ka), dot(q, kb1), dot(q, kc), dot(q, kd));
+            }
         }
-        let m0 = max(r0.m, s0);
-        let m1 = max(r1.m, s1);
-        let corr0 = exp(r0.m - m0);
-        let corr1 = exp(r1.m - m1);
-        let p0 = exp(s0 - m0);
-        let p1 = exp(s1 - m1);
-        r0.l = r0.l * corr0 + p0;
-        r1.l = r1.l * corr1 + p1;
+        var corr: array<f32, QMAX>;
+        for (var u = 0u; u < QR; u++) {
+            let m = max(r[u].m, max(max(s[u].x, s[u].y), max(s[u].z, s[u].w)));
+            corr[u] = exp(r[u].m - m);
+            s[u] = exp(s[u] - m);  // now the block's probabilities
+            r[u].l = r[u].l * corr[u] + (s[u].x + s[u].y) + (s[u].z + s[u].w);
+            r[u].m = m;
+        }
         for (var c4 = 0u; c4 < D4; c4++) {
-            let v4 = kv[kb + D4 + c4];
-            r0.acc[c4] = r0.acc[c4] * corr0 + p0 * v4;
-            r1.acc[c4] = r1.acc[c4] * corr1 + p1 * v4;
+            let va = kv[kb + D4 + c4];
+            let vb = kv[kb + 3u * D4 + c4];
+            let vc = kv[kb + 5u * D4 + c4];
+            let vd = kv[kb + 7u * D4 + c4];
+            for (var u = 0u; u < QR; u++) {
+                let e = s[u];
+                r[u].acc[c4] = r[u].acc[c4] * corr[u] + e.x * va + e.y * vb + e.z * vc + e.w * vd;
+            }
         }
-        r0.m = m0;
-        r1.m = m1;
     }
-    store_row(i0, r0);
-    if live1 { store_row(i1, r1); }
+    // the window's last nk mod 4 keys, one at a time
+    for (var jj = nb4; jj < p.nk; jj++) {
+        let kb = jj * 2u * D4;  // this key's row in the window, in vec4s: k then v
+        for (var u = 0u; u < QR; u++) {
+            var sc = 0.0;
+            for (var c4 = 0u; c4 < D4; c4++) { sc += dot(r[u].q[c4], kv[kb + c4]); }
+            let m = max(r[u].m, sc);
+            let corr1 = exp(r[u].m - m);
+            let e = exp(sc - m);
+            r[u].l = r[u].l * corr1 + e;
+            for (var c4 = 0u; c4 < D4; c4++) { r[u].acc[c4] = r[u].acc[c4] * corr1 + e * kv[kb + D4 + c4]; }
+            r[u].m = m;
+        }
+    }
+    for (var u = 0u; u < QR; u++) {
+        if i0 + u < p.n { store_row(i0 + u, r[u]); }
+    }
 }

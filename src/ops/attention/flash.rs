@@ -29,6 +29,11 @@ const DKV: Shader = shader!("attention/flash_dkv.wgsl");
 /// Invocations per workgroup of the per-query / per-key kernels: small, so that one head's 256 queries still
 /// make 16 workgroups for the CPU adapter's threads.
 const WG: u32 = 16;
+/// Queries per invocation of the forward (its QR, 1 ..= 4): each key row read from the window serves that many
+/// queries, at the price of 8·d/4 vec4 registers a query. tiny at 64 px's attention (b8 h2 d16 n1024, `bench
+/// --filter attention`, AVX-512 llvmpipe, same run): 1: 101–148 ms, 2: 62, 3: 56–57, 4: 89–104 (spilling); 2
+/// keeps the register file of an AVX2 machine's 16 registers in mind. The backward kernels own two rows each.
+const FORWARD_QUERIES: u32 = 2;
 /// Threads per workgroup of the packing kernels.
 const WG_PACK: usize = 64;
 
@@ -158,15 +163,18 @@ fn pack_kv(g: &Geo, qkv: &Tensor) -> PackedKv {
     PackedKv { kvt, per_head, rows }
 }
 
-/// Forward: (out (B, heads·d, H, W), stats (B·heads, n, 2) with the log-sum-exp in [.., 0]), and the packed K/V.
-fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor, PackedKv) {
+/// Forward: (out (B, heads·d, H, W), stats (B·heads, n, 2) with the log-sum-exp in [.., 0]), and the packed K/V;
+/// `queries` per invocation (1 ..= 4, the shader's QR).
+fn forward(g: &Geo, qkv: &Tensor, queries: u32) -> (Tensor, Tensor, PackedKv) {
     let kv = pack_kv(g, qkv);
     let out = Tensor::uninit(&[g.b, g.heads * g.d, g.h, g.w]);
     let stats = Tensor::uninit(&[g.nbh(), g.n, 2]);
     for win in each_window(g, kv.rows) {
         let p = win.params(g.params(), g.n);
         let window = [(&kv.kvt, win.start(kv.per_head, 2 * g.d))];
-        launch_with_uniforms(FORWARD, "main", &g.overrides(), &p, &[qkv], &[&out, &stats], &window, g.groups2());
+        let ov = [g.overrides()[0], g.overrides()[1], ("QR", queries as f64)];
+        let groups = (g.n as u32).div_ceil(queries * WG);
+        launch_with_uniforms(FORWARD, "main", &ov, &p, &[qkv], &[&out, &stats], &window, groups);
     }
     (out, stats, kv)
 }
@@ -200,7 +208,7 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
     let flops = 4.0 * (g.nbh() * g.n * g.n * g.d) as f64; // two n×n×d products, as PyTorch counts sdpa
     let (out, stats, kv) = {
         let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
-        forward(&g, qkv)
+        forward(&g, qkv, FORWARD_QUERIES)
     };
     let (qkv_saved, out_saved) = (qkv.clone(), out.clone());
     autograd::record("full_attention", &[qkv], &out, move |dout, _| {
@@ -217,6 +225,26 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_forward_width_matches_the_cpu_reference() {
+        // QR 1 ..= 4 queries per invocation; n = 1030 of dim_head 16 takes windows of 512, 512 and 6 keys (a
+        // 2-key tail after the blocks of four, on a continued state), 3×5 one window with a 3-key tail, and 1×3
+        // only the tail
+        let mut rng = crate::rng::Rng::new(7);
+        for (b, heads, d, h, w) in [(1, 2, 16, 10, 103), (2, 1, 8, 3, 5), (1, 1, 4, 1, 3)] {
+            let shape = [b, 3 * heads * d, h, w];
+            let v = rng.uniform_vec(crate::tensor::numel(&shape), -2.0, 2.0);
+            let x = Tensor::from_slice(&v, &shape).unwrap();
+            let g = Geo { b, heads, d, n: h * w, h, w };
+            let want = super::super::cpu::full_attention(&crate::testing::to_f64(&v), &shape, heads, d);
+            for queries in 1..=4 {
+                let (out, _, _) = forward(&g, &x, queries);
+                let what = format!("flash forward QR {queries}, b {b} heads {heads} d {d} n {}", h * w);
+                crate::testing::assert_close(&out.to_vec(), &want, 1e-5, 1e-4, &what);
+            }
+        }
+    }
 
     #[test]
     fn windows_start_on_256_byte_boundaries_and_fit_the_buffer() {
