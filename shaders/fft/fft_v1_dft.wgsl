@@ -17,7 +17,7 @@
 //         map (if used): M[(e / hw) % map_images, e % hw]  — map_images = C (shared) or B·C (per sample)
 // grid:   @workgroup_size(64), one workgroup per line (linear workgroup id; the host splits past 65,535)
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 y (rw)
-// backward: the same kernel with the opposite sign (see src/ops/fft.rs)
+// backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
 
 struct Params {
     n: u32, lines: u32, lines_per_wg: u32, log2n: u32,

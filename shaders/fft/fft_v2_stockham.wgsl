@@ -23,7 +23,7 @@
 //         a power of two),
 //         so a stage has lines_per_wg·n/2 butterflies spread over the threads. Linear workgroup id.
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 y (rw)
-// backward: the same kernel with the opposite sign (see src/ops/fft.rs)
+// backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
 
 struct Params {
     n: u32, lines: u32, lines_per_wg: u32, log2n: u32,

@@ -17,7 +17,7 @@
 // grid:   @workgroup_size(64), one invocation per line (lines l of a workgroup are consecutive: along columns
 //         neighbouring lanes read neighbouring words); linear workgroup id.
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 tw, 4 y (rw)
-// backward: the same kernel with the opposite sign (see src/ops/fft.rs)
+// backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
 
 struct Params {
     n: u32, lines: u32, lines_per_wg: u32, log2n: u32,

@@ -385,7 +385,9 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         let x = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
         let pts = (hw * hw) as f64;
         let flop = (nb * c) as f64 * 5.0 * pts * pts.log2();
-        for kernel in [fft::FftKernel::Stockham, fft::FftKernel::Private, fft::FftKernel::Mixed] {
+        for kernel in
+            [fft::FftKernel::Stockham, fft::FftKernel::Private, fft::FftKernel::Mixed, fft::FftKernel::PrivateMixed]
+        {
             out.push(run_case(&format!("fft2_{}", kernel.name()), &shape, flop, 12.0 * numel as f64, 3, || {
                 fft::fft2_with(kernel, &x).expect("valid");
             }));
@@ -396,9 +398,25 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         let pts = (n2 * n2) as f64;
         let flop = (b2 * c2) as f64 * 5.0 * pts * pts.log2();
         let numel2 = b2 * c2 * n2 * n2;
-        for kernel in [fft::FftKernel::Dft, fft::FftKernel::Mixed] {
+        for kernel in [fft::FftKernel::Dft, fft::FftKernel::Mixed, fft::FftKernel::PrivateMixed] {
             let shape = format!("[{b2}, {c2}, {n2}, {n2}]");
             out.push(run_case(&format!("fft2_240_{}", kernel.name()), &shape, flop, 12.0 * numel2 as f64, 3, || {
+                fft::fft2_with(kernel, &x).expect("valid");
+            }));
+        }
+    }
+
+    // the paper's 256 px, (1, 16, 256, 256): the GPU default's radix-2 Stockham against the private mixed radix
+    // that the CPU default runs there
+    if wanted(filter, "fft2_256") {
+        let (b2, c2, n2) = (1, 16, 256);
+        let x = Tensor::rand_uniform(&[b2, c2, n2, n2], -1.0, 1.0, &mut rng);
+        let pts = (n2 * n2) as f64;
+        let flop = (b2 * c2) as f64 * 5.0 * pts * pts.log2();
+        for kernel in [fft::FftKernel::Stockham, fft::FftKernel::PrivateMixed] {
+            let shape = format!("[{b2}, {c2}, {n2}, {n2}]");
+            let bytes = 12.0 * (b2 * c2 * n2 * n2) as f64;
+            out.push(run_case(&format!("fft2_256_{}", kernel.name()), &shape, flop, bytes, 3, || {
                 fft::fft2_with(kernel, &x).expect("valid");
             }));
         }

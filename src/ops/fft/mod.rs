@@ -28,15 +28,20 @@
 //!   workgroup, a twiddle table per workgroup. Powers of two up to 1024; other lengths take v4 for that axis.
 //!   **Default on GPUs.**
 //! - `Private`  (v3): one whole line per invocation in a private array (radix-2, in place): no workgroup
-//!   memory, no barrier, host-computed twiddles. Powers of two up to 64; longer lines take v2, other lengths v4.
-//!   **Default on CPU adapters** ([`FftKernel::pick`]).
+//!   memory, no barrier, host-computed twiddles. Powers of two up to 64; 2-3-5 lengths up to 256 take v5,
+//!   longer powers of two v2, other lengths v4. **Default on CPU adapters** ([`FftKernel::pick`]).
 //! - `Mixed`    (v4): v2 generalised to any length: mixed-radix 4/2/3/5 Stockham stages for lengths whose prime
 //!   factors are 2, 3 and 5 (up to 1024), Bluestein's chirp-z (a power-of-two circular convolution run by the
 //!   same stages) for every other length up to 512; host-computed f64 tables. Both other fast rungs hand their
 //!   non-power-of-two lengths to it, so the training path has no O(n²) sum below 513 px (BraTS's 240, 120,
 //!   60, 30 are 2-3-5 lengths). Lines longer than that run v1.
+//! - `PrivateMixed` (v5): v3's one line per invocation with v4's mixed-radix stages, the length a runtime
+//!   value (so llvmpipe compiles one pipeline, not a fully unrolled one per length), twiddles read from a
+//!   uniform window. 2-3-5 lengths up to 256; others as `Private`. What the CPU default runs at BraTS's 240 px
+//!   and the paper's 256 px (fft2 of (2, 16, 240, 240): v4 745 ms, v5 126 ms; (1, 16, 256, 256): v2 100 ms,
+//!   v5 38–41 ms; at 64 px v3 stays ahead, 104 vs 118 ms: same run, AVX-512 llvmpipe).
 //!
-//! The FF-Parser is three launches with `Stockham`, `Private` or `Mixed` (rows forward from the real x;
+//! The FF-Parser is three launches with every rung but `Dft` (rows forward from the real x;
 //! columns forward, ⊙ M and inverse in one kernel; rows inverse writing the real part and 1/(H·W)), four with
 //! `Dft`. Napkin math: a complex 1-D FFT of length N costs 5·N·log2 N flops, so a 2-D FFT of an H×W image
 //! costs 5·H·W·log2(H·W); the naive DFT costs 8·N² per line; Bluestein costs about three FFTs of length
@@ -57,6 +62,8 @@ const SLOTS: usize = 1024;
 const STOCKHAM_ELEMS: usize = 512;
 /// The longest line the private rung holds (`MAXN` in fft_v3_private.wgsl); longer lines take Stockham.
 const PRIVATE_MAX: usize = 64;
+/// The longest line the private mixed-radix rung holds (`MAXN` in fft_v5_private_mixed.wgsl).
+const PRIVATE_MIXED_MAX: usize = 256;
 /// Lines (invocations) per private-rung workgroup (`WG` in fft_v3_private.wgsl).
 const PRIVATE_WG: usize = 64;
 
@@ -66,6 +73,7 @@ pub enum FftKernel {
     Stockham,
     Private,
     Mixed,
+    PrivateMixed,
 }
 
 /// Whether n's only prime factors are 2, 3 and 5 (v4's mixed-radix stages take it as it is).
@@ -89,7 +97,8 @@ fn mixed_len(n: usize) -> usize {
 }
 
 impl FftKernel {
-    pub const ALL: [FftKernel; 4] = [FftKernel::Dft, FftKernel::Stockham, FftKernel::Private, FftKernel::Mixed];
+    pub const ALL: [FftKernel; 5] =
+        [FftKernel::Dft, FftKernel::Stockham, FftKernel::Private, FftKernel::Mixed, FftKernel::PrivateMixed];
 
     /// The rung the taped ops use: `Private` on a CPU adapter, `Stockham` elsewhere (see the module doc).
     pub fn pick() -> FftKernel {
@@ -106,19 +115,22 @@ impl FftKernel {
             FftKernel::Stockham => "v2_stockham",
             FftKernel::Private => "v3_private",
             FftKernel::Mixed => "v4_mixed",
+            FftKernel::PrivateMixed => "v5_private_mixed",
         }
     }
 
-    /// The rung that actually runs a line of length `n`: Private takes powers of two up to `PRIVATE_MAX` and
-    /// hands longer ones to Stockham; Stockham takes powers of two up to `SLOTS`; every other length of any
+    /// The rung that actually runs a line of length `n`: Private takes powers of two up to `PRIVATE_MAX`,
+    /// hands other 2-3-5 lengths up to `PRIVATE_MIXED_MAX` to PrivateMixed (which takes all of those) and
+    /// longer powers of two to Stockham; Stockham takes powers of two up to `SLOTS`; every other length of any
     /// fast rung runs Mixed while its transform length fits `SLOTS`; the rest runs Dft.
     fn for_len(self, n: usize) -> FftKernel {
         use FftKernel::*;
         let pow2 = n.is_power_of_two();
         match self {
             Private if pow2 && n <= PRIVATE_MAX => Private,
-            Stockham | Private if pow2 && n <= SLOTS => Stockham,
-            Stockham | Private | Mixed if mixed_len(n) <= SLOTS => Mixed,
+            Private | PrivateMixed if smooth(n) && n <= PRIVATE_MIXED_MAX => PrivateMixed,
+            Stockham | Private | PrivateMixed if pow2 && n <= SLOTS => Stockham,
+            Stockham | Private | Mixed | PrivateMixed if mixed_len(n) <= SLOTS => Mixed,
             _ => Dft,
         }
     }

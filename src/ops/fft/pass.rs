@@ -5,13 +5,14 @@ use bytemuck::{Pod, Zeroable};
 
 use super::*;
 use crate::gpu::Shader;
-use crate::ops::{groups_1d, launch};
+use crate::ops::{groups_1d, launch, launch_with_uniforms};
 use crate::shader;
 
 const V1: Shader = shader!("fft/fft_v1_dft.wgsl");
 const V2: Shader = shader!("fft/fft_v2_stockham.wgsl");
 const V3: Shader = shader!("fft/fft_v3_private.wgsl");
 const V4: Shader = shader!("fft/fft_v4_mixed.wgsl");
+const V5: Shader = shader!("fft/fft_v5_private_mixed.wgsl");
 const RE_PRODUCT: Shader = shader!("fft/re_product.wgsl");
 
 thread_local! {
@@ -96,7 +97,31 @@ fn mixed_table(n: usize) -> Tensor {
     })
 }
 
-/// Mirrors `struct Params` in fft_v1_dft.wgsl … fft_v4_mixed.wgsl.
+thread_local! {
+    /// v5's twiddle window per line length n (see `private_mixed_table`), computed once.
+    static PRIVATE_MIXED: std::cell::RefCell<std::collections::HashMap<usize, Tensor>> = Default::default();
+}
+
+/// v5's uniform window for lines of length n: tw[t] = exp(−2πi·t/n) (f64, rounded once) in the first two
+/// floats of vec4 t, t < n, zero-padded to one 64 KiB block.
+fn private_mixed_table(n: usize) -> Tensor {
+    PRIVATE_MIXED.with(|t| {
+        t.borrow_mut()
+            .entry(n)
+            .or_insert_with(|| {
+                let mut v = vec![0.0f32; crate::ops::UNIFORM_BLOCK_F32];
+                for t in 0..n {
+                    let (c, s) = root(t as f64, n as f64);
+                    v[4 * t] = c as f32;
+                    v[4 * t + 1] = s as f32;
+                }
+                Tensor::from_slice(&v, &[v.len()]).expect("length matches")
+            })
+            .clone()
+    })
+}
+
+/// Mirrors `struct Params` in fft_v1_dft.wgsl … fft_v5_private_mixed.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
 struct LineParams {
@@ -239,7 +264,7 @@ pub(super) fn line_pass(
     let rung = kernel.for_len(n);
     let lines_per_wg = match rung {
         FftKernel::Dft => 1,
-        FftKernel::Private => PRIVATE_WG,
+        FftKernel::Private | FftKernel::PrivateMixed => PRIVATE_WG,
         // a power of two (the shader splits slot indices with shifts): `pack` rounds down to one
         FftKernel::Stockham | FftKernel::Mixed => {
             let len = mixed_len(n);
@@ -286,6 +311,10 @@ pub(super) fn line_pass(
             launch(V3, "main", &ov, &p, &[x, m, &twiddles(n)], &[&out], groups);
         }
         FftKernel::Mixed => launch(V4, "main", &[], &p, &[x, m, &mixed_table(n)], &[&out], groups),
+        FftKernel::PrivateMixed => {
+            let window = [(&private_mixed_table(n), 0)];
+            launch_with_uniforms(V5, "main", &[], &p, &[x, m], &[&out], &window, groups);
+        }
     }
     out
 }
@@ -306,7 +335,7 @@ pub(super) fn ff_parser_raw(kernel: FftKernel, x: &Tensor, map: &Tensor, map_ima
     let spec = line_pass(kernel, Axis::Rows, x, d, Transform::forward(Layout::Real, Layout::Interleaved), None, None);
     // columns: forward, ⊙ M, inverse (one launch on the Stockham rung, two on the DFT rung)
     let filtered = match kernel.for_len(d.h) {
-        FftKernel::Stockham | FftKernel::Private | FftKernel::Mixed => {
+        FftKernel::Stockham | FftKernel::Private | FftKernel::Mixed | FftKernel::PrivateMixed => {
             line_pass(kernel, Axis::Cols, &spec, d, c2c, Some((map, map_images)), None)
         }
         FftKernel::Dft => {

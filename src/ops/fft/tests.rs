@@ -17,33 +17,36 @@ const PROBLEMS: &[Problem] = &[
     Problem { shape: [1, 1, 1, 16] }, // 1×N
     Problem { shape: [1, 1, 16, 1] }, // N×1
     Problem { shape: [1, 1, 1, 1] },
-    Problem { shape: [2, 3, 4, 2] },    // several tiny images per Stockham workgroup
-    Problem { shape: [1, 1, 2, 256] },  // long rows
-    Problem { shape: [1, 1, 256, 2] },  // long columns
-    Problem { shape: [1, 1, 30, 240] }, // BraTS's row length 240 = 4·4·3·5, and 30 = 2·3·5
-    Problem { shape: [1, 1, 240, 3] },  // 240 along columns; rows of 3
-    Problem { shape: [2, 1, 7, 97] },   // primes: Bluestein at L = 16 and 256
-    Problem { shape: [1, 1, 1, 1000] }, // 2³·5³, the longest 2-3-5 stages up to SLOTS
-    Problem { shape: [1, 1, 1, 511] },  // 7·73: Bluestein at L = 1024, the largest it takes
-    Problem { shape: [1, 1, 513, 1] },  // 3³·19: too long for Bluestein in workgroup memory, so the DFT
+    Problem { shape: [2, 3, 4, 2] },     // several tiny images per Stockham workgroup
+    Problem { shape: [1, 1, 2, 256] },   // long rows
+    Problem { shape: [1, 1, 256, 2] },   // long columns
+    Problem { shape: [1, 1, 30, 240] },  // BraTS's row length 240 = 4·4·3·5, and 30 = 2·3·5
+    Problem { shape: [1, 1, 240, 3] },   // 240 along columns; rows of 3
+    Problem { shape: [2, 1, 7, 97] },    // primes: Bluestein at L = 16 and 256
+    Problem { shape: [1, 1, 1, 1000] },  // 2³·5³, the longest 2-3-5 stages up to SLOTS
+    Problem { shape: [1, 1, 250, 225] }, // 2·5³ and 3²·5² (no radix 4 or 2): odd radices only, private rung
+    Problem { shape: [1, 1, 1, 511] },   // 7·73: Bluestein at L = 1024, the largest it takes
+    Problem { shape: [1, 1, 513, 1] },   // 3³·19: too long for Bluestein in workgroup memory, so the DFT
 ];
 
 #[test]
 fn lengths_go_to_the_rung_that_takes_them() {
     use FftKernel::*;
-    for (n, private, stockham, mixed) in [
-        (64, Private, Stockham, Mixed),
-        (128, Stockham, Stockham, Mixed),
-        (240, Mixed, Mixed, Mixed),
-        (97, Mixed, Mixed, Mixed),
-        (512, Stockham, Stockham, Mixed),
-        (1000, Mixed, Mixed, Mixed),
-        (513, Dft, Dft, Dft),
-        (2048, Dft, Dft, Dft),
+    for (n, private, stockham, mixed, private_mixed) in [
+        (64, Private, Stockham, Mixed, PrivateMixed),
+        (128, PrivateMixed, Stockham, Mixed, PrivateMixed),
+        (240, PrivateMixed, Mixed, Mixed, PrivateMixed),
+        (256, PrivateMixed, Stockham, Mixed, PrivateMixed),
+        (270, Mixed, Mixed, Mixed, Mixed),
+        (97, Mixed, Mixed, Mixed, Mixed),
+        (512, Stockham, Stockham, Mixed, Stockham),
+        (1000, Mixed, Mixed, Mixed, Mixed),
+        (513, Dft, Dft, Dft, Dft),
+        (2048, Dft, Dft, Dft, Dft),
     ] {
         assert_eq!(
-            [Private.for_len(n), Stockham.for_len(n), Mixed.for_len(n), Dft.for_len(n)],
-            [private, stockham, mixed, Dft],
+            [Private.for_len(n), Stockham.for_len(n), Mixed.for_len(n), PrivateMixed.for_len(n), Dft.for_len(n)],
+            [private, stockham, mixed, private_mixed, Dft],
             "n = {n}"
         );
     }
@@ -253,13 +256,15 @@ fn every_rung_handles_more_than_65535_workgroups() {
         let got = transform2d(k, &x, d, Transform::forward(Layout::Real, Layout::Interleaved), Some(1)).to_vec();
         assert_close(&got, &want, 1e-5, 1e-5, &format!("fft2 {} 40,000 × 2×2", k.name()));
     }
-    // the private rung always takes 64 lines per workgroup: 2,100,000 images of 1×2 give 4,200,000 column
+    // the private rungs always take 64 lines per workgroup: 2,100,000 images of 1×2 give 4,200,000 column
     // lines (n = 1), 65,625 workgroups
     let shape = [2_100_000, 1, 1, 2];
     let (v, x) = random(&shape, 42);
     let want = cpu::fft2(&to_f64(&v), 2_100_000, 1, 2);
-    let got = fft2_with(FftKernel::Private, &x).unwrap().to_vec();
-    assert_close(&got, &want, 1e-5, 1e-5, "fft2 v3_private 2,100,000 × 1×2");
+    for k in [FftKernel::Private, FftKernel::PrivateMixed] {
+        let got = fft2_with(k, &x).unwrap().to_vec();
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("fft2 {} 2,100,000 × 1×2", k.name()));
+    }
 }
 
 #[test]

@@ -1,0 +1,193 @@
+// fft_v5_private_mixed.wgsl: 1-D FFT of a 2-3-5 length (240 = 4·4·3·5, 120, 60, 30, …, up to MAXN) along one
+// axis of a stack of images, one whole line per invocation in a private array: v3's schedule (no workgroup
+// memory, no barrier: every lane of a SIMD group runs the same butterfly on its own line, so every private
+// index is the same in every lane) with v4's mixed-radix stages. The rung for CPU adapters at BraTS sizes.
+// Unlike v3, the line length is a runtime value, not an override: llvmpipe unrolls loops of constant trip
+// count completely, and a 240-point transform unrolled took it ~20 s to compile per length.
+//
+// math:   Y[k] = scale · Σ_{j<n} x[j] · exp(sign · 2πi · j·k / n)        sign = −1 forward, +1 inverse
+//         Stockham autosort as in fft_v4_mixed.wgsl: radices taken greedily (4 while it divides, then 2, 3, 5);
+//         at the stage of radix r after sub-transforms of length P, butterfly i = g·P + k (g < n/(P·r), k < P)
+//         reads u_j = X[i + j·n/r]·ω^(j·k), ω = exp(sign·2πi/(P·r)), takes the r-point DFT with the same sign
+//         and writes Y[g·P·r + k + j·P] = v_j (the (g, k) loops replace v4's k = i mod P). ω^(j·k) =
+//         tw[j·k·n/(P·r)], tw[t] = exp(−2πi·t/n) from the host (f64 rounded once), conjugated for sign +1.
+//         With map_images > 0 the kernel is the whole FF-Parser column step: the transform, ⊙ the real map M,
+//         the opposite-sign transform (unscaled), then scale.
+// layout: as fft_v1_dft.wgsl: element k of line l at complex index e = base(l) + k·stride,
+//         base(l) = (l / inner)·outer + (l % inner); words e·es + (e / hw)·is (+ cs for the imaginary part);
+//         map index ((e / hw) % map_images)·hw + e % hw. Private buffer A is buf[0 .. MAXN), B buf[MAXN ..).
+//         Twiddles: a 64 KiB uniform window, twiddle t in twu[t].xy (one vec4 each, read lane-uniformly: a
+//         broadcast, where a storage read would loop over the lanes).
+// grid:   @workgroup_size(64), one invocation per line (lines of a workgroup consecutive: along columns
+//         neighbouring lanes read neighbouring words); linear workgroup id. n ≤ MAXN, only 2-3-5 lengths (the
+//         host sends others to v4).
+// binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 y (rw), 4 twiddles (uniform block)
+// backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
+
+struct Params {
+    n: u32, lines: u32, lines_per_wg: u32, log2n: u32,
+    stride: u32, inner: u32, outer: u32, hw: u32,
+    in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
+    out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
+    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
+    inner_sh: u32, hw_sh: u32, len: u32, blue: u32,
+}
+
+const NOT_POW2: u32 = 32u; // inner_sh / hw_sh when inner / hw is not a power of two
+const MAXN: u32 = 256u;    // the longest line (the private buffers hold 2·MAXN complex values)
+const WG: u32 = 64u;
+const C3: f32 = -0.5;                 // cos(2π/3)
+const S3: f32 = 0.8660254037844386;   // sin(2π/3)
+const C51: f32 = 0.30901699437494745; // cos(2π/5)
+const C52: f32 = -0.8090169943749475; // cos(4π/5)
+const S51: f32 = 0.9510565162951535;  // sin(2π/5)
+const S52: f32 = 0.5877852522924731;  // sin(4π/5)
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> map: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> twu: array<vec4<f32>, 4096>;
+
+var<private> buf: array<vec2<f32>, 512>;
+
+// a / d as a shift when d = 2^sh (sh < 32)
+fn div(a: u32, d: u32, sh: u32) -> u32 {
+    if sh != NOT_POW2 { return a >> sh; }
+    return a / d;
+}
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// i·z
+fn mul_i(z: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(-z.y, z.x);
+}
+
+// twiddle t for sign −1, its conjugate for sign +1
+fn tw_at(t: u32, sign: f32) -> vec2<f32> {
+    let v = twu[t].xy;
+    return vec2<f32>(v.x, -sign * v.y);
+}
+
+// The next radix for a remaining length (uniform): 4 while it divides, then 2, 3, 5.
+fn radix_of(rem: u32) -> u32 {
+    if rem % 4u == 0u { return 4u; }
+    if rem % 2u == 0u { return 2u; }
+    if rem % 3u == 0u { return 3u; }
+    return 5u;
+}
+
+// The Stockham stages of length n with the given sign, starting in buffer `src0` (0 or MAXN); returns the
+// buffer offset that holds the result, in natural order.
+fn stages(src0: u32, sign: f32) -> u32 {
+    let n = p.n;
+    var src = src0;
+    var pp = 1u;       // P: the sub-transform length so far
+    var rem = n;       // n / P
+    loop {
+        if rem == 1u { break; }
+        let r = radix_of(rem);
+        let m = n / r;        // butterflies per line, and the reads' stride
+        let step = rem / r;   // n / (P·r): groups of this stage, and the twiddle stride
+        let dst = MAXN - src;
+        for (var g = 0u; g < step; g++) {
+            for (var k = 0u; k < pp; k++) {
+                let a = src + g * pp + k;
+                let o = dst + g * pp * r + k;
+                let u0 = buf[a];
+                let u1 = cmul(buf[a + m], tw_at(k * step, sign));
+                if r == 2u {
+                    buf[o] = u0 + u1;
+                    buf[o + pp] = u0 - u1;
+                } else if r == 4u {
+                    let u2 = cmul(buf[a + 2u * m], tw_at(2u * k * step, sign));
+                    let u3 = cmul(buf[a + 3u * m], tw_at(3u * k * step, sign));
+                    let a0 = u0 + u2;
+                    let a1 = u0 - u2;
+                    let a2 = u1 + u3;
+                    let a3 = sign * mul_i(u1 - u3);
+                    buf[o] = a0 + a2;
+                    buf[o + pp] = a1 + a3;
+                    buf[o + 2u * pp] = a0 - a2;
+                    buf[o + 3u * pp] = a1 - a3;
+                } else if r == 3u {
+                    let u2 = cmul(buf[a + 2u * m], tw_at(2u * k * step, sign));
+                    let t0 = u0 + C3 * (u1 + u2);
+                    let d = (sign * S3) * mul_i(u1 - u2);
+                    buf[o] = u0 + u1 + u2;
+                    buf[o + pp] = t0 + d;
+                    buf[o + 2u * pp] = t0 - d;
+                } else {
+                    let u2 = cmul(buf[a + 2u * m], tw_at(2u * k * step, sign));
+                    let u3 = cmul(buf[a + 3u * m], tw_at(3u * k * step, sign));
+                    let u4 = cmul(buf[a + 4u * m], tw_at(4u * k * step, sign));
+                    let s14 = u1 + u4;
+                    let s23 = u2 + u3;
+                    let d14 = sign * mul_i(u1 - u4);
+                    let d23 = sign * mul_i(u2 - u3);
+                    let t1 = u0 + C51 * s14 + C52 * s23;
+                    let t2 = u0 + C52 * s14 + C51 * s23;
+                    let e1 = S51 * d14 + S52 * d23;
+                    let e2 = S52 * d14 - S51 * d23;
+                    buf[o] = u0 + s14 + s23;
+                    buf[o + pp] = t1 + e1;
+                    buf[o + 2u * pp] = t2 + e2;
+                    buf[o + 3u * pp] = t2 - e2;
+                    buf[o + 4u * pp] = t1 - e1;
+                }
+            }
+        }
+        src = dst;
+        pp *= r;
+        rem = step;
+    }
+    return src;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let line_raw = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
+    // guard: lanes past the last line compute a clamped duplicate and store nothing (no early return, so the
+    // loops below stay the same in every lane)
+    let live = line_raw < p.lines;
+    let line = min(line_raw, p.lines - 1u);
+    let o = div(line, p.inner, p.inner_sh);
+    let base = o * p.outer + (line - o * p.inner);
+    let n = p.n;
+
+    for (var k = 0u; k < n; k++) {
+        let e = base + k * p.stride;
+        let w = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
+        if p.in_real != 0u {
+            buf[k] = vec2<f32>(x[w], 0.0);
+        } else {
+            buf[k] = vec2<f32>(x[w], x[w + p.in_cs]);
+        }
+    }
+
+    var src = stages(0u, p.sign);
+
+    if p.map_images > 0u {
+        // FF-Parser column step: X ⊙ M, then the opposite-sign transform of the product
+        for (var k = 0u; k < n; k++) {
+            let e = base + k * p.stride;
+            let img = div(e, p.hw, p.hw_sh);
+            buf[src + k] *= map[(img % p.map_images) * p.hw + (e - img * p.hw)];
+        }
+        src = stages(src, -p.sign);
+    }
+
+    if !live { return; }
+    for (var k = 0u; k < n; k++) {
+        let e = base + k * p.stride;
+        let w = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
+        let v = buf[src + k] * p.scale;
+        y[w] = v.x;
+        if p.out_real == 0u {
+            y[w + p.out_cs] = v.y;
+        }
+    }
+}
