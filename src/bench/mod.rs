@@ -347,6 +347,14 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         out.push(run_case("sum_bias_grad", &shape, numel as f64, 4.0 * numel as f64, 5, || {
             crate::ops::reduce::sum(&g, &[0, 2, 3], false).expect("valid");
         }));
+        // tiny's thin levels: (8, 16, 32, 32) and (8, 16, 64, 64), 16 channels
+        for px in [32, 64] {
+            let n = nb * 16 * px * px;
+            let g = Tensor::rand_uniform(&[nb, 16, px, px], -1.0, 1.0, &mut rng);
+            out.push(run_case("sum_bias_grad", &format!("{nb}x16x{px}x{px}"), n as f64, 4.0 * n as f64, 5, || {
+                crate::ops::reduce::sum(&g, &[0, 2, 3], false).expect("valid");
+            }));
+        }
     }
 
     // softmax over attention scores (32, 256, 256), last axis: bytes = 2·4·n; flop ≈ 5·n (max, sub, exp, sum, div)
