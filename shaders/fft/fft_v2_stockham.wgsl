@@ -25,16 +25,6 @@
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 y (rw)
 // backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
 
-struct Params {
-    n: u32, lines: u32, lines_per_wg: u32, log2n: u32,
-    stride: u32, inner: u32, outer: u32, hw: u32,
-    in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
-    out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
-    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
-    inner_sh: u32, hw_sh: u32, _p0: u32, _p1: u32,
-}
-
-const NOT_POW2: u32 = 32u; // inner_sh / hw_sh when inner / hw is not a power of two
 
 const WG: u32 = 256u;
 const SLOTS: u32 = 1024u; // complex elements per ping-pong buffer (2 × 1024 × 8 B = 16 KiB; with `tw`, 20 KiB)
@@ -49,32 +39,6 @@ const PI: f32 = 3.141592653589793;
 var<workgroup> buf: array<vec2<f32>, 2048>;
 // tw[j] = exp(πi·j/(n/2)), j < n/2 (4 KiB)
 var<workgroup> tw: array<vec2<f32>, 512>;
-
-// a / d as a shift when d = 2^sh (sh < 32, uniform: the branch is not divergent)
-fn div(a: u32, d: u32, sh: u32) -> u32 {
-    if sh != NOT_POW2 { return a >> sh; }
-    return a / d;
-}
-
-fn load(e: u32) -> vec2<f32> {
-    let a = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
-    if p.in_real != 0u {
-        return vec2<f32>(x[a], 0.0);
-    }
-    return vec2<f32>(x[a], x[a + p.in_cs]);
-}
-
-fn store(e: u32, v: vec2<f32>) {
-    let a = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
-    y[a] = v.x;
-    if p.out_real == 0u {
-        y[a + p.out_cs] = v.y;
-    }
-}
-
-fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
 
 // Complex index of element k of the workgroup's local line l.
 fn elem(first: u32, l: u32, k: u32) -> u32 {

@@ -19,15 +19,6 @@
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 tw, 4 y (rw)
 // backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
 
-struct Params {
-    n: u32, lines: u32, lines_per_wg: u32, log2n: u32,
-    stride: u32, inner: u32, outer: u32, hw: u32,
-    in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
-    out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
-    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
-    inner_sh: u32, hw_sh: u32, _p0: u32, _p1: u32,
-}
-
 override N: u32 = 64u;     // line length, a power of two ≤ MAXN (equals p.n)
 override LOG2N: u32 = 6u;
 const MAXN: u32 = 64u;     // the private array's size (WGSL private arrays need a constant size)
@@ -39,17 +30,6 @@ const WG: u32 = 64u;
 @group(0) @binding(3) var<storage, read> tw: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const NOT_POW2: u32 = 32u;
-
-// a / d as a shift when d = 2^sh (sh < 32)
-fn div(a: u32, d: u32, sh: u32) -> u32 {
-    if sh != NOT_POW2 { return a >> sh; }
-    return a / d;
-}
-
-fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
 
 // the bit reversal of i < N over LOG2N bits (two shifts, so N = 1 never shifts by 32)
 fn rev(i: u32) -> u32 {
@@ -68,13 +48,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
     var a: array<vec2<f32>, MAXN>;
     for (var k = 0u; k < N; k++) {
-        let e = base + k * p.stride;
-        let w = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
-        if p.in_real != 0u {
-            a[k] = vec2<f32>(x[w], 0.0);
-        } else {
-            a[k] = vec2<f32>(x[w], x[w + p.in_cs]);
-        }
+        a[k] = load(base + k * p.stride);
     }
 
     // forward (sign p.sign), decimation in frequency: natural order in, bit-reversed out
@@ -121,12 +95,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var k = 0u; k < N; k++) {
         // without the map step, element k is at a[rev(k)]; after it, at a[k]
         let i = select(rev(k), k, p.map_images > 0u);
-        let e = base + k * p.stride;
-        let w = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
-        let v = a[i] * p.scale;
-        y[w] = v.x;
-        if p.out_real == 0u {
-            y[w + p.out_cs] = v.y;
-        }
+        store(base + k * p.stride, a[i] * p.scale);
     }
 }

@@ -24,24 +24,8 @@
 // binds:  @group(0) 0 params (uniform), 1 x, 2 map (bound to x when unused), 3 y (rw), 4 twiddles (uniform block)
 // backward: the same kernel with the opposite sign (see src/ops/fft/mod.rs)
 
-struct Params {
-    n: u32, lines: u32, lines_per_wg: u32, log2n: u32,
-    stride: u32, inner: u32, outer: u32, hw: u32,
-    in_es: u32, in_is: u32, in_cs: u32, in_real: u32,
-    out_es: u32, out_is: u32, out_cs: u32, out_real: u32,
-    map_images: u32, sign: f32, scale: f32, lines_sh: u32,
-    inner_sh: u32, hw_sh: u32, len: u32, blue: u32,
-}
-
-const NOT_POW2: u32 = 32u; // inner_sh / hw_sh when inner / hw is not a power of two
 const MAXN: u32 = 256u;    // the longest line (the private buffers hold 2·MAXN complex values)
 const WG: u32 = 64u;
-const C3: f32 = -0.5;                 // cos(2π/3)
-const S3: f32 = 0.8660254037844386;   // sin(2π/3)
-const C51: f32 = 0.30901699437494745; // cos(2π/5)
-const C52: f32 = -0.8090169943749475; // cos(4π/5)
-const S51: f32 = 0.9510565162951535;  // sin(2π/5)
-const S52: f32 = 0.5877852522924731;  // sin(4π/5)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -51,33 +35,10 @@ const S52: f32 = 0.5877852522924731;  // sin(4π/5)
 
 var<private> buf: array<vec2<f32>, 512>;
 
-// a / d as a shift when d = 2^sh (sh < 32)
-fn div(a: u32, d: u32, sh: u32) -> u32 {
-    if sh != NOT_POW2 { return a >> sh; }
-    return a / d;
-}
-
-fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
-
-// i·z
-fn mul_i(z: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(-z.y, z.x);
-}
-
 // twiddle t for sign −1, its conjugate for sign +1
 fn tw_at(t: u32, sign: f32) -> vec2<f32> {
     let v = twu[t].xy;
     return vec2<f32>(v.x, -sign * v.y);
-}
-
-// The next radix for a remaining length (uniform): 4 while it divides, then 2, 3, 5.
-fn radix_of(rem: u32) -> u32 {
-    if rem % 4u == 0u { return 4u; }
-    if rem % 2u == 0u { return 2u; }
-    if rem % 3u == 0u { return 3u; }
-    return 5u;
 }
 
 // The Stockham stages of length n with the given sign, starting in buffer `src0` (0 or MAXN); returns the
@@ -97,47 +58,11 @@ fn stages(src0: u32, sign: f32) -> u32 {
             for (var k = 0u; k < pp; k++) {
                 let a = src + g * pp + k;
                 let o = dst + g * pp * r + k;
-                let u0 = buf[a];
-                let u1 = cmul(buf[a + m], tw_at(k * step, sign));
-                if r == 2u {
-                    buf[o] = u0 + u1;
-                    buf[o + pp] = u0 - u1;
-                } else if r == 4u {
-                    let u2 = cmul(buf[a + 2u * m], tw_at(2u * k * step, sign));
-                    let u3 = cmul(buf[a + 3u * m], tw_at(3u * k * step, sign));
-                    let a0 = u0 + u2;
-                    let a1 = u0 - u2;
-                    let a2 = u1 + u3;
-                    let a3 = sign * mul_i(u1 - u3);
-                    buf[o] = a0 + a2;
-                    buf[o + pp] = a1 + a3;
-                    buf[o + 2u * pp] = a0 - a2;
-                    buf[o + 3u * pp] = a1 - a3;
-                } else if r == 3u {
-                    let u2 = cmul(buf[a + 2u * m], tw_at(2u * k * step, sign));
-                    let t0 = u0 + C3 * (u1 + u2);
-                    let d = (sign * S3) * mul_i(u1 - u2);
-                    buf[o] = u0 + u1 + u2;
-                    buf[o + pp] = t0 + d;
-                    buf[o + 2u * pp] = t0 - d;
-                } else {
-                    let u2 = cmul(buf[a + 2u * m], tw_at(2u * k * step, sign));
-                    let u3 = cmul(buf[a + 3u * m], tw_at(3u * k * step, sign));
-                    let u4 = cmul(buf[a + 4u * m], tw_at(4u * k * step, sign));
-                    let s14 = u1 + u4;
-                    let s23 = u2 + u3;
-                    let d14 = sign * mul_i(u1 - u4);
-                    let d23 = sign * mul_i(u2 - u3);
-                    let t1 = u0 + C51 * s14 + C52 * s23;
-                    let t2 = u0 + C52 * s14 + C51 * s23;
-                    let e1 = S51 * d14 + S52 * d23;
-                    let e2 = S52 * d14 - S51 * d23;
-                    buf[o] = u0 + s14 + s23;
-                    buf[o + pp] = t1 + e1;
-                    buf[o + 2u * pp] = t2 + e2;
-                    buf[o + 3u * pp] = t2 - e2;
-                    buf[o + 4u * pp] = t1 - e1;
-                }
+                var u: array<vec2<f32>, 5>;
+                u[0] = buf[a];
+                for (var j = 1u; j < r; j++) { u[j] = cmul(buf[a + j * m], tw_at(j * k * step, sign)); }
+                let v = dft_r(r, u, sign);
+                for (var j = 0u; j < r; j++) { buf[o + j * pp] = v[j]; }
             }
         }
         src = dst;
@@ -159,13 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let n = p.n;
 
     for (var k = 0u; k < n; k++) {
-        let e = base + k * p.stride;
-        let w = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
-        if p.in_real != 0u {
-            buf[k] = vec2<f32>(x[w], 0.0);
-        } else {
-            buf[k] = vec2<f32>(x[w], x[w + p.in_cs]);
-        }
+        buf[k] = load(base + k * p.stride);
     }
 
     var src = stages(0u, p.sign);
@@ -182,12 +101,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
     if !live { return; }
     for (var k = 0u; k < n; k++) {
-        let e = base + k * p.stride;
-        let w = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
-        let v = buf[src + k] * p.scale;
-        y[w] = v.x;
-        if p.out_real == 0u {
-            y[w + p.out_cs] = v.y;
-        }
+        store(base + k * p.stride, buf[src + k] * p.scale);
     }
 }

@@ -16,13 +16,19 @@ pub struct Shader {
     pub source: &'static str,
 }
 
-/// `shader!("elementwise/binary.wgsl")` embeds `shaders/elementwise/binary.wgsl`.
+/// `shader!("elementwise/binary.wgsl")` embeds `shaders/elementwise/binary.wgsl`; `shader!("fft/fft_v4_mixed.wgsl",
+/// "fft/common.wgsl")` appends the shared file(s) after it (WGSL declarations may come in any order), so a
+/// family's rungs can share helpers while each file starts with its own header. Line numbers in a compile error
+/// count from the first file's top.
 #[macro_export]
 macro_rules! shader {
-    ($path:literal) => {
+    ($path:literal $(, $shared:literal)*) => {
         $crate::gpu::Shader {
             name: $path,
-            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path)),
+            source: concat!(
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path))
+                $(, "\n", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $shared)))*
+            ),
         }
     };
 }

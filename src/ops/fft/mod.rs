@@ -41,6 +41,10 @@
 //!   and the paper's 256 px (fft2 of (2, 16, 240, 240): v4 745 ms, v5 126 ms; (1, 16, 256, 256): v2 100 ms,
 //!   v5 38–41 ms; at 64 px v3 stays ahead, 104 vs 118 ms: same run, AVX-512 llvmpipe).
 //!
+//! v2–v5 share `shaders/fft/common.wgsl` (the uniform block, the layout's loads and stores) and v4–v5
+//! `shaders/fft/radix.wgsl` (the radix-2/3/4/5 butterflies), which `shader!` appends to each; v1 stays one
+//! self-contained file, the baseline to read first.
+//!
 //! The FF-Parser is three launches with every rung but `Dft` (rows forward from the real x;
 //! columns forward, ⊙ M and inverse in one kernel; rows inverse writing the real part and 1/(H·W)), four with
 //! `Dft`. Napkin math: a complex 1-D FFT of length N costs 5·N·log2 N flops, so a 2-D FFT of an H×W image

@@ -9,38 +9,34 @@ use crate::ops::{groups_1d, launch, launch_with_uniforms};
 use crate::shader;
 
 const V1: Shader = shader!("fft/fft_v1_dft.wgsl");
-const V2: Shader = shader!("fft/fft_v2_stockham.wgsl");
-const V3: Shader = shader!("fft/fft_v3_private.wgsl");
-const V4: Shader = shader!("fft/fft_v4_mixed.wgsl");
-const V5: Shader = shader!("fft/fft_v5_private_mixed.wgsl");
+const V2: Shader = shader!("fft/fft_v2_stockham.wgsl", "fft/common.wgsl");
+const V3: Shader = shader!("fft/fft_v3_private.wgsl", "fft/common.wgsl");
+const V4: Shader = shader!("fft/fft_v4_mixed.wgsl", "fft/common.wgsl", "fft/radix.wgsl");
+const V5: Shader = shader!("fft/fft_v5_private_mixed.wgsl", "fft/common.wgsl", "fft/radix.wgsl");
 const RE_PRODUCT: Shader = shader!("fft/re_product.wgsl");
 
 thread_local! {
-    /// tw[j] = exp(−2πi·j/n), j < n/2, per line length n, for the private rung (computed once, in f64).
-    static TWIDDLES: std::cell::RefCell<std::collections::HashMap<usize, Tensor>> = Default::default();
+    /// The host tables of the rungs per (rung, line length), each computed once (in f64) and kept on the device.
+    static TABLES: std::cell::RefCell<std::collections::HashMap<(&'static str, usize), Tensor>> = Default::default();
 }
 
+/// The table of `rung` for lines of length n: built by `build` on first use.
+fn table(rung: &'static str, n: usize, build: impl FnOnce() -> Tensor) -> Tensor {
+    TABLES.with(|t| t.borrow_mut().entry((rung, n)).or_insert_with(build).clone())
+}
+
+/// v3's twiddles tw[j] = exp(−2πi·j/n), j < n/2.
 fn twiddles(n: usize) -> Tensor {
-    TWIDDLES.with(|t| {
-        t.borrow_mut()
-            .entry(n)
-            .or_insert_with(|| {
-                let v: Vec<f32> = (0..n.div_ceil(2).max(1))
-                    .flat_map(|j| {
-                        let (c, s) = root(j as f64, n as f64);
-                        [c as f32, s as f32]
-                    })
-                    .collect();
-                let len = v.len();
-                Tensor::from_slice(&v, &[len]).expect("length matches")
+    table("v3", n, || {
+        let v: Vec<f32> = (0..n.div_ceil(2).max(1))
+            .flat_map(|j| {
+                let (c, s) = root(j as f64, n as f64);
+                [c as f32, s as f32]
             })
-            .clone()
+            .collect();
+        let len = v.len();
+        Tensor::from_slice(&v, &[len]).expect("length matches")
     })
-}
-
-thread_local! {
-    /// v4's table per line length n (see `mixed_table`), computed once.
-    static MIXED: std::cell::RefCell<std::collections::HashMap<usize, Tensor>> = Default::default();
 }
 
 /// exp(−2πi·num/den) in f64.
@@ -54,70 +50,54 @@ fn root(num: f64, den: f64) -> (f64, f64) {
 /// c[j] = exp(−πi·j²/n) for j < n and, per sign s = −1, +1, B̂_s = DFT_L(b_s)/L with b_s[j] = conj(c_s[|j|])
 /// wrapped circularly (c_{+1} = conj(c_{−1})). The DFT of b is direct, O(L²) once per n.
 fn mixed_table(n: usize) -> Tensor {
-    MIXED.with(|t| {
-        t.borrow_mut()
-            .entry(n)
-            .or_insert_with(|| {
-                let len = mixed_len(n);
-                let mut v: Vec<(f64, f64)> = (0..len).map(|t| root(t as f64, len as f64)).collect();
-                if len != n {
-                    // j² mod 2n keeps the angle's argument small: exp(−πi·j²/n) has period 2n in j²
-                    let chirp: Vec<(f64, f64)> =
-                        (0..n).map(|j| root(((j * j) % (2 * n)) as f64, (2 * n) as f64)).collect();
-                    v.extend(&chirp);
-                    for sign in [-1.0, 1.0] {
-                        // b[j] = conj(c_s[j]) = c_{−s}[j]; c_{−1} is `chirp`, c_{+1} its conjugate
-                        let b_at = |j: usize| {
-                            let (re, im) = chirp[j];
-                            (re, sign * im)
-                        };
-                        let mut b = vec![(0.0, 0.0); len];
-                        for j in 0..n {
-                            b[j] = b_at(j);
-                            if j > 0 {
-                                b[len - j] = b_at(j);
-                            }
-                        }
-                        for k in 0..len {
-                            let (mut re, mut im) = (0.0, 0.0);
-                            for (j, &(br, bi)) in b.iter().enumerate() {
-                                let (c, s) = root(((j * k) % len) as f64, len as f64);
-                                re += br * c - bi * s;
-                                im += br * s + bi * c;
-                            }
-                            v.push((re / len as f64, im / len as f64));
-                        }
+    table("v4", n, || {
+        let len = mixed_len(n);
+        let mut v: Vec<(f64, f64)> = (0..len).map(|t| root(t as f64, len as f64)).collect();
+        if len != n {
+            // j² mod 2n keeps the angle's argument small: exp(−πi·j²/n) has period 2n in j²
+            let chirp: Vec<(f64, f64)> = (0..n).map(|j| root(((j * j) % (2 * n)) as f64, (2 * n) as f64)).collect();
+            v.extend(&chirp);
+            for sign in [-1.0, 1.0] {
+                // b[j] = conj(c_s[j]) = c_{−s}[j]; c_{−1} is `chirp`, c_{+1} its conjugate
+                let b_at = |j: usize| {
+                    let (re, im) = chirp[j];
+                    (re, sign * im)
+                };
+                let mut b = vec![(0.0, 0.0); len];
+                for j in 0..n {
+                    b[j] = b_at(j);
+                    if j > 0 {
+                        b[len - j] = b_at(j);
                     }
                 }
-                let flat: Vec<f32> = v.iter().flat_map(|&(re, im)| [re as f32, im as f32]).collect();
-                let words = flat.len();
-                Tensor::from_slice(&flat, &[words]).expect("length matches")
-            })
-            .clone()
+                for k in 0..len {
+                    let (mut re, mut im) = (0.0, 0.0);
+                    for (j, &(br, bi)) in b.iter().enumerate() {
+                        let (c, s) = root(((j * k) % len) as f64, len as f64);
+                        re += br * c - bi * s;
+                        im += br * s + bi * c;
+                    }
+                    v.push((re / len as f64, im / len as f64));
+                }
+            }
+        }
+        let flat: Vec<f32> = v.iter().flat_map(|&(re, im)| [re as f32, im as f32]).collect();
+        let words = flat.len();
+        Tensor::from_slice(&flat, &[words]).expect("length matches")
     })
-}
-
-thread_local! {
-    /// v5's twiddle window per line length n (see `private_mixed_table`), computed once.
-    static PRIVATE_MIXED: std::cell::RefCell<std::collections::HashMap<usize, Tensor>> = Default::default();
 }
 
 /// v5's uniform window for lines of length n: tw[t] = exp(−2πi·t/n) (f64, rounded once) in the first two
 /// floats of vec4 t, t < n, zero-padded to one 64 KiB block.
 fn private_mixed_table(n: usize) -> Tensor {
-    PRIVATE_MIXED.with(|t| {
-        t.borrow_mut()
-            .entry(n)
-            .or_insert_with(|| {
-                let mut v = vec![0.0f32; crate::ops::UNIFORM_BLOCK_F32];
-                for t in 0..n {
-                    let (c, s) = root(t as f64, n as f64);
-                    v[4 * t] = c as f32;
-                    v[4 * t + 1] = s as f32;
-                }
-                Tensor::from_slice(&v, &[v.len()]).expect("length matches")
-            })
-            .clone()
+    table("v5", n, || {
+        let mut v = vec![0.0f32; crate::ops::UNIFORM_BLOCK_F32];
+        for t in 0..n {
+            let (c, s) = root(t as f64, n as f64);
+            v[4 * t] = c as f32;
+            v[4 * t + 1] = s as f32;
+        }
+        Tensor::from_slice(&v, &[v.len()]).expect("length matches")
     })
 }
 
