@@ -1,9 +1,10 @@
 //! The rung table of each op family, per adapter: which rung the taped ops run for a given shape.
 //!
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
-//! `MatmulKernel::DEFAULT` with its fallbacks). `medsegdiff tune --preset/--config` runs one training step of
-//! the model, collects every distinct matmul and conv shape it met, times each applicable rung on this
-//! adapter (forward; for convs forward + dx + dw, since the forward's rung decides the backward's), and writes
+//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`). `medsegdiff tune --preset/--config` runs one training step of
+//! the model, collects every distinct matmul, conv and FFT shape it met, times each applicable rung on this
+//! adapter (forward; for convs forward + dx + dw, since the forward's rung decides the backward's; for FFTs the
+//! FF-Parser), and writes
 //! the fastest per shape to a cache file per adapter and driver under the user's cache directory. The taped
 //! ops consult that table first and fall back to the rule for shapes it does not hold.
 //!
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use super::conv::{self, ConvKernel};
+use super::fft::{self, FftKernel};
 use super::matmul::{self, MatmulKernel};
 use crate::rng::Rng;
 use crate::{Result, Tensor};
@@ -32,6 +34,9 @@ pub enum Key {
     /// dw of a 1×1 conv whose forward runs on v7 (GEMM): a GEMM too, or v9's direct dw (the dw rung is chosen
     /// apart from the forward's: the best forward and the best dw differ by shape and adapter).
     PointwiseDw { x: Vec<usize>, w: Vec<usize> },
+    /// The 2-D FFTs of a real (B, C, H, W) image stack (fft2, its channel and complex forms, the FF-Parser),
+    /// timed on the FF-Parser: one rung for both axes, each axis then routed by the rung's `for_len`.
+    Fft { x: Vec<usize> },
 }
 
 impl Key {
@@ -43,6 +48,7 @@ impl Key {
                 format!("conv2d x{x:?} w{w:?} pad{padding}{}", if *bias { " bias" } else { "" })
             }
             Key::PointwiseDw { x, w } => format!("conv2d.dw x{x:?} w{w:?}"),
+            Key::Fft { x } => format!("fft2 x{x:?}"),
         }
     }
 
@@ -67,6 +73,9 @@ impl Key {
                 v.into_iter().map(ConvKernel::name).collect()
             }
             Key::PointwiseDw { .. } => vec![ConvKernel::Gemm.name(), ConvKernel::Uniform.name()],
+            Key::Fft { .. } => [FftKernel::Stockham, FftKernel::Private, FftKernel::Mixed, FftKernel::PrivateMixed]
+                .map(FftKernel::name)
+                .to_vec(),
         }
     }
 }
@@ -223,6 +232,13 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
                 out.push((name, time(reps, &|| conv::pointwise_dw(gemm, &g, &xt, w).map(drop))?));
             }
         }
+        Key::Fft { x } => {
+            let (xt, map) = (Tensor::randn(x, &mut rng), Tensor::randn(&x[1..], &mut rng));
+            for &name in &key.candidates() {
+                let k = FftKernel::named(name).expect("an FFT rung");
+                out.push((name, time(reps, &|| fft::ff_parser_with(k, &xt, &map).map(drop))?));
+            }
+        }
     }
     Ok(out)
 }
@@ -246,6 +262,7 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
             Key::Matmul { .. } => MatmulKernel::DEFAULT.name(),
             Key::Conv { w, .. } => ConvKernel::pick(w).name(),
             Key::PointwiseDw { w, .. } => conv::pointwise_dw_rule(w).name(),
+            Key::Fft { .. } => FftKernel::pick().name(),
         };
         set(key, best);
         out.push(Choice { key: key.clone(), times, best, rule });
@@ -287,6 +304,32 @@ mod tests {
         })
         .unwrap();
         assert_eq!(keys, vec![mm]);
+
+        // the FFT family: every fast rung timed on the FF-Parser, the table's entry decides the taped op's rung
+        // (forward and backward), and the FF-Parser's lookup is collected; 8×16 keeps both axes on the named
+        // rung (powers of two: v2 takes them under Stockham, v5 under PrivateMixed)
+        let xf = Tensor::randn(&[1, 2, 8, 16], &mut rng).with_grad();
+        let map = Tensor::randn(&[2, 8, 16], &mut rng);
+        let ff = Key::Fft { x: vec![1, 2, 8, 16] };
+        let times = measure(&ff, 1).unwrap();
+        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), ff.candidates());
+        assert_eq!(FftKernel::pick_for(xf.shape()), FftKernel::pick(), "no entry: the rule");
+        let ff_step = || -> Result<()> {
+            crate::autograd::clear();
+            let y = fft::ff_parser(&xf, &map)?;
+            crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
+            Ok(())
+        };
+        assert_eq!(collect(ff_step).unwrap(), vec![ff.clone()]);
+        for (rung, kernel) in [("v2_stockham", "fft_v2"), ("v5_private_mixed", "fft_v5")] {
+            set(&ff, rung);
+            assert_eq!(FftKernel::pick_for(xf.shape()).name(), rung);
+            crate::ops::work::start();
+            ff_step().unwrap();
+            let ran: Vec<String> = crate::ops::work::stop().into_iter().flat_map(|c| c.kernels).collect();
+            assert!(ran.iter().filter(|k| k.contains("fft_v")).all(|k| k.contains(kernel)), "{rung}: {ran:?}");
+            assert!(ran.iter().any(|k| k.contains(kernel)), "{rung}: {ran:?}");
+        }
 
         // a 1×1 conv on v7: its dw rung is a key of its own, met in the backward, timed for both candidates,
         // and the table's entry decides which kernels the dw runs

@@ -113,6 +113,18 @@ impl FftKernel {
         }
     }
 
+    /// The rung the taped ops run on a (B, C, H, W) image stack: the tune table's entry for the shape
+    /// (`medsegdiff tune` times the fast rungs on the FF-Parser), else [`FftKernel::pick`].
+    pub fn pick_for(shape: &[usize]) -> FftKernel {
+        let key = crate::ops::tune::Key::Fft { x: shape[..4].to_vec() };
+        crate::ops::tune::lookup(key).and_then(|n| FftKernel::named(&n)).unwrap_or_else(FftKernel::pick)
+    }
+
+    /// The rung with this name.
+    pub fn named(name: &str) -> Option<FftKernel> {
+        FftKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FftKernel::Dft => "v1_dft",
@@ -212,12 +224,13 @@ pub fn ff_parser_with(kernel: FftKernel, x: &Tensor, map: &Tensor) -> Result<Ten
 
 /// fft2 of a real (B, C, H, W) tensor: complex (B, C, H, W, 2), unnormalised. Taped: dx = Re(H·W·ifft2(g)).
 pub fn fft2(x: &Tensor) -> Result<Tensor> {
-    let y = fft2_with(FftKernel::pick(), x)?;
+    let kernel = FftKernel::pick_for(x.shape());
+    let y = fft2_with(kernel, x)?;
     let d = image_dims("fft2", "input", x.shape())?;
     let shape = x.shape().to_vec();
     autograd::record("fft2", &[x], &y, move |g, _| {
         // dx = Re(Fᴴ g): the unscaled inverse-sign transform, keeping the real part
-        let dx = transform2d(FftKernel::pick(), g, d, Transform::adjoint(Layout::Interleaved, Layout::Real), None);
+        let dx = transform2d(kernel, g, d, Transform::adjoint(Layout::Interleaved, Layout::Real), None);
         Ok(vec![Some(dx.detach().reshape(&shape)?)])
     });
     Ok(y)
@@ -226,7 +239,8 @@ pub fn fft2(x: &Tensor) -> Result<Tensor> {
 /// fft2 (`inverse` = false) or ifft2 (true, with 1/(H·W)) of a complex (B, C, H, W, 2) tensor. Taped:
 /// forward dz = H·W·ifft2(g) (= Fᴴ g); inverse dz = fft2(g)/(H·W).
 pub fn fft2_complex(z: &Tensor, inverse: bool) -> Result<Tensor> {
-    let y = fft2_complex_with(FftKernel::pick(), z, inverse)?;
+    let kernel = FftKernel::pick_for(z.shape());
+    let y = fft2_complex_with(kernel, z, inverse)?;
     let d = complex_dims("fft2_complex", z.shape())?;
     let shape = z.shape().to_vec();
     autograd::record("fft2_complex", &[z], &y, move |g, _| {
@@ -236,7 +250,7 @@ pub fn fft2_complex(z: &Tensor, inverse: bool) -> Result<Tensor> {
         } else {
             Transform::adjoint(Layout::Interleaved, Layout::Interleaved)
         };
-        let dz = transform2d(FftKernel::pick(), g, d, t, None);
+        let dz = transform2d(kernel, g, d, t, None);
         Ok(vec![Some(dz.detach().reshape(&shape)?)])
     });
     Ok(y)
@@ -245,12 +259,13 @@ pub fn fft2_complex(z: &Tensor, inverse: bool) -> Result<Tensor> {
 /// fft2 of real (B, C, H, W) as (B, 2C, H, W) channels, 2c = Re and 2c+1 = Im (the dynamic FF-Parser's input).
 /// Taped with the `fft2` rule: dx = Re(H·W·ifft2(g_{2c} + i·g_{2c+1})).
 pub fn fft2_channels(x: &Tensor) -> Result<Tensor> {
-    let y = fft2_channels_with(FftKernel::pick(), x)?;
+    let kernel = FftKernel::pick_for(x.shape());
+    let y = fft2_channels_with(kernel, x)?;
     let d = image_dims("fft2_channels", "input", x.shape())?;
     let shape = x.shape().to_vec();
     autograd::record("fft2_channels", &[x], &y, move |g, _| {
         // dx = Re(Fᴴ g) with g = g_{2c} + i·g_{2c+1} read from the channel pairs
-        let dx = transform2d(FftKernel::pick(), g, d, Transform::adjoint(Layout::Planar, Layout::Real), None);
+        let dx = transform2d(kernel, g, d, Transform::adjoint(Layout::Planar, Layout::Real), None);
         Ok(vec![Some(dx.detach().reshape(&shape)?)])
     });
     Ok(y)
@@ -261,22 +276,22 @@ pub fn fft2_channels(x: &Tensor) -> Result<Tensor> {
 /// dx = Re(ifft2(M ⊙ fft2(g))), dM = Σ_batch Re(fft2(x) ⊙ ifft2(g)) (no sum for a per-sample map).
 pub fn ff_parser(x: &Tensor, map: &Tensor) -> Result<Tensor> {
     let (d, map_images) = ff_parser_dims(x.shape(), map.shape())?;
-    let y = ff_parser_raw(FftKernel::pick(), x, map, map_images, d).detach().reshape(x.shape())?;
+    let kernel = FftKernel::pick_for(x.shape());
+    let y = ff_parser_raw(kernel, x, map, map_images, d).detach().reshape(x.shape())?;
     let (x2, m2) = (x.detach(), map.detach());
     autograd::record("ff_parser", &[x, map], &y, move |g, needs| {
         // term 1: the operator is self-adjoint on real tensors, so dx is the forward applied to g
         let dx = if needs[0] {
-            Some(ff_parser_raw(FftKernel::pick(), g, &m2, map_images, d).detach().reshape(x2.shape())?)
+            Some(ff_parser_raw(kernel, g, &m2, map_images, d).detach().reshape(x2.shape())?)
         } else {
             None
         };
         // term 2: dM = Σ_b Re(fft2(x) ⊙ ifft2(g))
         let dm = if needs[1] {
             let hw = d.h * d.w;
-            let xf =
-                transform2d(FftKernel::pick(), &x2, d, Transform::forward(Layout::Real, Layout::Interleaved), None);
+            let xf = transform2d(kernel, &x2, d, Transform::forward(Layout::Real, Layout::Interleaved), None);
             let ifft2 = Transform::adjoint(Layout::Real, Layout::Interleaved).scaled(1.0 / hw as f32);
-            let gi = transform2d(FftKernel::pick(), g, d, ifft2, None);
+            let gi = transform2d(kernel, g, d, ifft2, None);
             let n_out = map_images * hw;
             Some(re_product(&xf, &gi, n_out, d.images / map_images).detach().reshape(m2.shape())?)
         } else {
