@@ -114,9 +114,11 @@ impl FftKernel {
     }
 
     /// The rung the taped ops run on a (B, C, H, W) image stack: the tune table's entry for the shape
-    /// (`medsegdiff tune` times the fast rungs on the FF-Parser), else [`FftKernel::pick`].
+    /// (`medsegdiff tune` times the fast rungs on the FF-Parser), else [`FftKernel::pick`]. A shape of rank < 4
+    /// gets the rule (the op's shape check then reports it).
     pub fn pick_for(shape: &[usize]) -> FftKernel {
-        let key = crate::ops::tune::Key::Fft { x: shape[..4].to_vec() };
+        let Some(x) = shape.get(..4) else { return FftKernel::pick() };
+        let key = crate::ops::tune::Key::Fft { x: x.to_vec() };
         crate::ops::tune::lookup(key).and_then(|n| FftKernel::named(&n)).unwrap_or_else(FftKernel::pick)
     }
 
