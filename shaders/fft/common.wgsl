@@ -1,5 +1,5 @@
 // common.wgsl: what the fast FFT rungs (v2–v5) share, appended to each by `shader!` (WGSL declarations may come
-// in any order): the uniform block, the index helper and the layout's loads and stores. Each shader declares its
+// in any order): the uniform block, the index helpers and the layout's loads and stores. Each shader declares its
 // own bindings `p`, `x` and `y` (see its header); the layout is fft_v1_dft.wgsl's: element e of the stack at
 // words e·es + (e / hw)·is, the imaginary part cs further unless the side is real.
 
@@ -18,6 +18,12 @@ const NOT_POW2: u32 = 32u; // inner_sh / hw_sh when inner / hw is not a power of
 fn div(a: u32, d: u32, sh: u32) -> u32 {
     if sh != NOT_POW2 { return a >> sh; }
     return a / d;
+}
+
+// the complex index of element 0 of line `line`: base = (line / inner)·outer + line % inner
+fn line_base(line: u32) -> u32 {
+    let o = div(line, p.inner, p.inner_sh);
+    return o * p.outer + (line - o * p.inner);
 }
 
 // complex element e of the input

@@ -42,9 +42,7 @@ var<workgroup> tw: array<vec2<f32>, 512>;
 
 // Complex index of element k of the workgroup's local line l.
 fn elem(first: u32, l: u32, k: u32) -> u32 {
-    let line = first + l;
-    let o = div(line, p.inner, p.inner_sh);
-    return o * p.outer + (line - o * p.inner) + k * p.stride;
+    return line_base(first + l) + k * p.stride;
 }
 
 // Which (local line, k) the t-th load/store of the workgroup touches: along rows (stride 1) neighbouring

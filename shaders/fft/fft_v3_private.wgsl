@@ -43,8 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // loops below stay the same in every lane)
     let live = line_raw < p.lines;
     let line = min(line_raw, p.lines - 1u);
-    let o = div(line, p.inner, p.inner_sh);
-    let base = o * p.outer + (line - o * p.inner);
+    let base = line_base(line);
 
     var a: array<vec2<f32>, MAXN>;
     for (var k = 0u; k < N; k++) {

@@ -1,11 +1,11 @@
 //! The rung table of each op family, per adapter: which rung the taped ops run for a given shape.
 //!
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
-//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`). `medsegdiff tune --preset/--config` runs one training step of
-//! the model, collects every distinct matmul, conv and FFT shape it met, times each applicable rung on this
-//! adapter (forward; for convs forward + dx + dw, since the forward's rung decides the backward's; for FFTs the
-//! FF-Parser), and writes
-//! the fastest per shape to a cache file per adapter and driver under the user's cache directory. The taped
+//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`). `medsegdiff tune --preset/--config` runs one
+//! training step of the model, collects every distinct matmul, conv and FFT shape it met, times each applicable
+//! rung on this adapter (forward; for convs forward + dx + dw, since the forward's rung decides the backward's;
+//! for FFTs the FF-Parser), and writes the fastest per shape to a cache file per adapter and driver under the
+//! user's cache directory. The taped
 //! ops consult that table first and fall back to the rule for shapes it does not hold.
 //!
 //! `MEDSEGDIFF_TUNE=off` ignores the cache (the rules only); `MEDSEGDIFF_TUNE_CACHE=FILE` names another file.
