@@ -3,10 +3,9 @@
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
 //! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`). `medsegdiff tune --preset/--config` runs one
 //! training step of the model, collects every distinct matmul, conv and FFT shape it met, times each applicable
-//! rung on this adapter (forward; for convs forward + dx + dw, since the forward's rung decides the backward's;
-//! for FFTs the FF-Parser), and writes the fastest per shape to a cache file per adapter and driver under the
-//! user's cache directory. The taped
-//! ops consult that table first and fall back to the rule for shapes it does not hold.
+//! rung on this adapter (a conv's forward, dx and dw each under a key of their own; for FFTs the FF-Parser),
+//! and writes the fastest per shape to a cache file per adapter and driver under the user's cache directory.
+//! The taped ops consult that table first and fall back to the rule for shapes it does not hold.
 //!
 //! `MEDSEGDIFF_TUNE=off` ignores the cache (the rules only); `MEDSEGDIFF_TUNE_CACHE=FILE` names another file.
 //! Tuning is explicit, not at first use inside a run: a rung chosen half-way through a run would change the
@@ -31,9 +30,11 @@ pub enum Key {
     Matmul { a: Vec<usize>, ta: bool, b: Vec<usize>, tb: bool },
     /// y = conv(x, w) + bias.
     Conv { x: Vec<usize>, w: Vec<usize>, padding: usize, bias: bool },
-    /// dw of a 1×1 conv whose forward runs on v7 (GEMM): a GEMM too, or v9's direct dw (the dw rung is chosen
-    /// apart from the forward's: the best forward and the best dw differ by shape and adapter).
-    PointwiseDw { x: Vec<usize>, w: Vec<usize> },
+    /// dx of that conv (a forward conv of g with flipped weights), chosen apart from the forward's rung: the
+    /// best forward and the best backward differ by shape and adapter.
+    ConvDx { x: Vec<usize>, w: Vec<usize>, padding: usize },
+    /// dw of that conv, chosen apart from the forward's and the dx's rung.
+    ConvDw { x: Vec<usize>, w: Vec<usize>, padding: usize },
     /// The 2-D FFTs of a real (B, C, H, W) image stack (fft2, its channel and complex forms, the FF-Parser),
     /// timed on the FF-Parser: one rung for both axes, each axis then routed by the rung's `for_len`.
     Fft { x: Vec<usize> },
@@ -47,7 +48,8 @@ impl Key {
             Key::Conv { x, w, padding, bias } => {
                 format!("conv2d x{x:?} w{w:?} pad{padding}{}", if *bias { " bias" } else { "" })
             }
-            Key::PointwiseDw { x, w } => format!("conv2d.dw x{x:?} w{w:?}"),
+            Key::ConvDx { x, w, padding } => format!("conv2d.dx x{x:?} w{w:?} pad{padding}"),
+            Key::ConvDw { x, w, padding } => format!("conv2d.dw x{x:?} w{w:?} pad{padding}"),
             Key::Fft { x } => format!("fft2 x{x:?}"),
         }
     }
@@ -61,7 +63,7 @@ impl Key {
                     .map(MatmulKernel::name)
                     .to_vec()
             }
-            Key::Conv { w, .. } => {
+            Key::Conv { w, .. } | Key::ConvDx { w, .. } => {
                 let (kh, kw) = (w[2], w[3]);
                 let mut v = vec![ConvKernel::Blocked, ConvKernel::Vec4, ConvKernel::Uniform];
                 if kh == 1 && kw == 1 {
@@ -72,7 +74,17 @@ impl Key {
                 }
                 v.into_iter().map(ConvKernel::name).collect()
             }
-            Key::PointwiseDw { .. } => vec![ConvKernel::Gemm.name(), ConvKernel::Uniform.name()],
+            // dw: v5's and v9's direct dw, v6's Winograd dw for 3×3, the GEMM for an unpadded 1×1
+            Key::ConvDw { w, padding, .. } => {
+                let mut v = vec![ConvKernel::Vec4, ConvKernel::Uniform];
+                if w[2] == 3 && w[3] == 3 {
+                    v.push(ConvKernel::Winograd);
+                }
+                if w[2] == 1 && w[3] == 1 && *padding == 0 {
+                    v.push(ConvKernel::Gemm);
+                }
+                v.into_iter().map(ConvKernel::name).collect()
+            }
             Key::Fft { .. } => [FftKernel::Stockham, FftKernel::Private, FftKernel::Mixed, FftKernel::PrivateMixed]
                 .map(FftKernel::name)
                 .to_vec(),
@@ -215,21 +227,24 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
             let bt = bias.then(|| Tensor::randn(&[w[0]], &mut rng));
             for &name in &key.candidates() {
                 let k = ConvKernel::named(name).expect("a conv rung");
-                let step = || -> Result<()> {
-                    let y = conv::conv2d_with(k, &xt, &wt, bt.as_ref(), *padding)?;
-                    conv::conv2d_backward_input(k, &y, &wt, *padding, x)?;
-                    conv::conv2d_backward_weight(k, &y, &xt, *padding, w)?;
-                    Ok(())
-                };
-                out.push((name, time(reps, &step)?));
+                out.push((name, time(reps, &|| conv::conv2d_with(k, &xt, &wt, bt.as_ref(), *padding).map(drop))?));
             }
         }
-        Key::PointwiseDw { x, w } => {
+        Key::ConvDx { x, w, padding } | Key::ConvDw { x, w, padding } => {
             let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
-            let g = conv::conv2d_with(ConvKernel::Uniform, &xt, &wt, None, 0)?;
+            // g: random values of the output's shape
+            let y = conv::conv2d_with(ConvKernel::Uniform, &xt, &wt, None, *padding)?;
+            let g = Tensor::randn(y.shape(), &mut rng);
+            let dx = matches!(key, Key::ConvDx { .. });
             for &name in &key.candidates() {
-                let gemm = name == ConvKernel::Gemm.name();
-                out.push((name, time(reps, &|| conv::pointwise_dw(gemm, &g, &xt, w).map(drop))?));
+                let k = ConvKernel::named(name).expect("a conv rung");
+                let step = || -> Result<()> {
+                    match dx {
+                        true => conv::conv2d_backward_input(k, &g, &wt, *padding, x).map(drop),
+                        false => conv::conv2d_backward_weight(k, &g, &xt, *padding, w).map(drop),
+                    }
+                };
+                out.push((name, time(reps, &step)?));
             }
         }
         Key::Fft { x } => {
@@ -260,8 +275,8 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
         let best = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("every family has candidates").0;
         let rule = match key {
             Key::Matmul { .. } => MatmulKernel::DEFAULT.name(),
-            Key::Conv { w, .. } => ConvKernel::pick(w).name(),
-            Key::PointwiseDw { w, .. } => conv::pointwise_dw_rule(w).name(),
+            Key::Conv { w, .. } | Key::ConvDx { w, .. } => ConvKernel::pick(w).name(),
+            Key::ConvDw { w, padding, .. } => conv::dw_rule(w, *padding, ConvKernel::pick(w)).name(),
             Key::Fft { .. } => FftKernel::pick().name(),
         };
         set(key, best);
@@ -331,30 +346,51 @@ mod tests {
             assert!(ran.iter().any(|k| k.contains(kernel)), "{rung}: {ran:?}");
         }
 
-        // a 1×1 conv on v7: its dw rung is a key of its own, met in the backward, timed for both candidates,
-        // and the table's entry decides which kernels the dw runs
-        let (x, w) =
-            (Tensor::randn(&[2, 6, 8, 12], &mut rng).with_grad(), Tensor::randn(&[5, 6, 1, 1], &mut rng).with_grad());
-        let dw = Key::PointwiseDw { x: x.shape().to_vec(), w: w.shape().to_vec() };
-        let step = || -> Result<()> {
-            crate::autograd::clear();
-            let y = conv::conv2d(&x, &w, None, 0)?;
-            crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
-            Ok(())
-        };
-        assert!(collect(step).unwrap().contains(&dw));
-        let times = measure(&dw, 1).unwrap();
-        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), ["v7_gemm", "v9_uniform"]);
-        for (rung, kernel) in [("v7_gemm", "matmul"), ("v9_uniform", "dw_v9")] {
-            set(&dw, rung);
-            crate::ops::work::start();
-            step().unwrap();
-            let ran = crate::ops::work::stop();
-            assert!(
-                ran.iter().filter(|c| c.op == "conv2d.dw").any(|c| c.kernels.iter().any(|k| k.contains(kernel))),
-                "{rung}: {:?}",
-                ran.iter().map(|c| (&c.op, &c.kernels)).collect::<Vec<_>>()
-            );
+        // a conv's dx and dw rungs are keys of their own, met in the backward, each timed for its candidates,
+        // and the table's entries decide which kernels dx and dw run whatever the forward's rung: a 1×1 conv
+        // (dw: GEMM or v9) and a 3×3 one (dx: Winograd F(4×4) or v9, dw: Winograd F(2×2) or v5)
+        for (xs, ws, pad, dx_rungs, dw_rungs) in [
+            (
+                [2, 6, 8, 12],
+                [5, 6, 1, 1],
+                0,
+                [("v7_gemm", "matmul"), ("v9_uniform", "conv_v9")],
+                [("v7_gemm", "matmul"), ("v9_uniform", "dw_v9")],
+            ),
+            (
+                [2, 5, 12, 8],
+                [6, 5, 3, 3],
+                1,
+                [("v8_winograd4", "winograd4"), ("v9_uniform", "conv_v9")],
+                [("v6_winograd", "winograd_transforms"), ("v5_vec4", "dw_v5")],
+            ),
+        ] {
+            let (x, w) = (Tensor::randn(&xs, &mut rng).with_grad(), Tensor::randn(&ws, &mut rng).with_grad());
+            let dx = Key::ConvDx { x: xs.to_vec(), w: ws.to_vec(), padding: pad };
+            let dw = Key::ConvDw { x: xs.to_vec(), w: ws.to_vec(), padding: pad };
+            let step = || -> Result<()> {
+                crate::autograd::clear();
+                let y = conv::conv2d(&x, &w, None, pad)?;
+                crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
+                Ok(())
+            };
+            let seen = collect(step).unwrap();
+            assert!(seen.contains(&dx) && seen.contains(&dw), "{seen:?}");
+            for key in [&dx, &dw] {
+                let times = measure(key, 1).unwrap();
+                assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), key.candidates());
+                assert!(times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{times:?}");
+            }
+            for (key, op, rungs) in [(&dx, "conv2d.dx", dx_rungs), (&dw, "conv2d.dw", dw_rungs)] {
+                for (rung, kernel) in rungs {
+                    set(key, rung);
+                    crate::ops::work::start();
+                    step().unwrap();
+                    let ran = crate::ops::work::stop();
+                    let of_op: Vec<_> = ran.iter().filter(|c| c.op == op).flat_map(|c| c.kernels.iter()).collect();
+                    assert!(!of_op.is_empty() && of_op.iter().any(|k| k.contains(kernel)), "{op} {rung}: {of_op:?}");
+                }
+            }
         }
     }
 }

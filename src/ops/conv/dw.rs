@@ -4,12 +4,12 @@ use bytemuck::{Pod, Zeroable};
 
 use super::forward::{TileShape, PACK_V5, STEP, TILE};
 use super::winograd::{winograd_dw, WinogradTile};
-use super::{check, check_grad_shape, groups, ConvKernel, Geometry, GEMM_DW_MIN_COUT, WG_DIRECT};
+use super::{check, check_grad_shape, groups, ConvKernel, Geometry, WG_DIRECT};
 use crate::gpu::Shader;
 use crate::ops::reduce::sum_to_shape;
 use crate::ops::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
 use crate::tensor::Tensor;
-use crate::{shader, shape_err, Result};
+use crate::{shader, Result};
 
 const DW_V1: Shader = shader!("conv/dw_v1_direct.wgsl");
 const DW_V2: Shader = shader!("conv/dw_v2_implicit_gemm.wgsl");
@@ -50,14 +50,8 @@ pub fn conv2d_backward_weight(
         ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
             return winograd_dw(&geo, g, x, w_shape);
         }
-        // v7: a GEMM where the tuned table (or, untuned, the rule) says it wins, else v9's direct dw
-        ConvKernel::Gemm if geo.is_pointwise() => {
-            let key = crate::ops::tune::Key::PointwiseDw { x: x.shape().to_vec(), w: w_shape.to_vec() };
-            let rung = crate::ops::tune::lookup(key)
-                .and_then(|n| ConvKernel::named(&n))
-                .unwrap_or_else(|| pointwise_dw_rule(w_shape));
-            return pointwise_dw(rung == ConvKernel::Gemm, g, x, w_shape);
-        }
+        // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v9's for few output channels: `dw_rule`)
+        ConvKernel::Gemm if geo.is_pointwise() => return dw_gemm(&geo, g, x, w_shape),
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)
         ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => {
@@ -122,31 +116,6 @@ pub fn conv2d_backward_weight(
             let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
             dw.detach().reshape(w_shape)
         }
-    }
-}
-
-/// The untuned rule for a 1×1 dw under v7: the GEMM from [`GEMM_DW_MIN_COUT`] output channels, else v9.
-pub fn pointwise_dw_rule(w_shape: &[usize]) -> ConvKernel {
-    if w_shape[0] >= GEMM_DW_MIN_COUT {
-        ConvKernel::Gemm
-    } else {
-        ConvKernel::Uniform
-    }
-}
-
-/// dw of a 1×1, unpadded conv on a chosen path (what the tuner times): the GEMM (`gemm`), or v9's direct dw
-/// (v5's where v9 cannot read the shapes).
-pub fn pointwise_dw(gemm: bool, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
-    let geo = check(x.shape(), w_shape, None, 0)?;
-    check_grad_shape("pointwise_dw", &geo, g)?;
-    if !geo.is_pointwise() {
-        return shape_err!("pointwise_dw", "weight {w_shape:?} is not 1×1");
-    }
-    let _work = crate::ops::work::scope("conv2d.dw", || geo.describe(), geo.flops());
-    match gemm {
-        true => dw_gemm(&geo, g, x, w_shape),
-        false if dw_v9_reads(&geo) => dw_v9(&geo, g, x, w_shape),
-        false => conv2d_backward_weight(ConvKernel::Vec4, g, x, 0, w_shape),
     }
 }
 

@@ -86,7 +86,8 @@
 //!
 //! The measurements behind each rung (v3 to v5 and their tuning) are in docs/bench-history.md.
 //!
-//! dx always uses the forward kernel of the chosen rung. KH and KW are WGSL override constants, so each
+//! dx runs a rung's forward kernel on flipped weights. Untuned, the taped conv's dx and dw take the forward's
+//! rung (dw: see [`dw_rule`]); `medsegdiff tune` times each direction apart. KH and KW are WGSL override constants, so each
 //! kernel size compiles its own pipeline (only 1, 3 and 7 occur in MedSegDiff).
 
 mod dw;
@@ -106,7 +107,7 @@ use crate::ops::reduce::sum_to_shape;
 use crate::tensor::{numel, Tensor};
 use crate::{autograd, shader, shape_err, Result};
 
-pub use dw::{conv2d_backward_weight, pointwise_dw, pointwise_dw_rule};
+pub use dw::conv2d_backward_weight;
 use forward::forward_raw;
 pub use packed::{keep_packed_weights, KeepPacked};
 
@@ -385,15 +386,41 @@ pub fn conv2d_backward_input(
     Ok(forward_raw(kernel, &back, g, &wt, None))
 }
 
-/// y = conv2d(x, w) + b: x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout), stride 1, zero padding `padding`.
-/// Taped.
-/// The rung the taped [`conv2d`] runs (forward, dx and dw): the tuned table's ([`crate::ops::tune`]) if it holds
-/// the shape, else [`ConvKernel::pick`]'s rule.
+/// The rung the taped [`conv2d`]'s forward runs: the tuned table's ([`crate::ops::tune`]) if it holds the
+/// shape, else [`ConvKernel::pick`]'s rule.
 pub fn pick_tuned(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> ConvKernel {
     let key = crate::ops::tune::Key::Conv { x: x.shape().to_vec(), w: w.shape().to_vec(), padding, bias: b.is_some() };
     crate::ops::tune::lookup(key).and_then(|n| ConvKernel::named(&n)).unwrap_or_else(|| ConvKernel::pick(w.shape()))
 }
 
+/// The rung the taped [`conv2d`]'s dx runs: the table's, else the forward's (`forward`).
+pub fn pick_dx(x_shape: &[usize], w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
+    let key = crate::ops::tune::Key::ConvDx { x: x_shape.to_vec(), w: w_shape.to_vec(), padding };
+    crate::ops::tune::lookup(key).and_then(|n| ConvKernel::named(&n)).unwrap_or(forward)
+}
+
+/// The rung the taped [`conv2d`]'s dw runs: the table's, else [`dw_rule`].
+pub fn pick_dw(x_shape: &[usize], w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
+    let key = crate::ops::tune::Key::ConvDw { x: x_shape.to_vec(), w: w_shape.to_vec(), padding };
+    crate::ops::tune::lookup(key)
+        .and_then(|n| ConvKernel::named(&n))
+        .unwrap_or_else(|| dw_rule(w_shape, padding, forward))
+}
+
+/// The untuned dw rung: the forward's, except that an unpadded 1×1 conv on v7 computes its dw as a GEMM only
+/// from [`GEMM_DW_MIN_COUT`] output channels (else v9's direct dw).
+pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
+    let pointwise = w_shape.len() == 4 && w_shape[2] == 1 && w_shape[3] == 1 && padding == 0;
+    if forward == ConvKernel::Gemm && pointwise && w_shape[0] < GEMM_DW_MIN_COUT {
+        ConvKernel::Uniform
+    } else {
+        forward
+    }
+}
+
+/// y = conv2d(x, w) + b: x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout), stride 1, zero padding `padding`.
+/// Taped; forward, dx and dw each run the rung the table holds for them ([`pick_tuned`], [`pick_dx`],
+/// [`pick_dw`]).
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Result<Tensor> {
     let k = pick_tuned(x, w, b, padding);
     let y = conv2d_with(k, x, w, b, padding)?;
@@ -406,12 +433,16 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, padding: usize) -> Res
     autograd::record("conv2d", &inputs, &y, move |g, needs| {
         // term 1: dx = g ⋆ flip(w) ("full" correlation)
         let dx = match (needs[0], &w_saved) {
-            (true, Some(w)) => Some(conv2d_backward_input(k, g, w, padding, &x_shape)?),
+            (true, Some(w)) => {
+                Some(conv2d_backward_input(pick_dx(&x_shape, &w_shape, padding, k), g, w, padding, &x_shape)?)
+            }
             _ => None,
         };
         // term 2: dw = Σ_pixels g ⊗ shifted x
         let dw = match (needs[1], &x_saved) {
-            (true, Some(x)) => Some(conv2d_backward_weight(k, g, x, padding, &w_shape)?),
+            (true, Some(x)) => {
+                Some(conv2d_backward_weight(pick_dw(&x_shape, &w_shape, padding, k), g, x, padding, &w_shape)?)
+            }
             _ => None,
         };
         let mut grads = vec![dx, dw];
