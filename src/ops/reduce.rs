@@ -3,10 +3,11 @@
 //!
 //! Forward: out\[o\] = scale · Σ_r x\[o, r\], scale = 1 (sum) or 1/count (mean).
 //! Backward: dx\[o, r\] = scale · g\[o\], a broadcast of g back over the reduced axes (no saved tensors).
-//! Two kernels: one workgroup per output with a tree reduction (long sums, few outputs: bias gradients)
-//! and one thread per output (short sums, many outputs); the host picks by the sum's length. Long sums whose
-//! reduced axes end in a contiguous run of whole vec4s take sum_rows_vec4.wgsl, which walks rows as vec4s
-//! instead of unravelling every element (bias gradient of (8, 64, 64, 64): see `medsegdiff bench`).
+//! Two kernels: one workgroup per output with a tree reduction (long sums, few outputs) and one thread per
+//! output (short sums, many outputs); the host picks by the sum's length. Long sums whose reduced axes end in
+//! a contiguous run of whole vec4s (bias gradients) take two passes instead: sum_rows_vec4.wgsl sums chunks
+//! of `ROWS_CHUNK` vec4s of every run, one invocation each and no barrier, and a short sum of the partials
+//! follows (bias gradients of (8, 16, 32, 32) to (8, 64, 64, 64): see `medsegdiff bench --filter sum`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -24,6 +25,8 @@ const PER_THREAD_MAX: usize = 64;
 /// With this many outputs a thread per output fills any adapter, however long the sums: one workgroup per output
 /// would pay 8 barrier rounds each (the dw rungs' split partials, (splits, Cout, K) -> (Cout, K): 44 -> ~1 ms).
 const PER_THREAD_MIN_OUTPUTS: usize = 1024;
+/// vec4s per invocation of sum_rows_vec4.wgsl (its CHUNK).
+const ROWS_CHUNK: usize = 64;
 
 /// Mirrors `struct Params` in sum.wgsl.
 #[repr(C)]
@@ -36,10 +39,17 @@ struct SumParams {
     n_out: u32,
     n_red: u32,
     scale: f32,
-    _pad: u32,
+    /// sum_rows_vec4.wgsl: chunks per run (sum.wgsl: unused).
+    nchunk: u32,
 }
 
 fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Result<Tensor> {
+    let n_red: usize = axes.iter().filter_map(|&a| x.shape().get(a)).product();
+    reduce_scaled(op, x, axes, if mean { 1.0 / n_red.max(1) as f32 } else { 1.0 })
+}
+
+/// scale · Σ over `axes`, reduced axes kept as size 1.
+fn reduce_scaled(op: &'static str, x: &Tensor, axes: &[usize], scale: f32) -> Result<Tensor> {
     let shape = x.shape();
     for (i, &a) in axes.iter().enumerate() {
         if a >= shape.len() {
@@ -59,18 +69,27 @@ fn reduce_raw(op: &'static str, x: &Tensor, axes: &[usize], mean: bool) -> Resul
     let (k, r) = (pack4(op, &kept)?, pack4(op, &red)?);
     let (kshape, kst, rshape, rst) = (k.shape, k.strides[0], r.shape, r.strides[0]);
     let out_shape: Vec<usize> = (0..shape.len()).map(|i| if axes.contains(&i) { 1 } else { shape[i] }).collect();
-    let out = Tensor::uninit(&out_shape);
-    let scale = if mean { 1.0 / n_red.max(1) as f32 } else { 1.0 };
-    let p = SumParams { kshape, kst, rshape, rst, n_out: n_out as u32, n_red: n_red as u32, scale, _pad: 0 };
+    let mut p = SumParams { kshape, kst, rshape, rst, n_out: n_out as u32, n_red: n_red as u32, scale, nchunk: 0 };
     // long sums whose reduced axes end in a contiguous run of whole vec4s (bias gradients) read rows as vec4
     let rows_vec4 = rst[3] == 1 && rshape[3] % 4 == 0 && kst.iter().chain(&rst[..3]).all(|s| s % 4 == 0);
     if n_red < PER_THREAD_MAX || n_out >= PER_THREAD_MIN_OUTPUTS {
+        let out = Tensor::uninit(&out_shape);
         launch(SUM, "per_thread", &[], &p, &[x], &[&out], groups_1d(n_out));
-    } else if rows_vec4 {
-        launch(SUM_ROWS_VEC4, "main", &[], &p, &[x], &[&out], n_out as u32);
-    } else {
-        launch(SUM, "per_workgroup", &[], &p, &[x], &[&out], n_out as u32);
+        return Ok(out);
     }
+    if rows_vec4 {
+        // pass 1: a partial per (output, row, chunk of the run); pass 2: scale · Σ of each output's partials
+        // (n_red / (4·ROWS_CHUNK) of them, about: per_thread, or these two passes again for huge sums)
+        let len = rshape[3] as usize;
+        let nchunk = (len / 4).div_ceil(ROWS_CHUNK);
+        let m = n_red / len * nchunk;
+        p.nchunk = nchunk as u32;
+        let part = Tensor::scratch(&[n_out, m]);
+        launch(SUM_ROWS_VEC4, "main", &[], &p, &[x], &[&part], groups_1d(n_out * m));
+        return reduce_scaled(op, &part, &[1], scale)?.detach().reshape(&out_shape);
+    }
+    let out = Tensor::uninit(&out_shape);
+    launch(SUM, "per_workgroup", &[], &p, &[x], &[&out], n_out as u32);
     Ok(out)
 }
 
@@ -171,7 +190,9 @@ mod tests {
         (&[1, 1, 1], &[0, 2]),
         (&[5, 129], &[0, 1]),
         (&[3, 4, 5, 8], &[0, 2, 3]), // a bias gradient: rows of 40 contiguous floats, sum_rows_vec4.wgsl
-        (&[2, 6, 4, 36], &[0, 2, 3]), // the same with 36 vec4 per row (fewer than the workgroup's 64 lanes)
+        (&[2, 6, 4, 36], &[0, 2, 3]), // the same with 36 vec4 per row (fewer than a chunk's 64)
+        (&[3, 5, 7, 1028], &[0, 2, 3]), // 257 vec4 per row: four whole chunks and a 1-vec4 tail
+        (&[2, 3, 40, 1024], &[0, 2, 3]), // 320 partials per output: the two passes run again on them
     ];
 
     #[test]
@@ -213,8 +234,17 @@ mod tests {
 
     #[test]
     fn sum_over_65535_workgroups() {
-        // 70,000 outputs with a long sum each => 70,000 workgroups of the per-workgroup kernel.
-        // Rows of 65 take sum.wgsl, rows of 64 sum_rows_vec4.wgsl; values vary with the output index.
+        // 16,777,219 outputs of a 1-long sum: per_thread over 65,537 workgroups of 256. (The other kernels
+        // cannot get there: per_workgroup and the two-pass rows path run for fewer than 1,024 outputs, and 65,536
+        // workgroups of sum_rows_vec4 would read 2^30 values.) Values vary with the output index.
+        let n = 65_536 * 256 + 3;
+        let v: Vec<f32> = (0..n).map(|i| (i % 5) as f32).collect();
+        let x = Tensor::from_slice(&v, &[n, 1]).unwrap();
+        let s = sum(&x, &[1], false).unwrap().to_vec();
+        assert_eq!(s.len(), n);
+        let bad = s.iter().zip(&v).position(|(a, b)| a != b);
+        assert!(bad.is_none(), "first bad at {bad:?}");
+        // 70,000 outputs of 64- and 65-long sums (per_thread: at least 1,024 outputs)
         for len in [65, 64] {
             let v: Vec<f32> = (0..70_000 * len).map(|i| ((i / len) % 5) as f32).collect();
             let x = Tensor::from_slice(&v, &[70_000, len]).unwrap();
