@@ -241,6 +241,18 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }));
     }
 
+    // the cost of one dispatch: 256 adds of 64 floats recorded back to back (each reads what the previous
+    // wrote, as a step's chains do), per call of the case; ms / 256 is one dispatch, recording and barrier
+    // included. bytes = 256·3·4·64
+    if wanted(filter, "dispatch 256") {
+        let (mut a, b) = (Tensor::full(&[64], 1.0), Tensor::full(&[64], 0.0));
+        out.push(run_case("dispatch", "256 x add 64 f32", 256.0 * 64.0, 256.0 * 768.0, 5, || {
+            for _ in 0..256 {
+                a = elementwise::add_untaped(&a, &b).expect("same shapes");
+            }
+        }));
+    }
+
     // conv2d forward (the rung `ConvKernel::pick` takes): flop = 2·N·Cout·H·W·Cin·kh·kw; bytes = 4·(|x| + |w| +
     // |y|). A Winograd pick is marked `*` (effective rate, see EFFECTIVE_NOTE).
     for (n, ci, co, hw, ks) in [(8, 64, 64, 64, 3), (8, 1, 32, 64, 7)] {
