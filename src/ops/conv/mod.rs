@@ -55,7 +55,8 @@
 //!   channels fastest (58.6 in the final bench run).
 //! - `Gemm`    (v7): a 1×1 convolution without padding is a matmul over channels, so it runs on the matmul
 //!   (v5): the bias-free forward as W (Cout × Cin) · x\[n\] (Cin × H·W), dx likewise with the transposed
-//!   weight, and dw as Σ_n g\[n\] · x\[n\]ᵀ when Cout ≥ 128 (thinner ones lose, see `GEMM_DW_MIN_COUT`).
+//!   weight, and dw as Σ_n g\[n\] · x\[n\]ᵀ (untuned, the taped conv takes it from Cout ≥ 128: see
+//!   `GEMM_DW_MIN_COUT`; the AVX-512 kind's tuner picks it for every 1×1 dw of tiny but the 1-channel output's).
 //!   Everything else (other kernels, padding, a forward with bias, which v5 adds in its store) runs v5.
 //! - `Winograd4` (v8): v6 with F(4×4, 3×3) for the forward and dx (winograd4_transforms.wgsl): 6×6 tiles,
 //!   36 planes, 36 multiplies per 4×4 outputs and input channel instead of 144 (4× fewer; v6: 2.25×) and 2.25
