@@ -236,7 +236,7 @@ mod tests {
     fn sum_over_65535_workgroups() {
         // 16,777,219 outputs of a 1-long sum: per_thread over 65,537 workgroups of 256. (The other kernels
         // cannot get there: per_workgroup and the two-pass rows path run for fewer than 1,024 outputs, and 65,536
-        // workgroups of sum_rows_vec4 would read 2^30 values.) Values vary with the output index.
+        // workgroups of sum_rows_vec4 would read 2^32 values.) Values vary with the output index.
         let n = 65_536 * 256 + 3;
         let v: Vec<f32> = (0..n).map(|i| (i % 5) as f32).collect();
         let x = Tensor::from_slice(&v, &[n, 1]).unwrap();

@@ -88,8 +88,8 @@
 //! The measurements behind each rung (v3 to v5 and their tuning) are in docs/bench-history.md.
 //!
 //! dx runs a rung's forward kernel on flipped weights. Untuned, the taped conv's dx and dw take the forward's
-//! rung (dw: see [`dw_rule`]); `medsegdiff tune` times each direction apart. KH and KW are WGSL override constants, so each
-//! kernel size compiles its own pipeline (only 1, 3 and 7 occur in MedSegDiff).
+//! rung (dw: see [`dw_rule`]); `medsegdiff tune` times each direction apart. KH and KW are WGSL override
+//! constants, so each kernel size compiles its own pipeline (only 1, 3 and 7 occur in MedSegDiff).
 
 mod dw;
 mod forward;
