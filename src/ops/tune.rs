@@ -3,9 +3,10 @@
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
 //! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`). `medsegdiff tune --preset/--config` runs one
 //! training step of the model, collects every distinct matmul, conv and FFT shape it met, times each applicable
-//! rung on this adapter (a conv's forward, dx and dw each under a key of their own; for FFTs the FF-Parser),
-//! and writes the fastest per shape to a cache file per adapter and driver under the user's cache directory.
-//! The taped ops consult that table first and fall back to the rule for shapes it does not hold.
+//! rung on this adapter (a conv's forward, dx and dw each under a key of their own; for FFTs the FF-Parser;
+//! the candidates interleaved round by round, the median of each kept), and writes the fastest per shape to a
+//! cache file per adapter and driver under the user's cache directory. The taped ops consult that table first
+//! and fall back to the rule for shapes it does not hold.
 //!
 //! `MEDSEGDIFF_TUNE=off` ignores the cache (the rules only); `MEDSEGDIFF_TUNE_CACHE=FILE` names another file.
 //! Tuning is explicit, not at first use inside a run: a rung chosen half-way through a run would change the
@@ -192,70 +193,102 @@ pub fn save() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Median wall time of `f` (ms) over `reps` runs after one warm-up (pipeline builds, first-touch), each synced.
-fn time(reps: usize, f: &dyn Fn() -> Result<()>) -> Result<f64> {
+/// One candidate's run: the op on fixed operands, recorded and left to the caller to sync.
+type Run<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+
+/// Median wall time (ms) of each run over `reps` rounds after one warm-up each (pipeline builds, first-touch),
+/// every call synced. The rounds interleave the candidates (A B C, A B C, ...) so that a burst of other load
+/// on a shared machine slows every candidate of a round, not the one that happened to be timed during it.
+fn time_interleaved(reps: usize, runs: &[(&'static str, Run<'_>)]) -> Result<Vec<(&'static str, f64)>> {
     let g = crate::gpu::gpu();
-    f()?;
-    g.sync();
-    let mut ms = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t0 = std::time::Instant::now();
+    for (_, f) in runs {
         f()?;
         g.sync();
-        ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
-    ms.sort_by(f64::total_cmp);
+    let mut ms = vec![Vec::with_capacity(reps); runs.len()];
+    for _ in 0..reps.max(1) {
+        for ((_, f), m) in runs.iter().zip(&mut ms) {
+            let t0 = std::time::Instant::now();
+            f()?;
+            g.sync();
+            m.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
     g.check()?;
-    Ok(ms[ms.len() / 2])
+    Ok(runs
+        .iter()
+        .zip(ms)
+        .map(|((name, _), mut m)| {
+            m.sort_by(f64::total_cmp);
+            (*name, m[m.len() / 2])
+        })
+        .collect())
 }
 
 /// Time every candidate of `key` on random operands of its shapes: (rung, ms) in candidate order.
 pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
     let _ng = crate::autograd::no_grad();
     let mut rng = Rng::new(7);
-    let mut out = Vec::new();
+    let names = key.candidates();
     match key {
         Key::Matmul { a, ta, b, tb } => {
             let (a, b) = (Tensor::randn(a, &mut rng), Tensor::randn(b, &mut rng));
-            for &name in &key.candidates() {
-                let k = MatmulKernel::ALL.into_iter().find(|k| k.name() == name).expect("a matmul rung");
-                out.push((name, time(reps, &|| matmul::matmul_with(k, &a, *ta, &b, *tb).map(drop))?));
-            }
+            let (a, b) = (&a, &b);
+            let runs: Vec<(&'static str, Run)> = names
+                .iter()
+                .map(|&name| {
+                    let k = MatmulKernel::ALL.into_iter().find(|k| k.name() == name).expect("a matmul rung");
+                    (name, Box::new(move || matmul::matmul_with(k, a, *ta, b, *tb).map(drop)) as Run)
+                })
+                .collect();
+            time_interleaved(reps, &runs)
         }
         Key::Conv { x, w, padding, bias } => {
             let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
             let bt = bias.then(|| Tensor::randn(&[w[0]], &mut rng));
-            for &name in &key.candidates() {
-                let k = ConvKernel::named(name).expect("a conv rung");
-                out.push((name, time(reps, &|| conv::conv2d_with(k, &xt, &wt, bt.as_ref(), *padding).map(drop))?));
-            }
+            let (xt, wt, bt) = (&xt, &wt, bt.as_ref());
+            let runs: Vec<(&'static str, Run)> = names
+                .iter()
+                .map(|&name| {
+                    let k = ConvKernel::named(name).expect("a conv rung");
+                    (name, Box::new(move || conv::conv2d_with(k, xt, wt, bt, *padding).map(drop)) as Run)
+                })
+                .collect();
+            time_interleaved(reps, &runs)
         }
         Key::ConvDx { x, w, padding } | Key::ConvDw { x, w, padding } => {
             let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
             // g: random values of the output's shape
             let y = conv::conv2d_with(ConvKernel::Uniform, &xt, &wt, None, *padding)?;
             let g = Tensor::randn(y.shape(), &mut rng);
+            let (xt, wt, g) = (&xt, &wt, &g);
             let dx = matches!(key, Key::ConvDx { .. });
-            for &name in &key.candidates() {
-                let k = ConvKernel::named(name).expect("a conv rung");
-                let step = || -> Result<()> {
-                    match dx {
-                        true => conv::conv2d_backward_input(k, &g, &wt, *padding, x).map(drop),
-                        false => conv::conv2d_backward_weight(k, &g, &xt, *padding, w).map(drop),
-                    }
-                };
-                out.push((name, time(reps, &step)?));
-            }
+            let runs: Vec<(&'static str, Run)> = names
+                .iter()
+                .map(|&name| {
+                    let k = ConvKernel::named(name).expect("a conv rung");
+                    let run = move || match dx {
+                        true => conv::conv2d_backward_input(k, g, wt, *padding, x).map(drop),
+                        false => conv::conv2d_backward_weight(k, g, xt, *padding, w).map(drop),
+                    };
+                    (name, Box::new(run) as Run)
+                })
+                .collect();
+            time_interleaved(reps, &runs)
         }
         Key::Fft { x } => {
             let (xt, map) = (Tensor::randn(x, &mut rng), Tensor::randn(&x[1..], &mut rng));
-            for &name in &key.candidates() {
-                let k = FftKernel::named(name).expect("an FFT rung");
-                out.push((name, time(reps, &|| fft::ff_parser_with(k, &xt, &map).map(drop))?));
-            }
+            let (xt, map) = (&xt, &map);
+            let runs: Vec<(&'static str, Run)> = names
+                .iter()
+                .map(|&name| {
+                    let k = FftKernel::named(name).expect("an FFT rung");
+                    (name, Box::new(move || fft::ff_parser_with(k, xt, map).map(drop)) as Run)
+                })
+                .collect();
+            time_interleaved(reps, &runs)
         }
     }
-    Ok(out)
 }
 
 /// One shape's measurement: every candidate's time, the fastest, and the rule's choice.
@@ -288,6 +321,28 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_are_timed_in_interleaved_rounds() {
+        let log = RefCell::new(Vec::new());
+        let runs: Vec<(&'static str, Run)> = ["a", "b", "c"]
+            .into_iter()
+            .map(|name| {
+                let log = &log;
+                let run = move || {
+                    log.borrow_mut().push(name);
+                    Ok(())
+                };
+                (name, Box::new(run) as Run)
+            })
+            .collect();
+        let times = time_interleaved(2, &runs).unwrap();
+        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{times:?}");
+        // one warm-up each, then two rounds of all three
+        drop(runs);
+        assert_eq!(log.into_inner().concat(), "abcabcabc");
+    }
 
     #[test]
     fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
