@@ -167,7 +167,7 @@ pub fn tune(preset_name: &str, m: &super::WorkloadArgs, reps: usize) -> Result<(
     println!("adapter: {}", g.describe());
     let keys = tune::collect(|| t.train_step().map(drop))?;
     println!(
-        "{name}: {} distinct matmul and conv shapes in one training step; timing each rung ({reps} runs, median)",
+        "{name}: {} distinct matmul, conv (forward, dx, dw) and FFT shapes in one training step; timing each rung ({reps} interleaved rounds, median)",
         keys.len()
     );
     let t0 = Instant::now();
