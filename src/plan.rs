@@ -198,14 +198,9 @@ pub fn measure(model: &UnetConfig, batch: usize) -> Result<(Timing, Option<Strin
     let cfg = TrainConfig { batch_size: batch, val_every: 0, steps: 8, ..TrainConfig::default() };
     let mut t = Trainer::new(model, cfg, data)?;
     let mut note = None;
-    if tune::enabled() {
-        let keys = tune::collect(|| t.train_step().map(drop))?;
-        let missing: Vec<tune::Key> = keys.into_iter().filter(|k| !tune::has(k)).collect();
-        if !missing.is_empty() {
-            tune::choose(&missing, 3)?;
-            if let Err(e) = tune::save() {
-                note = Some(format!("the tuned rungs apply to this run but were not saved: {e}"));
-            }
+    if tune::enabled() && !tune::tune_step(|| t.train_step().map(drop), 3, true)?.is_empty() {
+        if let Err(e) = tune::save() {
+            note = Some(format!("the tuned rungs apply to this run but were not saved: {e}"));
         }
     }
     t.train_step()?;

@@ -165,13 +165,9 @@ pub fn tune(preset_name: &str, m: &super::WorkloadArgs, reps: usize) -> Result<(
     let (name, mut t) = workload_trainer(preset_name, m)?;
     let g = crate::gpu::gpu();
     println!("adapter: {}", g.describe());
-    let keys = tune::collect(|| t.train_step().map(drop))?;
-    println!(
-        "{name}: {} distinct matmul, conv (forward, dx, dw) and FFT shapes in one training step; timing each rung ({reps} interleaved rounds, median)",
-        keys.len()
-    );
+    println!("{name}: timing every rung of each matmul, conv (forward, dx, dw) and FFT shape of one training step ({reps} interleaved rounds, median)");
     let t0 = Instant::now();
-    let choices = tune::choose(&keys, reps)?;
+    let choices = tune::tune_step(|| t.train_step().map(drop), reps, false)?;
     for c in &choices {
         let row: Vec<String> = c.times.iter().map(|(r, ms)| format!("{r} {ms:.2}")).collect();
         println!("  {:<60} -> {} (rule {}) | {}", c.key.id(), c.best, c.rule, row.join(", "));
@@ -180,7 +176,7 @@ pub fn tune(preset_name: &str, m: &super::WorkloadArgs, reps: usize) -> Result<(
     let path = tune::save()?;
     println!(
         "chose {} rungs ({changed} differ from the rules) in {:.1} s; wrote {}",
-        keys.len(),
+        choices.len(),
         t0.elapsed().as_secs_f64(),
         path.display()
     );

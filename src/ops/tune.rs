@@ -6,7 +6,8 @@
 //! rung on this adapter (a conv's forward, dx and dw each under a key of their own; for FFTs the FF-Parser;
 //! the candidates interleaved round by round, the median of each kept), and writes the fastest per shape to a
 //! cache file per adapter and driver under the user's cache directory. The taped ops consult that table first
-//! and fall back to the rule for shapes it does not hold.
+//! and fall back to the rule for shapes it does not hold. The step runs again after each round of choices
+//! ([`tune_step`]): a rung that runs on the matmul brings matmul shapes the rung it replaced did not.
 //!
 //! `MEDSEGDIFF_TUNE=off` ignores the cache (the rules only); `MEDSEGDIFF_TUNE_CACHE=FILE` names another file.
 //! Tuning is explicit, not at first use inside a run: a rung chosen half-way through a run would change the
@@ -318,9 +319,56 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
     Ok(out)
 }
 
+/// Rounds of [`tune_step`] at most: each new choice can bring the shapes of the ops it runs on.
+const MAX_ROUNDS: usize = 4;
+
+/// Collect the keys `step` looks up, time them ([`choose`]), and run `step` again for the keys the new
+/// choices bring, until a round meets none (at most `MAX_ROUNDS`): a rung that runs on the matmul (Winograd's
+/// plane GEMMs, the GEMM dw) looks up matmul shapes the rung it replaced did not. With `skip_known`, keys the
+/// table already holds are not timed again (a planned run tunes only what its cache lacks).
+pub fn tune_step(mut step: impl FnMut() -> Result<()>, reps: usize, skip_known: bool) -> Result<Vec<Choice>> {
+    let mut timed: Vec<Key> = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        let keys = collect(&mut step)?;
+        let new: Vec<Key> = keys.into_iter().filter(|k| !(timed.contains(k) || skip_known && has(k))).collect();
+        if new.is_empty() {
+            break;
+        }
+        out.extend(choose(&new, reps)?);
+        timed.extend(new);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuning_repeats_the_step_for_the_shapes_its_choices_bring() {
+        // a step that meets matmul B only once A is in the table (as a Winograd or GEMM rung brings its GEMMs'
+        // shapes): round 1 times A, round 2 times B, round 3 meets nothing new
+        let mut rng = Rng::new(3);
+        let (a, b) = (Tensor::randn(&[2, 7, 5], &mut rng), Tensor::randn(&[2, 5, 6], &mut rng));
+        let (c, d) = (Tensor::randn(&[2, 7, 6], &mut rng), Tensor::randn(&[2, 6, 3], &mut rng));
+        let ka = Key::Matmul { a: vec![2, 7, 5], ta: false, b: vec![2, 5, 6], tb: false };
+        let kb = Key::Matmul { a: vec![2, 7, 6], ta: false, b: vec![2, 6, 3], tb: false };
+        let mut runs = 0;
+        let step = || -> Result<()> {
+            runs += 1;
+            matmul::matmul_t(&a, false, &b, false)?;
+            if has(&ka) {
+                matmul::matmul_t(&c, false, &d, false)?;
+            }
+            Ok(())
+        };
+        let choices = tune_step(step, 1, false).unwrap();
+        assert_eq!(choices.iter().map(|c| c.key.clone()).collect::<Vec<_>>(), vec![ka.clone(), kb.clone()]);
+        assert_eq!(runs, 3);
+        // skip_known: nothing left to time
+        assert!(tune_step(|| matmul::matmul_t(&a, false, &b, false).map(drop), 1, true).unwrap().is_empty());
+    }
 
     #[test]
     fn candidates_are_timed_in_interleaved_rounds() {
