@@ -82,7 +82,7 @@ impl Key {
                 if w[2] == 3 && w[3] == 3 {
                     v.push(ConvKernel::Winograd);
                 }
-                if w[2] == 1 && w[3] == 1 && *padding == 0 {
+                if conv::gemm_dw_applies(w, *padding) {
                     v.push(ConvKernel::Gemm);
                 }
                 v.into_iter().map(ConvKernel::name).collect()
@@ -226,6 +226,16 @@ fn time_interleaved(reps: usize, runs: &[(&'static str, Run<'_>)]) -> Result<Vec
         .collect())
 }
 
+/// [`time_interleaved`] of each candidate's run, as `make` builds it from the rung's name, in candidate order.
+fn time_candidates<'a>(
+    reps: usize,
+    names: &[&'static str],
+    make: impl Fn(&'static str) -> Run<'a>,
+) -> Result<Vec<(&'static str, f64)>> {
+    let runs: Vec<(&'static str, Run<'a>)> = names.iter().map(|&name| (name, make(name))).collect();
+    time_interleaved(reps, &runs)
+}
+
 /// Time every candidate of `key` on random operands of its shapes: (rung, ms) in candidate order.
 pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
     let _ng = crate::autograd::no_grad();
@@ -235,59 +245,44 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
         Key::Matmul { a, ta, b, tb } => {
             let (a, b) = (Tensor::randn(a, &mut rng), Tensor::randn(b, &mut rng));
             let (a, b) = (&a, &b);
-            let runs: Vec<(&'static str, Run)> = names
-                .iter()
-                .map(|&name| {
-                    let k = MatmulKernel::ALL.into_iter().find(|k| k.name() == name).expect("a matmul rung");
-                    (name, Box::new(move || matmul::matmul_with(k, a, *ta, b, *tb).map(drop)) as Run)
-                })
-                .collect();
-            time_interleaved(reps, &runs)
+            time_candidates(reps, &names, |name| {
+                let k = MatmulKernel::ALL.into_iter().find(|k| k.name() == name).expect("a matmul rung");
+                Box::new(move || matmul::matmul_with(k, a, *ta, b, *tb).map(drop))
+            })
         }
         Key::Conv { x, w, padding, bias } => {
             let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
+            let (xt, wt) = (&xt, &wt);
             let bt = bias.then(|| Tensor::randn(&[w[0]], &mut rng));
-            let (xt, wt, bt) = (&xt, &wt, bt.as_ref());
-            let runs: Vec<(&'static str, Run)> = names
-                .iter()
-                .map(|&name| {
-                    let k = ConvKernel::named(name).expect("a conv rung");
-                    (name, Box::new(move || conv::conv2d_with(k, xt, wt, bt, *padding).map(drop)) as Run)
-                })
-                .collect();
-            time_interleaved(reps, &runs)
+            let bt = bt.as_ref();
+            time_candidates(reps, &names, |name| {
+                let k = ConvKernel::named(name).expect("a conv rung");
+                Box::new(move || conv::conv2d_with(k, xt, wt, bt, *padding).map(drop))
+            })
         }
         Key::ConvDx { x, w, padding } | Key::ConvDw { x, w, padding } => {
             let (xt, wt) = (Tensor::randn(x, &mut rng), Tensor::randn(w, &mut rng));
+            let (xt, wt) = (&xt, &wt);
             // g: random values of the output's shape
-            let y = conv::conv2d_with(ConvKernel::Uniform, &xt, &wt, None, *padding)?;
+            let y = conv::conv2d_with(ConvKernel::Uniform, xt, wt, None, *padding)?;
             let g = Tensor::randn(y.shape(), &mut rng);
-            let (xt, wt, g) = (&xt, &wt, &g);
+            let g = &g;
             let dx = matches!(key, Key::ConvDx { .. });
-            let runs: Vec<(&'static str, Run)> = names
-                .iter()
-                .map(|&name| {
-                    let k = ConvKernel::named(name).expect("a conv rung");
-                    let run = move || match dx {
-                        true => conv::conv2d_backward_input(k, g, wt, *padding, x).map(drop),
-                        false => conv::conv2d_backward_weight(k, g, xt, *padding, w).map(drop),
-                    };
-                    (name, Box::new(run) as Run)
+            time_candidates(reps, &names, |name| {
+                let k = ConvKernel::named(name).expect("a conv rung");
+                Box::new(move || match dx {
+                    true => conv::conv2d_backward_input(k, g, wt, *padding, x).map(drop),
+                    false => conv::conv2d_backward_weight(k, g, xt, *padding, w).map(drop),
                 })
-                .collect();
-            time_interleaved(reps, &runs)
+            })
         }
         Key::Fft { x } => {
             let (xt, map) = (Tensor::randn(x, &mut rng), Tensor::randn(&x[1..], &mut rng));
             let (xt, map) = (&xt, &map);
-            let runs: Vec<(&'static str, Run)> = names
-                .iter()
-                .map(|&name| {
-                    let k = FftKernel::named(name).expect("an FFT rung");
-                    (name, Box::new(move || fft::ff_parser_with(k, xt, map).map(drop)) as Run)
-                })
-                .collect();
-            time_interleaved(reps, &runs)
+            time_candidates(reps, &names, |name| {
+                let k = FftKernel::named(name).expect("an FFT rung");
+                Box::new(move || fft::ff_parser_with(k, xt, map).map(drop))
+            })
         }
     }
 }

@@ -408,11 +408,16 @@ pub fn pick_dw(x_shape: &[usize], w_shape: &[usize], padding: usize, forward: Co
         .unwrap_or_else(|| dw_rule(w_shape, padding, forward))
 }
 
+/// Whether v7's GEMM dw can take this weight: a 1×1 kernel without padding (`Geometry::is_pointwise`, from
+/// the shapes alone).
+pub fn gemm_dw_applies(w_shape: &[usize], padding: usize) -> bool {
+    w_shape.len() == 4 && w_shape[2] == 1 && w_shape[3] == 1 && padding == 0
+}
+
 /// The untuned dw rung: the forward's, except that an unpadded 1×1 conv on v7 computes its dw as a GEMM only
 /// from [`GEMM_DW_MIN_COUT`] output channels (else v9's direct dw).
 pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
-    let pointwise = w_shape.len() == 4 && w_shape[2] == 1 && w_shape[3] == 1 && padding == 0;
-    if forward == ConvKernel::Gemm && pointwise && w_shape[0] < GEMM_DW_MIN_COUT {
+    if forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT {
         ConvKernel::Uniform
     } else {
         forward
