@@ -399,6 +399,35 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }));
     }
 
+    // linear attention of tiny (qkv (8, 3·2·16, S, S), 2 heads of 16) at 32 and 64 px, fused and composed;
+    // flop = 4·bh·d²·n forward (the two einsums), 3× that with the backward; bytes as for attention
+    if wanted(filter, "linear_attention") {
+        type Attn = fn(&Tensor, usize, usize) -> crate::Result<Tensor>;
+        let (b, heads, d) = (8, 2, 16);
+        let paths: [(&str, Attn); 2] = [
+            ("linear_attention", crate::ops::attention::linear_attention),
+            ("linear_attention_composed", crate::ops::attention::linear_attention_composed),
+        ];
+        for side in [32, 64] {
+            let n = side * side;
+            let qkv = Tensor::rand_uniform(&[b, 3 * heads * d, side, side], -1.0, 1.0, &mut rng).with_grad();
+            let fwd = 4.0 * (b * heads * d * d * n) as f64;
+            let io = 4.0 * (b * 4 * heads * d * n) as f64;
+            let shape = format!("b{b} h{heads} d{d} n{n}");
+            for (name, f) in paths {
+                out.push(run_case(&format!("{name}_fwd"), &shape, fwd, io, 5, || {
+                    let _ng = crate::autograd::no_grad();
+                    f(&qkv, heads, d).expect("valid");
+                }));
+                out.push(run_case(&format!("{name}_fwd_bwd"), &shape, 3.0 * fwd, 2.0 * io, 5, || {
+                    crate::autograd::clear();
+                    let loss = crate::ops::reduce::sum(&f(&qkv, heads, d).expect("valid"), &[0, 1, 2, 3], false);
+                    crate::autograd::backward(&loss.expect("valid")).expect("backward");
+                }));
+            }
+        }
+    }
+
     // fft2 of real (8, 64, 64, 64) → complex: flop ≈ 5·P·log2(P) per image of P = H·W points (the radix-2
     // count); bytes = 4·n read + 8·n written
     if wanted(filter, "fft2") {

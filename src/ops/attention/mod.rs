@@ -12,9 +12,11 @@
 //! Full attention runs fused ([`flash`]: online softmax, no n×n matrix, FlashAttention-2's backward) when
 //! dim_head is a multiple of 4 up to 64; otherwise, and always in [`full_attention_composed`] (the teaching
 //! version and the fused kernels' second reference), it is a composition of taped ops (chunk, reshape, scale,
-//! softmax, matmul_t) whose backward comes from the tape. Linear attention is always composed.
+//! softmax, matmul_t) whose backward comes from the tape. Linear attention likewise: fused ([`linear`]: split-K
+//! context, per-pixel softmax and output) for dim_head up to 64, composed in [`linear_attention_composed`].
 
 mod flash;
+mod linear;
 
 use crate::ops::elementwise::scale;
 use crate::ops::layout::chunk;
@@ -78,8 +80,18 @@ pub fn full_attention_composed(qkv: &Tensor, heads: usize, dim_head: usize) -> R
     out.reshape(&[s[0], heads * dim_head, s[2], s[3]])
 }
 
-/// Linear attention (MedSegDiff's `LinearAttention`, between to_qkv and to_out): cost linear in H·W.
+/// Linear attention (MedSegDiff's `LinearAttention`, between to_qkv and to_out): cost linear in H·W; fused
+/// where [`linear`] applies, composed otherwise.
 pub fn linear_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
+    check_qkv("linear_attention", qkv, heads, dim_head)?;
+    if linear::applies(dim_head, qkv.shape()[2] * qkv.shape()[3]) {
+        return linear::linear_attention(qkv, heads, dim_head);
+    }
+    linear_attention_composed(qkv, heads, dim_head)
+}
+
+/// [`linear_attention`] as a composition of taped ops (the teaching version and the fused kernels' reference).
+pub fn linear_attention_composed(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
     let [q, k, v] = split_qkv("linear_attention", qkv, heads, dim_head)?;
     let s = qkv.shape();
     // q̂ = softmax over the feature axis d (dim −2), k̂ = softmax over the pixel axis n (dim −1)
@@ -227,6 +239,8 @@ mod tests {
             let lin = linear_attention(&x, pr.heads, pr.dim_head).unwrap();
             let want = cpu::linear_attention(&to_f64(&v), &shape, pr.heads, pr.dim_head);
             assert_close(&lin.to_vec(), &want, 1e-5, 1e-4, &format!("linear_attention {what}"));
+            let composed = linear_attention_composed(&x, pr.heads, pr.dim_head).unwrap();
+            assert_close(&composed.to_vec(), &want, 1e-5, 1e-4, &format!("linear_attention_composed {what}"));
         }
     }
 
@@ -253,34 +267,93 @@ mod tests {
         }
     }
 
+    /// d(qkv) of Σ f(qkv)·gout, with gout drawn uniformly in [-1, 1).
+    fn gradient(x: &Tensor, seed: u64, f: &dyn Fn(&Tensor) -> Tensor) -> Vec<f32> {
+        let xg = x.detach().with_grad();
+        let y = f(&xg);
+        let gout = crate::rng::Rng::new(seed).uniform_vec(numel(y.shape()), -1.0, 1.0);
+        let g = Tensor::from_slice(&gout, y.shape()).unwrap();
+        let loss =
+            crate::ops::reduce::sum(&crate::ops::elementwise::mul(&y, &g).unwrap(), &[0, 1, 2, 3], false).unwrap();
+        crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec()
+    }
+
+    /// The fused op's output and gradient against the composed path's on one problem.
+    fn fused_equals_composed(
+        pr: &Problem,
+        fused: fn(&Tensor, usize, usize) -> Result<Tensor>,
+        composed: fn(&Tensor, usize, usize) -> Result<Tensor>,
+        what: &str,
+    ) {
+        let shape = pr.shape();
+        let x = Tensor::from_slice(&crate::rng::Rng::new(41).uniform_vec(numel(&shape), -2.0, 2.0), &shape).unwrap();
+        let (h, d) = (pr.heads, pr.dim_head);
+        let what = format!("{what}, B {} heads {h} dim_head {d} {}×{}", pr.b, pr.h, pr.w);
+        let want = |v: Vec<f32>| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+        let out = want(composed(&x, h, d).unwrap().to_vec());
+        assert_close(&fused(&x, h, d).unwrap().to_vec(), &out, 1e-5, 1e-4, &format!("out, fused vs composed, {what}"));
+        let g_fused = gradient(&x, 42, &|t| fused(t, h, d).unwrap());
+        let g_composed = want(gradient(&x, 42, &|t| composed(t, h, d).unwrap()));
+        assert_close(&g_fused, &g_composed, 1e-5, 1e-4, &format!("d qkv, fused vs composed, {what}"));
+    }
+
     #[test]
     fn fused_attention_gradient_equals_the_composed_one_over_several_windows() {
         for pr in &PROBLEMS[3..5] {
-            let shape = pr.shape();
-            let mut rng = crate::rng::Rng::new(41);
-            let x = Tensor::from_slice(&rng.uniform_vec(numel(&shape), -2.0, 2.0), &shape).unwrap();
-            let gout = rng.uniform_vec(pr.b * pr.heads * pr.dim_head * pr.h * pr.w, -1.0, 1.0);
-            let grad = |f: &dyn Fn(&Tensor) -> Tensor| {
-                let xg = x.detach().with_grad();
-                let y = f(&xg);
-                let g = Tensor::from_slice(&gout, y.shape()).unwrap();
-                let loss =
-                    crate::ops::reduce::sum(&crate::ops::elementwise::mul(&y, &g).unwrap(), &[0, 1, 2, 3], false)
-                        .unwrap();
-                crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec()
-            };
-            let (h, d) = (pr.heads, pr.dim_head);
-            let fused = grad(&|t| full_attention(t, h, d).unwrap());
-            let composed = grad(&|t| full_attention_composed(t, h, d).unwrap());
-            let want: Vec<f64> = composed.iter().map(|&v| v as f64).collect();
-            assert_close(
-                &fused,
-                &want,
-                1e-5,
-                1e-4,
-                &format!("d qkv, fused vs composed, dim_head {d}, n {}", pr.h * pr.w),
-            );
+            fused_equals_composed(pr, full_attention, full_attention_composed, "full attention");
         }
+    }
+
+    #[test]
+    fn fused_linear_attention_equals_the_composed_one() {
+        let problems = [
+            // dim_head 64: 16 value blocks of one vec4; 300 pixels in 5 chunks (a 44-pixel tail)
+            Problem { b: 1, heads: 1, dim_head: 64, h: 15, w: 20 },
+            // 16 heads of dim_head 32 take two windows of 15 head blocks; 4 value blocks of two vec4
+            Problem { b: 2, heads: 8, dim_head: 32, h: 3, w: 3 },
+            // dim_head 7 (rows padded to 8), 4,161 pixels: two chunks, the second of 65 pixels (one invocation
+            // with two, 63 with one)
+            Problem { b: 1, heads: 2, dim_head: 7, h: 19, w: 219 },
+            // dim_head 64 over 11,200 pixels: three chunks, the last of 3,008
+            Problem { b: 1, heads: 1, dim_head: 64, h: 112, w: 100 },
+            // the tiny preset's shape
+            Problem { b: 2, heads: 2, dim_head: 16, h: 32, w: 32 },
+        ];
+        for pr in &problems {
+            fused_equals_composed(pr, linear_attention, linear_attention_composed, "linear attention");
+        }
+    }
+
+    #[test]
+    fn fused_linear_attention_over_65535_workgroups() {
+        // 8 heads of dim_head 1 over 524,289 pixels: the per-pixel kernels launch 65,537 workgroups of 64, and
+        // each head's 129 chunks leave the merge 8,256 partials
+        let (heads, n) = (8, 524_289);
+        let shape = [1, 3 * heads, 1, n];
+        let v = crate::rng::Rng::new(5).uniform_vec(numel(&shape), -2.0, 2.0);
+        let x = Tensor::from_slice(&v, &shape).unwrap();
+        let want = cpu::linear_attention(&to_f64(&v), &shape, heads, 1);
+        let what = "linear attention, 8 heads of 524,289 pixels";
+        assert_close(&linear_attention(&x, heads, 1).unwrap().to_vec(), &want, 1e-5, 1e-4, what);
+        // dim_head 1 in closed form: q̂ = 1, k̂ = softmax_j(k), C = Σ_j k̂_j·v_j, out_i = C; so dC = Σ_i dout_i,
+        // dq = 0, dv_j = k̂_j·dC, dk_j = k̂_j·dC·(v_j − C). (The composed path cannot serve as the reference here:
+        // its softmax and GEMM loop over all the pixels in one invocation, past llvmpipe's loop limit.)
+        let gout = crate::rng::Rng::new(42).uniform_vec(heads * n, -1.0, 1.0);
+        let mut want = vec![0.0; 3 * heads * n];
+        for h in 0..heads {
+            let (k, vv) = (&to_f64(&v[(heads + h) * n..][..n]), &to_f64(&v[(2 * heads + h) * n..][..n]));
+            let m = k.iter().cloned().fold(f64::MIN, f64::max);
+            let z: f64 = k.iter().map(|k| (k - m).exp()).sum();
+            let kh: Vec<f64> = k.iter().map(|k| (k - m).exp() / z).collect();
+            let c: f64 = kh.iter().zip(vv).map(|(a, b)| a * b).sum();
+            let dc: f64 = gout[h * n..][..n].iter().map(|&g| g as f64).sum();
+            for j in 0..n {
+                want[(heads + h) * n + j] = kh[j] * dc * (vv[j] - c);
+                want[(2 * heads + h) * n + j] = kh[j] * dc;
+            }
+        }
+        let got = gradient(&x, 42, &|t| linear_attention(t, heads, 1).unwrap());
+        assert_close(&got, &want, 1e-6, 1e-3, &format!("d qkv of {what}"));
     }
 
     #[test]

@@ -1,0 +1,106 @@
+// linear_context.wgsl: linear attention's context k̂·vᵀ split over the pixels (split-K). Each workgroup owns one
+// chunk of pixels of one head and one block of eb4·4 value channels; its invocation l takes the pixels
+// j0 + l, j0 + l + 64, ... (so that neighbouring invocations read neighbouring addresses), walks them once with
+// an online softmax (a running row maximum of k that rescales the sums when it grows) and writes its partial
+// softmax state;
+// linear_merge.wgsl:forward combines the 64·nchunk partials of a head.
+//
+// math:   head bh, k row c (< d), the pixel set J of one invocation: m_J[c] = max_{j∈J} k[c, j];
+//         s_J[c] = Σ_J e^(k[c, j] − m_J[c]); acc_J[c, e] = Σ_J e^(k[c, j] − m_J[c])·v[e, j] (an empty J leaves
+//         m_J = −3.4e38, s_J = acc_J = 0). Merged: C[c, e] = Σ_J acc_J[c, e]·e^(m_J − m) / Σ_J s_J·e^(m_J − m)
+//         with m = max_J m_J, which is softmax_j(k)·vᵀ exactly in exact arithmetic.
+// layout: qkv (B, 3·heads·d, n) (k of head h at channel heads·d + h·d + c, v at 2·heads·d + h·d + e);
+//         part (B·heads, nchunk, 64) blocks of ps = 2d + d·d floats: m_J (d), s_J (d), acc_J (d rows of d)
+// grid:   @workgroup_size(64), one workgroup per (bh, chunk, value block), value block fastest, linear id;
+//         registers: acc of d·eb4 ≤ 64 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 part (rw)
+
+struct Params {
+    n: u32,        // pixels (H·W)
+    d: u32,        // dim_head, 1 ..= 64
+    heads: u32,
+    nbh: u32,      // batch·heads
+    chunk: u32,    // pixels per workgroup of the split-K kernels
+    nchunk: u32,   // chunks per head
+    neb: u32,      // value-channel blocks per chunk
+    eb4: u32,      // vec4 columns per block (eb4·d ≤ 64)
+    hs: u32,       // floats per head in the head-block buffer this dispatch reads as a window or writes
+    bh0: u32,      // first head of this dispatch's window
+    nbw: u32,      // heads in this dispatch's window
+    dp: u32,       // d rounded up to a multiple of 4: the row length of a context block
+    ps: u32,       // floats per partial: 2d + d·d
+    scale: f32,    // dim_head^-1/2
+    hsf: u32,      // floats per head in the forward's head blocks (read by linear_merge.wgsl:backward)
+    npart: u32,    // partials per head: 64·nchunk
+}
+
+const DMAX: u32 = 64u;
+// the loop bounds are pipeline constants, so that the compiler unrolls the feature loops and keeps the arrays in
+// registers (indexed by a runtime counter they would be memory, read and written lane by lane on llvmpipe)
+override D: u32 = 16u;   // = p.d
+override EB4: u32 = 4u;  // = p.eb4
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+
+// v[e, j] of the channel block starting at ch, 0 past the head's d channels
+fn v_at(ch: u32, e: u32, j: u32) -> f32 {
+    if e < D { return qkv[(ch + e) * p.n + j]; }
+    return 0.0;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let g = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+    // guard: workgroups past the last (head, chunk, block)
+    if g >= p.nbh * p.nchunk * p.neb { return; }
+    let eb = g % p.neb;
+    let chunk = (g / p.neb) % p.nchunk;
+    let bh = g / (p.neb * p.nchunk);
+    let kch = (bh / p.heads * 3u + 1u) * p.heads * p.d + bh % p.heads * p.d;
+    let vch = kch + p.heads * p.d;
+    let j0 = chunk * p.chunk;
+    let j1 = min(j0 + p.chunk, p.n);
+    let e0 = eb * EB4 * 4u;
+    var m: array<f32, DMAX>;
+    var s: array<f32, DMAX>;
+    var acc: array<vec4<f32>, DMAX>; // [c·eb4 + b4]
+    for (var c = 0u; c < D; c++) {
+        m[c] = -3.4e38;
+        s[c] = 0.0;
+        for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = vec4<f32>(0.0); }
+    }
+    for (var j = j0 + li; j < j1; j += 64u) {
+        var vv: array<vec4<f32>, 16>;
+        for (var b4 = 0u; b4 < EB4; b4++) {
+            let e = e0 + 4u * b4;
+            vv[b4] = vec4<f32>(v_at(vch, e, j), v_at(vch, e + 1u, j), v_at(vch, e + 2u, j), v_at(vch, e + 3u, j));
+        }
+        for (var c = 0u; c < D; c++) {
+            // online softmax state: a new maximum rescales the sums by e^(m − x), one exponential either way
+            let x = qkv[(kch + c) * p.n + j];
+            let up = x > m[c];
+            let z = exp(-abs(x - m[c]));
+            let r = select(1.0, z, up);
+            let w = select(z, 1.0, up);
+            m[c] = max(m[c], x);
+            s[c] = s[c] * r + w;
+            for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = acc[c * EB4 + b4] * r + w * vv[b4]; }
+        }
+    }
+    let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps;
+    for (var c = 0u; c < D; c++) {
+        if eb == 0u {
+            part[base + c] = m[c];
+            part[base + p.d + c] = s[c];
+        }
+        for (var b4 = 0u; b4 < EB4; b4++) {
+            for (var k = 0u; k < 4u; k++) {
+                let e = e0 + 4u * b4 + k;
+                if e < D { part[base + 2u * p.d + c * p.d + e] = acc[c * EB4 + b4][k]; }
+            }
+        }
+    }
+}
