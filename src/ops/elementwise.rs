@@ -144,7 +144,7 @@ fn coalesce4(op: &'static str, out: &[usize], sa: &[usize], sb: &[usize]) -> Res
 }
 
 /// Encode `a ⊙ b` without taping.
-fn binary_raw(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub(crate) fn binary_raw(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
     let out = Tensor::uninit(&shape);
     let n = numel(&shape);

@@ -111,7 +111,7 @@ fn copy_raw(op: &'static str, src: &Tensor, dst: &Tensor, c: CopySpec) -> Result
 // concat / narrow / chunk
 
 /// `x[.., start..start+len, ..]` along `axis` into a new tensor, not taped.
-fn narrow_raw(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+pub(crate) fn narrow_raw(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
     let (outer, n, inner) = split3(x.shape(), axis);
     let mut shape = x.shape().to_vec();
     shape[axis] = len;

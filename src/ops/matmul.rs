@@ -82,6 +82,19 @@ impl MatmulKernel {
     /// v6 where its A windows apply (`v6_applies`), else v5 (the rung table of the matmul family).
     pub const DEFAULT: MatmulKernel = MatmulKernel::Uniform;
 
+    /// The longest K one launch of this rung sums whole on llvmpipe, which ends every invocation's loops after
+    /// 65,535 iterations in all (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`) and goes on with a partial sum: v5's
+    /// K loop runs once per 4 of K, v1's and v4's once per K, v2's and v3's ~1.1 and ~1.75 times per K with
+    /// their staging loops (v3 measured wrong from K ≈ 37,400). Past it, [`matmul_with`] splits K on CPU
+    /// adapters. (v6 takes K ≤ 2,048 only.)
+    pub fn max_k_llvmpipe(self) -> usize {
+        match self {
+            MatmulKernel::Vec4 | MatmulKernel::Uniform => 196_608,
+            MatmulKernel::Naive | MatmulKernel::RegBlock => 49_152,
+            MatmulKernel::Tiled | MatmulKernel::Blocked => 32_768,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Naive => "v1_naive",
@@ -190,6 +203,10 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         let bt = if tb { super::layout::transpose_last2_raw(b)? } else { b.clone() };
         return matmul_with(kernel, &at, false, &bt, false);
     }
+    let step = launched(kernel, &pl, ta, tb).max_k_llvmpipe();
+    if pl.p.k as usize > step && crate::gpu::gpu().info.device_type == wgpu::DeviceType::Cpu {
+        return matmul_split_k(kernel, a, ta, b, tb, pl.p.k as usize, step);
+    }
     let mut shape = pl.batch_shape.clone();
     shape.extend([pl.m, pl.n]);
     let c = Tensor::uninit(&shape);
@@ -226,6 +243,43 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
                 launch_v4(&pl, a, b, &c);
             }
         }
+    }
+    Ok(c)
+}
+
+/// The rung `kernel` runs on this plan: v6 and v5 fall back as [`matmul_with`]'s launch does.
+fn launched(kernel: MatmulKernel, pl: &Plan, ta: bool, tb: bool) -> MatmulKernel {
+    match kernel {
+        MatmulKernel::Uniform if v6_applies(pl, ta, tb) => MatmulKernel::Uniform,
+        MatmulKernel::Vec4 | MatmulKernel::Uniform if !ta && !tb && pl.p.k % 4 == 0 && pl.n % 4 == 0 => {
+            MatmulKernel::Vec4
+        }
+        MatmulKernel::Vec4 | MatmulKernel::Uniform => MatmulKernel::RegBlock,
+        k => k,
+    }
+}
+
+/// C = Σ over K chunks of `step` of op(A)[.., chunk]·op(B)[chunk, ..], not taped: for a K past the rung's
+/// loop limit on llvmpipe ([`MatmulKernel::max_k_llvmpipe`]; a 1×1 conv's weight gradient at 240 px sums
+/// over 57,600 pixels).
+fn matmul_split_k(
+    kernel: MatmulKernel,
+    a: &Tensor,
+    ta: bool,
+    b: &Tensor,
+    tb: bool,
+    k: usize,
+    step: usize,
+) -> Result<Tensor> {
+    use super::layout::narrow_raw;
+    let (a_axis, b_axis) = (a.shape().len() - if ta { 2 } else { 1 }, b.shape().len() - if tb { 1 } else { 2 });
+    let part = |k0: usize| -> Result<Tensor> {
+        let len = step.min(k - k0);
+        matmul_with(kernel, &narrow_raw(a, a_axis, k0, len)?, ta, &narrow_raw(b, b_axis, k0, len)?, tb)
+    };
+    let mut c = part(0)?;
+    for k0 in (step..k).step_by(step) {
+        c = super::elementwise::binary_raw(super::elementwise::BinaryOp::Add, &c, &part(k0)?)?;
     }
     Ok(c)
 }
@@ -532,6 +586,31 @@ mod tests {
         let c = matmul_with(MatmulKernel::Vec4, &a, false, &b, false).unwrap().to_vec();
         assert_eq!(c.len(), batch * 4);
         assert!(c.iter().all(|&v| v == 24.0), "v5: first bad at {:?}", c.iter().position(|&v| v != 24.0));
+    }
+
+    #[test]
+    fn every_rung_sums_a_k_past_llvmpipes_loop_limit() {
+        // K = 70,001 (odd: the vec4 rungs take v4) plain and with both operands transposed, and K = 262,148 on
+        // v5's rows16 path (65,537 K-loop iterations): llvmpipe would stop each sum after 65,535 iterations of
+        // its loops, so CPU adapters split K (`max_k_llvmpipe`)
+        let mut rng = crate::rng::Rng::new(9);
+        let problems = [
+            Problem { a: &[3, 70_001], ta: false, b: &[70_001, 5], tb: false },
+            Problem { a: &[70_001, 3], ta: true, b: &[5, 70_001], tb: true },
+            Problem { a: &[4, 262_148], ta: false, b: &[262_148, 4], tb: false },
+        ];
+        for pr in &problems {
+            let av = rng.uniform_vec(numel(pr.a), -1.0, 1.0);
+            let bv = rng.uniform_vec(numel(pr.b), -1.0, 1.0);
+            let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
+            let want = cpu::matmul(&to_f64(&av), pr.a, pr.ta, &to_f64(&bv), pr.b, pr.tb);
+            let kernels = if pr.a[1] > 100_000 { &MatmulKernel::ALL[3..] } else { &MatmulKernel::ALL[..] };
+            for &kernel in kernels {
+                let got = matmul_with(kernel, &a, pr.ta, &b, pr.tb).unwrap();
+                let what = format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb);
+                assert_close(&got.to_vec(), &want, 1e-3, 1e-4, &what);
+            }
+        }
     }
 
     #[test]
