@@ -251,7 +251,9 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
 fn launched(kernel: MatmulKernel, pl: &Plan, ta: bool, tb: bool) -> MatmulKernel {
     match kernel {
         MatmulKernel::Uniform if v6_applies(pl, ta, tb) => MatmulKernel::Uniform,
-        MatmulKernel::Vec4 | MatmulKernel::Uniform if !ta && !tb && pl.p.k % 4 == 0 && pl.n % 4 == 0 => {
+        MatmulKernel::Vec4 | MatmulKernel::Uniform
+            if !ta && !tb && pl.p.k.is_multiple_of(4) && pl.n.is_multiple_of(4) =>
+        {
             MatmulKernel::Vec4
         }
         MatmulKernel::Vec4 | MatmulKernel::Uniform => MatmulKernel::RegBlock,
