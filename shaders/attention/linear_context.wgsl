@@ -15,24 +15,7 @@
 //         registers: acc of d·eb4 ≤ 64 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 part (rw)
 
-struct Params {
-    n: u32,        // pixels (H·W)
-    d: u32,        // dim_head, 1 ..= 64
-    heads: u32,
-    nbh: u32,      // batch·heads
-    chunk: u32,    // pixels per workgroup of the split-K kernels
-    nchunk: u32,   // chunks per head
-    neb: u32,      // value-channel blocks per chunk
-    eb4: u32,      // vec4 columns per block (eb4·d ≤ 64)
-    hs: u32,       // floats per head in the head-block buffer this dispatch reads as a window or writes
-    bh0: u32,      // first head of this dispatch's window
-    nbw: u32,      // heads in this dispatch's window
-    dp: u32,       // d rounded up to a multiple of 4: the row length of a context block
-    ps: u32,       // floats per partial: 2d + d·d
-    scale: f32,    // dim_head^-1/2
-    hsf: u32,      // floats per head in the forward's head blocks (read by linear_merge.wgsl:backward)
-    npart: u32,    // partials per head: 64·nchunk
-}
+// (struct Params and its binding 0: linear_common.wgsl)
 
 const DMAX: u32 = 64u;
 // the loop bounds are pipeline constants, so that the compiler unrolls the feature loops and keeps the arrays in
@@ -40,7 +23,6 @@ const DMAX: u32 = 64u;
 override D: u32 = 16u;   // = p.d
 override EB4: u32 = 4u;  // = p.eb4
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;
 

@@ -15,24 +15,7 @@
 //         registers: acc of d·eb4 ≤ 64 vec4 (D, DP4 and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 part (rw), 5 cw window (uniform block)
 
-struct Params {
-    n: u32,        // pixels (H·W)
-    d: u32,        // dim_head, 1 ..= 64
-    heads: u32,
-    nbh: u32,      // batch·heads
-    chunk: u32,    // pixels per workgroup of the split-K kernels
-    nchunk: u32,   // chunks per head
-    neb: u32,      // value-channel blocks per chunk
-    eb4: u32,      // vec4 columns per block (eb4·d ≤ 64)
-    hs: u32,       // floats per head in the head-block buffer this dispatch reads as a window or writes
-    bh0: u32,      // first head of this dispatch's window
-    nbw: u32,      // heads in this dispatch's window
-    dp: u32,       // d rounded up to a multiple of 4: the row length of a context block
-    ps: u32,       // floats per partial: 2d + d·d
-    scale: f32,    // dim_head^-1/2
-    hsf: u32,      // floats per head in the forward's head blocks (read by linear_merge.wgsl:backward)
-    npart: u32,    // partials per head: 64·nchunk
-}
+// (struct Params and its binding 0: linear_common.wgsl)
 
 const DMAX: u32 = 64u;
 const DMAX4: u32 = 16u;
@@ -42,7 +25,6 @@ override D: u32 = 16u;   // = p.d
 override DP4: u32 = 4u;  // = p.dp / 4
 override EB4: u32 = 4u;  // = p.eb4
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dqkv: array<f32>;

@@ -16,26 +16,8 @@
 // binds:  @group(0) 0 params (uniform), 1 part (unused by `rows`), 2 cblock (`forward`: part
 //         again, unused), 3 dst (rw)
 
-struct Params {
-    n: u32,        // pixels (H·W)
-    d: u32,        // dim_head, 1 ..= 64
-    heads: u32,
-    nbh: u32,      // batch·heads
-    chunk: u32,    // pixels per workgroup of the split-K kernels
-    nchunk: u32,   // chunks per head
-    neb: u32,      // value-channel blocks per chunk
-    eb4: u32,      // vec4 columns per block (eb4·d ≤ 64)
-    hs: u32,       // floats per head in the head-block buffer this dispatch reads as a window or writes
-    bh0: u32,      // first head of this dispatch's window
-    nbw: u32,      // heads in this dispatch's window
-    dp: u32,       // d rounded up to a multiple of 4: the row length of a context block
-    ps: u32,       // floats per partial: 2d + d·d
-    scale: f32,    // dim_head^-1/2
-    hsf: u32,      // floats per head in the forward's head blocks (read by linear_merge.wgsl:backward)
-    npart: u32,    // partials per head: 64·nchunk
-}
+// (struct Params and its binding 0: linear_common.wgsl)
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read> cblock: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;

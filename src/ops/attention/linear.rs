@@ -28,11 +28,13 @@ use crate::gpu::Shader;
 use crate::tensor::Tensor;
 use crate::{autograd, shader, Result};
 
-const CONTEXT: Shader = shader!("attention/linear_context.wgsl");
-const MERGE: Shader = shader!("attention/linear_merge.wgsl");
-const OUT: Shader = shader!("attention/linear_out.wgsl");
-const DQ: Shader = shader!("attention/linear_dq.wgsl");
-const DKV: Shader = shader!("attention/linear_dkv.wgsl");
+const CONTEXT: Shader = shader!("attention/linear_context.wgsl", "attention/linear_common.wgsl");
+const MERGE: Shader = shader!("attention/linear_merge.wgsl", "attention/linear_common.wgsl");
+const OUT: Shader =
+    shader!("attention/linear_out.wgsl", "attention/linear_common.wgsl", "attention/linear_pixels.wgsl");
+const DQ: Shader = shader!("attention/linear_dq.wgsl", "attention/linear_common.wgsl");
+const DKV: Shader =
+    shader!("attention/linear_dkv.wgsl", "attention/linear_common.wgsl", "attention/linear_pixels.wgsl");
 
 /// Invocations per workgroup of every linear-attention kernel.
 const WG: usize = 64;
@@ -47,7 +49,7 @@ const MAX_CHUNK: usize = 4096;
 /// shader) and goes on with wrong sums; half of it leaves room for the kernels' set-up and store loops.
 const LOOP_BUDGET: usize = 32_768;
 
-/// Mirrors `struct Params` of every `shaders/attention/linear_*.wgsl`.
+/// Mirrors `struct Params` of `shaders/attention/linear_common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
