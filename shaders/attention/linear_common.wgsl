@@ -1,4 +1,5 @@
-// linear_common.wgsl: what every linear_*.wgsl kernel shares, appended to each (`shader!`): the params block.
+// linear_common.wgsl: what every linear_*.wgsl kernel shares, appended to each (`shader!`): the params block
+// and where a head's q, k or v channels start in qkv.
 
 struct Params {
     n: u32,        // pixels (H·W)
@@ -20,3 +21,6 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// first channel of head bh's q (part 0), k (1) or v (2) in qkv (B, 3·heads·d, n)
+fn head_channel(part: u32, bh: u32) -> u32 { return (bh / p.heads * 3u + part) * p.heads * p.d + bh % p.heads * p.d; }

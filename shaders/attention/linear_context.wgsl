@@ -41,8 +41,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let eb = g % p.neb;
     let chunk = (g / p.neb) % p.nchunk;
     let bh = g / (p.neb * p.nchunk);
-    let kch = (bh / p.heads * 3u + 1u) * p.heads * p.d + bh % p.heads * p.d;
-    let vch = kch + p.heads * p.d;
+    let kch = head_channel(1u, bh);
+    let vch = head_channel(2u, bh);
     let j0 = chunk * p.chunk;
     let j1 = min(j0 + p.chunk, p.n);
     let e0 = eb * EB4 * 4u;

@@ -35,8 +35,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // guard: workgroups past the window's last block
     if !w.ok { return; }
     let bh = p.bh0 + w.lh;
-    let kch = (bh / p.heads * 3u + 1u) * p.heads * p.d + bh % p.heads * p.d;
-    let vch = kch + p.heads * p.d;
+    let kch = head_channel(1u, bh);
+    let vch = head_channel(2u, bh);
     let hb = w.lh * p.hs;          // this head's block in the window
     let rb = hb + p.d * p.dp;      // r, then lse
     var v: array<vec4<f32>, 64>;   // [k·DP4 + e4]

@@ -47,7 +47,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let chunk = (g / p.neb) % p.nchunk;
     let lh = g / (p.neb * p.nchunk);
     let bh = p.bh0 + lh;
-    let qch = bh / p.heads * 3u * p.heads * p.d + bh % p.heads * p.d;
+    let qch = head_channel(0u, bh);
     let i0 = chunk * p.chunk;
     let i1 = min(i0 + p.chunk, p.n);
     let e0 = eb * EB4 * 4u;

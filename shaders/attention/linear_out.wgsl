@@ -24,7 +24,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // guard: workgroups past the window's last block
     if !w.ok { return; }
     let bh = p.bh0 + w.lh;
-    let qch = bh / p.heads * 3u * p.heads * p.d + bh % p.heads * p.d;
+    let qch = head_channel(0u, bh);
     var q: array<f32, 256>; // [k·D + c]: q̂ of pixel k, scaled
     for (var k = 0u; k < PIX; k++) {
         let i = pix(w, k);

@@ -203,7 +203,8 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         let bt = if tb { super::layout::transpose_last2_raw(b)? } else { b.clone() };
         return matmul_with(kernel, &at, false, &bt, false);
     }
-    let step = launched(kernel, &pl, ta, tb).max_k_llvmpipe();
+    let runs = launched(kernel, &pl, ta, tb);
+    let step = runs.max_k_llvmpipe();
     if pl.p.k as usize > step && crate::gpu::gpu().info.device_type == wgpu::DeviceType::Cpu {
         return matmul_split_k(kernel, a, ta, b, tb, pl.p.k as usize, step);
     }
@@ -211,7 +212,7 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
     shape.extend([pl.m, pl.n]);
     let c = Tensor::uninit(&shape);
     let (m, n, batch) = (pl.m as u32, pl.n as u32, pl.batch as u32);
-    match kernel {
+    match runs {
         MatmulKernel::Naive => {
             let groups = (m * n * batch).div_ceil(64);
             launch(V1, "main", &[], &pl.p, &[a, b], &[&c], groups);
@@ -225,29 +226,25 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
         MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
-        MatmulKernel::Uniform if v6_applies(&pl, ta, tb) => launch_v6(&pl, a, b, &c),
-        MatmulKernel::Vec4 | MatmulKernel::Uniform => {
-            // vec4 loads need rows of A along K and rows of B/C along N in whole vec4s, untransposed;
-            // any other layout takes v4's scalar path
-            if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 && n <= V5_ROWS16_MAX_N {
-                // narrow C: 16 rows × 1 column quad per thread, 8 threads, so no thread is a clamped duplicate
-                let groups = m.div_ceil(16) * (n / 4).div_ceil(8) * batch;
-                launch(V5, "main_rows16", &[("WG", 8.0)], &pl.p, &[a, b], &[&c], groups);
-            } else if !ta && !tb && pl.p.k % 4 == 0 && n % 4 == 0 {
-                // threads along N: enough for the column quads at 2 per thread, a power of two in 8..=16
-                // (16 threads × 8 columns keep a K×128 panel of B, 512 KiB at K = 1024, in a 1 MiB L2)
-                let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
-                let groups = m.div_ceil(8) * (n / 4).div_ceil(2 * wg) * batch;
-                launch(V5, "main", &[("WG", wg as f64)], &pl.p, &[a, b], &[&c], groups);
-            } else {
-                launch_v4(&pl, a, b, &c);
-            }
+        MatmulKernel::Uniform => launch_v6(&pl, a, b, &c),
+        MatmulKernel::Vec4 if n <= V5_ROWS16_MAX_N => {
+            // narrow C: 16 rows × 1 column quad per thread, 8 threads, so no thread is a clamped duplicate
+            let groups = m.div_ceil(16) * (n / 4).div_ceil(8) * batch;
+            launch(V5, "main_rows16", &[("WG", 8.0)], &pl.p, &[a, b], &[&c], groups);
+        }
+        MatmulKernel::Vec4 => {
+            // threads along N: enough for the column quads at 2 per thread, a power of two in 8..=16
+            // (16 threads × 8 columns keep a K×128 panel of B, 512 KiB at K = 1024, in a 1 MiB L2)
+            let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
+            let groups = m.div_ceil(8) * (n / 4).div_ceil(2 * wg) * batch;
+            launch(V5, "main", &[("WG", wg as f64)], &pl.p, &[a, b], &[&c], groups);
         }
     }
     Ok(c)
 }
 
-/// The rung `kernel` runs on this plan: v6 and v5 fall back as [`matmul_with`]'s launch does.
+/// The rung `kernel` runs on this plan: v6 where its windows apply, else v5; v5 where vec4 loads apply (rows of
+/// A along K and rows of B/C along N in whole vec4s, untransposed), else v4's scalar path.
 fn launched(kernel: MatmulKernel, pl: &Plan, ta: bool, tb: bool) -> MatmulKernel {
     match kernel {
         MatmulKernel::Uniform if v6_applies(pl, ta, tb) => MatmulKernel::Uniform,

@@ -185,9 +185,9 @@ impl Geo {
     fn split_ov(&self) -> [(&'static str, f64); 2] {
         [("D", self.d as f64), ("EB4", self.eb4() as f64)]
     }
-    /// Workgroups of linear_context: one per (head, chunk, value block).
-    fn split_groups(&self) -> u32 {
-        (self.nbh() * self.chunks().1 * self.neb()) as u32
+    /// Workgroups of a split-K kernel for one head: one per (chunk, value block).
+    fn split_per_head(&self) -> usize {
+        self.chunks().1 * self.neb()
     }
     /// Workgroups of the merge: one invocation per (head, row) and, with `cols`, per column of dp.
     fn merge_groups(&self, cols: bool) -> u32 {
@@ -199,7 +199,7 @@ impl Geo {
 fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor) {
     let mut p = g.params();
     let part = Tensor::uninit(&[g.nbh() * g.npart() * g.ps()]);
-    launch(CONTEXT, "main", &g.split_ov(), &p, &[qkv], &[&part], g.split_groups());
+    launch(CONTEXT, "main", &g.split_ov(), &p, &[qkv], &[&part], (g.nbh() * g.split_per_head()) as u32);
     p.hs = p.hsf;
     let cblock = g.blocks(p.hs as usize);
     launch(MERGE, "forward", &[], &p, &[&part, &part], &[&cblock], g.merge_groups(true));
@@ -214,9 +214,9 @@ fn backward(g: &Geo, qkv: &Tensor, cblock: &Tensor, dout: &Tensor) -> Tensor {
     let mut p = g.params();
     p.hs = p.hsf;
     let part = Tensor::uninit(&[g.nbh() * g.npart() * g.ps()]);
-    let ov = [g.split_ov()[0], g.split_ov()[1], ("DP4", (g.dp() / 4) as f64)];
-    let per_head = g.chunks().1 * g.neb();
-    g.per_window(DQ, p, &ov, per_head, &[qkv, dout], &[&dqkv, &part], cblock);
+    let [d, eb4] = g.split_ov();
+    let ov = [d, eb4, ("DP4", (g.dp() / 4) as f64)];
+    g.per_window(DQ, p, &ov, g.split_per_head(), &[qkv, dout], &[&dqkv, &part], cblock);
     p.hs = g.head_block(2) as u32;
     let dblock = g.blocks(p.hs as usize);
     launch(MERGE, "backward", &[], &p, &[&part, cblock], &[&dblock], g.merge_groups(true));
