@@ -9,6 +9,8 @@
 // grid:   @workgroup_size(WG), one invocation per two keys of head bh (the second clamped and not stored past n),
 //         linear id
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 q/dO window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D4 (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 struct Params {
     n: u32,        // tokens (H·W)
@@ -51,6 +53,7 @@ fn kch() -> u32 {
 fn load_col(j: u32) -> Col {
     var r: Col;
     let hd = p.heads * p.d;
+    // unroll
     for (var c4 = 0u; c4 < D4; c4++) {
         let c = kch() + 4u * c4;
         r.k[c4] = p.scale * vec4<f32>(qkv[c * p.n + j], qkv[(c + 1u) * p.n + j], qkv[(c + 2u) * p.n + j], qkv[(c + 3u) * p.n + j]);
@@ -64,9 +67,11 @@ fn load_col(j: u32) -> Col {
 
 fn store_col(j: u32, r: Col) {
     let hd = p.heads * p.d;
+    // unroll
     for (var c4 = 0u; c4 < D4; c4++) {
         let rk = p.scale * r.dk[c4];
         let rv = r.dv[c4];
+        // unroll
         for (var e = 0u; e < 4u; e++) {
             let at = (kch() + 4u * c4 + e) * p.n + j;
             let av = at + hd * p.n;
@@ -94,6 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let rb = ii * (2u * D4 + 1u);
         var s0 = 0.0; var dp0 = 0.0;
         var s1 = 0.0; var dp1 = 0.0;
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let q4 = qw[rb + c4];
             let g4 = qw[rb + D4 + c4];
@@ -105,6 +111,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let p1 = exp(s1 - ld.x);
         let ds0 = p0 * (dp0 - ld.y);
         let ds1 = p1 * (dp1 - ld.y);
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let q4 = qw[rb + c4];
             let g4 = qw[rb + D4 + c4];

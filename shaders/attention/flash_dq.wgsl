@@ -9,6 +9,8 @@
 // grid:   @workgroup_size(WG), one invocation per two queries of head bh (the second clamped and not stored past
 //         n), linear id
 // binds:  @group(0) 0 params (uniform), 1 qdo, 2 dqkv (rw), 3 kv window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D4 (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 struct Params {
     n: u32,        // tokens (H·W)
@@ -46,6 +48,7 @@ struct Row {
 fn load_row(i: u32) -> Row {
     var r: Row;
     let rb = (p.bh * p.q_base) / 4u + i * (2u * D4 + 1u);  // this query's row, in vec4s
+    // unroll
     for (var c4 = 0u; c4 < D4; c4++) {
         r.q[c4] = p.scale * qdo[rb + c4];
         r.g[c4] = qdo[rb + D4 + c4];
@@ -61,8 +64,10 @@ fn store_row(i: u32, r: Row) {
     let b = p.bh / p.heads;
     let head = p.bh % p.heads;
     let ob = (b * 3u * p.heads * p.d + head * p.d) * p.n + i;
+    // unroll
     for (var c4 = 0u; c4 < D4; c4++) {
         let v = p.scale * r.acc[c4];
+        // unroll
         for (var e = 0u; e < 4u; e++) {
             let at = ob + (4u * c4 + e) * p.n;
             var prev = 0.0;
@@ -87,6 +92,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let kb = jj * 2u * D4;
         var s0 = 0.0; var dp0 = 0.0;
         var s1 = 0.0; var dp1 = 0.0;
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let k4 = kv[kb + c4];
             let v4 = kv[kb + D4 + c4];
@@ -95,6 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         let ds0 = exp(s0 - r0.lse) * (dp0 - r0.dsum);
         let ds1 = exp(s1 - r1.lse) * (dp1 - r1.dsum);
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let k4 = kv[kb + c4];
             r0.acc[c4] += ds0 * k4;

@@ -15,6 +15,8 @@
 // grid:   @workgroup_size(WG), one invocation per QR queries of head bh (those past n clamped to the last and
 //         not stored), linear id; d/4 = D4 vec4 per vector
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 o (rw), 3 stats (rw), 4 kv window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D4 and QR (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 struct Params {
     n: u32,        // tokens (H·W)
@@ -53,6 +55,7 @@ struct Row {
 
 fn load_row(i: u32, qch: u32) -> Row {
     var r: Row;
+    // unroll
     for (var c4 = 0u; c4 < D4; c4++) {
         let c = 4u * c4;
         r.q[c4] = p.scale * vec4<f32>(qkv[(qch + c) * p.n + i], qkv[(qch + c + 1u) * p.n + i],
@@ -65,11 +68,13 @@ fn load_row(i: u32, qch: u32) -> Row {
     if p.first == 0u {
         r.m = stats[sb];
         r.l = stats[sb + 1u];
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let c = 4u * c4;
             r.acc[c4] = vec4<f32>(o[ob + c * p.n], o[ob + (c + 1u) * p.n], o[ob + (c + 2u) * p.n], o[ob + (c + 3u) * p.n]);
         }
     } else {
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) { r.acc[c4] = vec4<f32>(0.0); }
     }
     return r;
@@ -86,6 +91,7 @@ fn store_row(i: u32, r: Row) {
         stats[sb] = r.m;
     }
     stats[sb + 1u] = r.l;
+    // unroll
     for (var c4 = 0u; c4 < D4; c4++) {
         let c = 4u * c4;
         let v = r.acc[c4] * inv;
@@ -107,24 +113,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let head = p.bh % p.heads;
     let qch = b * 3u * p.heads * p.d + head * p.d;
     var r: array<Row, QMAX>;
+    // unroll
     for (var u = 0u; u < QR; u++) { r[u] = load_row(min(i0 + u, p.n - 1u), qch); }
     // blocks of four keys: one max and one rescale of each running state per block, four exponentials
     let nb4 = p.nk / 4u * 4u;
     for (var jb = 0u; jb < nb4; jb += 4u) {
         let kb = jb * 2u * D4;  // the block's first key row in the window, in vec4s: k then v, 2·D4 a row
         var s: array<vec4<f32>, QMAX>;
+        // unroll
         for (var u = 0u; u < QR; u++) { s[u] = vec4<f32>(0.0); }
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let ka = kv[kb + c4];
             let kb1 = kv[kb + 2u * D4 + c4];
             let kc = kv[kb + 4u * D4 + c4];
             let kd = kv[kb + 6u * D4 + c4];
+            // unroll
             for (var u = 0u; u < QR; u++) {
                 let q = r[u].q[c4];
                 s[u] += vec4<f32>(dot(q, ka), dot(q, kb1), dot(q, kc), dot(q, kd));
             }
         }
         var corr: array<f32, QMAX>;
+        // unroll
         for (var u = 0u; u < QR; u++) {
             let m = max(r[u].m, max(max(s[u].x, s[u].y), max(s[u].z, s[u].w)));
             corr[u] = exp(r[u].m - m);
@@ -132,11 +143,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             r[u].l = r[u].l * corr[u] + (s[u].x + s[u].y) + (s[u].z + s[u].w);
             r[u].m = m;
         }
+        // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let va = kv[kb + D4 + c4];
             let vb = kv[kb + 3u * D4 + c4];
             let vc = kv[kb + 5u * D4 + c4];
             let vd = kv[kb + 7u * D4 + c4];
+            // unroll
             for (var u = 0u; u < QR; u++) {
                 let e = s[u];
                 r[u].acc[c4] = r[u].acc[c4] * corr[u] + e.x * va + e.y * vb + e.z * vc + e.w * vd;
@@ -146,17 +159,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // the window's last nk mod 4 keys, one at a time
     for (var jj = nb4; jj < p.nk; jj++) {
         let kb = jj * 2u * D4;  // this key's row in the window, in vec4s: k then v
+        // unroll
         for (var u = 0u; u < QR; u++) {
             var sc = 0.0;
+            // unroll
             for (var c4 = 0u; c4 < D4; c4++) { sc += dot(r[u].q[c4], kv[kb + c4]); }
             let m = max(r[u].m, sc);
             let corr1 = exp(r[u].m - m);
             let e = exp(sc - m);
             r[u].l = r[u].l * corr1 + e;
+            // unroll
             for (var c4 = 0u; c4 < D4; c4++) { r[u].acc[c4] = r[u].acc[c4] * corr1 + e * kv[kb + D4 + c4]; }
             r[u].m = m;
         }
     }
+    // unroll
     for (var u = 0u; u < QR; u++) {
         if i0 + u < p.n { store_row(i0 + u, r[u]); }
     }

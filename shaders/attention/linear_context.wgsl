@@ -14,6 +14,8 @@
 // grid:   @workgroup_size(64), one workgroup per (bh, chunk, value block), value block fastest, linear id;
 //         registers: acc of d·eb4 ≤ 64 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 part (rw)
+// unroll: the loops marked `// unroll` are expanded for each D and EB4 (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 
@@ -49,17 +51,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var m: array<f32, DMAX>;
     var s: array<f32, DMAX>;
     var acc: array<vec4<f32>, DMAX>; // [c·eb4 + b4]
+    // unroll
     for (var c = 0u; c < D; c++) {
         m[c] = -3.4e38;
         s[c] = 0.0;
+        // unroll
         for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = vec4<f32>(0.0); }
     }
     for (var j = j0 + li; j < j1; j += 64u) {
         var vv: array<vec4<f32>, 16>;
+        // unroll
         for (var b4 = 0u; b4 < EB4; b4++) {
             let e = e0 + 4u * b4;
             vv[b4] = vec4<f32>(v_at(vch, e, j), v_at(vch, e + 1u, j), v_at(vch, e + 2u, j), v_at(vch, e + 3u, j));
         }
+        // unroll
         for (var c = 0u; c < D; c++) {
             // online softmax state: a new maximum rescales the sums by e^(m − x), one exponential either way
             let x = qkv[(kch + c) * p.n + j];
@@ -69,16 +75,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let w = select(z, 1.0, up);
             m[c] = max(m[c], x);
             s[c] = s[c] * r + w;
+            // unroll
             for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = acc[c * EB4 + b4] * r + w * vv[b4]; }
         }
     }
     let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps;
+    // unroll
     for (var c = 0u; c < D; c++) {
         if eb == 0u {
             part[base + c] = m[c];
             part[base + p.d + c] = s[c];
         }
+        // unroll
         for (var b4 = 0u; b4 < EB4; b4++) {
+            // unroll
             for (var k = 0u; k < 4u; k++) {
                 let e = e0 + 4u * b4 + k;
                 if e < D { part[base + 2u * p.d + c * p.d + e] = acc[c * EB4 + b4][k]; }

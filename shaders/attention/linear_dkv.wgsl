@@ -10,6 +10,8 @@
 //         li of block blk owns pixels blk·64·PIX + li + 64·k, k < PIX (neighbouring invocations, neighbouring
 //         pixels), each context entry read from the window serving PIX pixels
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 dw window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D, DP4 and PIX (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 
@@ -41,39 +43,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let rb = hb + p.d * p.dp;      // r, then lse
     var v: array<vec4<f32>, 64>;   // [k·DP4 + e4]
     var dv: array<vec4<f32>, 64>;
+    // unroll
     for (var k = 0u; k < PIX; k++) {
         let j = pix(w, k);
+        // unroll
         for (var e4 = 0u; e4 < DP4; e4++) {
             let e = 4u * e4;
             v[k * DP4 + e4] = vec4<f32>(v_at(vch, e, j), v_at(vch, e + 1u, j), v_at(vch, e + 2u, j), v_at(vch, e + 3u, j));
             dv[k * DP4 + e4] = vec4<f32>(0.0);
         }
     }
+    // unroll
     for (var c = 0u; c < D; c++) {
         let lse = wat(rb + p.d + c);
         let r = wat(rb + c);
         let row = (hb + c * p.dp) / 4u;
         var kh: array<f32, PMAX>;
         var a: array<vec4<f32>, PMAX>;
+        // unroll
         for (var k = 0u; k < PIX; k++) {
             kh[k] = exp(qkv[(kch + c) * p.n + pix(w, k)] - lse);
             a[k] = vec4<f32>(0.0);
         }
+        // unroll
         for (var e4 = 0u; e4 < DP4; e4++) {
             let dc = dw[row + e4];
+            // unroll
             for (var k = 0u; k < PIX; k++) {
                 dv[k * DP4 + e4] += kh[k] * dc;
                 a[k] += dc * v[k * DP4 + e4];
             }
         }
+        // unroll
         for (var k = 0u; k < PIX; k++) {
             let j = w.i0 + 64u * k;
             if j < p.n { dqkv[(kch + c) * p.n + j] = kh[k] * (a[k].x + a[k].y + a[k].z + a[k].w - r); }
         }
     }
+    // unroll
     for (var k = 0u; k < PIX; k++) {
         let j = w.i0 + 64u * k;
         if j < p.n {
+            // unroll
             for (var e = 0u; e < D; e++) { dqkv[(vch + e) * p.n + j] = dv[k * DP4 + e / 4u][e % 4u]; }
         }
     }

@@ -14,6 +14,8 @@
 // grid:   @workgroup_size(64), one workgroup per (head of the window, chunk, block), block fastest, linear id;
 //         registers: acc of d·eb4 ≤ 64 vec4 (D, DP4 and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 part (rw), 5 cw window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D, DP4 and EB4 (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 
@@ -52,31 +54,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let i1 = min(i0 + p.chunk, p.n);
     let e0 = eb * EB4 * 4u;
     var acc: array<vec4<f32>, DMAX>; // [c·eb4 + b4]
+    // unroll
     for (var k = 0u; k < D * EB4; k++) { acc[k] = vec4<f32>(0.0); }
     for (var i = i0 + li; i < i1; i += 64u) {
         var q: array<f32, DMAX>;
         var mx = -3.4e38;
+        // unroll
         for (var c = 0u; c < D; c++) {
             q[c] = qkv[(qch + c) * p.n + i];
             mx = max(mx, q[c]);
         }
         var s = 0.0;
+        // unroll
         for (var c = 0u; c < D; c++) {
             q[c] = exp(q[c] - mx);
             s += q[c];
         }
+        // unroll
         for (var c = 0u; c < D; c++) { q[c] /= s; }
         var gb: array<vec4<f32>, 16>;
+        // unroll
         for (var b4 = 0u; b4 < EB4; b4++) {
             let e = e0 + 4u * b4;
             gb[b4] = vec4<f32>(g_at(bh, e, i), g_at(bh, e + 1u, i), g_at(bh, e + 2u, i), g_at(bh, e + 3u, i));
         }
+        // unroll
         for (var c = 0u; c < D; c++) {
             let qc = p.scale * q[c];
+            // unroll
             for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] += qc * gb[b4]; }
         }
         if eb == 0u {
             var ga: array<vec4<f32>, DMAX4>;
+            // unroll
             for (var e4 = 0u; e4 < DP4; e4++) {
                 if e4 < EB4 {
                     ga[e4] = gb[e4];
@@ -87,19 +97,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
             var dq: array<f32, DMAX>;
             var dot_qdq = 0.0;
+            // unroll
             for (var c = 0u; c < D; c++) {
                 let row = (lh * p.hs + c * p.dp) / 4u;
                 var a = vec4<f32>(0.0);
+                // unroll
                 for (var e4 = 0u; e4 < DP4; e4++) { a += cw[row + e4] * ga[e4]; }
                 dq[c] = p.scale * (a.x + a.y + a.z + a.w);
                 dot_qdq += q[c] * dq[c];
             }
+            // unroll
             for (var c = 0u; c < D; c++) { dqkv[(qch + c) * p.n + i] = q[c] * (dq[c] - dot_qdq); }
         }
     }
     let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps + 2u * p.d;
+    // unroll
     for (var c = 0u; c < D; c++) {
+        // unroll
         for (var b4 = 0u; b4 < EB4; b4++) {
+            // unroll
             for (var k = 0u; k < 4u; k++) {
                 let e = e0 + 4u * b4 + k;
                 if e < D { part[base + c * p.d + e] = acc[c * EB4 + b4][k]; }

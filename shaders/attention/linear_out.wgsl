@@ -8,6 +8,8 @@
 //         li of block blk owns pixels blk·64·PIX + li + 64·k, k < PIX (neighbouring invocations, neighbouring
 //         pixels), each context entry read from the window serving PIX pixels
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 out (rw), 3 cw window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D, DP4 and PIX (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 
@@ -26,32 +28,42 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let bh = p.bh0 + w.lh;
     let qch = head_channel(0u, bh);
     var q: array<f32, 256>; // [k·D + c]: q̂ of pixel k, scaled
+    // unroll
     for (var k = 0u; k < PIX; k++) {
         let i = pix(w, k);
         var mx = -3.4e38;
+        // unroll
         for (var c = 0u; c < D; c++) {
             q[k * D + c] = qkv[(qch + c) * p.n + i];
             mx = max(mx, q[k * D + c]);
         }
         var s = 0.0;
+        // unroll
         for (var c = 0u; c < D; c++) {
             q[k * D + c] = exp(q[k * D + c] - mx);
             s += q[k * D + c];
         }
+        // unroll
         for (var c = 0u; c < D; c++) { q[k * D + c] *= p.scale / s; }
     }
     var acc: array<vec4<f32>, 64>; // [k·DP4 + e4]
+    // unroll
     for (var k = 0u; k < PIX * DP4; k++) { acc[k] = vec4<f32>(0.0); }
+    // unroll
     for (var c = 0u; c < D; c++) {
         let row = (w.lh * p.hs + c * p.dp) / 4u;
+        // unroll
         for (var e4 = 0u; e4 < DP4; e4++) {
             let cv = cw[row + e4];
+            // unroll
             for (var k = 0u; k < PIX; k++) { acc[k * DP4 + e4] += q[k * D + c] * cv; }
         }
     }
+    // unroll
     for (var k = 0u; k < PIX; k++) {
         let i = w.i0 + 64u * k;
         if i < p.n {
+            // unroll
             for (var e = 0u; e < D; e++) { o[(bh * p.d + e) * p.n + i] = acc[k * DP4 + e / 4u][e % 4u]; }
         }
     }

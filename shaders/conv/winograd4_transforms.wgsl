@@ -17,6 +17,8 @@
 //         under llvmpipe's 128 MiB binding limit these launches stay below 65,536 workgroups.
 // binds:  @group(0) 0 params (uniform), 1 src (w, x or M), 2 bias (`output` only; otherwise src again),
 //         3 dst (U, V or y; rw)
+// unroll: the fixed 6- and 4-trip loops are marked `// unroll` and expanded (src/gpu/specialize.rs): constant
+//         indices keep the tiles in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
@@ -98,8 +100,10 @@ fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let c1 = g6(src[b + 1u], src[b + 4u], src[b + 7u]);
     let c2 = g6(src[b + 2u], src[b + 5u], src[b + 8u]);
     // (G·g)·Gᵀ: row a = G applied to (c0[a], c1[a], c2[a])
+    // unroll
     for (var a = 0u; a < 6u; a++) {
         let r = g6(at6(c0, a), at6(c1, a), at6(c2, a));
+        // unroll
         for (var k = 0u; k < 6u; k++) {
             dst[(a * 6u + k) * nf + f] = at6(r, k);
         }
@@ -124,10 +128,12 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let plane = (n * p.cin + ci) * p.in_h * p.in_w;
     // Bᵀ applied down each of the 6 columns of the patch: t_c = Bᵀ·(column c)
     var cols: array<Six, 6>;
+    // unroll
     for (var c = 0; c < 6; c++) {
         let ix = x0 + c;
         var v = array<f32, 6>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         if ix >= 0 && ix < i32(p.in_w) {
+            // unroll
             for (var r = 0; r < 6; r++) {
                 let iy = y0 + r;
                 if iy >= 0 && iy < i32(p.in_h) { v[r] = src[plane + u32(iy) * p.in_w + u32(ix)]; }
@@ -138,9 +144,11 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // row a of Bᵀ·d is (cols[0][a], …, cols[5][a]); V row a = Bᵀ applied across it
     let stride = p.cin * np;
     let o = ci * np + t;
+    // unroll
     for (var a = 0u; a < 6u; a++) {
         let r = bt(six(at6(cols[0], a), at6(cols[1], a), at6(cols[2], a), at6(cols[3], a), at6(cols[4], a),
                        at6(cols[5], a)));
+        // unroll
         for (var k = 0u; k < 6u; k++) {
             dst[(a * 6u + k) * stride + o] = at6(r, k);
         }
@@ -164,6 +172,7 @@ fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let o = co * np + t;
     // Aᵀ applied down each column b of M: s_b = Aᵀ·M[·][b] (4 values)
     var s: array<vec4<f32>, 6>;
+    // unroll
     for (var b = 0u; b < 6u; b++) {
         let m = six(src[(0u + b) * stride + o], src[(6u + b) * stride + o], src[(12u + b) * stride + o],
                     src[(18u + b) * stride + o], src[(24u + b) * stride + o], src[(30u + b) * stride + o]);
@@ -173,14 +182,17 @@ fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if p.has_bias != 0u { bv = bias[co]; }
     let oy0 = 4u * ty;
     let ox0 = 4u * tx;
+    // unroll
     for (var r = 0u; r < 4u; r++) {
         let oy = oy0 + r;
-        if oy >= p.out_h { break; }
-        // Y row r = Aᵀ applied across (s_0[r], …, s_5[r])
-        let yr = at(six(s[0][r], s[1][r], s[2][r], s[3][r], s[4][r], s[5][r]));
-        let yb = ((n * p.cout + co) * p.out_h + oy) * p.out_w + ox0;
-        for (var c = 0u; c < 4u; c++) {
-            if ox0 + c < p.out_w { dst[yb + c] = yr[c] + bv; }
+        if oy < p.out_h {
+            // Y row r = Aᵀ applied across (s_0[r], …, s_5[r])
+            let yr = at(six(s[0][r], s[1][r], s[2][r], s[3][r], s[4][r], s[5][r]));
+            let yb = ((n * p.cout + co) * p.out_h + oy) * p.out_w + ox0;
+            // unroll
+            for (var c = 0u; c < 4u; c++) {
+                if ox0 + c < p.out_w { dst[yb + c] = yr[c] + bv; }
+            }
         }
     }
 }

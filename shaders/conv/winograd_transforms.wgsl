@@ -38,6 +38,8 @@
 //         limit these launches stay below 65,536 workgroups.
 // binds:  @group(0) 0 params (uniform), 1 src (w, x, M, g or Ŵ), 2 bias (`output` only; otherwise src again),
 //         3 dst (U, V, y, Ĝ or dW; rw)
+// unroll: the fixed 6- and 4-trip loops are marked `// unroll` and expanded (src/gpu/specialize.rs): constant
+//         indices keep the tiles in registers (llvmpipe leaves them loops; measured in specialize.rs).
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
@@ -106,8 +108,10 @@ fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let c1 = g4(src[b + 1u], src[b + 4u], src[b + 7u]);
     let c2 = g4(src[b + 2u], src[b + 5u], src[b + 8u]);
     // (G·g)·Gᵀ: row a of G·g is (c0[a], c1[a], c2[a]); G applied to it gives U[a][0..4]
+    // unroll
     for (var a = 0u; a < 4u; a++) {
         let r = g4(c0[a], c1[a], c2[a]);
+        // unroll
         for (var bb = 0u; bb < 4u; bb++) {
             dst[(a * 4u + bb) * nf + f] = r[bb];
         }
@@ -138,11 +142,13 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let plane = (n * p.cin + ci) * p.in_h * p.in_w;
     // the patch, one row per vec4 (zero outside the image)
     var d: array<vec4<f32>, 4>;
+    // unroll
     for (var r = 0; r < 4; r++) {
         let iy = y0 + r;
         var row = vec4<f32>();
         if iy >= 0 && iy < i32(p.in_h) {
             let rb = plane + u32(iy) * p.in_w;
+            // unroll
             for (var c = 0; c < 4; c++) {
                 let ix = x0 + c;
                 if ix >= 0 && ix < i32(p.in_w) { row[c] = src[rb + u32(ix)]; }
@@ -158,7 +164,9 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rows = array<vec4<f32>, 4>(bt(t0), bt(t1), bt(t2), bt(t3));
     let stride = p.cin * np; // one plane
     let o = select(ci * np + t, t * p.cin + ci, TRANSPOSED);
+    // unroll
     for (var a = 0u; a < 4u; a++) {
+        // unroll
         for (var b = 0u; b < 4u; b++) {
             dst[(a * 4u + b) * stride + o] = rows[a][b];
         }
@@ -182,6 +190,7 @@ fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let o = co * np + t;
     // the tile's 4×4 M, row a as a vec4
     var q: array<vec4<f32>, 4>;
+    // unroll
     for (var a = 0u; a < 4u; a++) {
         let base = a * 4u * stride + o;
         q[a] = vec4<f32>(src[base], src[base + stride], src[base + 2u * stride], src[base + 3u * stride]);
@@ -233,8 +242,10 @@ fn grad_tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let c1 = g2to4(g01, g11);
     let stride = p.cout * np; // one plane
     let o = co * np + t;
+    // unroll
     for (var a = 0u; a < 4u; a++) {
         let r = g2to4(c0[a], c1[a]);
+        // unroll
         for (var b = 0u; b < 4u; b++) {
             dst[(a * 4u + b) * stride + o] = r[b];
         }
@@ -250,6 +261,7 @@ fn grad_output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if f >= nf { return; }
     // Ŵ's 4×4 for this filter, row a as a vec4
     var q: array<vec4<f32>, 4>;
+    // unroll
     for (var a = 0u; a < 4u; a++) {
         let b = a * 4u * nf + f;
         q[a] = vec4<f32>(src[b], src[b + nf], src[b + 2u * nf], src[b + 3u * nf]);

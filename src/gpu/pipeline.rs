@@ -4,7 +4,8 @@
 //! wgpu label, so a validation error names the kernel (ratchet's `KernelKey`). Bind group layouts are explicit
 //! and shared by all kernels with the same binding shape: binding 0 is the `Params` uniform, then the inputs
 //! (`var<storage, read>`), then the outputs (`var<storage, read_write>`), then the uniform blocks
-//! (`var<uniform>`, [`super::UNIFORM_BLOCK_BYTES`] each), in that order.
+//! (`var<uniform>`, [`super::UNIFORM_BLOCK_BYTES`] each), in that order. A shader that marks loops
+//! `// unroll` is compiled once per override values, specialised first (`super::specialize`); others once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,7 +62,8 @@ pub fn kernel_label<'a>(shader: &str, entry: &str, overrides: impl IntoIterator<
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    /// by shader name, or by kernel label for a specialised shader (one module per override values)
+    modules: HashMap<String, wgpu::ShaderModule>,
     layouts: HashMap<(u32, u32, u32), (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     pipelines: HashMap<KernelKey, Arc<(wgpu::ComputePipeline, wgpu::BindGroupLayout)>>,
 }
@@ -93,15 +95,27 @@ impl PipelineCache {
         if let Some(p) = self.pipelines.get(key) {
             return p.clone();
         }
-        let module = self.modules.entry(shader.name).or_insert_with(|| {
+        let label = key.label();
+        let constants: Vec<(&str, f64)> = key.overrides.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+        // a shader that marks loops to unroll is compiled once per override values, its overrides written in
+        let specialised = super::specialize::wants_specialising(shader.source);
+        let module_key = if specialised { label.clone() } else { shader.name.to_string() };
+        let module = self.modules.entry(module_key).or_insert_with(|| {
+            let source = if specialised {
+                super::specialize::specialize(shader.source, &constants)
+                    .unwrap_or_else(|e| panic!("cannot specialise shaders/{} for {label}: {e}", shader.name))
+            } else {
+                shader.source.to_string()
+            };
             // Compile inside an error scope so a WGSL error names the file (tinygrad: "Shader compilation failed").
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
             if let Some(err) = pollster::block_on(scope.pop()) {
-                panic!("shader compilation failed for shaders/{}:\n{err}", shader.name);
+                let what = if specialised { " (specialised: line numbers count in the expanded source)" } else { "" };
+                panic!("shader compilation failed for shaders/{}{what}:\n{err}", shader.name);
             }
             m
         });
@@ -128,8 +142,7 @@ impl PipelineCache {
             });
             (bgl, pl)
         });
-        let label = key.label();
-        let constants: Vec<(&str, f64)> = key.overrides.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+        let constants = if specialised { Vec::new() } else { constants };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
