@@ -29,7 +29,8 @@ override KH: u32 = 3u;
 override KW: u32 = 3u;
 override WG: u32 = 16u; // invocations per workgroup, all along the pixels
 override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4 (see layout): a constant, so each tap's vec4 picks and
-                        // shifts fold into fixed swizzles instead of selects
+                        // shifts fold into fixed swizzles instead of selects once the tap loop is expanded (the
+                        // kx loop is marked `// unroll`, ky too for KH ≤ 3: src/gpu/specialize.rs)
 const TM: u32 = 8u;     // output channels per invocation; the code below is unrolled by hand for 8
 const TN: u32 = 8u;     // output pixels per invocation (one row), two vec4; unrolled by hand
 
@@ -121,6 +122,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var c60 = vec4<f32>(); var c61 = vec4<f32>();
     var c70 = vec4<f32>(); var c71 = vec4<f32>();
     for (var ci = 0u; ci < p.cin; ci++) {
+        // unroll 3
         for (var ky = 0u; ky < KH; ky++) {
             let iy = i32(oy) + i32(ky) - p.pad_y;
             let rok = iy >= 0 && iy < i32(p.in_h);
@@ -133,6 +135,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             if nv > 3u { v3 = select(zero, x[rb + q3], rok && in3); }
             if nv > 4u { v4 = select(zero, x[rb + q4], rok && in4); }
             let kb = (ci * KH + ky) * KW;
+            // unroll 7
             for (var kx = 0u; kx < KW; kx++) {
                 // tap kx: the 8 window values from offset r + kx
                 let o = r + kx;
