@@ -10,7 +10,8 @@
 //         n), linear id
 // binds:  @group(0) 0 params (uniform), 1 qdo, 2 dqkv (rw), 3 kv window (uniform block)
 // unroll: the loops marked `// unroll` are expanded for each D4 (src/gpu/specialize.rs), so the private
-//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
+//         docs/bench-history.md).
 
 struct Params {
     n: u32,        // tokens (H·W)

@@ -16,7 +16,8 @@
 //         not stored), linear id; d/4 = D4 vec4 per vector
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 o (rw), 3 stats (rw), 4 kv window (uniform block)
 // unroll: the loops marked `// unroll` are expanded for each D4 and QR (src/gpu/specialize.rs), so the private
-//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
+//         docs/bench-history.md).
 
 struct Params {
     n: u32,        // tokens (H·W)

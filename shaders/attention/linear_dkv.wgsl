@@ -11,7 +11,8 @@
 //         pixels), each context entry read from the window serving PIX pixels
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 dw window (uniform block)
 // unroll: the loops marked `// unroll` are expanded for each D, DP4 and PIX (src/gpu/specialize.rs), so the private
-//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
+//         docs/bench-history.md).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 

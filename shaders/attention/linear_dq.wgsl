@@ -15,7 +15,8 @@
 //         registers: acc of d·eb4 ≤ 64 vec4 (D, DP4 and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 part (rw), 5 cw window (uniform block)
 // unroll: the loops marked `// unroll` are expanded for each D, DP4 and EB4 (src/gpu/specialize.rs), so the private
-//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops; measured in specialize.rs).
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
+//         docs/bench-history.md).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 

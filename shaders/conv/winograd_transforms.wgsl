@@ -39,7 +39,7 @@
 // binds:  @group(0) 0 params (uniform), 1 src (w, x, M, g or Ŵ), 2 bias (`output` only; otherwise src again),
 //         3 dst (U, V, y, Ĝ or dW; rw)
 // unroll: the fixed 6- and 4-trip loops are marked `// unroll` and expanded (src/gpu/specialize.rs): constant
-//         indices keep the tiles in registers (llvmpipe leaves them loops; measured in specialize.rs).
+//         indices keep the tiles in registers (llvmpipe leaves them loops: measured, docs/bench-history.md).
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,

@@ -54,7 +54,7 @@ pub fn specialize(source: &str, overrides: &[(&str, f64)]) -> Result<String, Str
                 let ty = ty.ok_or_else(|| format!("override `{name}` needs a type to be specialised"))?;
                 let v = overrides[i].1;
                 let lit = literal(&ty, v).ok_or_else(|| format!("override `{name}`: {v} is not a {ty}"))?;
-                if let Ok(n) = lit.trim_end_matches(['u', 'i']).parse::<i64>() {
+                if let Ok(n) = int_literal(&lit) {
                     consts.insert(name.clone(), n);
                 }
                 out.push_str(&format!("const {name}: {ty} = {lit};\n"));
@@ -66,8 +66,10 @@ pub fn specialize(source: &str, overrides: &[(&str, f64)]) -> Result<String, Str
                 consts.insert(name, n);
             }
         } else if let Some(rest) = t.strip_prefix("const ") {
-            if let Some(n) = initializer(rest).and_then(|v| constant(v, &consts)) {
-                consts.insert(decl_name_type(rest).map_or_else(String::new, |(name, _)| name), n);
+            if let (Some((name, _)), Some(n)) =
+                (decl_name_type(rest), initializer(rest).and_then(|v| constant(v, &consts)))
+            {
+                consts.insert(name, n);
             }
         }
         out.push_str(line);
@@ -196,28 +198,21 @@ fn constant(e: &str, consts: &HashMap<String, i64>) -> Option<i64> {
     }
 }
 
-/// Index of the `}` matching the `{` at `open`, skipping `//` comments.
+/// Index of the `}` matching the `{` at `open`, braces inside `//` comments not counted.
 fn matching_brace(s: &str, open: usize) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let (mut depth, mut i) = (0usize, open);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i += s[i..].find('\n').unwrap_or(s.len() - i);
-                continue;
+    let (mut depth, mut at, mut found) = (0usize, open, None);
+    tokens(&s[open..], |t, _, _| {
+        if found.is_none() {
+            match t {
+                "{" => depth += 1,
+                "}" if depth == 1 => found = Some(at),
+                "}" => depth -= 1,
+                _ => {}
             }
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
         }
-        i += 1;
-    }
-    None
+        at += t.len();
+    });
+    found
 }
 
 /// Calls `f(token, is_identifier, after_dot)` for every token of `s` (identifiers, numbers, comments and single
@@ -266,7 +261,7 @@ mod tests {
     #[test]
     fn overrides_become_consts_and_marked_loops_expand() {
         let src = "override D4: u32 = 4u;\noverride S: f32 = 1.0;\nconst QMAX: u32 = 2u;\n\
-                   fn f() {\n    // unroll\n    for (var c = 0u; c < D4; c++) {\n        let x = a[c] + b.c; // c\n\
+                   fn f() {\n    // unroll\n    for (var c = 0u; c < D4; c++) {\n        let x = a[c] + b.c; // c }\n\
                    \n        // unroll\n        for (var u = 1u; u < QMAX * 4u / 2u; u++) { y[u * c] = cc; }\n\
                    }\n}\n";
         let out = specialize(src, &[("D4", 3.0), ("S", 0.5)]).unwrap();
