@@ -37,7 +37,7 @@ struct Params {
 override WG: u32 = 16u;
 override D4: u32 = 4u;
 override QR: u32 = 2u;  // queries per invocation, 1 ..= QMAX
-const QMAX: u32 = 4u;
+const QMAX: u32 = 8u;
 const DMAX4: u32 = 16u; // d ≤ 64
 
 @group(0) @binding(0) var<uniform> p: Params;

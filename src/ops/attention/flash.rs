@@ -29,11 +29,48 @@ const DKV: Shader = shader!("attention/flash_dkv.wgsl");
 /// Invocations per workgroup of the per-query / per-key kernels: small, so that one head's 256 queries still
 /// make 16 workgroups for the CPU adapter's threads.
 const WG: u32 = 16;
-/// Queries per invocation of the forward (its QR, 1 ..= 4): each key row read from the window serves that many
-/// queries, at the price of 8·d/4 vec4 registers a query. tiny at 64 px's attention (b8 h2 d16 n1024, `bench
-/// --filter attention`, AVX-512 llvmpipe, same run): 1: 101–148 ms, 2: 62, 3: 56–57, 4: 89–104 (spilling); 2
-/// keeps the register file of an AVX2 machine's 16 registers in mind. The backward kernels own two rows each.
-const FORWARD_QUERIES: u32 = 2;
+/// The forward's rungs: queries per invocation (the shader's QR, 1 ..= its QMAX 8). Each key row read from the
+/// window serves that many queries, at the price of 8·d/4 vec4 registers a query; with the loops expanded
+/// (src/gpu/specialize.rs) the private arrays stay in registers until they spill. Which width wins depends on
+/// the head size, the token count and the adapter (register file, threads to fill), so `medsegdiff tune`
+/// times them per shape ([`crate::ops::tune::Key::Flash`]); measured figures: docs/bench-history.md.
+pub const QUERY_RUNGS: [(&str, u32); 4] = [("qr1", 1), ("qr2", 2), ("qr4", 4), ("qr8", 8)];
+
+/// Queries × vec4 per query at most: the widths that apply to a head size. Beyond it the expanded kernel only
+/// spills, and llvmpipe's compile time grows steeply (dim_head 64 on this VM: QR 2 3.4 s, QR 4 10 s, QR 8 50 s).
+const MAX_QUERY_VEC4: u32 = 32;
+
+/// The rungs of [`QUERY_RUNGS`] for `dim_head`: QR·d/4 ≤ 32 (d 16: up to 8 queries, 32: 4, 64: 2).
+pub fn query_rungs(dim_head: usize) -> &'static [(&'static str, u32)] {
+    let d4 = (dim_head / 4).max(1) as u32;
+    let count = QUERY_RUNGS.iter().take_while(|r| r.1 * d4 <= MAX_QUERY_VEC4).count().max(1);
+    &QUERY_RUNGS[..count]
+}
+
+/// The rule when the table holds no entry for the shape: 4 queries an invocation (2 at dim_head 64, the most
+/// [`query_rungs`] allows), fewer when the queries would not make two workgroups a dispatch (two threads of a
+/// 2-core CPU adapter).
+pub fn default_queries(n: usize, dim_head: usize) -> u32 {
+    let mut q = query_rungs(dim_head).last().map_or(1, |r| r.1).min(4);
+    while q > 1 && n.div_ceil(q as usize * WG as usize) < 2 {
+        q /= 2;
+    }
+    q
+}
+
+/// The rung name of `queries` per invocation.
+pub fn queries_name(queries: u32) -> &'static str {
+    QUERY_RUNGS.iter().find(|r| r.1 == queries).map_or("qr2", |r| r.0)
+}
+
+/// The forward's width for qkv of `shape`: the tuned table's, else [`default_queries`].
+fn pick_queries(shape: &[usize], heads: usize, dim_head: usize) -> u32 {
+    let key = crate::ops::tune::Key::Flash { qkv: shape.to_vec(), heads };
+    crate::ops::tune::lookup(key)
+        .and_then(|name| query_rungs(dim_head).iter().find(|r| r.0 == name).map(|r| r.1))
+        .unwrap_or_else(|| default_queries(shape[2] * shape[3], dim_head))
+}
+
 /// Threads per workgroup of the packing kernels.
 const WG_PACK: usize = 64;
 
@@ -164,7 +201,7 @@ fn pack_kv(g: &Geo, qkv: &Tensor) -> PackedKv {
 }
 
 /// Forward: (out (B, heads·d, H, W), stats (B·heads, n, 2) with the log-sum-exp in [.., 0]), and the packed K/V;
-/// `queries` per invocation (1 ..= 4, the shader's QR).
+/// `queries` per invocation (one of [`QUERY_RUNGS`], the shader's QR).
 fn forward(g: &Geo, qkv: &Tensor, queries: u32) -> (Tensor, Tensor, PackedKv) {
     let kv = pack_kv(g, qkv);
     let out = Tensor::uninit(&[g.b, g.heads * g.d, g.h, g.w]);
@@ -200,6 +237,14 @@ fn backward(g: &Geo, qkv: &Tensor, out: &Tensor, stats: &Tensor, kv: &PackedKv, 
     dqkv
 }
 
+/// The fused forward alone at `queries` per invocation, untaped (what the tuner times); the caller has checked
+/// the shape and [`applies`].
+pub fn forward_with(qkv: &Tensor, heads: usize, dim_head: usize, queries: u32) -> Tensor {
+    let s = qkv.shape();
+    let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
+    forward(&g, qkv, queries).0
+}
+
 /// Softmax attention of qkv (B, 3·heads·dim_head, H, W) -> (B, heads·dim_head, H, W), fused and taped; the caller
 /// has checked the shape and [`applies`].
 pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
@@ -208,7 +253,7 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
     let flops = 4.0 * (g.nbh() * g.n * g.n * g.d) as f64; // two n×n×d products, as PyTorch counts sdpa
     let (out, stats, kv) = {
         let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
-        forward(&g, qkv, FORWARD_QUERIES)
+        forward(&g, qkv, pick_queries(s, heads, dim_head))
     };
     let (qkv_saved, out_saved) = (qkv.clone(), out.clone());
     autograd::record("full_attention", &[qkv], &out, move |dout, _| {
@@ -228,17 +273,17 @@ mod tests {
 
     #[test]
     fn every_forward_width_matches_the_cpu_reference() {
-        // QR 1 ..= 4 queries per invocation; n = 1030 of dim_head 16 takes windows of 512, 512 and 6 keys (a
+        // every rung's QR queries per invocation; n = 1030 of dim_head 16 takes windows of 512, 512 and 6 keys (a
         // 2-key tail after the blocks of four, on a continued state), 3×5 one window with a 3-key tail, and 1×3
-        // only the tail
+        // only the tail; dim_head 64 fills the register arrays (QR 8 of them)
         let mut rng = crate::rng::Rng::new(7);
-        for (b, heads, d, h, w) in [(1, 2, 16, 10, 103), (2, 1, 8, 3, 5), (1, 1, 4, 1, 3)] {
+        for (b, heads, d, h, w) in [(1, 2, 16, 10, 103), (2, 1, 8, 3, 5), (1, 1, 4, 1, 3), (1, 1, 64, 5, 7)] {
             let shape = [b, 3 * heads * d, h, w];
             let v = rng.uniform_vec(crate::tensor::numel(&shape), -2.0, 2.0);
             let x = Tensor::from_slice(&v, &shape).unwrap();
             let g = Geo { b, heads, d, n: h * w, h, w };
             let want = super::super::cpu::full_attention(&crate::testing::to_f64(&v), &shape, heads, d);
-            for queries in 1..=4 {
+            for &(_, queries) in query_rungs(d) {
                 let (out, _, _) = forward(&g, &x, queries);
                 let what = format!("flash forward QR {queries}, b {b} heads {heads} d {d} n {}", h * w);
                 crate::testing::assert_close(&out.to_vec(), &want, 1e-5, 1e-4, &what);

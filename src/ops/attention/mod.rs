@@ -15,7 +15,7 @@
 //! softmax, matmul_t) whose backward comes from the tape. Linear attention likewise: fused ([`linear`]: split-K
 //! context, per-pixel softmax and output) for dim_head up to 64, composed in [`linear_attention_composed`].
 
-mod flash;
+pub mod flash;
 mod linear;
 
 use crate::ops::elementwise::scale;

@@ -1,9 +1,10 @@
 //! The rung table of each op family, per adapter: which rung the taped ops run for a given shape.
 //!
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
-//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`). `medsegdiff tune --preset/--config` runs one
-//! training step of the model, collects every distinct matmul, conv and FFT shape it met, times each applicable
-//! rung on this adapter (a conv's forward, dx and dw each under a key of their own; for FFTs the FF-Parser;
+//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`, `flash::default_queries`). `medsegdiff tune
+//! --preset/--config` runs one training step of the model, collects every distinct matmul, conv, FFT and fused
+//! attention shape it met, times each applicable rung on this adapter (a conv's forward, dx and dw each under a
+//! key of their own; for FFTs the FF-Parser; for attention the forward's queries per invocation;
 //! the candidates interleaved round by round, the median of each kept), and writes the fastest per shape to a
 //! cache file per adapter and driver under the user's cache directory. The taped ops consult that table first
 //! and fall back to the rule for shapes it does not hold. The step runs again after each round of choices
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
+use super::attention::flash;
 use super::conv::{self, ConvKernel};
 use super::fft::{self, FftKernel};
 use super::matmul::{self, MatmulKernel};
@@ -40,6 +42,8 @@ pub enum Key {
     /// The 2-D FFTs of a real (B, C, H, W) image stack (fft2, its channel and complex forms, the FF-Parser),
     /// timed on the FF-Parser: one rung for both axes, each axis then routed by the rung's `for_len`.
     Fft { x: Vec<usize> },
+    /// Fused softmax attention's forward over qkv (B, 3·heads·d, H, W): the queries each invocation owns.
+    Flash { qkv: Vec<usize>, heads: usize },
 }
 
 impl Key {
@@ -53,6 +57,7 @@ impl Key {
             Key::ConvDx { x, w, padding } => format!("conv2d.dx x{x:?} w{w:?} pad{padding}"),
             Key::ConvDw { x, w, padding } => format!("conv2d.dw x{x:?} w{w:?} pad{padding}"),
             Key::Fft { x } => format!("fft2 x{x:?}"),
+            Key::Flash { qkv, heads } => format!("attention.flash qkv{qkv:?} heads{heads}"),
         }
     }
 
@@ -90,6 +95,7 @@ impl Key {
             Key::Fft { .. } => [FftKernel::Stockham, FftKernel::Private, FftKernel::Mixed, FftKernel::PrivateMixed]
                 .map(FftKernel::name)
                 .to_vec(),
+            Key::Flash { qkv, heads } => flash::query_rungs(qkv[1] / (3 * heads)).iter().map(|r| r.0).collect(),
         }
     }
 }
@@ -284,6 +290,17 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
                 Box::new(move || fft::ff_parser_with(k, xt, map).map(drop))
             })
         }
+        Key::Flash { qkv, heads } => {
+            let xt = Tensor::randn(qkv, &mut rng);
+            let (xt, d) = (&xt, qkv[1] / (3 * heads));
+            time_candidates(reps, &names, |name| {
+                let q = flash::QUERY_RUNGS.iter().find(|r| r.0 == name).expect("a flash rung").1;
+                Box::new(move || {
+                    flash::forward_with(xt, *heads, d, q);
+                    Ok(())
+                })
+            })
+        }
     }
 }
 
@@ -307,6 +324,9 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => ConvKernel::pick(w).name(),
             Key::ConvDw { w, padding, .. } => conv::dw_rule(w, *padding, ConvKernel::pick(w)).name(),
             Key::Fft { .. } => FftKernel::pick().name(),
+            Key::Flash { qkv, heads } => {
+                flash::queries_name(flash::default_queries(qkv[2] * qkv[3], qkv[1] / (3 * heads)))
+            }
         };
         set(key, best);
         out.push(Choice { key: key.clone(), times, best, rule });
@@ -337,158 +357,4 @@ pub fn tune_step(mut step: impl FnMut() -> Result<()>, reps: usize, skip_known: 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tuning_repeats_the_step_for_the_shapes_its_choices_bring() {
-        // a step that meets matmul B only once A is in the table (as a Winograd or GEMM rung brings its GEMMs'
-        // shapes): round 1 times A, round 2 times B, round 3 meets nothing new
-        let mut rng = Rng::new(3);
-        let (a, b) = (Tensor::randn(&[2, 7, 5], &mut rng), Tensor::randn(&[2, 5, 6], &mut rng));
-        let (c, d) = (Tensor::randn(&[2, 7, 6], &mut rng), Tensor::randn(&[2, 6, 3], &mut rng));
-        let ka = Key::Matmul { a: vec![2, 7, 5], ta: false, b: vec![2, 5, 6], tb: false };
-        let kb = Key::Matmul { a: vec![2, 7, 6], ta: false, b: vec![2, 6, 3], tb: false };
-        let mut runs = 0;
-        let step = || -> Result<()> {
-            runs += 1;
-            matmul::matmul_t(&a, false, &b, false)?;
-            if has(&ka) {
-                matmul::matmul_t(&c, false, &d, false)?;
-            }
-            Ok(())
-        };
-        let choices = tune_step(step, 1, false).unwrap();
-        assert_eq!(choices.iter().map(|c| c.key.clone()).collect::<Vec<_>>(), vec![ka.clone(), kb.clone()]);
-        assert_eq!(runs, 3);
-        // skip_known: nothing left to time
-        assert!(tune_step(|| matmul::matmul_t(&a, false, &b, false).map(drop), 1, true).unwrap().is_empty());
-    }
-
-    #[test]
-    fn candidates_are_timed_in_interleaved_rounds() {
-        let log = RefCell::new(Vec::new());
-        let runs: Vec<(&'static str, Run)> = ["a", "b", "c"]
-            .into_iter()
-            .map(|name| {
-                let log = &log;
-                let run = move || {
-                    log.borrow_mut().push(name);
-                    Ok(())
-                };
-                (name, Box::new(run) as Run)
-            })
-            .collect();
-        let times = time_interleaved(2, &runs).unwrap();
-        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert!(times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{times:?}");
-        // one warm-up each, then two rounds of all three
-        drop(runs);
-        assert_eq!(log.into_inner().concat(), "abcabcabc");
-    }
-
-    #[test]
-    fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
-        // shapes no other test uses: the table is process-wide
-        let mm = Key::Matmul { a: vec![3, 24, 40], ta: false, b: vec![3, 40, 36], tb: false };
-        let times = measure(&mm, 1).unwrap();
-        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), mm.candidates());
-        assert!(times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{times:?}");
-        let cv = Key::Conv { x: vec![2, 5, 11, 9], w: vec![7, 5, 3, 3], padding: 1, bias: true };
-        let times = measure(&cv, 1).unwrap();
-        assert!(times.iter().any(|t| t.0 == "v8_winograd4") && times.len() == 4, "{times:?}");
-
-        let mut rng = Rng::new(1);
-        let (a, b) = (Tensor::randn(&[3, 24, 40], &mut rng), Tensor::randn(&[3, 40, 36], &mut rng));
-        assert_eq!(matmul::pick(&a, false, &b, false), MatmulKernel::DEFAULT, "no entry: the rule");
-        set(&mm, "v3_blocked");
-        assert_eq!(matmul::pick(&a, false, &b, false), MatmulKernel::Blocked, "an entry: the table");
-        let (x, w) = (Tensor::randn(&[2, 5, 11, 9], &mut rng), Tensor::randn(&[7, 5, 3, 3], &mut rng));
-        let bias = Tensor::randn(&[7], &mut rng);
-        assert_eq!(conv::pick_tuned(&x, &w, Some(&bias), 1), ConvKernel::pick(w.shape()));
-        set(&cv, "v3_blocked");
-        assert_eq!(conv::pick_tuned(&x, &w, Some(&bias), 1), ConvKernel::Blocked);
-        assert_eq!(conv::pick_tuned(&x, &w, None, 1), ConvKernel::pick(w.shape()), "the bias is part of the key");
-        // collecting sees the taped op's lookups, once per shape
-        let keys = collect(|| {
-            crate::ops::matmul::matmul_t(&a, false, &b, false)?;
-            crate::ops::matmul::matmul_t(&a, false, &b, false)?;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(keys, vec![mm]);
-
-        // the FFT family: every fast rung timed on the FF-Parser, the table's entry decides the taped op's rung
-        // (forward and backward), and the FF-Parser's lookup is collected; 8×16 keeps both axes on the named
-        // rung (powers of two: v2 takes them under Stockham, v5 under PrivateMixed)
-        let xf = Tensor::randn(&[1, 2, 8, 16], &mut rng).with_grad();
-        let map = Tensor::randn(&[2, 8, 16], &mut rng);
-        let ff = Key::Fft { x: vec![1, 2, 8, 16] };
-        let times = measure(&ff, 1).unwrap();
-        assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), ff.candidates());
-        assert_eq!(FftKernel::pick_for(xf.shape()), FftKernel::pick(), "no entry: the rule");
-        let ff_step = || -> Result<()> {
-            crate::autograd::clear();
-            let y = fft::ff_parser(&xf, &map)?;
-            crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
-            Ok(())
-        };
-        assert_eq!(collect(ff_step).unwrap(), vec![ff.clone()]);
-        for (rung, kernel) in [("v2_stockham", "fft_v2"), ("v5_private_mixed", "fft_v5")] {
-            set(&ff, rung);
-            assert_eq!(FftKernel::pick_for(xf.shape()).name(), rung);
-            crate::ops::work::start();
-            ff_step().unwrap();
-            let ran: Vec<String> = crate::ops::work::stop().into_iter().flat_map(|c| c.kernels).collect();
-            assert!(ran.iter().filter(|k| k.contains("fft_v")).all(|k| k.contains(kernel)), "{rung}: {ran:?}");
-            assert!(ran.iter().any(|k| k.contains(kernel)), "{rung}: {ran:?}");
-        }
-
-        // a conv's dx and dw rungs are keys of their own, met in the backward, each timed for its candidates,
-        // and the table's entries decide which kernels dx and dw run whatever the forward's rung: a 1×1 conv
-        // (dw: GEMM or v9) and a 3×3 one (dx: Winograd F(4×4) or v9, dw: Winograd F(2×2) or v5)
-        for (xs, ws, pad, dx_rungs, dw_rungs) in [
-            (
-                [2, 6, 8, 12],
-                [5, 6, 1, 1],
-                0,
-                [("v7_gemm", "matmul"), ("v9_uniform", "conv_v9")],
-                [("v7_gemm", "matmul"), ("v9_uniform", "dw_v9")],
-            ),
-            (
-                [2, 5, 12, 8],
-                [6, 5, 3, 3],
-                1,
-                [("v8_winograd4", "winograd4"), ("v9_uniform", "conv_v9")],
-                [("v6_winograd", "winograd_transforms"), ("v5_vec4", "dw_v5")],
-            ),
-        ] {
-            let (x, w) = (Tensor::randn(&xs, &mut rng).with_grad(), Tensor::randn(&ws, &mut rng).with_grad());
-            let dx = Key::ConvDx { x: xs.to_vec(), w: ws.to_vec(), padding: pad };
-            let dw = Key::ConvDw { x: xs.to_vec(), w: ws.to_vec(), padding: pad };
-            let step = || -> Result<()> {
-                crate::autograd::clear();
-                let y = conv::conv2d(&x, &w, None, pad)?;
-                crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
-                Ok(())
-            };
-            let seen = collect(step).unwrap();
-            assert!(seen.contains(&dx) && seen.contains(&dw), "{seen:?}");
-            for key in [&dx, &dw] {
-                let times = measure(key, 1).unwrap();
-                assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), key.candidates());
-                assert!(times.iter().all(|t| t.1.is_finite() && t.1 >= 0.0), "{times:?}");
-            }
-            for (key, op, rungs) in [(&dx, "conv2d.dx", dx_rungs), (&dw, "conv2d.dw", dw_rungs)] {
-                for (rung, kernel) in rungs {
-                    set(key, rung);
-                    crate::ops::work::start();
-                    step().unwrap();
-                    let ran = crate::ops::work::stop();
-                    let of_op: Vec<_> = ran.iter().filter(|c| c.op == op).flat_map(|c| c.kernels.iter()).collect();
-                    assert!(!of_op.is_empty() && of_op.iter().any(|k| k.contains(kernel)), "{op} {rung}: {of_op:?}");
-                }
-            }
-        }
-    }
-}
+mod tests;
