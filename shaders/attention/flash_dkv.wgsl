@@ -1,15 +1,16 @@
 // flash_dkv.wgsl: dk and dv of the fused attention (FlashAttention-2's backward, key side): each invocation
-// owns two keys (2t, 2t + 1: every query row read from the window serves both), walks this dispatch's window of queries (their q, dO, lse and D packed by flash_pack_qdo.wgsl),
-// and accumulates dk and dv in registers; several windows accumulate through dqkv.
+// owns RR keys (RR·t .. RR·t + RR − 1: every query row read from the window serves all of them), walks this
+// dispatch's window of queries (their q, dO, lse and D packed by flash_pack_qdo.wgsl), and accumulates dk and dv
+// in registers; several windows accumulate through dqkv.
 //
 // math:   P_ij = e^(scale·q_i·k_j − lse_i); dP_ij = dO_i·v_j; dS_ij = P_ij·(dP_ij − D_i);
 //         dv_j = Σ_i P_ij·dO_i; dk_j = scale·Σ_i dS_ij·q_i
 // layout: qkv (B, 3·heads·d, n); dqkv (B, 3·heads·d, n): dk of head h at channel heads·d + h·d + c, dv at
 //         2·heads·d + h·d + c; window: query rows of 2d + 4 floats (q, dO, lse, D, 0, 0) as vec4
-// grid:   @workgroup_size(WG), one invocation per two keys of head bh (the second clamped and not stored past n),
-//         linear id
+// grid:   @workgroup_size(WG), one invocation per RR keys of head bh (those past n clamped to the last and not
+//         stored), linear id
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 q/dO window (uniform block)
-// unroll: the loops marked `// unroll` are expanded for each D4 (src/gpu/specialize.rs), so the private
+// unroll: the loops marked `// unroll` are expanded for each D4 and RR (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
 
@@ -30,6 +31,8 @@ struct Params {
 
 override WG: u32 = 16u;
 override D4: u32 = 4u;
+override RR: u32 = 2u;  // keys per invocation, 1 ..= RMAX
+const RMAX: u32 = 8u;
 const DMAX4: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -89,37 +92,49 @@ fn store_col(j: u32, r: Col) {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    let j0 = 2u * t;
+    let j0 = RR * t;
     // guard: invocations past the last key
     if j0 >= p.n { return; }
-    let live1 = j0 + 1u < p.n;
-    let j1 = min(j0 + 1u, p.n - 1u);
-    var r0 = load_col(j0);
-    var r1 = load_col(j1);
+    var r: array<Col, RMAX>;
+    // unroll
+    for (var u = 0u; u < RR; u++) { r[u] = load_col(min(j0 + u, p.n - 1u)); }
     for (var ii = 0u; ii < p.nk; ii++) {
         let rb = ii * (2u * D4 + 1u);
-        var s0 = 0.0; var dp0 = 0.0;
-        var s1 = 0.0; var dp1 = 0.0;
+        var s: array<f32, RMAX>;
+        var dp: array<f32, RMAX>;
+        // unroll
+        for (var u = 0u; u < RR; u++) { s[u] = 0.0; dp[u] = 0.0; }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let q4 = qw[rb + c4];
             let g4 = qw[rb + D4 + c4];
-            s0 += dot(q4, r0.k[c4]); dp0 += dot(g4, r0.v[c4]);
-            s1 += dot(q4, r1.k[c4]); dp1 += dot(g4, r1.v[c4]);
+            // unroll
+            for (var u = 0u; u < RR; u++) {
+                s[u] += dot(q4, r[u].k[c4]);
+                dp[u] += dot(g4, r[u].v[c4]);
+            }
         }
         let ld = qw[rb + 2u * D4];
-        let p0 = exp(s0 - ld.x);
-        let p1 = exp(s1 - ld.x);
-        let ds0 = p0 * (dp0 - ld.y);
-        let ds1 = p1 * (dp1 - ld.y);
+        var pr: array<f32, RMAX>;
+        var ds: array<f32, RMAX>;
+        // unroll
+        for (var u = 0u; u < RR; u++) {
+            pr[u] = exp(s[u] - ld.x);
+            ds[u] = pr[u] * (dp[u] - ld.y);
+        }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let q4 = qw[rb + c4];
             let g4 = qw[rb + D4 + c4];
-            r0.dv[c4] += p0 * g4; r0.dk[c4] += ds0 * q4;
-            r1.dv[c4] += p1 * g4; r1.dk[c4] += ds1 * q4;
+            // unroll
+            for (var u = 0u; u < RR; u++) {
+                r[u].dv[c4] += pr[u] * g4;
+                r[u].dk[c4] += ds[u] * q4;
+            }
         }
     }
-    store_col(j0, r0);
-    if live1 { store_col(j1, r1); }
+    // unroll
+    for (var u = 0u; u < RR; u++) {
+        if j0 + u < p.n { store_col(j0 + u, r[u]); }
+    }
 }

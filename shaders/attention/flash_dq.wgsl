@@ -1,15 +1,16 @@
-// flash_dq.wgsl: dq of the fused attention (FlashAttention-2's backward, query side): each invocation owns two
-// queries (2t, 2t + 1: every key row read from the window serves both), recomputes its probabilities against this dispatch's window of keys from the saved log-sum-exp, and
-// accumulates dq in registers; several windows accumulate through dqkv.
+// flash_dq.wgsl: dq of the fused attention (FlashAttention-2's backward, query side): each invocation owns RR
+// queries (RR·t .. RR·t + RR − 1: every key row read from the window serves all of them), recomputes their
+// probabilities against this dispatch's window of keys from the saved log-sum-exp, and accumulates dq in
+// registers; several windows accumulate through dqkv.
 //
 // math:   P_ij = e^(scale·q_i·k_j − lse_i); dP_ij = dO_i·v_j; dS_ij = P_ij·(dP_ij − D_i);
 //         dq_i = scale·Σ_j dS_ij·k_j (D_i = dO_i·O_i, from flash_pack_qdo.wgsl)
 // layout: qdo rows of 2d + 4 floats (q, dO, lse, D, 0, 0) per (bh, i) at bh·q_base + i·(2d + 4), read as vec4;
 //         dqkv (B, 3·heads·d, n): dq of head h at channel h·d + c; window: rows of 2d floats (k, v) as vec4
-// grid:   @workgroup_size(WG), one invocation per two queries of head bh (the second clamped and not stored past
-//         n), linear id
+// grid:   @workgroup_size(WG), one invocation per RR queries of head bh (those past n clamped to the last and
+//         not stored), linear id
 // binds:  @group(0) 0 params (uniform), 1 qdo, 2 dqkv (rw), 3 kv window (uniform block)
-// unroll: the loops marked `// unroll` are expanded for each D4 (src/gpu/specialize.rs), so the private
+// unroll: the loops marked `// unroll` are expanded for each D4 and RR (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
 
@@ -30,6 +31,8 @@ struct Params {
 
 override WG: u32 = 16u;
 override D4: u32 = 4u;
+override RR: u32 = 2u;  // queries per invocation, 1 ..= RMAX
+const RMAX: u32 = 8u;
 const DMAX4: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -82,33 +85,40 @@ fn store_row(i: u32, r: Row) {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    let i0 = 2u * t;
+    let i0 = RR * t;
     // guard: invocations past the last query
     if i0 >= p.n { return; }
-    let live1 = i0 + 1u < p.n;
-    let i1 = min(i0 + 1u, p.n - 1u);
-    var r0 = load_row(i0);
-    var r1 = load_row(i1);
+    var r: array<Row, RMAX>;
+    // unroll
+    for (var u = 0u; u < RR; u++) { r[u] = load_row(min(i0 + u, p.n - 1u)); }
     for (var jj = 0u; jj < p.nk; jj++) {
         let kb = jj * 2u * D4;
-        var s0 = 0.0; var dp0 = 0.0;
-        var s1 = 0.0; var dp1 = 0.0;
+        var s: array<f32, RMAX>;
+        var dp: array<f32, RMAX>;
+        // unroll
+        for (var u = 0u; u < RR; u++) { s[u] = 0.0; dp[u] = 0.0; }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let k4 = kv[kb + c4];
             let v4 = kv[kb + D4 + c4];
-            s0 += dot(r0.q[c4], k4); dp0 += dot(r0.g[c4], v4);
-            s1 += dot(r1.q[c4], k4); dp1 += dot(r1.g[c4], v4);
+            // unroll
+            for (var u = 0u; u < RR; u++) {
+                s[u] += dot(r[u].q[c4], k4);
+                dp[u] += dot(r[u].g[c4], v4);
+            }
         }
-        let ds0 = exp(s0 - r0.lse) * (dp0 - r0.dsum);
-        let ds1 = exp(s1 - r1.lse) * (dp1 - r1.dsum);
+        var ds: array<f32, RMAX>;
+        // unroll
+        for (var u = 0u; u < RR; u++) { ds[u] = exp(s[u] - r[u].lse) * (dp[u] - r[u].dsum); }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
             let k4 = kv[kb + c4];
-            r0.acc[c4] += ds0 * k4;
-            r1.acc[c4] += ds1 * k4;
+            // unroll
+            for (var u = 0u; u < RR; u++) { r[u].acc[c4] += ds[u] * k4; }
         }
     }
-    store_row(i0, r0);
-    if live1 { store_row(i1, r1); }
+    // unroll
+    for (var u = 0u; u < RR; u++) {
+        if i0 + u < p.n { store_row(i0 + u, r[u]); }
+    }
 }

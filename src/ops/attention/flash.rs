@@ -71,6 +71,40 @@ fn pick_queries(shape: &[usize], heads: usize, dim_head: usize) -> u32 {
         .unwrap_or_else(|| default_queries(shape[2] * shape[3], dim_head))
 }
 
+/// The backward's rungs: queries (dq) and keys (dk, dv) per invocation, the shaders' RR (1 ..= their RMAX 8),
+/// those with RR·d/4 ≤ 32 for a head size as for the forward; tuned per shape ([`crate::ops::tune::Key::FlashBwd`]).
+pub const ROW_RUNGS: [(&str, u32); 4] = [("rr1", 1), ("rr2", 2), ("rr4", 4), ("rr8", 8)];
+
+/// The rungs of [`ROW_RUNGS`] for `dim_head`.
+pub fn row_rungs(dim_head: usize) -> &'static [(&'static str, u32)] {
+    let d4 = (dim_head / 4).max(1) as u32;
+    let count = ROW_RUNGS.iter().take_while(|r| r.1 * d4 <= MAX_QUERY_VEC4).count().max(1);
+    &ROW_RUNGS[..count]
+}
+
+/// The backward's rule without a table entry: as the forward's, 4 rows an invocation where [`row_rungs`] allows
+/// it (2 at dim_head 64), fewer when that would leave a dispatch a single workgroup.
+pub fn default_rows(n: usize, dim_head: usize) -> u32 {
+    let mut r = row_rungs(dim_head).last().map_or(1, |r| r.1).min(4);
+    while r > 1 && n.div_ceil(r as usize * WG as usize) < 2 {
+        r /= 2;
+    }
+    r
+}
+
+/// The rung name of `rows` per invocation.
+pub fn rows_name(rows: u32) -> &'static str {
+    ROW_RUNGS.iter().find(|r| r.1 == rows).map_or("rr2", |r| r.0)
+}
+
+/// The backward's width for qkv of `shape`: the tuned table's, else [`default_rows`].
+fn pick_rows(shape: &[usize], heads: usize, dim_head: usize) -> u32 {
+    let key = crate::ops::tune::Key::FlashBwd { qkv: shape.to_vec(), heads };
+    crate::ops::tune::lookup(key)
+        .and_then(|name| row_rungs(dim_head).iter().find(|r| r.0 == name).map(|r| r.1))
+        .unwrap_or_else(|| default_rows(shape[2] * shape[3], dim_head))
+}
+
 /// Threads per workgroup of the packing kernels.
 const WG_PACK: usize = 64;
 
@@ -148,10 +182,6 @@ impl Geo {
     fn overrides(&self) -> [(&'static str, f64); 2] {
         [("WG", WG as f64), ("D4", (self.d / 4) as f64)]
     }
-    /// The per-query and per-key kernels own two rows per invocation.
-    fn groups2(&self) -> u32 {
-        (self.n as u32).div_ceil(2 * WG)
-    }
 }
 
 /// One dispatch's uniform window: head `bh`, rows `r0 .. r0 + rows` of its packed buffer.
@@ -216,23 +246,35 @@ fn forward(g: &Geo, qkv: &Tensor, queries: u32) -> (Tensor, Tensor, PackedKv) {
     (out, stats, kv)
 }
 
-/// Backward: d(qkv) from the output gradient `dout`, the forward's output, stats and packed K/V.
-fn backward(g: &Geo, qkv: &Tensor, out: &Tensor, stats: &Tensor, kv: &PackedKv, dout: &Tensor) -> Tensor {
+/// The saved forward the backward runs on.
+struct Saved {
+    qkv: Tensor,
+    out: Tensor,
+    stats: Tensor,
+    kv: PackedKv,
+}
+
+/// Backward: d(qkv) from the output gradient `dout` and the saved forward; `rows` queries (dq) and keys (dk, dv)
+/// per invocation (one of [`ROW_RUNGS`], the shaders' RR).
+fn backward(g: &Geo, saved: &Saved, dout: &Tensor, rows: u32) -> Tensor {
+    let Saved { qkv, out, stats, kv } = saved;
     let dqkv = Tensor::uninit(qkv.shape());
     let (q_head, q_rows, q_len) = windows(g.n, 2 * g.d + 4, g.nbh());
     let qdo = Tensor::uninit(&[q_len]);
     let base = Params { q_base: q_head as u32, ..g.params() };
     let nq = g.nbh() * g.n;
     launch(PACK_QDO, "main", &[], &base, &[qkv, out, dout, stats], &[&qdo], nq.div_ceil(WG_PACK) as u32);
+    let ov = [g.overrides()[0], g.overrides()[1], ("RR", rows as f64)];
+    let groups = (g.n as u32).div_ceil(rows * WG);
     for win in each_window(g, kv.rows) {
         let window = [(&kv.kvt, win.start(kv.per_head, 2 * g.d))];
         let p = win.params(base, g.n);
-        launch_with_uniforms(DQ, "main", &g.overrides(), &p, &[&qdo], &[&dqkv], &window, g.groups2());
+        launch_with_uniforms(DQ, "main", &ov, &p, &[&qdo], &[&dqkv], &window, groups);
     }
     for win in each_window(g, q_rows) {
         let window = [(&qdo, win.start(q_head, 2 * g.d + 4))];
         let p = win.params(base, g.n);
-        launch_with_uniforms(DKV, "main", &g.overrides(), &p, &[qkv], &[&dqkv], &window, g.groups2());
+        launch_with_uniforms(DKV, "main", &ov, &p, &[qkv], &[&dqkv], &window, groups);
     }
     dqkv
 }
@@ -245,6 +287,25 @@ pub fn forward_with(qkv: &Tensor, heads: usize, dim_head: usize, queries: u32) -
     forward(&g, qkv, queries).0
 }
 
+/// A forward of qkv saved for [`backward_with`] (what the tuner times the backward on).
+pub struct SavedForward {
+    g: Geo,
+    saved: Saved,
+}
+
+/// Run the fused forward of `qkv` untaped and keep what its backward needs.
+pub fn save_forward(qkv: &Tensor, heads: usize, dim_head: usize) -> SavedForward {
+    let s = qkv.shape();
+    let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
+    let (out, stats, kv) = forward(&g, qkv, default_queries(g.n, dim_head));
+    SavedForward { g, saved: Saved { qkv: qkv.clone(), out, stats, kv } }
+}
+
+/// The fused backward alone from a saved forward, at `rows` per invocation: d(qkv) of the output gradient.
+pub fn backward_with(f: &SavedForward, dout: &Tensor, rows: u32) -> Tensor {
+    backward(&f.g, &f.saved, dout, rows)
+}
+
 /// Softmax attention of qkv (B, 3·heads·dim_head, H, W) -> (B, heads·dim_head, H, W), fused and taped; the caller
 /// has checked the shape and [`applies`].
 pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
@@ -255,14 +316,15 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
         let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
         forward(&g, qkv, pick_queries(s, heads, dim_head))
     };
-    let (qkv_saved, out_saved) = (qkv.clone(), out.clone());
+    let saved = Saved { qkv: qkv.clone(), out: out.detach(), stats, kv };
+    let rows = pick_rows(s, heads, dim_head);
     autograd::record("full_attention", &[qkv], &out, move |dout, _| {
         let _work = crate::ops::work::scope(
             "attention.flash.bwd",
             || format!("bh{} n{} d{}", g.nbh(), g.n, g.d),
             2.0 * flops, // dq, dk, dv and the recomputed scores: PyTorch counts 2× the forward for sdpa's backward
         );
-        Ok(vec![Some(backward(&g, &qkv_saved, &out_saved.detach(), &stats, &kv, dout))])
+        Ok(vec![Some(backward(&g, &saved, dout, rows))])
     });
     Ok(out)
 }
@@ -287,6 +349,32 @@ mod tests {
                 let (out, _, _) = forward(&g, &x, queries);
                 let what = format!("flash forward QR {queries}, b {b} heads {heads} d {d} n {}", h * w);
                 crate::testing::assert_close(&out.to_vec(), &want, 1e-5, 1e-4, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn every_backward_width_matches_the_composed_gradient() {
+        // every rung's RR rows per invocation against the composed path's taped gradient; n = 1030 of dim_head 16
+        // takes three key windows for dq and three query windows (455 rows of 2d + 4 floats) for dk / dv, with
+        // tails of every residue; 3×5 and 1×3 hold fewer rows than one invocation's; dim_head 64
+        let mut rng = crate::rng::Rng::new(9);
+        for (b, heads, d, h, w) in [(1, 2, 16, 10, 103), (2, 1, 8, 3, 5), (1, 1, 4, 1, 3), (1, 1, 64, 5, 7)] {
+            let shape = [b, 3 * heads * d, h, w];
+            let x = Tensor::from_slice(&rng.uniform_vec(crate::tensor::numel(&shape), -2.0, 2.0), &shape).unwrap();
+            let gshape = [b, heads * d, h, w];
+            let gout = rng.uniform_vec(crate::tensor::numel(&gshape), -1.0, 1.0);
+            let gout = Tensor::from_slice(&gout, &gshape).unwrap();
+            let xg = x.detach().with_grad();
+            let y = super::super::full_attention_composed(&xg, heads, d).unwrap();
+            let yg = crate::ops::elementwise::mul(&y, &gout).unwrap();
+            let loss = crate::ops::reduce::sum(&yg, &[0, 1, 2, 3], false).unwrap();
+            let want = crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec();
+            let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+            let saved = save_forward(&x, heads, d);
+            for &(name, rows) in row_rungs(d) {
+                let what = format!("flash backward {name}, b {b} heads {heads} d {d} n {}", h * w);
+                crate::testing::assert_close(&backward_with(&saved, &gout, rows).to_vec(), &want, 1e-5, 1e-4, &what);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`, `flash::default_queries`). `medsegdiff tune
 //! --preset/--config` runs one training step of the model, collects every distinct matmul, conv, FFT and fused
 //! attention shape it met, times each applicable rung on this adapter (a conv's forward, dx and dw each under a
-//! key of their own; for FFTs the FF-Parser; for attention the forward's queries per invocation;
+//! key of their own; for FFTs the FF-Parser; for attention the forward's and the backward's rows per invocation;
 //! the candidates interleaved round by round, the median of each kept), and writes the fastest per shape to a
 //! cache file per adapter and driver under the user's cache directory. The taped ops consult that table first
 //! and fall back to the rule for shapes it does not hold. The step runs again after each round of choices
@@ -44,6 +44,8 @@ pub enum Key {
     Fft { x: Vec<usize> },
     /// Fused softmax attention's forward over qkv (B, 3·heads·d, H, W): the queries each invocation owns.
     Flash { qkv: Vec<usize>, heads: usize },
+    /// Its backward (dq, dk, dv): the queries and keys each invocation owns.
+    FlashBwd { qkv: Vec<usize>, heads: usize },
 }
 
 impl Key {
@@ -58,6 +60,7 @@ impl Key {
             Key::ConvDw { x, w, padding } => format!("conv2d.dw x{x:?} w{w:?} pad{padding}"),
             Key::Fft { x } => format!("fft2 x{x:?}"),
             Key::Flash { qkv, heads } => format!("attention.flash qkv{qkv:?} heads{heads}"),
+            Key::FlashBwd { qkv, heads } => format!("attention.flash.bwd qkv{qkv:?} heads{heads}"),
         }
     }
 
@@ -96,6 +99,7 @@ impl Key {
                 .map(FftKernel::name)
                 .to_vec(),
             Key::Flash { qkv, heads } => flash::query_rungs(qkv[1] / (3 * heads)).iter().map(|r| r.0).collect(),
+            Key::FlashBwd { qkv, heads } => flash::row_rungs(qkv[1] / (3 * heads)).iter().map(|r| r.0).collect(),
         }
     }
 }
@@ -301,6 +305,20 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
                 })
             })
         }
+        Key::FlashBwd { qkv, heads } => {
+            let xt = Tensor::randn(qkv, &mut rng);
+            let d = qkv[1] / (3 * heads);
+            let saved = flash::save_forward(&xt, *heads, d);
+            let gout = Tensor::randn(&[qkv[0], heads * d, qkv[2], qkv[3]], &mut rng);
+            let (saved, gout) = (&saved, &gout);
+            time_candidates(reps, &names, |name| {
+                let rows = flash::ROW_RUNGS.iter().find(|r| r.0 == name).expect("a flash backward rung").1;
+                Box::new(move || {
+                    flash::backward_with(saved, gout, rows);
+                    Ok(())
+                })
+            })
+        }
     }
 }
 
@@ -326,6 +344,9 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
             Key::Fft { .. } => FftKernel::pick().name(),
             Key::Flash { qkv, heads } => {
                 flash::queries_name(flash::default_queries(qkv[2] * qkv[3], qkv[1] / (3 * heads)))
+            }
+            Key::FlashBwd { qkv, heads } => {
+                flash::rows_name(flash::default_rows(qkv[2] * qkv[3], qkv[1] / (3 * heads)))
             }
         };
         set(key, best);

@@ -118,19 +118,31 @@ fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
         crate::autograd::backward(&crate::ops::reduce::sum(&y, &[0, 1, 2, 3], false)?)?;
         Ok(())
     };
-    assert_eq!(collect(fa_step).unwrap(), vec![fa.clone()]);
-    let forward_qr = |step: &dyn Fn() -> Result<()>| {
+    let fb = Key::FlashBwd { qkv: vec![1, 48, 5, 7], heads: 2 };
+    assert_eq!(collect(fa_step).unwrap(), vec![fa.clone(), fb.clone()]);
+    let times = measure(&fb, 1).unwrap();
+    assert_eq!(times.iter().map(|t| t.0).collect::<Vec<_>>(), fb.candidates());
+    // the flash kernels that ran and their width override: the forward's QR, the backward's RR
+    let widths = |step: &dyn Fn() -> Result<()>, kernel: &str, width: &str| {
         crate::ops::work::start();
         step().unwrap();
         let ran: Vec<String> = crate::ops::work::stop().into_iter().flat_map(|c| c.kernels).collect();
-        ran.into_iter().filter(|k| k.contains("flash_forward")).collect::<Vec<_>>()
+        let of: Vec<String> = ran.into_iter().filter(|k| k.contains(kernel)).collect();
+        assert!(!of.is_empty(), "{kernel} did not run");
+        of.iter().map(|k| k.split(' ').find_map(|o| o.strip_prefix(width)).expect("a width").to_string()).collect()
     };
-    let rule = crate::ops::attention::flash::default_queries(35, 8);
-    assert!(forward_qr(&fa_step).iter().all(|k| k.contains(&format!("QR={rule}"))), "no entry: the rule");
+    let all = |v: Vec<String>, want: u32| v.iter().all(|w| *w == want.to_string());
+    let (rule_qr, rule_rr) = (flash::default_queries(35, 8), flash::default_rows(35, 8));
+    assert!(all(widths(&fa_step, "flash_forward", "QR="), rule_qr), "no entry: the rule");
+    assert!(all(widths(&fa_step, "flash_dq", "RR="), rule_rr), "no entry: the rule");
     for (rung, qr) in [("qr1", 1), ("qr8", 8)] {
         set(&fa, rung);
-        let ran = forward_qr(&fa_step);
-        assert!(!ran.is_empty() && ran.iter().all(|k| k.contains(&format!("QR={qr}"))), "{rung}: {ran:?}");
+        assert!(all(widths(&fa_step, "flash_forward", "QR="), qr), "{rung}");
+    }
+    for (rung, rr) in [("rr1", 1), ("rr4", 4)] {
+        set(&fb, rung);
+        assert!(all(widths(&fa_step, "flash_dq", "RR="), rr), "{rung}");
+        assert!(all(widths(&fa_step, "flash_dkv", "RR="), rr), "{rung}");
     }
 
     // a conv's dx and dw rungs are keys of their own, met in the backward, each timed for its candidates,
