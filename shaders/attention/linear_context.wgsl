@@ -12,7 +12,7 @@
 // layout: qkv (B, 3·heads·d, n) (k of head h at channel heads·d + h·d + c, v at 2·heads·d + h·d + e);
 //         part (B·heads, nchunk, 64) blocks of ps = 2d + d·d floats: m_J (d), s_J (d), acc_J (d rows of d)
 // grid:   @workgroup_size(64), one workgroup per (bh, chunk, value block), value block fastest, linear id;
-//         registers: acc of d·eb4 ≤ 64 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
+//         registers: acc of d·eb4 ≤ 128 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 part (rw)
 // unroll: the loops marked `// unroll` are expanded for each D and EB4 (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
@@ -51,7 +51,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let e0 = eb * EB4 * 4u;
     var m: array<f32, DMAX>;
     var s: array<f32, DMAX>;
-    var acc: array<vec4<f32>, DMAX>; // [c·eb4 + b4]
+    var acc: array<vec4<f32>, 2u * DMAX>; // [c·eb4 + b4]
     // unroll
     for (var c = 0u; c < D; c++) {
         m[c] = -3.4e38;

@@ -12,7 +12,7 @@
 //         in linear_context.wgsl (only acc_J written); window: heads bh0 .. bh0 + nbw of linear_merge.wgsl:
 //         forward's blocks (hs floats each, C rows of dp)
 // grid:   @workgroup_size(64), one workgroup per (head of the window, chunk, block), block fastest, linear id;
-//         registers: acc of d·eb4 ≤ 64 vec4 (D, DP4 and EB4 are pipeline constants: the feature loops unroll)
+//         registers: acc of d·eb4 ≤ 128 vec4 (D, DP4 and EB4 are pipeline constants: the feature loops unroll)
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 part (rw), 5 cw window (uniform block)
 // unroll: the loops marked `// unroll` are expanded for each D, DP4 and EB4 (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
@@ -54,7 +54,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let i0 = chunk * p.chunk;
     let i1 = min(i0 + p.chunk, p.n);
     let e0 = eb * EB4 * 4u;
-    var acc: array<vec4<f32>, DMAX>; // [c·eb4 + b4]
+    var acc: array<vec4<f32>, 2u * DMAX>; // [c·eb4 + b4]
     // unroll
     for (var k = 0u; k < D * EB4; k++) { acc[k] = vec4<f32>(0.0); }
     for (var i = i0 + li; i < i1; i += 64u) {

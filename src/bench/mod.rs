@@ -399,16 +399,16 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         }));
     }
 
-    // linear attention of tiny (qkv (8, 3·2·16, S, S), 2 heads of 16) at 32 and 64 px, fused and composed;
-    // flop = 4·bh·d²·n forward (the two einsums), 3× that with the backward; bytes as for attention
+    // linear attention of tiny (qkv (8, 3·2·16, S, S), 2 heads of 16) at 32 and 64 px and of small's outer level
+    // (4 heads of 32 at 64 px), fused and composed; flop = 4·bh·d²·n forward (the two einsums), 3× that with the backward; bytes as for attention
     if wanted(filter, "linear_attention") {
         type Attn = fn(&Tensor, usize, usize) -> crate::Result<Tensor>;
-        let (b, heads, d) = (8, 2, 16);
+        let b = 8;
         let paths: [(&str, Attn); 2] = [
             ("linear_attention", crate::ops::attention::linear_attention),
             ("linear_attention_composed", crate::ops::attention::linear_attention_composed),
         ];
-        for side in [32, 64] {
+        for (heads, d, side) in [(2, 16, 32), (2, 16, 64), (4, 32, 64)] {
             let n = side * side;
             let qkv = Tensor::rand_uniform(&[b, 3 * heads * d, side, side], -1.0, 1.0, &mut rng).with_grad();
             let fwd = 4.0 * (b * heads * d * d * n) as f64;
