@@ -188,8 +188,8 @@ pub fn architecture(size: usize, dim: usize, channels: usize, classes: usize) ->
 
 /// Time one training step (the fastest of two, after a warm-up step that compiles the pipelines) and one
 /// validation forward pass of `model` at `batch` on this adapter, on synthetic data of its shape. With
-/// tuning on ([`tune::enabled`]), the step's matmul and conv shapes the cache lacks are tuned first (and saved,
-/// so a resumed run picks the same rungs); the timing is then of the tuned rungs.
+/// tuning on ([`tune::enabled`]), the step's shapes the cache lacks (matmul, conv, FFT, attention) are tuned first
+/// (and saved, so a resumed run picks the same rungs); the timing is then of the tuned rungs.
 /// Returns a note when the choices could not be saved (no writable cache directory): they still apply to this
 /// run.
 pub fn measure(model: &UnetConfig, batch: usize) -> Result<(Timing, Option<String>)> {
