@@ -165,7 +165,10 @@ pub fn tune(preset_name: &str, m: &super::WorkloadArgs, reps: usize) -> Result<(
     let (name, mut t) = workload_trainer(preset_name, m)?;
     let g = crate::gpu::gpu();
     println!("adapter: {}", g.describe());
-    println!("{name}: timing every rung of each matmul, conv (forward, dx, dw), FFT and fused-attention (forward, backward) shape of one training step ({reps} interleaved rounds, median)");
+    println!(
+        "{name}: timing every rung of each matmul, conv (forward, dx, dw), FFT and fused-attention (forward, \
+         backward) shape of one training step ({reps} interleaved rounds, median)"
+    );
     let t0 = Instant::now();
     let choices = tune::tune_step(|| t.train_step().map(drop), reps, false)?;
     for c in &choices {

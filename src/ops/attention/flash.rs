@@ -17,6 +17,7 @@
 
 use super::super::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
 use crate::gpu::Shader;
+use crate::ops::tune::Key;
 use crate::tensor::Tensor;
 use crate::{autograd, shader, Result};
 
@@ -29,80 +30,53 @@ const DKV: Shader = shader!("attention/flash_dkv.wgsl");
 /// Invocations per workgroup of the per-query / per-key kernels: small, so that one head's 256 queries still
 /// make 16 workgroups for the CPU adapter's threads.
 const WG: u32 = 16;
+/// A kernel's widths, rows per invocation, and the rung names of the tuner's table.
+pub type Rungs = [(&'static str, u32); 4];
+
 /// The forward's rungs: queries per invocation (the shader's QR, 1 ..= its QMAX 8). Each key row read from the
 /// window serves that many queries, at the price of 8·d/4 vec4 registers a query; with the loops expanded
 /// (src/gpu/specialize.rs) the private arrays stay in registers until they spill. Which width wins depends on
 /// the head size, the token count and the adapter (register file, threads to fill), so `medsegdiff tune`
 /// times them per shape ([`crate::ops::tune::Key::Flash`]); measured figures: docs/bench-history.md.
-pub const QUERY_RUNGS: [(&str, u32); 4] = [("qr1", 1), ("qr2", 2), ("qr4", 4), ("qr8", 8)];
+pub const QUERY_RUNGS: Rungs = [("qr1", 1), ("qr2", 2), ("qr4", 4), ("qr8", 8)];
 
-/// Queries × vec4 per query at most: the widths that apply to a head size. Beyond it the expanded kernel only
-/// spills, and llvmpipe's compile time grows steeply (dim_head 64 on this VM: QR 2 3.4 s, QR 4 10 s, QR 8 50 s).
-const MAX_QUERY_VEC4: u32 = 32;
+/// The backward's rungs: queries (dq) and keys (dk, dv) per invocation, the shaders' RR (1 ..= their RMAX 8);
+/// tuned per shape apart from the forward's ([`crate::ops::tune::Key::FlashBwd`]).
+pub const ROW_RUNGS: Rungs = [("rr1", 1), ("rr2", 2), ("rr4", 4), ("rr8", 8)];
 
-/// The rungs of [`QUERY_RUNGS`] for `dim_head`: QR·d/4 ≤ 32 (d 16: up to 8 queries, 32: 4, 64: 2).
-pub fn query_rungs(dim_head: usize) -> &'static [(&'static str, u32)] {
+/// Rows × vec4 per row at most: the widths that apply to a head size. Beyond it the expanded kernel only spills,
+/// and llvmpipe's compile time grows steeply (the forward at dim_head 64 on this VM: QR 2 3.4 s, QR 4 10 s, QR 8
+/// 50 s).
+const MAX_ROW_VEC4: u32 = 32;
+
+/// The rungs of `all` for `dim_head`: width·d/4 ≤ 32 (d 16: up to 8 rows, 32: 4, 64: 2).
+pub fn fitting(all: &'static Rungs, dim_head: usize) -> &'static [(&'static str, u32)] {
     let d4 = (dim_head / 4).max(1) as u32;
-    let count = QUERY_RUNGS.iter().take_while(|r| r.1 * d4 <= MAX_QUERY_VEC4).count().max(1);
-    &QUERY_RUNGS[..count]
+    let count = all.iter().take_while(|r| r.1 * d4 <= MAX_ROW_VEC4).count().max(1);
+    &all[..count]
 }
 
-/// The rule when the table holds no entry for the shape: 4 queries an invocation (2 at dim_head 64, the most
-/// [`query_rungs`] allows), fewer when the queries would not make two workgroups a dispatch (two threads of a
-/// 2-core CPU adapter).
-pub fn default_queries(n: usize, dim_head: usize) -> u32 {
-    let mut q = query_rungs(dim_head).last().map_or(1, |r| r.1).min(4);
-    while q > 1 && n.div_ceil(q as usize * WG as usize) < 2 {
-        q /= 2;
+/// The rule when the table holds no entry for the shape: 4 rows an invocation (2 at dim_head 64, the most
+/// [`fitting`] allows), fewer when that would not make two workgroups a dispatch (two threads of a 2-core CPU
+/// adapter).
+pub fn default_width(all: &'static Rungs, n: usize, dim_head: usize) -> u32 {
+    let mut w = fitting(all, dim_head).last().map_or(1, |r| r.1).min(4);
+    while w > 1 && n.div_ceil(w as usize * WG as usize) < 2 {
+        w /= 2;
     }
-    q
+    w
 }
 
-/// The rung name of `queries` per invocation.
-pub fn queries_name(queries: u32) -> &'static str {
-    QUERY_RUNGS.iter().find(|r| r.1 == queries).map_or("qr2", |r| r.0)
+/// The rung name of `width` rows per invocation among `all`.
+pub fn width_name(all: &'static Rungs, width: u32) -> &'static str {
+    all.iter().find(|r| r.1 == width).map_or(all[0].0, |r| r.0)
 }
 
-/// The forward's width for qkv of `shape`: the tuned table's, else [`default_queries`].
-fn pick_queries(shape: &[usize], heads: usize, dim_head: usize) -> u32 {
-    let key = crate::ops::tune::Key::Flash { qkv: shape.to_vec(), heads };
+/// A kernel's width for qkv of `shape`: the table's entry under `key`, else [`default_width`].
+fn pick_width(key: crate::ops::tune::Key, all: &'static Rungs, shape: &[usize], dim_head: usize) -> u32 {
     crate::ops::tune::lookup(key)
-        .and_then(|name| query_rungs(dim_head).iter().find(|r| r.0 == name).map(|r| r.1))
-        .unwrap_or_else(|| default_queries(shape[2] * shape[3], dim_head))
-}
-
-/// The backward's rungs: queries (dq) and keys (dk, dv) per invocation, the shaders' RR (1 ..= their RMAX 8),
-/// those with RR·d/4 ≤ 32 for a head size as for the forward; tuned per shape ([`crate::ops::tune::Key::FlashBwd`]).
-pub const ROW_RUNGS: [(&str, u32); 4] = [("rr1", 1), ("rr2", 2), ("rr4", 4), ("rr8", 8)];
-
-/// The rungs of [`ROW_RUNGS`] for `dim_head`.
-pub fn row_rungs(dim_head: usize) -> &'static [(&'static str, u32)] {
-    let d4 = (dim_head / 4).max(1) as u32;
-    let count = ROW_RUNGS.iter().take_while(|r| r.1 * d4 <= MAX_QUERY_VEC4).count().max(1);
-    &ROW_RUNGS[..count]
-}
-
-/// The backward's rule without a table entry: as the forward's, 4 rows an invocation where [`row_rungs`] allows
-/// it (2 at dim_head 64), fewer when that would leave a dispatch a single workgroup.
-pub fn default_rows(n: usize, dim_head: usize) -> u32 {
-    let mut r = row_rungs(dim_head).last().map_or(1, |r| r.1).min(4);
-    while r > 1 && n.div_ceil(r as usize * WG as usize) < 2 {
-        r /= 2;
-    }
-    r
-}
-
-/// The rung name of `rows` per invocation.
-pub fn rows_name(rows: u32) -> &'static str {
-    ROW_RUNGS.iter().find(|r| r.1 == rows).map_or("rr2", |r| r.0)
-}
-
-/// The backward's width for qkv of `shape`: the tuned table's, else [`default_rows`].
-fn pick_rows(shape: &[usize], heads: usize, dim_head: usize) -> u32 {
-    let key = crate::ops::tune::Key::FlashBwd { qkv: shape.to_vec(), heads };
-    crate::ops::tune::lookup(key)
-        .and_then(|name| row_rungs(dim_head).iter().find(|r| r.0 == name).map(|r| r.1))
-        .unwrap_or_else(|| default_rows(shape[2] * shape[3], dim_head))
+        .and_then(|name| fitting(all, dim_head).iter().find(|r| r.0 == name).map(|r| r.1))
+        .unwrap_or_else(|| default_width(all, shape[2] * shape[3], dim_head))
 }
 
 /// Threads per workgroup of the packing kernels.
@@ -297,7 +271,7 @@ pub struct SavedForward {
 pub fn save_forward(qkv: &Tensor, heads: usize, dim_head: usize) -> SavedForward {
     let s = qkv.shape();
     let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
-    let (out, stats, kv) = forward(&g, qkv, default_queries(g.n, dim_head));
+    let (out, stats, kv) = forward(&g, qkv, default_width(&QUERY_RUNGS, g.n, dim_head));
     SavedForward { g, saved: Saved { qkv: qkv.clone(), out, stats, kv } }
 }
 
@@ -314,10 +288,10 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
     let flops = 4.0 * (g.nbh() * g.n * g.n * g.d) as f64; // two n×n×d products, as PyTorch counts sdpa
     let (out, stats, kv) = {
         let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
-        forward(&g, qkv, pick_queries(s, heads, dim_head))
+        forward(&g, qkv, pick_width(Key::Flash { qkv: s.to_vec(), heads }, &QUERY_RUNGS, s, dim_head))
     };
     let saved = Saved { qkv: qkv.clone(), out: out.detach(), stats, kv };
-    let rows = pick_rows(s, heads, dim_head);
+    let rows = pick_width(Key::FlashBwd { qkv: s.to_vec(), heads }, &ROW_RUNGS, s, dim_head);
     autograd::record("full_attention", &[qkv], &out, move |dout, _| {
         let _work = crate::ops::work::scope(
             "attention.flash.bwd",
@@ -345,7 +319,7 @@ mod tests {
             let x = Tensor::from_slice(&v, &shape).unwrap();
             let g = Geo { b, heads, d, n: h * w, h, w };
             let want = super::super::cpu::full_attention(&crate::testing::to_f64(&v), &shape, heads, d);
-            for &(_, queries) in query_rungs(d) {
+            for &(_, queries) in fitting(&QUERY_RUNGS, d) {
                 let (out, _, _) = forward(&g, &x, queries);
                 let what = format!("flash forward QR {queries}, b {b} heads {heads} d {d} n {}", h * w);
                 crate::testing::assert_close(&out.to_vec(), &want, 1e-5, 1e-4, &what);
@@ -372,7 +346,7 @@ mod tests {
             let want = crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec();
             let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
             let saved = save_forward(&x, heads, d);
-            for &(name, rows) in row_rungs(d) {
+            for &(name, rows) in fitting(&ROW_RUNGS, d) {
                 let what = format!("flash backward {name}, b {b} heads {heads} d {d} n {}", h * w);
                 crate::testing::assert_close(&backward_with(&saved, &gout, rows).to_vec(), &want, 1e-5, 1e-4, &what);
             }

@@ -1,7 +1,7 @@
 //! The rung table of each op family, per adapter: which rung the taped ops run for a given shape.
 //!
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
-//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`, `flash::default_queries`). `medsegdiff tune
+//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`, `flash::default_width`). `medsegdiff tune
 //! --preset/--config` runs one training step of the model, collects every distinct matmul, conv, FFT and fused
 //! attention shape it met, times each applicable rung on this adapter (a conv's forward, dx and dw each under a
 //! key of their own; for FFTs the FF-Parser; for attention the forward's and the backward's rows per invocation;
@@ -98,8 +98,12 @@ impl Key {
             Key::Fft { .. } => [FftKernel::Stockham, FftKernel::Private, FftKernel::Mixed, FftKernel::PrivateMixed]
                 .map(FftKernel::name)
                 .to_vec(),
-            Key::Flash { qkv, heads } => flash::query_rungs(qkv[1] / (3 * heads)).iter().map(|r| r.0).collect(),
-            Key::FlashBwd { qkv, heads } => flash::row_rungs(qkv[1] / (3 * heads)).iter().map(|r| r.0).collect(),
+            Key::Flash { qkv, heads } => {
+                flash::fitting(&flash::QUERY_RUNGS, qkv[1] / (3 * heads)).iter().map(|r| r.0).collect()
+            }
+            Key::FlashBwd { qkv, heads } => {
+                flash::fitting(&flash::ROW_RUNGS, qkv[1] / (3 * heads)).iter().map(|r| r.0).collect()
+            }
         }
     }
 }
@@ -342,12 +346,14 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => ConvKernel::pick(w).name(),
             Key::ConvDw { w, padding, .. } => conv::dw_rule(w, *padding, ConvKernel::pick(w)).name(),
             Key::Fft { .. } => FftKernel::pick().name(),
-            Key::Flash { qkv, heads } => {
-                flash::queries_name(flash::default_queries(qkv[2] * qkv[3], qkv[1] / (3 * heads)))
-            }
-            Key::FlashBwd { qkv, heads } => {
-                flash::rows_name(flash::default_rows(qkv[2] * qkv[3], qkv[1] / (3 * heads)))
-            }
+            Key::Flash { qkv, heads } => flash::width_name(
+                &flash::QUERY_RUNGS,
+                flash::default_width(&flash::QUERY_RUNGS, qkv[2] * qkv[3], qkv[1] / (3 * heads)),
+            ),
+            Key::FlashBwd { qkv, heads } => flash::width_name(
+                &flash::ROW_RUNGS,
+                flash::default_width(&flash::ROW_RUNGS, qkv[2] * qkv[3], qkv[1] / (3 * heads)),
+            ),
         };
         set(key, best);
         out.push(Choice { key: key.clone(), times, best, rule });

@@ -132,7 +132,8 @@ fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
         of.iter().map(|k| k.split(' ').find_map(|o| o.strip_prefix(width)).expect("a width").to_string()).collect()
     };
     let all = |v: Vec<String>, want: u32| v.iter().all(|w| *w == want.to_string());
-    let (rule_qr, rule_rr) = (flash::default_queries(35, 8), flash::default_rows(35, 8));
+    let (rule_qr, rule_rr) =
+        (flash::default_width(&flash::QUERY_RUNGS, 35, 8), flash::default_width(&flash::ROW_RUNGS, 35, 8));
     assert!(all(widths(&fa_step, "flash_forward", "QR="), rule_qr), "no entry: the rule");
     assert!(all(widths(&fa_step, "flash_dq", "RR="), rule_rr), "no entry: the rule");
     for (rung, qr) in [("qr1", 1), ("qr8", 8)] {
