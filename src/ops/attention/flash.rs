@@ -291,8 +291,9 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
         forward(&g, qkv, pick_width(Key::Flash { qkv: s.to_vec(), heads }, &QUERY_RUNGS, s, dim_head))
     };
     let saved = Saved { qkv: qkv.clone(), out: out.detach(), stats, kv };
-    let rows = pick_width(Key::FlashBwd { qkv: s.to_vec(), heads }, &ROW_RUNGS, s, dim_head);
+    let shape = s.to_vec();
     autograd::record("full_attention", &[qkv], &out, move |dout, _| {
+        let rows = pick_width(Key::FlashBwd { qkv: shape.clone(), heads }, &ROW_RUNGS, &shape, dim_head);
         let _work = crate::ops::work::scope(
             "attention.flash.bwd",
             || format!("bh{} n{} d{}", g.nbh(), g.n, g.d),
