@@ -400,7 +400,8 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
     }
 
     // linear attention of tiny (qkv (8, 3·2·16, S, S), 2 heads of 16) at 32 and 64 px and of small's outer level
-    // (4 heads of 32 at 64 px), fused and composed; flop = 4·bh·d²·n forward (the two einsums), 3× that with the backward; bytes as for attention
+    // (4 heads of 32 at 64 px), fused and composed; flop = 4·bh·d²·n forward (the two einsums), 3× that with the
+    // backward; bytes as for attention
     if wanted(filter, "linear_attention") {
         type Attn = fn(&Tensor, usize, usize) -> crate::Result<Tensor>;
         let b = 8;

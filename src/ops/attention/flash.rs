@@ -67,16 +67,23 @@ pub fn default_width(all: &'static Rungs, n: usize, dim_head: usize) -> u32 {
     w
 }
 
-/// The rung name of `width` rows per invocation among `all`.
-pub fn width_name(all: &'static Rungs, width: u32) -> &'static str {
-    all.iter().find(|r| r.1 == width).map_or(all[0].0, |r| r.0)
+/// The rung name of [`default_width`] (what the tuner reports as the rule).
+pub fn default_rung(all: &'static Rungs, n: usize, dim_head: usize) -> &'static str {
+    let w = default_width(all, n, dim_head);
+    all.iter().find(|r| r.1 == w).expect("the rule's width is a rung").0
 }
 
-/// A kernel's width for qkv of `shape`: the table's entry under `key`, else [`default_width`].
-fn pick_width(key: crate::ops::tune::Key, all: &'static Rungs, shape: &[usize], dim_head: usize) -> u32 {
+/// The width of rung `name` among `rungs`.
+pub fn width_of(rungs: &[(&'static str, u32)], name: &str) -> Option<u32> {
+    rungs.iter().find(|r| r.0 == name).map(|r| r.1)
+}
+
+/// A kernel's width for `n` tokens of `dim_head`: the table's entry under `key` (if it fits), else
+/// [`default_width`].
+fn pick_width(key: Key, all: &'static Rungs, n: usize, dim_head: usize) -> u32 {
     crate::ops::tune::lookup(key)
-        .and_then(|name| fitting(all, dim_head).iter().find(|r| r.0 == name).map(|r| r.1))
-        .unwrap_or_else(|| default_width(all, shape[2] * shape[3], dim_head))
+        .and_then(|name| width_of(fitting(all, dim_head), &name))
+        .unwrap_or_else(|| default_width(all, n, dim_head))
 }
 
 /// Threads per workgroup of the packing kernels.
@@ -134,6 +141,11 @@ struct Geo {
 }
 
 impl Geo {
+    /// The geometry of qkv (B, 3·heads·d, H, W).
+    fn of(qkv: &Tensor, heads: usize, d: usize) -> Geo {
+        let s = qkv.shape();
+        Geo { b: s[0], heads, d, n: s[2] * s[3], h: s[2], w: s[3] }
+    }
     fn nbh(&self) -> usize {
         self.b * self.heads
     }
@@ -220,8 +232,9 @@ fn forward(g: &Geo, qkv: &Tensor, queries: u32) -> (Tensor, Tensor, PackedKv) {
     (out, stats, kv)
 }
 
-/// The saved forward the backward runs on.
-struct Saved {
+/// A forward saved for its backward: the geometry, the input, the output, the stats and the packed K/V.
+pub struct Saved {
+    g: Geo,
     qkv: Tensor,
     out: Tensor,
     stats: Tensor,
@@ -230,8 +243,8 @@ struct Saved {
 
 /// Backward: d(qkv) from the output gradient `dout` and the saved forward; `rows` queries (dq) and keys (dk, dv)
 /// per invocation (one of [`ROW_RUNGS`], the shaders' RR).
-fn backward(g: &Geo, saved: &Saved, dout: &Tensor, rows: u32) -> Tensor {
-    let Saved { qkv, out, stats, kv } = saved;
+pub fn backward(saved: &Saved, dout: &Tensor, rows: u32) -> Tensor {
+    let Saved { g, qkv, out, stats, kv } = saved;
     let dqkv = Tensor::uninit(qkv.shape());
     let (q_head, q_rows, q_len) = windows(g.n, 2 * g.d + 4, g.nbh());
     let qdo = Tensor::uninit(&[q_len]);
@@ -256,50 +269,37 @@ fn backward(g: &Geo, saved: &Saved, dout: &Tensor, rows: u32) -> Tensor {
 /// The fused forward alone at `queries` per invocation, untaped (what the tuner times); the caller has checked
 /// the shape and [`applies`].
 pub fn forward_with(qkv: &Tensor, heads: usize, dim_head: usize, queries: u32) -> Tensor {
-    let s = qkv.shape();
-    let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
-    forward(&g, qkv, queries).0
+    forward(&Geo::of(qkv, heads, dim_head), qkv, queries).0
 }
 
-/// A forward of qkv saved for [`backward_with`] (what the tuner times the backward on).
-pub struct SavedForward {
-    g: Geo,
-    saved: Saved,
-}
-
-/// Run the fused forward of `qkv` untaped and keep what its backward needs.
-pub fn save_forward(qkv: &Tensor, heads: usize, dim_head: usize) -> SavedForward {
-    let s = qkv.shape();
-    let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
+/// Run the fused forward of `qkv` untaped (the rule's width) and keep what [`backward`] needs.
+pub fn save_forward(qkv: &Tensor, heads: usize, dim_head: usize) -> Saved {
+    let g = Geo::of(qkv, heads, dim_head);
     let (out, stats, kv) = forward(&g, qkv, default_width(&QUERY_RUNGS, g.n, dim_head));
-    SavedForward { g, saved: Saved { qkv: qkv.clone(), out, stats, kv } }
-}
-
-/// The fused backward alone from a saved forward, at `rows` per invocation: d(qkv) of the output gradient.
-pub fn backward_with(f: &SavedForward, dout: &Tensor, rows: u32) -> Tensor {
-    backward(&f.g, &f.saved, dout, rows)
+    Saved { g, qkv: qkv.clone(), out, stats, kv }
 }
 
 /// Softmax attention of qkv (B, 3·heads·dim_head, H, W) -> (B, heads·dim_head, H, W), fused and taped; the caller
 /// has checked the shape and [`applies`].
 pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Result<Tensor> {
-    let s = qkv.shape();
-    let g = Geo { b: s[0], heads, d: dim_head, n: s[2] * s[3], h: s[2], w: s[3] };
+    let g = Geo::of(qkv, heads, dim_head);
     let flops = 4.0 * (g.nbh() * g.n * g.n * g.d) as f64; // two n×n×d products, as PyTorch counts sdpa
     let (out, stats, kv) = {
         let _work = crate::ops::work::scope("attention.flash", || format!("bh{} n{} d{}", g.nbh(), g.n, g.d), flops);
-        forward(&g, qkv, pick_width(Key::Flash { qkv: s.to_vec(), heads }, &QUERY_RUNGS, s, dim_head))
+        let key = Key::Flash { qkv: qkv.shape().to_vec(), heads };
+        forward(&g, qkv, pick_width(key, &QUERY_RUNGS, g.n, dim_head))
     };
-    let saved = Saved { qkv: qkv.clone(), out: out.detach(), stats, kv };
-    let shape = s.to_vec();
+    let saved = Saved { g, qkv: qkv.clone(), out: out.detach(), stats, kv };
     autograd::record("full_attention", &[qkv], &out, move |dout, _| {
-        let rows = pick_width(Key::FlashBwd { qkv: shape.clone(), heads }, &ROW_RUNGS, &shape, dim_head);
+        let g = &saved.g;
+        let key = Key::FlashBwd { qkv: saved.qkv.shape().to_vec(), heads };
+        let rows = pick_width(key, &ROW_RUNGS, g.n, g.d);
         let _work = crate::ops::work::scope(
             "attention.flash.bwd",
             || format!("bh{} n{} d{}", g.nbh(), g.n, g.d),
             2.0 * flops, // dq, dk, dv and the recomputed scores: PyTorch counts 2× the forward for sdpa's backward
         );
-        Ok(vec![Some(backward(&g, &saved, dout, rows))])
+        Ok(vec![Some(backward(&saved, dout, rows))])
     });
     Ok(out)
 }
@@ -318,7 +318,7 @@ mod tests {
             let shape = [b, 3 * heads * d, h, w];
             let v = rng.uniform_vec(crate::tensor::numel(&shape), -2.0, 2.0);
             let x = Tensor::from_slice(&v, &shape).unwrap();
-            let g = Geo { b, heads, d, n: h * w, h, w };
+            let g = Geo::of(&x, heads, d);
             let want = super::super::cpu::full_attention(&crate::testing::to_f64(&v), &shape, heads, d);
             for &(_, queries) in fitting(&QUERY_RUNGS, d) {
                 let (out, _, _) = forward(&g, &x, queries);
@@ -349,7 +349,7 @@ mod tests {
             let saved = save_forward(&x, heads, d);
             for &(name, rows) in fitting(&ROW_RUNGS, d) {
                 let what = format!("flash backward {name}, b {b} heads {heads} d {d} n {}", h * w);
-                crate::testing::assert_close(&backward_with(&saved, &gout, rows).to_vec(), &want, 1e-5, 1e-4, &what);
+                crate::testing::assert_close(&backward(&saved, &gout, rows).to_vec(), &want, 1e-5, 1e-4, &what);
             }
         }
     }

@@ -48,6 +48,10 @@ const MAX_CHUNK: usize = 4096;
 /// together have run 65,535 iterations (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`, shared by every loop of a
 /// shader) and goes on with wrong sums; half of it leaves room for the kernels' set-up and store loops.
 const LOOP_BUDGET: usize = 32_768;
+/// vec4 accumulators of one value block in linear_context / linear_dq (their `acc` arrays of 2·DMAX): at 64,
+/// small's 4 heads of 32 took 4 value blocks, each recomputing q's softmax per pixel; at 128 they take 2
+/// (measured: docs/bench-history.md).
+const ACC_VEC4: usize = 128;
 
 /// Mirrors `struct Params` of `shaders/attention/linear_common.wgsl`.
 #[repr(C)]
@@ -111,11 +115,9 @@ impl Geo {
     fn npart(&self) -> usize {
         64 * self.chunks().1
     }
-    /// vec4 columns per value block: the d × 4·eb4 accumulator tile stays within 128 vec4. (At 64, small's
-    /// 4 heads of 32 at 64 px took 4 blocks, each recomputing the softmax of q: fused forward + backward 1,051 /
-    /// 1,114 ms; at 128, 2 blocks: 842 / 498 ms, interleaved, `bench --filter linear_attention`.)
+    /// vec4 columns per value block: the d × 4·eb4 accumulator tile stays within [`ACC_VEC4`].
     fn eb4(&self) -> usize {
-        (self.dp() / 4).min(128 / self.d).max(1)
+        (self.dp() / 4).min(ACC_VEC4 / self.d).max(1)
     }
     fn neb(&self) -> usize {
         (self.dp() / 4).div_ceil(self.eb4())
@@ -261,7 +263,7 @@ mod tests {
                 assert!(chunk * nchunk >= n && chunk * (nchunk - 1) < n, "d {d} n {n}");
                 assert!(chunk / 64 * g.loops_per_pixel() <= LOOP_BUDGET, "d {d} n {n}: {chunk} pixels a chunk");
                 assert!(n > 1 << 20 || applies(d, n), "d {d} n {n}: {nchunk} chunks");
-                assert!(g.d * g.eb4() <= 128 && g.eb4() <= 16, "d {d}: eb4 {}", g.eb4());
+                assert!(g.d * g.eb4() <= ACC_VEC4 && g.eb4() <= 16, "d {d}: eb4 {}", g.eb4());
                 assert!(g.neb() * g.eb4() * 4 >= g.d && (g.neb() - 1) * g.eb4() * 4 < g.d, "d {d}");
                 for extra in [1, 2] {
                     let hs = g.head_block(extra);

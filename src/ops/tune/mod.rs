@@ -99,13 +99,18 @@ impl Key {
                 .map(FftKernel::name)
                 .to_vec(),
             Key::Flash { qkv, heads } => {
-                flash::fitting(&flash::QUERY_RUNGS, qkv[1] / (3 * heads)).iter().map(|r| r.0).collect()
+                flash::fitting(&flash::QUERY_RUNGS, head_dim(qkv, *heads)).iter().map(|r| r.0).collect()
             }
             Key::FlashBwd { qkv, heads } => {
-                flash::fitting(&flash::ROW_RUNGS, qkv[1] / (3 * heads)).iter().map(|r| r.0).collect()
+                flash::fitting(&flash::ROW_RUNGS, head_dim(qkv, *heads)).iter().map(|r| r.0).collect()
             }
         }
     }
+}
+
+/// dim_head of a qkv (B, 3·heads·dim_head, H, W).
+fn head_dim(qkv: &[usize], heads: usize) -> usize {
+    qkv[1] / (3 * heads)
 }
 
 fn t(x: bool) -> &'static str {
@@ -300,9 +305,9 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
         }
         Key::Flash { qkv, heads } => {
             let xt = Tensor::randn(qkv, &mut rng);
-            let (xt, d) = (&xt, qkv[1] / (3 * heads));
+            let (xt, d) = (&xt, head_dim(qkv, *heads));
             time_candidates(reps, &names, |name| {
-                let q = flash::QUERY_RUNGS.iter().find(|r| r.0 == name).expect("a flash rung").1;
+                let q = flash::width_of(&flash::QUERY_RUNGS, name).expect("a flash rung");
                 Box::new(move || {
                     flash::forward_with(xt, *heads, d, q);
                     Ok(())
@@ -311,14 +316,14 @@ pub fn measure(key: &Key, reps: usize) -> Result<Vec<(&'static str, f64)>> {
         }
         Key::FlashBwd { qkv, heads } => {
             let xt = Tensor::randn(qkv, &mut rng);
-            let d = qkv[1] / (3 * heads);
+            let d = head_dim(qkv, *heads);
             let saved = flash::save_forward(&xt, *heads, d);
             let gout = Tensor::randn(&[qkv[0], heads * d, qkv[2], qkv[3]], &mut rng);
             let (saved, gout) = (&saved, &gout);
             time_candidates(reps, &names, |name| {
-                let rows = flash::ROW_RUNGS.iter().find(|r| r.0 == name).expect("a flash backward rung").1;
+                let rows = flash::width_of(&flash::ROW_RUNGS, name).expect("a flash backward rung");
                 Box::new(move || {
-                    flash::backward_with(saved, gout, rows);
+                    flash::backward(saved, gout, rows);
                     Ok(())
                 })
             })
@@ -346,14 +351,12 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => ConvKernel::pick(w).name(),
             Key::ConvDw { w, padding, .. } => conv::dw_rule(w, *padding, ConvKernel::pick(w)).name(),
             Key::Fft { .. } => FftKernel::pick().name(),
-            Key::Flash { qkv, heads } => flash::width_name(
-                &flash::QUERY_RUNGS,
-                flash::default_width(&flash::QUERY_RUNGS, qkv[2] * qkv[3], qkv[1] / (3 * heads)),
-            ),
-            Key::FlashBwd { qkv, heads } => flash::width_name(
-                &flash::ROW_RUNGS,
-                flash::default_width(&flash::ROW_RUNGS, qkv[2] * qkv[3], qkv[1] / (3 * heads)),
-            ),
+            Key::Flash { qkv, heads } => {
+                flash::default_rung(&flash::QUERY_RUNGS, qkv[2] * qkv[3], head_dim(qkv, *heads))
+            }
+            Key::FlashBwd { qkv, heads } => {
+                flash::default_rung(&flash::ROW_RUNGS, qkv[2] * qkv[3], head_dim(qkv, *heads))
+            }
         };
         set(key, best);
         out.push(Choice { key: key.clone(), times, best, rule });
