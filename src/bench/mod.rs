@@ -302,18 +302,18 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
             conv::ConvKernel::Winograd,
             conv::ConvKernel::Winograd4,
         ];
-        if !k3.iter().any(|k| {
-            wanted(filter, &format!("conv2d 3x3 {}", k.name()))
-                || wanted(filter, &format!("conv2d 3x3 dw {}", k.name()))
-        }) {
+        let dws = [conv::ConvKernel::Vec4, conv::ConvKernel::Uniform, conv::ConvKernel::Rows];
+        if !k3.iter().any(|k| wanted(filter, &format!("conv2d 3x3 {}", k.name())))
+            && !dws.iter().any(|k| wanted(filter, &format!("conv2d 3x3 dw {}", k.name())))
+        {
             continue;
         }
         let x = Tensor::rand_uniform(&[8, ci, hw, hw], -1.0, 1.0, &mut rng);
         let w = Tensor::rand_uniform(&[co, ci, 3, 3], -0.1, 0.1, &mut rng);
         let flop = 2.0 * (8 * co * hw * hw * ci * 9) as f64;
         let bytes = 4.0 * (8 * ci * hw * hw + co * ci * 9 + 8 * co * hw * hw) as f64;
-        // the weight gradient of v5 and v9 (the direct rungs' dw), same FLOPs
-        for k in [conv::ConvKernel::Vec4, conv::ConvKernel::Uniform] {
+        // the weight gradient of v5, v9 and v10 (the direct rungs' dw), same FLOPs
+        for k in dws {
             let name = format!("conv2d 3x3 dw {}", k.name());
             if wanted(filter, &name) {
                 let g = Tensor::rand_uniform(&[8, co, hw, hw], -1.0, 1.0, &mut rng);

@@ -1,4 +1,4 @@
-//! The weight-gradient rungs: dw v1–v5 and v9 (v6's Winograd dw is in [`super::winograd`], v7's GEMM dw here).
+//! The weight-gradient rungs: dw v1–v5, v9 and v10 (v6's Winograd dw is in [`super::winograd`], v7's GEMM dw here).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -17,6 +17,10 @@ const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
+const DW_V10: Shader = shader!("conv/dw_v10_rows.wgsl");
+/// dw v10: output channels per invocation, invocations per workgroup (along input channels).
+const DW_V10_TM: usize = 8;
+const DW_V10_WG: usize = 8;
 /// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
 /// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
 const DW_V5_TM: usize = 8;
@@ -52,6 +56,9 @@ pub fn conv2d_backward_weight(
         }
         // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v9's for few output channels: `dw_rule`)
         ConvKernel::Gemm if geo.is_pointwise() => return dw_gemm(&geo, g, x, w_shape),
+        // v10: 3×3 with rows of whole vec4s (v5's reads); other shapes take v5's (then v4's)
+        ConvKernel::Rows if geo.kh == 3 && geo.kw == 3 && dw_v5_reads(&geo) => return dw_v10(&geo, g, x, w_shape),
+        ConvKernel::Rows => ConvKernel::Vec4,
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)
         ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => {
@@ -70,23 +77,10 @@ pub fn conv2d_backward_weight(
             Ok(dw)
         }
         ConvKernel::Vec4 if dw_v5_reads(&geo) => {
-            // split the 8-pixel blocks: enough splits to reach ~DW_TARGET_GROUPS workgroups, none shorter than
-            // DW_V5_MIN_BLOCKS blocks
-            let nblk = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
             let tiles = cout.div_ceil(DW_V5_TM) * kdim.div_ceil(DW_V5_TK).div_ceil(DW_V5_WG);
-            let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, nblk.div_ceil(DW_V5_MIN_BLOCKS).max(1));
-            let chunk = nblk.div_ceil(want);
-            let n_split = nblk.div_ceil(chunk);
-            let mut p = geo.params(false);
-            p.chunk = chunk as u32;
-            p.n_split = n_split as u32;
-            let part = Tensor::scratch(&[n_split, cout, kdim]);
             let [kh, kw] = geo.overrides();
             let overrides = [kh, kw, ("WG", DW_V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
-            launch(DW_V5, "main", &overrides, &p, &[g, x], &[&part], groups(tiles * n_split, 1));
-            // dw = Σ_s part[s]
-            let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
-            dw.detach().reshape(w_shape)
+            dw_blocks(&geo, DW_V5, &overrides, tiles, g, x, w_shape)
         }
         // v5's dw reads rows as vec4 and handles KW ∈ {1, 3}: other shapes take v4's
         // (v6–v8 were mapped to v5 above)
@@ -117,6 +111,39 @@ pub fn conv2d_backward_weight(
             dw.detach().reshape(w_shape)
         }
     }
+}
+
+/// dw v5's and v10's launch: the 8-pixel blocks split into enough splits to reach ~DW_TARGET_GROUPS workgroups
+/// of `tiles` output tiles each, none shorter than DW_V5_MIN_BLOCKS blocks; dw = the sum of the splits.
+fn dw_blocks(
+    geo: &Geometry,
+    shader: Shader,
+    overrides: &[(&'static str, f64)],
+    tiles: usize,
+    g: &Tensor,
+    x: &Tensor,
+    w_shape: &[usize],
+) -> Result<Tensor> {
+    let (cout, kdim) = (geo.cout, geo.kdim());
+    let nblk = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
+    let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, nblk.div_ceil(DW_V5_MIN_BLOCKS).max(1));
+    let chunk = nblk.div_ceil(want);
+    let n_split = nblk.div_ceil(chunk);
+    let mut p = geo.params(false);
+    p.chunk = chunk as u32;
+    p.n_split = n_split as u32;
+    let part = Tensor::scratch(&[n_split, cout, kdim]);
+    launch(shader, "main", overrides, &p, &[g, x], &[&part], groups(tiles * n_split, 1));
+    // dw = Σ_s part[s]
+    let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
+    dw.detach().reshape(w_shape)
+}
+
+/// dw v10 (3×3, rows of whole vec4s): one invocation per (DW_V10_TM output channels, input channel, split).
+fn dw_v10(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
+    let tiles = geo.cout.div_ceil(DW_V10_TM) * geo.cin.div_ceil(DW_V10_WG);
+    let overrides = [("TM", DW_V10_TM as f64), ("WG", DW_V10_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+    dw_blocks(geo, DW_V10, &overrides, tiles, g, x, w_shape)
 }
 
 /// v7's dw: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), one batched GEMM and a sum over the batch.

@@ -79,6 +79,9 @@
 //!   uniform windows of 256 blocks (80% of v5's dw storage traffic was g): 16->16 at 32² 35.5 -> 16.2 ms; 16->16
 //!   at 64² 126 -> 63; 32->32 at 64² 521 -> 228; 64->64 at 32² 480 -> 226; 128->128 at 16² 453 -> 204. The
 //!   split partials' sum is a per-thread reduction (reduce.rs: ≥ 1,024 outputs).
+//! - `Rows` (v10): a dw rung only (its forward and dx are v9's): for 3×3 kernels each invocation owns 8 output
+//!   channels × one input channel × all 9 taps (dw_v10_rows.wgsl), so a g value loaded feeds 9 FMAs, not v5's
+//!   3 (g's loads were most of v5's dw time: see the shader). Other kernels take v5's dw.
 //!
 //! The taped [`conv2d`] picks per weight shape ([`ConvKernel::pick`]): v7 for 1×1, v8 for 3×3 kernels with
 //! ≥ 32 input and output channels, v9 for everything else (thinner Winograd GEMMs lose to the direct kernels;
@@ -127,10 +130,11 @@ pub enum ConvKernel {
     Gemm,
     Winograd4,
     Uniform,
+    Rows,
 }
 
 impl ConvKernel {
-    pub const ALL: [ConvKernel; 9] = [
+    pub const ALL: [ConvKernel; 10] = [
         ConvKernel::Direct,
         ConvKernel::Tiled,
         ConvKernel::Blocked,
@@ -140,6 +144,7 @@ impl ConvKernel {
         ConvKernel::Gemm,
         ConvKernel::Winograd4,
         ConvKernel::Uniform,
+        ConvKernel::Rows,
     ];
 
     /// The rung the taped [`conv2d`] uses for forward, dx and dw: v7 (GEMM) for 1×1 kernels (v9 where a bias
@@ -174,6 +179,7 @@ impl ConvKernel {
             ConvKernel::Gemm => "v7_gemm",
             ConvKernel::Winograd4 => "v8_winograd4",
             ConvKernel::Uniform => "v9_uniform",
+            ConvKernel::Rows => "v10_rows",
         }
     }
 }
@@ -415,10 +421,14 @@ pub fn gemm_dw_applies(w_shape: &[usize], padding: usize) -> bool {
 }
 
 /// The untuned dw rung: the forward's, except that an unpadded 1×1 conv on v7 computes its dw as a GEMM only
-/// from [`GEMM_DW_MIN_COUT`] output channels (else v9's direct dw).
+/// from [`GEMM_DW_MIN_COUT`] output channels (else v9's direct dw), and a 3×3 conv on v9 takes v10's dw
+/// (1.5–1.8× v5's and v9's from 16 to 128 channels on llvmpipe with AVX-512; docs/bench-history.md).
 pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
+    let k3 = w_shape.len() == 4 && w_shape[2] == 3 && w_shape[3] == 3;
     if forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT {
         ConvKernel::Uniform
+    } else if forward == ConvKernel::Uniform && k3 {
+        ConvKernel::Rows
     } else {
         forward
     }

@@ -43,6 +43,9 @@ const PROBLEMS: &[Problem] = &[
     Problem { x: [1, 230, 2, 4], w: [3, 230, 3, 3], pad: 1, bias: true },
     // dw v9: 320 pixel blocks = 2 windows of g (one partial), 2 channel blocks (Cout = 10)
     Problem { x: [2, 3, 20, 64], w: [10, 3, 3, 3], pad: 1, bias: false },
+    // dw v10 at pad 3: window alignment r = 1 (the shapes above with whole vec4 rows all have r = 3), and
+    // Cin = 9 past one workgroup of 8 input channels
+    Problem { x: [1, 9, 4, 8], w: [3, 9, 3, 3], pad: 3, bias: false },
 ];
 
 fn data(pr: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -251,6 +254,19 @@ fn conv2d_v5_over_65535_workgroups() {
     assert_eq!(y.len(), ws[0] * 4);
     let bad = y.iter().position(|&v| v != 7.0);
     assert!(bad.is_none(), "first bad at {bad:?}");
+}
+
+#[test]
+fn dw_v10_over_65535_workgroups() {
+    // one row of 4 pixels, 524,296 input channels = 65,537 workgroups of 8, one output channel, one split.
+    // x = 2, g = 3 at pad 1: only ky = 1 meets the image, and tap kx sees 3, 4, 3 of the 4 pixels
+    let (xs, ws) = ([1, 524_296, 1, 4], [1, 524_296, 3, 3]);
+    let x = Tensor::full(&xs, 2.0);
+    let g = Tensor::full(&[1, 1, 1, 4], 3.0);
+    let dw = conv2d_backward_weight(ConvKernel::Rows, &g, &x, 1, &ws).unwrap().to_vec();
+    let tap = [0.0, 0.0, 0.0, 18.0, 24.0, 18.0, 0.0, 0.0, 0.0];
+    let bad = dw.iter().enumerate().position(|(i, &v)| v != tap[i % 9]);
+    assert!(bad.is_none(), "first bad at {bad:?} of {}", dw.len());
 }
 
 #[test]

@@ -1,0 +1,138 @@
+// dw_v10_rows.wgsl: the weight gradient of a 3×3 convolution, each invocation owning TM output channels × one
+// input channel × all 9 taps, so every g value it loads feeds 9 FMAs (dw v5 owns 8 channels × 3 taps: 3).
+// Why: on llvmpipe the g loads are v5's cost, not its FMAs. g's address is the same in the whole workgroup,
+// yet every storage read is a per-lane loop (docs/llvmpipe-stores.md): v5 with its 16 g vec4 per block replaced
+// by values computed from the index ran 2.4–3× faster (16->16 and 32->32 channels at 64², batch 8), with its
+// x loads replaced, 1.1×. Here a block loads TM·2 vec4 of g and 3 rows × ≤ 4 vec4 of x for TM·9·8 FMAs: 5.1
+// FMAs per component at TM 8 (v5: 2.3), 6.5 at TM 16.
+//
+// math:   dW[co, ci, ky, kx] = Σ_P g[n, co, oy, ox] · x[n, ci, oy + ky − pad_y, ox + kx − pad_x]   (P = (n, oy, ox))
+//         Workgroup s sums the 8-pixel blocks [s·chunk, (s+1)·chunk) into part[s, co, k] (k = ci·9 + ky·3 + kx);
+//         the host adds the splits in a fixed order (no atomics, so the result is deterministic).
+// layout: g (N, Cout, out_h, out_w) and x (N, Cin, in_h, in_w) read as vec4 (the host sends only 3×3 kernels
+//         with in_w % 4 == 0 and out_w % 4 == 0), part (n_split, Cout, K) f32. The block's input window of one
+//         row is 3 (r = 0) or 4 aligned vec4 starting r = (−pad_x) mod 4 values before the block's first tap; tap kx's 8
+//         values start at window offset r + kx (a constant once the loops are expanded, so picks and shifts fold).
+//         Accumulators are scalars (acc[c·9 + tap], each += two vec4 dots per block): 9·TM of them, not 4× that.
+// grid:   @workgroup_size(WG) along input channels; one workgroup per (split, TM channels, WG input channels),
+//         input channels fastest; linear id. Invocations past Cin compute a clamped duplicate and store nothing.
+// binds:  @group(0) 0 params (uniform), 1 g (as vec4), 2 x (as vec4), 3 part (rw)
+// unroll: the loops marked `// unroll` are expanded for each TM and R (src/gpu/specialize.rs).
+
+struct Params {
+    batch: u32, cin: u32, cout: u32, kdim: u32,
+    in_h: u32, in_w: u32, out_h: u32, out_w: u32,
+    pad_y: i32, pad_x: i32, has_bias: u32, npix: u32,
+    chunk: u32, n_split: u32, _p0: u32, _p1: u32,
+}
+
+override TM: u32 = 8u;  // output channels per invocation
+override WG: u32 = 8u;  // invocations per workgroup, all along the input channels
+override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4
+const TN: u32 = 8u;     // pixels per block (one output row), two vec4
+const TAPS: u32 = 9u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+
+// the 4 values starting s (0..3) into the 8 values (lo, hi); s is a constant after expansion
+fn shl(lo: vec4<f32>, hi: vec4<f32>, s: u32) -> vec4<f32> {
+    let s1 = vec4<f32>(lo.yzw, hi.x);
+    let s2 = vec4<f32>(lo.zw, hi.xy);
+    let s3 = vec4<f32>(lo.w, hi.xyz);
+    return select(select(select(s3, s2, s == 2u), s1, s == 1u), lo, s == 0u);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let tiles_c = (p.cin + WG - 1u) / WG;
+    let tiles_m = (p.cout + TM - 1u) / TM;
+    let total = tiles_c * tiles_m * p.n_split;
+    let w_raw = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+    // guard: padding workgroups and input channels past the last compute a clamped duplicate, store nothing
+    let wid = min(w_raw, total - 1u);
+    let ci_raw = (wid % tiles_c) * WG + li;
+    let live = w_raw < total && ci_raw < p.cin;
+    let ci = min(ci_raw, p.cin - 1u);
+    let co0 = ((wid / tiles_c) % tiles_m) * TM;
+    let s = wid / (tiles_c * tiles_m);
+
+    let bxn = (p.out_w + TN - 1u) / TN;       // pixel blocks per output row
+    let nblk = p.batch * p.out_h * bxn;
+    let b_begin = s * p.chunk;
+    let b_end = min(nblk, b_begin + p.chunk);
+    let hw4 = p.out_h * p.out_w / 4u;         // one g channel in vec4s
+    let wq = i32(p.in_w / 4u);                // one x row in vec4s
+    let cm = p.cout - 1u;
+    let zero = vec4<f32>();
+
+    var acc: array<f32, TM * TAPS>;
+    // unroll
+    for (var j = 0u; j < TM * TAPS; j++) {
+        acc[j] = 0.0;
+    }
+    // the block's position (n, oy, ox0), stepped along with blk (no per-block integer division)
+    var ox0 = (b_begin % bxn) * TN;
+    var oy = (b_begin / bxn) % p.out_h;
+    var n = b_begin / bxn / p.out_h;
+    for (var blk = b_begin; blk < b_end; blk++) {
+        // g at the block for the TM channels (padding channels read channel Cout − 1 and are never stored);
+        // the high half is 0 past the row's end (out_w % 8 == 4) and its index stays inside the row
+        let gb = n * p.cout * hw4 + (oy * p.out_w + ox0) / 4u;
+        let hok = ox0 + 4u < p.out_w;
+        let hb = select(0u, 1u, hok);
+        var gl: array<vec4<f32>, TM>;
+        var gh: array<vec4<f32>, TM>;
+        // unroll
+        for (var c = 0u; c < TM; c++) {
+            let gi = gb + min(co0 + c, cm) * hw4;
+            gl[c] = g[gi];
+            gh[c] = select(zero, g[gi + hb], hok);
+        }
+        let aq = (i32(ox0) - p.pad_x - i32(R)) / 4; // exact: the numerator is a multiple of 4
+        // unroll
+        for (var ky = 0u; ky < 3u; ky++) {
+            // input row iy of channel ci: NV aligned vec4, zero outside the image
+            let iy = i32(oy) + i32(ky) - p.pad_y;
+            let rok = iy >= 0 && iy < i32(p.in_h);
+            let rb = i32(((n * p.cin + ci) * p.in_h + u32(clamp(iy, 0, i32(p.in_h) - 1))) * u32(wq));
+            var w: array<vec4<f32>, 4>;
+            // unroll
+            for (var q = 0u; q < 4u; q++) {
+                // the window's last vec4 is needed only when r + 8 + 2 taps run past 3 vec4 (r > 0)
+                if q < (R + TN + 5u) / 4u {
+                    let col = aq + i32(q);
+                    w[q] = select(zero, x[u32(rb + clamp(col, 0, wq - 1))], rok && col >= 0 && col < wq);
+                }
+            }
+            // unroll
+            for (var kx = 0u; kx < 3u; kx++) {
+                let o = R + kx;
+                let lo = shl(w[o / 4u], w[o / 4u + 1u], o % 4u);
+                let hi = shl(w[o / 4u + 1u], w[min(o / 4u + 2u, 3u)], o % 4u);
+                // unroll
+                for (var c = 0u; c < TM; c++) {
+                    acc[c * TAPS + ky * 3u + kx] += dot(gl[c], lo) + dot(gh[c], hi);
+                }
+            }
+        }
+        // next block: along the row, then the next row, then the next image
+        ox0 += TN;
+        if ox0 >= p.out_w { ox0 = 0u; oy += 1u; }
+        if oy == p.out_h { oy = 0u; n += 1u; }
+    }
+
+    if !live { return; }
+    // unroll
+    for (var c = 0u; c < TM; c++) {
+        if co0 + c < p.cout {
+            // unroll
+            for (var j = 0u; j < TAPS; j++) {
+                part[(s * p.cout + co0 + c) * p.kdim + ci * TAPS + j] = acc[c * TAPS + j];
+            }
+        }
+    }
+}
