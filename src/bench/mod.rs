@@ -302,7 +302,7 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
             conv::ConvKernel::Winograd,
             conv::ConvKernel::Winograd4,
         ];
-        let dws = [conv::ConvKernel::Vec4, conv::ConvKernel::Uniform, conv::ConvKernel::Rows];
+        let dws = [conv::ConvKernel::Vec4, conv::ConvKernel::Uniform, conv::ConvKernel::Reuse];
         if !k3.iter().any(|k| wanted(filter, &format!("conv2d 3x3 {}", k.name())))
             && !dws.iter().any(|k| wanted(filter, &format!("conv2d 3x3 dw {}", k.name())))
         {

@@ -17,7 +17,7 @@ const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
-const DW_V10: Shader = shader!("conv/dw_v10_rows.wgsl");
+const DW_V10: Shader = shader!("conv/dw_v10_reuse.wgsl");
 /// dw v10: output channels per invocation, invocations per workgroup (along input channels).
 const DW_V10_TM: usize = 8;
 const DW_V10_WG: usize = 8;
@@ -57,8 +57,8 @@ pub fn conv2d_backward_weight(
         // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v9's for few output channels: `dw_rule`)
         ConvKernel::Gemm if geo.is_pointwise() => return dw_gemm(&geo, g, x, w_shape),
         // v10: 3×3 with rows of whole vec4s (v5's reads); other shapes take v5's (then v4's)
-        ConvKernel::Rows if geo.kh == 3 && geo.kw == 3 && dw_v5_reads(&geo) => return dw_v10(&geo, g, x, w_shape),
-        ConvKernel::Rows => ConvKernel::Vec4,
+        ConvKernel::Reuse if geo.kh == 3 && geo.kw == 3 && dw_v5_reads(&geo) => return dw_v10(&geo, g, x, w_shape),
+        ConvKernel::Reuse => ConvKernel::Vec4,
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)
         ConvKernel::Winograd | ConvKernel::Winograd4 | ConvKernel::Gemm | ConvKernel::Uniform => {

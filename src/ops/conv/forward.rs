@@ -68,7 +68,7 @@ pub(super) fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Te
         // where its weights fit, else v5
         ConvKernel::Winograd if !(winograd3x3 && WinogradTile::F2.fits(geo)) => ConvKernel::Vec4,
         ConvKernel::Winograd4 if !(winograd3x3 && WinogradTile::F4.fits(geo)) => ConvKernel::Vec4,
-        ConvKernel::Gemm | ConvKernel::Rows => ConvKernel::Uniform,
+        ConvKernel::Gemm | ConvKernel::Reuse => ConvKernel::Uniform,
         k => k,
     };
     // v9 reads x like v5 and needs one 8-channel block of packed weights to fit a uniform block
@@ -113,7 +113,7 @@ pub(super) fn forward_raw(kernel: ConvKernel, geo: &Geometry, x: &Tensor, w: &Te
         ConvKernel::Winograd => winograd(WinogradTile::F2, geo, x, w, bias, p, &y),
         ConvKernel::Winograd4 => winograd(WinogradTile::F4, geo, x, w, bias, p, &y),
         // v5 reads x as vec4 rows: other widths (and very wide kernels) take v4 (v7 was mapped away above)
-        ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Gemm | ConvKernel::Rows => {
+        ConvKernel::Shaped | ConvKernel::Vec4 | ConvKernel::Gemm | ConvKernel::Reuse => {
             let shape = TileShape::pick(geo.cout, geo.npix());
             let groups = groups(shape.tiles(geo.cout, geo.npix()), 1);
             launch(V4, "main", &shape.overrides(geo), &p, &[x, w, bias], &[&y], groups);

@@ -79,9 +79,11 @@
 //!   uniform windows of 256 blocks (80% of v5's dw storage traffic was g): 16->16 at 32² 35.5 -> 16.2 ms; 16->16
 //!   at 64² 126 -> 63; 32->32 at 64² 521 -> 228; 64->64 at 32² 480 -> 226; 128->128 at 16² 453 -> 204. The
 //!   split partials' sum is a per-thread reduction (reduce.rs: ≥ 1,024 outputs).
-//! - `Rows` (v10): a dw rung only (its forward and dx are v9's): for 3×3 kernels each invocation owns 8 output
-//!   channels × one input channel × all 9 taps (dw_v10_rows.wgsl), so a g value loaded feeds 9 FMAs, not v5's
-//!   3 (g's loads were most of v5's dw time: see the shader). Other kernels take v5's dw.
+//! - `Reuse` (v10): a dw rung only (its forward and dx are v9's): for 3×3 kernels each invocation owns 8 output
+//!   channels × one input channel × all 9 taps (dw_v10_reuse.wgsl), so a g value loaded feeds 9 FMAs, not v5's
+//!   3 (g's loads were most of v5's dw time: see the shader). Other kernels take v5's dw. The same idea for the
+//!   forward (16 channels per invocation, so a window of x feeds twice the FMAs) ran no faster than v9 at 16
+//!   channels and 1.05–1.2× at 64–128 (docs/bench-history.md), so it is not a rung.
 //!
 //! The taped [`conv2d`] picks per weight shape ([`ConvKernel::pick`]): v7 for 1×1, v8 for 3×3 kernels with
 //! ≥ 32 input and output channels, v9 for everything else (thinner Winograd GEMMs lose to the direct kernels;
@@ -130,7 +132,7 @@ pub enum ConvKernel {
     Gemm,
     Winograd4,
     Uniform,
-    Rows,
+    Reuse,
 }
 
 impl ConvKernel {
@@ -144,7 +146,7 @@ impl ConvKernel {
         ConvKernel::Gemm,
         ConvKernel::Winograd4,
         ConvKernel::Uniform,
-        ConvKernel::Rows,
+        ConvKernel::Reuse,
     ];
 
     /// The rung the taped [`conv2d`] uses for forward, dx and dw: v7 (GEMM) for 1×1 kernels (v9 where a bias
@@ -179,7 +181,7 @@ impl ConvKernel {
             ConvKernel::Gemm => "v7_gemm",
             ConvKernel::Winograd4 => "v8_winograd4",
             ConvKernel::Uniform => "v9_uniform",
-            ConvKernel::Rows => "v10_rows",
+            ConvKernel::Reuse => "v10_reuse",
         }
     }
 }
@@ -428,7 +430,7 @@ pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKe
     if forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT {
         ConvKernel::Uniform
     } else if forward == ConvKernel::Uniform && k3 {
-        ConvKernel::Rows
+        ConvKernel::Reuse
     } else {
         forward
     }

@@ -88,7 +88,7 @@ impl Key {
             Key::ConvDw { w, padding, .. } => {
                 let mut v = vec![ConvKernel::Vec4, ConvKernel::Uniform];
                 if w[2] == 3 && w[3] == 3 {
-                    v.extend([ConvKernel::Rows, ConvKernel::Winograd]);
+                    v.extend([ConvKernel::Reuse, ConvKernel::Winograd]);
                 }
                 if conv::gemm_dw_applies(w, *padding) {
                     v.push(ConvKernel::Gemm);

@@ -1,4 +1,4 @@
-// dw_v10_rows.wgsl: the weight gradient of a 3×3 convolution, each invocation owning TM output channels × one
+// dw_v10_reuse.wgsl: the weight gradient of a 3×3 convolution, each invocation owning TM output channels × one
 // input channel × all 9 taps, so every g value it loads feeds 9 FMAs (dw v5 owns 8 channels × 3 taps: 3).
 // Why: on llvmpipe the g loads are v5's cost, not its FMAs. g's address is the same in the whole workgroup,
 // yet every storage read is a per-lane loop (docs/llvmpipe-stores.md): v5 with its 16 g vec4 per block replaced
