@@ -1,23 +1,26 @@
-// dw_v10_reuse.wgsl: the weight gradient of a 3×3 convolution, each invocation owning TM output channels × one
-// input channel × all 9 taps, so every g value it loads feeds 9 FMAs (dw v5 owns 8 channels × 3 taps: 3).
+// dw_v10_reuse.wgsl: the weight gradient of a 3×3 or 1×1 convolution, each invocation owning TM output
+// channels × TC input channels × all KH·KW taps of them, so every g value it loads feeds TC·KH·KW FMAs (3×3:
+// TC = 1, 9 FMAs; 1×1: TC = 8, 8 FMAs; dw v5 owns 8 channels × 3 k's: 3).
 // Why: on llvmpipe the g loads are v5's cost, not its FMAs. g's address is the same in the whole workgroup,
 // yet every storage read is a per-lane loop (docs/llvmpipe-stores.md): v5 with its 16 g vec4 per block replaced
 // by values computed from the index ran 2.4–3× faster (16->16 and 32->32 channels at 64², batch 8), with its
-// x loads replaced, 1.1×. Here a block loads TM·2 vec4 of g and 3 rows × ≤ 4 vec4 of x for TM·9·8 FMAs: 5.1
-// FMAs per component at TM 8 (v5: 2.3), 6.5 at TM 16.
+// x loads replaced, 1.1×. Here a block loads TM·2 vec4 of g and TC·KH rows × ≤ 4 vec4 of x for TM·TC·KH·KW·8
+// FMAs: 5.1 FMAs per component for 3×3 at TM 8 (v5: 2.3), 4 for 1×1.
 //
 // math:   dW[co, ci, ky, kx] = Σ_P g[n, co, oy, ox] · x[n, ci, oy + ky − pad_y, ox + kx − pad_x]   (P = (n, oy, ox))
-//         Workgroup s sums the 8-pixel blocks [s·chunk, (s+1)·chunk) into part[s, co, k] (k = ci·9 + ky·3 + kx);
-//         the host adds the splits in a fixed order (no atomics, so the result is deterministic).
-// layout: g (N, Cout, out_h, out_w) and x (N, Cin, in_h, in_w) read as vec4 (the host sends only 3×3 kernels
-//         with in_w % 4 == 0 and out_w % 4 == 0), part (n_split, Cout, K) f32. The block's input window of one
-//         row is 3 (r = 0) or 4 aligned vec4 starting r = (−pad_x) mod 4 values before the block's first tap; tap kx's 8
-//         values start at window offset r + kx (a constant once the loops are expanded, so picks and shifts fold).
-//         Accumulators are scalars (acc[c·9 + tap], each += two vec4 dots per block): 9·TM of them, not 4× that.
-// grid:   @workgroup_size(WG) along input channels; one workgroup per (split, TM channels, WG input channels),
-//         input channels fastest; linear id. Invocations past Cin compute a clamped duplicate and store nothing.
+//         Workgroup row s sums the 8-pixel blocks [s·chunk, (s+1)·chunk) into part[s, co, k]
+//         (k = ci·KH·KW + ky·KW + kx); the host adds the splits in a fixed order (no atomics: deterministic).
+// layout: g (N, Cout, out_h, out_w) and x (N, Cin, in_h, in_w) read as vec4 (the host sends only 3×3 and 1×1
+//         kernels with in_w % 4 == 0 and out_w % 4 == 0), part (n_split, Cout, K) f32. The block's input
+//         window of one row is ≤ 4 aligned vec4 starting r = (−pad_x) mod 4 values before the block's first
+//         tap; tap kx's 8 values start at window offset r + kx (a constant once the loops are expanded, so the
+//         picks and shifts fold). Accumulators are scalars (acc[(c·TC + t)·KH·KW + tap], each += two vec4
+//         dots per block): TM·TC·KH·KW of them, not 4× that.
+// grid:   @workgroup_size(WG); per split, one invocation per (TM output channels, TC input channels), input
+//         tiles fastest, WG of them per workgroup; workgroup id = split · groups + group, linear. Invocations
+//         past the last tile, and channels past Cout or Cin, compute clamped duplicates and store nothing.
 // binds:  @group(0) 0 params (uniform), 1 g (as vec4), 2 x (as vec4), 3 part (rw)
-// unroll: the loops marked `// unroll` are expanded for each TM and R (src/gpu/specialize.rs).
+// unroll: the loops marked `// unroll` are expanded for each TM, TC, KH, KW and R (src/gpu/specialize.rs).
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
@@ -26,11 +29,14 @@ struct Params {
     chunk: u32, n_split: u32, _p0: u32, _p1: u32,
 }
 
+override KH: u32 = 3u;  // 3 (with KW 3) or 1 (with KW 1)
+override KW: u32 = 3u;
 override TM: u32 = 8u;  // output channels per invocation
-override WG: u32 = 8u;  // invocations per workgroup, all along the input channels
+override TC: u32 = 1u;  // input channels per invocation
+override WG: u32 = 8u;  // invocations per workgroup
 override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4
 const TN: u32 = 8u;     // pixels per block (one output row), two vec4
-const TAPS: u32 = 9u;
+const KK: u32 = KH * KW;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
@@ -48,17 +54,18 @@ fn shl(lo: vec4<f32>, hi: vec4<f32>, s: u32) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let tiles_c = (p.cin + WG - 1u) / WG;
-    let tiles_m = (p.cout + TM - 1u) / TM;
-    let total = tiles_c * tiles_m * p.n_split;
+    let tiles_c = (p.cin + TC - 1u) / TC;
+    let tiles = tiles_c * ((p.cout + TM - 1u) / TM);
+    let groups = (tiles + WG - 1u) / WG;      // workgroups per split
     let w_raw = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
-    // guard: padding workgroups and input channels past the last compute a clamped duplicate, store nothing
-    let wid = min(w_raw, total - 1u);
-    let ci_raw = (wid % tiles_c) * WG + li;
-    let live = w_raw < total && ci_raw < p.cin;
-    let ci = min(ci_raw, p.cin - 1u);
-    let co0 = ((wid / tiles_c) % tiles_m) * TM;
-    let s = wid / (tiles_c * tiles_m);
+    // guard: padding workgroups and tiles past the last compute a clamped duplicate and store nothing
+    let wid = min(w_raw, groups * p.n_split - 1u);
+    let inv_raw = (wid % groups) * WG + li;
+    let live = w_raw < groups * p.n_split && inv_raw < tiles;
+    let inv = min(inv_raw, tiles - 1u);
+    let ci0 = (inv % tiles_c) * TC;
+    let co0 = (inv / tiles_c) * TM;
+    let s = wid / groups;
 
     let bxn = (p.out_w + TN - 1u) / TN;       // pixel blocks per output row
     let nblk = p.batch * p.out_h * bxn;
@@ -69,9 +76,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let cm = p.cout - 1u;
     let zero = vec4<f32>();
 
-    var acc: array<f32, TM * TAPS>;
+    var acc: array<f32, TM * TC * KK>;
     // unroll
-    for (var j = 0u; j < TM * TAPS; j++) {
+    for (var j = 0u; j < TM * TC * KK; j++) {
         acc[j] = 0.0;
     }
     // the block's position (n, oy, ox0), stepped along with blk (no per-block integer division)
@@ -94,28 +101,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         let aq = (i32(ox0) - p.pad_x - i32(R)) / 4; // exact: the numerator is a multiple of 4
         // unroll
-        for (var ky = 0u; ky < 3u; ky++) {
-            // input row iy of channel ci: NV aligned vec4, zero outside the image
-            let iy = i32(oy) + i32(ky) - p.pad_y;
-            let rok = iy >= 0 && iy < i32(p.in_h);
-            let rb = i32(((n * p.cin + ci) * p.in_h + u32(clamp(iy, 0, i32(p.in_h) - 1))) * u32(wq));
-            var w: array<vec4<f32>, 4>;
+        for (var t = 0u; t < TC; t++) {
+            // padding input channels read channel Cin − 1 and are never stored
+            let ci = min(ci0 + t, p.cin - 1u);
             // unroll
-            for (var q = 0u; q < 4u; q++) {
-                // the window's last vec4 is needed only when r + 8 + 2 taps run past 3 vec4 (r > 0)
-                if q < (R + TN + 5u) / 4u {
-                    let col = aq + i32(q);
-                    w[q] = select(zero, x[u32(rb + clamp(col, 0, wq - 1))], rok && col >= 0 && col < wq);
-                }
-            }
-            // unroll
-            for (var kx = 0u; kx < 3u; kx++) {
-                let o = R + kx;
-                let lo = shl(w[o / 4u], w[o / 4u + 1u], o % 4u);
-                let hi = shl(w[o / 4u + 1u], w[min(o / 4u + 2u, 3u)], o % 4u);
+            for (var ky = 0u; ky < KH; ky++) {
+                // input row iy of channel ci: aligned vec4s, zero outside the image
+                let iy = i32(oy) + i32(ky) - p.pad_y;
+                let rok = iy >= 0 && iy < i32(p.in_h);
+                let rb = i32(((n * p.cin + ci) * p.in_h + u32(clamp(iy, 0, i32(p.in_h) - 1))) * u32(wq));
+                var w: array<vec4<f32>, 4>;
                 // unroll
-                for (var c = 0u; c < TM; c++) {
-                    acc[c * TAPS + ky * 3u + kx] += dot(gl[c], lo) + dot(gh[c], hi);
+                for (var q = 0u; q < 4u; q++) {
+                    // only the vec4s the taps reach: r + 8 + KW − 1 values
+                    if q < (R + TN + KW + 2u) / 4u {
+                        let col = aq + i32(q);
+                        w[q] = select(zero, x[u32(rb + clamp(col, 0, wq - 1))], rok && col >= 0 && col < wq);
+                    }
+                }
+                // unroll
+                for (var kx = 0u; kx < KW; kx++) {
+                    let o = R + kx;
+                    let lo = shl(w[o / 4u], w[o / 4u + 1u], o % 4u);
+                    let hi = shl(w[o / 4u + 1u], w[min(o / 4u + 2u, 3u)], o % 4u);
+                    // unroll
+                    for (var c = 0u; c < TM; c++) {
+                        acc[(c * TC + t) * KK + ky * KW + kx] += dot(gl[c], lo) + dot(gh[c], hi);
+                    }
                 }
             }
         }
@@ -128,10 +140,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if !live { return; }
     // unroll
     for (var c = 0u; c < TM; c++) {
-        if co0 + c < p.cout {
-            // unroll
-            for (var j = 0u; j < TAPS; j++) {
-                part[(s * p.cout + co0 + c) * p.kdim + ci * TAPS + j] = acc[c * TAPS + j];
+        // unroll
+        for (var t = 0u; t < TC; t++) {
+            if co0 + c < p.cout && ci0 + t < p.cin {
+                // unroll
+                for (var j = 0u; j < KK; j++) {
+                    part[(s * p.cout + co0 + c) * p.kdim + (ci0 + t) * KK + j] = acc[(c * TC + t) * KK + j];
+                }
             }
         }
     }

@@ -18,8 +18,10 @@ const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
 const DW_V10: Shader = shader!("conv/dw_v10_reuse.wgsl");
-/// dw v10: output channels per invocation, invocations per workgroup (along input channels).
+/// dw v10: output channels per invocation, input channels per invocation for 1×1 kernels, invocations per
+/// workgroup.
 const DW_V10_TM: usize = 8;
+const DW_V10_TC: usize = 8;
 const DW_V10_WG: usize = 8;
 /// dw v5: output channels × k's per invocation, pixels per block, invocations per workgroup; each split sums
 /// at least `DW_V5_MIN_BLOCKS` blocks, and splits are added until the launch has about `DW_TARGET_GROUPS`.
@@ -54,10 +56,12 @@ pub fn conv2d_backward_weight(
         ConvKernel::Winograd | ConvKernel::Winograd4 if geo.kh == 3 && geo.kw == 3 && WinogradTile::F2.fits(&geo) => {
             return winograd_dw(&geo, g, x, w_shape);
         }
-        // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v9's for few output channels: `dw_rule`)
+        // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v10's for few output channels: `dw_rule`)
         ConvKernel::Gemm if geo.is_pointwise() => return dw_gemm(&geo, g, x, w_shape),
-        // v10: 3×3 with rows of whole vec4s (v5's reads); other shapes take v5's (then v4's)
-        ConvKernel::Reuse if geo.kh == 3 && geo.kw == 3 && dw_v5_reads(&geo) => return dw_v10(&geo, g, x, w_shape),
+        // v10: 3×3 and 1×1 with rows of whole vec4s (v5's reads); other shapes take v5's (then v4's)
+        ConvKernel::Reuse if geo.kh == geo.kw && (geo.kh == 3 || geo.kh == 1) && dw_v5_reads(&geo) => {
+            return dw_v10(&geo, g, x, w_shape);
+        }
         ConvKernel::Reuse => ConvKernel::Vec4,
         // v9's dw reads x like v5's and g from uniform windows; v6 and v8 on other kernel sizes and v7 on other
         // shapes take it too, and every shape it cannot read takes v5's (then v4's)
@@ -114,7 +118,7 @@ pub fn conv2d_backward_weight(
 }
 
 /// dw v5's and v10's launch: the 8-pixel blocks split into enough splits to reach ~DW_TARGET_GROUPS workgroups
-/// of `tiles` output tiles each, none shorter than DW_V5_MIN_BLOCKS blocks; dw = the sum of the splits.
+/// (`tiles` workgroups per split), none shorter than DW_V5_MIN_BLOCKS blocks; dw = the sum of the splits.
 fn dw_blocks(
     geo: &Geometry,
     shader: Shader,
@@ -139,11 +143,21 @@ fn dw_blocks(
     dw.detach().reshape(w_shape)
 }
 
-/// dw v10 (3×3, rows of whole vec4s): one invocation per (DW_V10_TM output channels, input channel, split).
+/// dw v10 (3×3 or 1×1, rows of whole vec4s): one invocation per (DW_V10_TM output channels, input channels,
+/// split): one input channel with its 9 taps for 3×3, DW_V10_TC for 1×1.
 fn dw_v10(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
-    let tiles = geo.cout.div_ceil(DW_V10_TM) * geo.cin.div_ceil(DW_V10_WG);
-    let overrides = [("TM", DW_V10_TM as f64), ("WG", DW_V10_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
-    dw_blocks(geo, DW_V10, &overrides, tiles, g, x, w_shape)
+    let tc = if geo.kh == 1 { DW_V10_TC } else { 1 };
+    let tiles = geo.cout.div_ceil(DW_V10_TM) * geo.cin.div_ceil(tc);
+    let [kh, kw] = geo.overrides();
+    let overrides = [
+        kh,
+        kw,
+        ("TM", DW_V10_TM as f64),
+        ("TC", tc as f64),
+        ("WG", DW_V10_WG as f64),
+        ("R", (-geo.pad_x).rem_euclid(4) as f64),
+    ];
+    dw_blocks(geo, DW_V10, &overrides, tiles.div_ceil(DW_V10_WG), g, x, w_shape)
 }
 
 /// v7's dw: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), one batched GEMM and a sum over the batch.

@@ -79,9 +79,10 @@
 //!   uniform windows of 256 blocks (80% of v5's dw storage traffic was g): 16->16 at 32² 35.5 -> 16.2 ms; 16->16
 //!   at 64² 126 -> 63; 32->32 at 64² 521 -> 228; 64->64 at 32² 480 -> 226; 128->128 at 16² 453 -> 204. The
 //!   split partials' sum is a per-thread reduction (reduce.rs: ≥ 1,024 outputs).
-//! - `Reuse` (v10): a dw rung only (its forward and dx are v9's): for 3×3 kernels each invocation owns 8 output
-//!   channels × one input channel × all 9 taps (dw_v10_reuse.wgsl), so a g value loaded feeds 9 FMAs, not v5's
-//!   3 (g's loads were most of v5's dw time: see the shader). Other kernels take v5's dw. The same idea for the
+//! - `Reuse` (v10): a dw rung only (its forward and dx are v9's): each invocation owns 8 output channels × one
+//!   input channel × all 9 taps of a 3×3 kernel, or × 8 input channels of a 1×1 (dw_v10_reuse.wgsl), so a g
+//!   value loaded feeds 9 or 8 FMAs, not v5's 3 (g's loads were most of v5's dw time: see the shader). Other
+//!   kernels take v5's dw. The same idea for the
 //!   forward (16 channels per invocation, so a window of x feeds twice the FMAs) ran no faster than v9 at 16
 //!   channels and 1.05–1.2× at 64–128 (docs/bench-history.md), so it is not a rung.
 //!
@@ -422,14 +423,14 @@ pub fn gemm_dw_applies(w_shape: &[usize], padding: usize) -> bool {
     w_shape.len() == 4 && w_shape[2] == 1 && w_shape[3] == 1 && padding == 0
 }
 
-/// The untuned dw rung: the forward's, except that an unpadded 1×1 conv on v7 computes its dw as a GEMM only
-/// from [`GEMM_DW_MIN_COUT`] output channels (else v9's direct dw), and a 3×3 conv on v9 takes v10's dw
-/// (1.5–1.8× v5's and v9's from 16 to 128 channels on llvmpipe with AVX-512; docs/bench-history.md).
+/// The untuned dw rung: the forward's, except that v10's dw (1.5–4× v5's and v9's on llvmpipe with AVX-512,
+/// docs/bench-history.md) replaces v9's for 3×3 and 1×1 kernels, and an unpadded 1×1 conv on v7 computes its
+/// dw as a GEMM only from [`GEMM_DW_MIN_COUT`] output channels (else v10's).
 pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
-    let k3 = w_shape.len() == 4 && w_shape[2] == 3 && w_shape[3] == 3;
+    let square13 = w_shape.len() == 4 && w_shape[2] == w_shape[3] && (w_shape[2] == 3 || w_shape[2] == 1);
     if forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT {
-        ConvKernel::Uniform
-    } else if forward == ConvKernel::Uniform && k3 {
+        ConvKernel::Reuse
+    } else if forward == ConvKernel::Uniform && square13 {
         ConvKernel::Reuse
     } else {
         forward

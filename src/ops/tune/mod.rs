@@ -84,11 +84,15 @@ impl Key {
                 }
                 v.into_iter().map(ConvKernel::name).collect()
             }
-            // dw: v5's and v9's direct dw, v10's and v6's (Winograd) for 3×3, the GEMM for an unpadded 1×1
+            // dw: v5's and v9's direct dw, v10's for 3×3 and 1×1, v6's (Winograd) for 3×3, the GEMM for an
+            // unpadded 1×1
             Key::ConvDw { w, padding, .. } => {
                 let mut v = vec![ConvKernel::Vec4, ConvKernel::Uniform];
+                if w[2] == w[3] && (w[2] == 3 || w[2] == 1) {
+                    v.push(ConvKernel::Reuse);
+                }
                 if w[2] == 3 && w[3] == 3 {
-                    v.extend([ConvKernel::Reuse, ConvKernel::Winograd]);
+                    v.push(ConvKernel::Winograd);
                 }
                 if conv::gemm_dw_applies(w, *padding) {
                     v.push(ConvKernel::Gemm);

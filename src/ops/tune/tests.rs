@@ -148,7 +148,7 @@ fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
 
     // a conv's dx and dw rungs are keys of their own, met in the backward, each timed for its candidates,
     // and the table's entries decide which kernels dx and dw run whatever the forward's rung: a 1×1 conv
-    // (dw: GEMM or v9) and a 3×3 one (dx: Winograd F(4×4) or v9, dw: Winograd F(2×2) or v5)
+    // (dw: GEMM or v9) and a 3×3 one (dx: Winograd F(4×4) or v9, dw: Winograd F(2×2) or v10)
     for (xs, ws, pad, dx_rungs, dw_rungs) in [
         (
             [2, 6, 8, 12],
@@ -162,7 +162,7 @@ fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
             [6, 5, 3, 3],
             1,
             [("v8_winograd4", "winograd4"), ("v9_uniform", "conv_v9")],
-            [("v6_winograd", "winograd_transforms"), ("v5_vec4", "dw_v5")],
+            [("v6_winograd", "winograd_transforms"), ("v10_reuse", "dw_v10")],
         ),
     ] {
         let (x, w) = (Tensor::randn(&xs, &mut rng).with_grad(), Tensor::randn(&ws, &mut rng).with_grad());
