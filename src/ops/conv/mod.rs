@@ -428,9 +428,8 @@ pub fn gemm_dw_applies(w_shape: &[usize], padding: usize) -> bool {
 /// dw as a GEMM only from [`GEMM_DW_MIN_COUT`] output channels (else v10's).
 pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
     let square13 = w_shape.len() == 4 && w_shape[2] == w_shape[3] && (w_shape[2] == 3 || w_shape[2] == 1);
-    if forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT {
-        ConvKernel::Reuse
-    } else if forward == ConvKernel::Uniform && square13 {
+    let small_gemm = forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT;
+    if small_gemm || (forward == ConvKernel::Uniform && square13) {
         ConvKernel::Reuse
     } else {
         forward
