@@ -2,10 +2,11 @@
 //! model config, with count, GPU time, FLOPs, bytes and % of this adapter's measured peak, and the step's
 //! achieved GFLOP/s (`medsegdiff bench --workload tiny|small|paper|--config cfg.json`, `medsegdiff profile`).
 //!
-//! **How.** The step runs three times: a warm-up (pipelines compile, the pool fills), a wall-clock step with
-//! nothing switched on (the time a user sees), and a profiled step: every dispatch in its own timed pass
-//! ([`Gpu::set_profiling`](crate::gpu::Gpu::set_profiling)) while [`ops::work`](crate::ops::work) logs which op
-//! call each dispatch belongs to. The two are joined by dispatch index and summed per (op, rung, shape).
+//! **How.** The step runs at least three times: a warm-up (pipelines compile, the pool fills), a wall-clock step
+//! with nothing switched on (the time a user sees; `--reps N`: the fastest of N), and a profiled step: every
+//! dispatch in its own timed pass ([`Gpu::set_profiling`](crate::gpu::Gpu::set_profiling)) while
+//! [`ops::work`](crate::ops::work) logs which op call each dispatch belongs to. The two are joined by dispatch
+//! index and summed per (op, rung, shape).
 //!
 //! **FLOPs** are counted for matmuls and convolutions (the direct convolution's count, also for Winograd):
 //! what PyTorch's `FlopCounterMode` counts (`tools/compare_torch.py --flops` checks the two agree). Every other
@@ -149,17 +150,20 @@ pub fn rows_from(calls: &[OpCall], timeline: &[f64], d0: u64, d1: u64) -> Vec<Ro
     rows
 }
 
-/// Run `step` once for the wall clock and once profiled + logged; return the phase.
-fn measure(name: &str, mut step: impl FnMut() -> Result<()>) -> Result<Phase> {
+/// Run `step` `reps` times for the wall clock (the fastest kept) and once profiled + logged; return the phase.
+fn measure(name: &str, reps: usize, mut step: impl FnMut() -> Result<()>) -> Result<Phase> {
     let g = crate::gpu::gpu();
     step()?; // warm-up
     g.sync();
-    let (d0, _) = g.counters();
-    let t0 = Instant::now();
-    step()?;
-    g.sync();
-    let wall_s = t0.elapsed().as_secs_f64();
-    let dispatches = g.counters().0 - d0;
+    let (mut wall_s, mut dispatches) = (f64::INFINITY, 0);
+    for _ in 0..reps.max(1) {
+        let (d0, _) = g.counters();
+        let t0 = Instant::now();
+        step()?;
+        g.sync();
+        wall_s = wall_s.min(t0.elapsed().as_secs_f64());
+        dispatches = g.counters().0 - d0;
+    }
     let timestamps = g.set_profiling(true);
     g.take_timeline();
     let d0 = g.counters().0;
@@ -179,10 +183,11 @@ fn measure(name: &str, mut step: impl FnMut() -> Result<()>) -> Result<Phase> {
 
 /// Measure one training step and one sampling step (a forward under no_grad at t = 500) of `t`, the latter as
 /// a sampler's steady-state step: with the weights packed by an earlier step of the same sampling call.
-pub fn run(name: &str, t: &mut Trainer) -> Result<Workload> {
+/// `reps` wall-clock steps per phase, the fastest kept.
+pub fn run(name: &str, t: &mut Trainer, reps: usize) -> Result<Workload> {
     let model = t.unet.cfg.clone();
     let batch = t.cfg.batch_size;
-    let train = measure("train_step", || t.train_step().map(|_| ()))?;
+    let train = measure("train_step", reps, || t.train_step().map(|_| ()))?;
     let (images, _) = t.data.batch(&(0..batch).collect::<Vec<_>>(), None)?;
     let x = Tensor::randn(&[batch, model.mask_channels, model.image_size, model.image_size], &mut Rng::new(1));
     let _kp = crate::ops::conv::keep_packed_weights();
@@ -190,7 +195,7 @@ pub fn run(name: &str, t: &mut Trainer) -> Result<Workload> {
         let _ng = crate::autograd::no_grad();
         t.diffusion.predict(&t.unet, &x, 500, &images, true)?; // the sampler's first step packs the weights
     }
-    let sample = measure("sample_step", || {
+    let sample = measure("sample_step", reps, || {
         let _ng = crate::autograd::no_grad();
         let (eps, _) = t.diffusion.predict(&t.unet, &x, 500, &images, true)?;
         crate::gpu::gpu().flush();

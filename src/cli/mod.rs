@@ -137,6 +137,10 @@ pub enum Cmd {
         /// The workload bench of a preset: tiny, small or paper.
         #[arg(long, conflicts_with = "config")]
         workload: Option<String>,
+        /// Workload bench: wall-clock steps per phase, the fastest reported (as `tools/compare_torch.py` takes
+        /// PyTorch's best of --reps).
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        reps: usize,
         #[command(flatten)]
         model: WorkloadArgs,
     },
@@ -246,9 +250,9 @@ pub fn run() -> Result<()> {
             Gpu::init(adapter)?;
             eval::eval(a)
         }
-        Cmd::Bench { filter: _, json, workload, model } if workload.is_some() || model.config.is_some() => {
+        Cmd::Bench { filter: _, json, workload, reps, model } if workload.is_some() || model.config.is_some() => {
             Gpu::init(adapter)?;
-            workload::workload(workload.as_deref().unwrap_or("tiny"), &model, json.as_deref())
+            workload::workload(workload.as_deref().unwrap_or("tiny"), &model, json.as_deref(), reps)
         }
         Cmd::Bench { filter, json, .. } => {
             let g = Gpu::init(adapter)?;

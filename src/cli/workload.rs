@@ -33,14 +33,16 @@ fn workload_trainer(preset_name: &str, m: &super::WorkloadArgs) -> Result<(Strin
 }
 
 /// `medsegdiff bench --workload / --config`: the workload tables of one training and one sampling step.
-pub fn workload(preset_name: &str, m: &super::WorkloadArgs, json: Option<&Path>) -> Result<()> {
+pub fn workload(preset_name: &str, m: &super::WorkloadArgs, json: Option<&Path>, reps: usize) -> Result<()> {
     let (name, mut t) = workload_trainer(preset_name, m)?;
     let g = crate::gpu::gpu();
     println!("adapter: {}", g.describe());
     println!("measuring peak (FMA throughput, copy bandwidth) ...");
     let peak = crate::bench::peak();
-    println!("measuring {name}: warm-up, a wall-clock step and a profiled step, for training and sampling ...");
-    let w = crate::bench::workload::run(&name, &mut t)?;
+    let walls =
+        if reps == 1 { "a wall-clock step".to_string() } else { format!("the best of {reps} wall-clock steps") };
+    println!("measuring {name}: warm-up, {walls} and a profiled step, for training and sampling ...");
+    let w = crate::bench::workload::run(&name, &mut t, reps)?;
     print!("{}", crate::bench::workload::table(&w, &peak, m.top));
     if let Some(p) = json {
         let text = serde_json::to_string_pretty(&crate::bench::workload::to_json(&w, &peak))?;
