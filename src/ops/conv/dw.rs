@@ -37,6 +37,8 @@ const DW_V9_CHUNK: usize = 16;
 /// dw v2 split-K: each split sums at least this many pixels, and splits are added until the launch has
 /// about `DW_TARGET_GROUPS` workgroups (few output tiles, e.g. 64×576 for a 64→64 3×3 conv, are otherwise 9).
 const DW_MIN_CHUNK: usize = 256;
+/// The most 8-pixel blocks one dw v5 / v10 invocation walks (half llvmpipe's per-invocation loop limit).
+pub(super) const DW_LOOP_BUDGET: usize = 32_768;
 const DW_TARGET_GROUPS: usize = 256;
 
 /// dw of conv2d for a weight of shape `w_shape`, with the dw rung that matches `kernel`.
@@ -129,10 +131,7 @@ fn dw_blocks(
     w_shape: &[usize],
 ) -> Result<Tensor> {
     let (cout, kdim) = (geo.cout, geo.kdim());
-    let nblk = geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN);
-    let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, nblk.div_ceil(DW_V5_MIN_BLOCKS).max(1));
-    let chunk = nblk.div_ceil(want);
-    let n_split = nblk.div_ceil(chunk);
+    let (chunk, n_split) = block_splits(geo.batch * geo.out_h * geo.out_w.div_ceil(DW_V5_TN), tiles);
     let mut p = geo.params(false);
     p.chunk = chunk as u32;
     p.n_split = n_split as u32;
@@ -141,6 +140,16 @@ fn dw_blocks(
     // dw = Σ_s part[s]
     let dw = if n_split == 1 { part } else { sum_to_shape(&part, &[1, cout, kdim])? };
     dw.detach().reshape(w_shape)
+}
+
+/// (blocks per split, splits) for `nblk` 8-pixel blocks and `tiles` workgroups per split: about
+/// DW_TARGET_GROUPS workgroups, no split shorter than DW_V5_MIN_BLOCKS blocks nor longer than
+/// DW_LOOP_BUDGET (one loop pass per block; llvmpipe stops every loop of an invocation after 65,535 passes,
+/// docs/llvmpipe-stores.md).
+pub(super) fn block_splits(nblk: usize, tiles: usize) -> (usize, usize) {
+    let want = DW_TARGET_GROUPS.div_ceil(tiles).clamp(1, nblk.div_ceil(DW_V5_MIN_BLOCKS).max(1));
+    let chunk = nblk.div_ceil(want).min(DW_LOOP_BUDGET);
+    (chunk, nblk.div_ceil(chunk))
 }
 
 /// dw v10 (3×3 or 1×1, rows of whole vec4s): one invocation per (DW_V10_TM output channels, input channels,

@@ -270,6 +270,18 @@ fn dw_v10_over_65535_workgroups() {
 }
 
 #[test]
+fn dw_block_splits_stay_within_llvmpipes_loop_limit() {
+    use super::dw::{block_splits, DW_LOOP_BUDGET};
+    // few tiles: many splits; many tiles on a huge image: one split would walk 100,000 blocks, so it is cut
+    for (nblk, tiles) in [(4096, 4), (4096, 300), (100_000, 300), (100_000, 1), (1, 1), (17, 1000)] {
+        let (chunk, n_split) = block_splits(nblk, tiles);
+        assert!(chunk <= DW_LOOP_BUDGET && chunk >= 1, "{nblk} blocks, {tiles} tiles: chunk {chunk}");
+        assert!(chunk * n_split >= nblk && chunk * (n_split - 1) < nblk, "{nblk}, {tiles}: {chunk} × {n_split}");
+    }
+    assert_eq!(block_splits(100_000, 300), (DW_LOOP_BUDGET, 4));
+}
+
+#[test]
 fn winograd_falls_back_when_a_transformed_tensor_exceeds_a_binding() {
     // The arithmetic, at an explicit 128 MiB limit: F(2×2) takes 64 bytes per tile and channel (V and M), F(4×4)
     // 144 per 4×4 tile, and U takes planes·4 bytes per (Cout, Cin) pair, whichever is larger.
