@@ -20,8 +20,10 @@ fn a_real_step_is_fully_attributed() {
         ..UnetConfig::default()
     };
     let mut t = trainer_for(&model, 2, TrainConfig::default()).unwrap();
-    let w = run("unit", &mut t).unwrap();
+    // two wall-clock steps per phase (the fastest kept), then the profiled one
+    let w = run("unit", &mut t, 2).unwrap();
     for ph in &w.phases {
+        assert!(ph.wall_s.is_finite() && ph.wall_s > 0.0, "{}: wall {} s", ph.name, ph.wall_s);
         let claimed: u64 = ph.rows.iter().map(|r| r.dispatches).sum();
         assert!(claimed > 50, "{}: {claimed} dispatches", ph.name);
         assert!(ph.rows.iter().any(|r| r.op == "conv2d") && ph.rows.iter().any(|r| r.op == "matmul"));

@@ -275,7 +275,7 @@ fn dw_block_splits_stay_within_llvmpipes_loop_limit() {
     // few tiles: many splits; many tiles on a huge image: one split would walk 100,000 blocks, so it is cut
     for (nblk, tiles) in [(4096, 4), (4096, 300), (100_000, 300), (100_000, 1), (1, 1), (17, 1000)] {
         let (chunk, n_split) = block_splits(nblk, tiles);
-        assert!(chunk <= DW_LOOP_BUDGET && chunk >= 1, "{nblk} blocks, {tiles} tiles: chunk {chunk}");
+        assert!((1..=DW_LOOP_BUDGET).contains(&chunk), "{nblk} blocks, {tiles} tiles: chunk {chunk}");
         assert!(chunk * n_split >= nblk && chunk * (n_split - 1) < nblk, "{nblk}, {tiles}: {chunk} × {n_split}");
     }
     assert_eq!(block_splits(100_000, 300), (DW_LOOP_BUDGET, 4));
