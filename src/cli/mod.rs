@@ -254,7 +254,12 @@ pub fn run() -> Result<()> {
             Gpu::init(adapter)?;
             workload::workload(workload.as_deref().unwrap_or("tiny"), &model, json.as_deref(), reps)
         }
-        Cmd::Bench { filter, json, .. } => {
+        Cmd::Bench { filter, json, reps, .. } => {
+            if reps != 1 {
+                anyhow::bail!(
+                    "--reps {reps}: it applies to the workload bench (--workload or --config), not the kernel cases"
+                );
+            }
             let g = Gpu::init(adapter)?;
             println!("adapter: {}", g.describe());
             println!("measuring peak (FMA throughput, copy bandwidth) ...");
