@@ -345,7 +345,7 @@ mod tests {
             let yg = crate::ops::elementwise::mul(&y, &gout).unwrap();
             let loss = crate::ops::reduce::sum(&yg, &[0, 1, 2, 3], false).unwrap();
             let want = crate::autograd::backward(&loss).unwrap().get(&xg).unwrap().to_vec();
-            let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+            let want = crate::testing::to_f64(&want);
             let saved = save_forward(&x, heads, d);
             for &(name, rows) in fitting(&ROW_RUNGS, d) {
                 let what = format!("flash backward {name}, b {b} heads {heads} d {d} n {}", h * w);

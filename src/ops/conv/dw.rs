@@ -61,7 +61,7 @@ pub fn conv2d_backward_weight(
         // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v10's for few output channels: `dw_rule`)
         ConvKernel::Gemm if geo.is_pointwise() => return dw_gemm(&geo, g, x, w_shape),
         // v10: 3×3 and 1×1 with rows of whole vec4s (v5's reads); other shapes take v5's (then v4's)
-        ConvKernel::Reuse if geo.kh == geo.kw && (geo.kh == 3 || geo.kh == 1) && dw_v5_reads(&geo) => {
+        ConvKernel::Reuse if super::reuse_dw_applies(w_shape) && dw_v5_reads(&geo) => {
             return dw_v10(&geo, g, x, w_shape);
         }
         ConvKernel::Reuse => ConvKernel::Vec4,

@@ -88,7 +88,7 @@ impl Key {
             // unpadded 1×1
             Key::ConvDw { w, padding, .. } => {
                 let mut v = vec![ConvKernel::Vec4, ConvKernel::Uniform];
-                if w[2] == w[3] && (w[2] == 3 || w[2] == 1) {
+                if conv::reuse_dw_applies(w) {
                     v.push(ConvKernel::Reuse);
                 }
                 if w[2] == 3 && w[3] == 3 {
