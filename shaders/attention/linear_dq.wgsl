@@ -1,38 +1,27 @@
-// linear_dq.wgsl: linear attention's q gradient and the split-K partials of its context gradient, in one pass
-// over q and dout. Each workgroup owns one chunk of pixels of one head (of this dispatch's window of heads) and
-// one block of eb4·4 output channels; its invocation l takes the pixels i0 + l, i0 + l + 64, ... For each it
-// recomputes q̂ (softmax over the d features), accumulates q̂·doutᵀ for its block, and (block 0 only) pushes
-// dout back through the context, read from a uniform window of head blocks, and through the softmax.
-// linear_merge.wgsl:backward sums the 64·nchunk partials of a head.
+// linear_dq.wgsl: linear attention's q gradient, PIX pixels per invocation: dout pushed back through the head's
+// context (read from a uniform window of linear_merge.wgsl:forward's head blocks, each row serving PIX pixels)
+// and through q's softmax over the d features.
 //
-// math:   q̂ = softmax_c(q[·, i]); acc_J[c, e] = Σ_{i∈J} scale·q̂[c, i]·dout[e, i] over an invocation's pixels J
-//         (dC = Σ_J acc_J, since out[e, i] = Σ_c C[c, e]·scale·q̂[c, i]); dq̂[c] = scale·Σ_e C[c, e]·dout[e, i];
-//         dq[c, i] = q̂[c]·(dq̂[c] − Σ_c' q̂[c']·dq̂[c'])
-// layout: qkv (B, 3·heads·d, n); dout (B·heads, d, n); dqkv like qkv (this kernel writes the q channels); part as
-//         in linear_context.wgsl (only acc_J written); window: heads bh0 .. bh0 + nbw of linear_merge.wgsl:
-//         forward's blocks (hs floats each, C rows of dp)
-// grid:   @workgroup_size(64), one workgroup per (head of the window, chunk, block), block fastest, linear id;
-//         registers: acc of d·eb4 ≤ 128 vec4 (D, DP4 and EB4 are pipeline constants: the feature loops unroll)
-// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 part (rw), 5 cw window (uniform block)
-// unroll: the loops marked `// unroll` are expanded for each D, DP4 and EB4 (src/gpu/specialize.rs), so the private
+// math:   q̂[c] = e^(q[c, i] − max_c q[·, i]) / Σ_c e^(q[c, i] − max); dq̂[c] = scale·Σ_e C[c, e]·dout[e, i]
+//         (out[e, i] = Σ_c C[c, e]·scale·q̂[c]); dq[c, i] = q̂[c]·(dq̂[c] − Σ_c' q̂[c']·dq̂[c'])
+// layout: qkv (B, 3·heads·d, n); dout (B·heads, d, n); dqkv like qkv (this kernel writes the q channels);
+//         window: heads bh0 .. bh0 + nbw of blocks of hs floats, C (d rows of dp, zero-padded past d)
+// grid:   @workgroup_size(64); workgroup g = (head of the window, block of 64·PIX pixels), linear id; invocation
+//         li of block blk owns pixels blk·64·PIX + li + 64·k, k < PIX (neighbouring invocations, neighbouring
+//         pixels)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 cw window (uniform block)
+// unroll: the loops marked `// unroll` are expanded for each D, DP4 and PIX (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
 
 // (struct Params and its binding 0: linear_common.wgsl)
 
-const DMAX: u32 = 64u;
-const DMAX4: u32 = 16u;
-// the loop bounds are pipeline constants, so that the compiler unrolls the feature loops and keeps the arrays in
-// registers (indexed by a runtime counter they would be memory, read and written lane by lane on llvmpipe)
-override D: u32 = 16u;   // = p.d
-override DP4: u32 = 4u;  // = p.dp / 4
-override EB4: u32 = 4u;  // = p.eb4
-
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(4) var<storage, read_write> part: array<f32>;
-@group(0) @binding(5) var<uniform> cw: array<vec4<f32>, 4096>;
+@group(0) @binding(4) var<uniform> cw: array<vec4<f32>, 4096>;
+
+// (the pixel grid, D, DP4, PIX and where_am_i: linear_pixels.wgsl)
 
 // dout[e, i] of head bh, 0 past d
 fn g_at(bh: u32, e: u32, i: u32) -> f32 {
@@ -43,22 +32,41 @@ fn g_at(bh: u32, e: u32, i: u32) -> f32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-    let g = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
-    // guard: workgroups past the window's last (head, chunk, block)
-    if g >= p.nbw * p.nchunk * p.neb { return; }
-    let eb = g % p.neb;
-    let chunk = (g / p.neb) % p.nchunk;
-    let lh = g / (p.neb * p.nchunk);
-    let bh = p.bh0 + lh;
+    let w = where_am_i(wg, nwg, li);
+    // guard: workgroups past the window's last block
+    if !w.ok { return; }
+    let bh = p.bh0 + w.lh;
     let qch = head_channel(0u, bh);
-    let i0 = chunk * p.chunk;
-    let i1 = min(i0 + p.chunk, p.n);
-    let e0 = eb * EB4 * 4u;
-    var acc: array<vec4<f32>, 2u * DMAX>; // [c·eb4 + b4]
+    var ga: array<vec4<f32>, 64>; // [k·DP4 + e4]: dout of pixel k
     // unroll
-    for (var k = 0u; k < D * EB4; k++) { acc[k] = vec4<f32>(0.0); }
-    for (var i = i0 + li; i < i1; i += 64u) {
-        var q: array<f32, DMAX>;
+    for (var k = 0u; k < PIX; k++) {
+        let i = pix(w, k);
+        // unroll
+        for (var e4 = 0u; e4 < DP4; e4++) {
+            let e = 4u * e4;
+            ga[k * DP4 + e4] = vec4<f32>(g_at(bh, e, i), g_at(bh, e + 1u, i), g_at(bh, e + 2u, i), g_at(bh, e + 3u, i));
+        }
+    }
+    var dq: array<f32, 256>; // [k·D + c]: dq̂ of pixel k
+    // unroll
+    for (var c = 0u; c < D; c++) {
+        let row = (w.lh * p.hs + c * p.dp) / 4u;
+        var a: array<vec4<f32>, PMAX>;
+        // unroll
+        for (var k = 0u; k < PIX; k++) { a[k] = vec4<f32>(0.0); }
+        // unroll
+        for (var e4 = 0u; e4 < DP4; e4++) {
+            let cv = cw[row + e4];
+            // unroll
+            for (var k = 0u; k < PIX; k++) { a[k] += cv * ga[k * DP4 + e4]; }
+        }
+        // unroll
+        for (var k = 0u; k < PIX; k++) { dq[k * D + c] = p.scale * (a[k].x + a[k].y + a[k].z + a[k].w); }
+    }
+    // unroll
+    for (var k = 0u; k < PIX; k++) {
+        let i = pix(w, k);
+        var q: array<f32, 64>;
         var mx = -3.4e38;
         // unroll
         for (var c = 0u; c < D; c++) {
@@ -71,56 +79,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             q[c] = exp(q[c] - mx);
             s += q[c];
         }
-        // unroll
-        for (var c = 0u; c < D; c++) { q[c] /= s; }
-        var gb: array<vec4<f32>, 16>;
-        // unroll
-        for (var b4 = 0u; b4 < EB4; b4++) {
-            let e = e0 + 4u * b4;
-            gb[b4] = vec4<f32>(g_at(bh, e, i), g_at(bh, e + 1u, i), g_at(bh, e + 2u, i), g_at(bh, e + 3u, i));
-        }
+        var dot_qdq = 0.0;
         // unroll
         for (var c = 0u; c < D; c++) {
-            let qc = p.scale * q[c];
-            // unroll
-            for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] += qc * gb[b4]; }
+            q[c] /= s;
+            dot_qdq += q[c] * dq[k * D + c];
         }
-        if eb == 0u {
-            var ga: array<vec4<f32>, DMAX4>;
+        if w.i0 + 64u * k < p.n {
             // unroll
-            for (var e4 = 0u; e4 < DP4; e4++) {
-                if e4 < EB4 {
-                    ga[e4] = gb[e4];
-                } else {
-                    let e = 4u * e4;
-                    ga[e4] = vec4<f32>(g_at(bh, e, i), g_at(bh, e + 1u, i), g_at(bh, e + 2u, i), g_at(bh, e + 3u, i));
-                }
-            }
-            var dq: array<f32, DMAX>;
-            var dot_qdq = 0.0;
-            // unroll
-            for (var c = 0u; c < D; c++) {
-                let row = (lh * p.hs + c * p.dp) / 4u;
-                var a = vec4<f32>(0.0);
-                // unroll
-                for (var e4 = 0u; e4 < DP4; e4++) { a += cw[row + e4] * ga[e4]; }
-                dq[c] = p.scale * (a.x + a.y + a.z + a.w);
-                dot_qdq += q[c] * dq[c];
-            }
-            // unroll
-            for (var c = 0u; c < D; c++) { dqkv[(qch + c) * p.n + i] = q[c] * (dq[c] - dot_qdq); }
-        }
-    }
-    let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps + 2u * p.d;
-    // unroll
-    for (var c = 0u; c < D; c++) {
-        // unroll
-        for (var b4 = 0u; b4 < EB4; b4++) {
-            // unroll
-            for (var k = 0u; k < 4u; k++) {
-                let e = e0 + 4u * b4 + k;
-                if e < D { part[base + c * p.d + e] = acc[c * EB4 + b4][k]; }
-            }
+            for (var c = 0u; c < D; c++) { dqkv[(qch + c) * p.n + i] = q[c] * (dq[k * D + c] - dot_qdq); }
         }
     }
 }

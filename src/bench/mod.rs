@@ -402,7 +402,7 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
     // linear attention of tiny (qkv (8, 3·2·16, S, S), 2 heads of 16) at 32 and 64 px and of small's outer level
     // (4 heads of 32 at 64 px), fused and composed; flop = 4·bh·d²·n forward (the two einsums), 3× that with the
     // backward; bytes as for attention
-    if wanted(filter, "linear_attention") {
+    if filter.is_none_or(|f| f.starts_with("linear_attention") || "linear_attention".contains(f)) {
         type Attn = fn(&Tensor, usize, usize) -> crate::Result<Tensor>;
         let b = 8;
         let paths: [(&str, Attn); 2] = [
@@ -411,20 +411,28 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
         ];
         for (heads, d, side) in [(2, 16, 32), (2, 16, 64), (4, 32, 64)] {
             let n = side * side;
+            let shape = format!("b{b} h{heads} d{d} n{n}");
+            let case = |name: &str, pass: &str| wanted(filter, &format!("{name}_{pass} {shape}"));
+            if !paths.iter().any(|(name, _)| case(name, "fwd") || case(name, "fwd_bwd")) {
+                continue;
+            }
             let qkv = Tensor::rand_uniform(&[b, 3 * heads * d, side, side], -1.0, 1.0, &mut rng).with_grad();
             let fwd = 4.0 * (b * heads * d * d * n) as f64;
             let io = 4.0 * (b * 4 * heads * d * n) as f64;
-            let shape = format!("b{b} h{heads} d{d} n{n}");
             for (name, f) in paths {
-                out.push(run_case(&format!("{name}_fwd"), &shape, fwd, io, 5, || {
-                    let _ng = crate::autograd::no_grad();
-                    f(&qkv, heads, d).expect("valid");
-                }));
-                out.push(run_case(&format!("{name}_fwd_bwd"), &shape, 3.0 * fwd, 2.0 * io, 5, || {
-                    crate::autograd::clear();
-                    let loss = crate::ops::reduce::sum(&f(&qkv, heads, d).expect("valid"), &[0, 1, 2, 3], false);
-                    crate::autograd::backward(&loss.expect("valid")).expect("backward");
-                }));
+                if case(name, "fwd") {
+                    out.push(run_case(&format!("{name}_fwd"), &shape, fwd, io, 5, || {
+                        let _ng = crate::autograd::no_grad();
+                        f(&qkv, heads, d).expect("valid");
+                    }));
+                }
+                if case(name, "fwd_bwd") {
+                    out.push(run_case(&format!("{name}_fwd_bwd"), &shape, 3.0 * fwd, 2.0 * io, 5, || {
+                        crate::autograd::clear();
+                        let loss = crate::ops::reduce::sum(&f(&qkv, heads, d).expect("valid"), &[0, 1, 2, 3], false);
+                        crate::autograd::backward(&loss.expect("valid")).expect("backward");
+                    }));
+                }
             }
         }
     }

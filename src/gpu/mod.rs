@@ -30,7 +30,7 @@ mod launch;
 mod pipeline;
 mod pool;
 mod profiler;
-mod specialize;
+pub(crate) mod specialize;
 
 pub use device::{format_summary, AdapterSummary, Gpu, GpuError, ADAPTER_ENV};
 pub use launch::{split_workgroups, Dispatch, UniformBlock};

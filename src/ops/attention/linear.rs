@@ -1,4 +1,4 @@
-//! Fused linear attention: MedSegDiff's `LinearAttention` core in seven dispatches (three forward, four
+//! Fused linear attention: MedSegDiff's `LinearAttention` core in eight dispatches (three forward, five
 //! backward) instead of the composed path's chunk copies, two softmaxes, a scale and two batched GEMMs with their
 //! transposes (and their tape), with no (B·heads, d, n) intermediate but the output.
 //!
@@ -7,21 +7,19 @@
 //! K ("split-K"): one workgroup per (head, chunk of up to 4,096 pixels, block of value channels), each of its
 //! 64 invocations walking every 64th pixel of the chunk with a d × 4·eb4 tile in registers and k's softmax
 //! over the pixels folded in as an online softmax (`linear_context.wgsl`); a short merge rescales and sums the
-//! 64·nchunk partials of a head (`linear_merge.wgsl`). The backward's q side is one pass over q and dout
-//! (`linear_dq.wgsl`: dq and the partials of dC together); dk and dv are one invocation per two pixels
-//! (`linear_dkv.wgsl`), as is the output (`linear_out.wgsl`). The per-pixel work reads the head's context (or
-//! its gradient) from a 64 KiB uniform window of head blocks (on llvmpipe ~9× cheaper than a storage read,
-//! docs/llvmpipe-stores.md; on a GPU the constant cache's broadcast).
+//! 64·nchunk partials of a head (`linear_merge.wgsl`). The backward's dC partials are one such pass over q and
+//! dout (`linear_dcontext.wgsl`). The per-pixel kernels, four pixels an invocation, are the output
+//! (`linear_out.wgsl`), dq (`linear_dq.wgsl`) and dk / dv (`linear_dkv.wgsl`); each reads the head's context
+//! (or its gradient) from a 64 KiB uniform window of head blocks (on llvmpipe ~9× cheaper than a storage read,
+//! docs/llvmpipe-stores.md; on a GPU the constant cache's broadcast), every row read serving four pixels.
 //!
-//! Dispatches: forward context + merge + out; backward dq + merge + rows + dk/dv; out, dq and dk/dv once per
-//! window of heads (one window holds 51 heads of dim_head 16, 15 of 32). No invocation loops more than
+//! Dispatches: forward context + merge + out; backward dC + merge + rows + dk/dv + dq; out, dq and dk/dv once
+//! per window of heads (one window holds 51 heads of dim_head 16, 15 of 32). No invocation loops more than
 //! [`LOOP_BUDGET`] times (llvmpipe's limit). Applies to dim_head 1 ..= 64 and up to 1,048,576 pixels a head
 //! ([`applies`]); the composed path (`linear_attention_composed`) covers the rest and stays as the teaching
 //! version and second reference.
 //!
-//! Measured (`bench --filter linear_attention`, tiny's b8 h2 d16, 2-core Intel AVX-512 llvmpipe, three
-//! rounds, fused / composed ms): forward + backward at 32² 36 / 49, 50 / 48, 40 / 48; at 64² 95 / 187,
-//! 174 / 195, 96 / 204; the forward alone is within the VM's noise of the composed one.
+//! Measured: docs/bench-history.md ("Linear attention").
 
 use super::super::{launch, launch_with_uniforms, UNIFORM_BLOCK_F32};
 use crate::gpu::Shader;
@@ -32,7 +30,8 @@ const CONTEXT: Shader = shader!("attention/linear_context.wgsl", "attention/line
 const MERGE: Shader = shader!("attention/linear_merge.wgsl", "attention/linear_common.wgsl");
 const OUT: Shader =
     shader!("attention/linear_out.wgsl", "attention/linear_common.wgsl", "attention/linear_pixels.wgsl");
-const DQ: Shader = shader!("attention/linear_dq.wgsl", "attention/linear_common.wgsl");
+const DCONTEXT: Shader = shader!("attention/linear_dcontext.wgsl", "attention/linear_common.wgsl");
+const DQ: Shader = shader!("attention/linear_dq.wgsl", "attention/linear_common.wgsl", "attention/linear_pixels.wgsl");
 const DKV: Shader =
     shader!("attention/linear_dkv.wgsl", "attention/linear_common.wgsl", "attention/linear_pixels.wgsl");
 
@@ -40,7 +39,7 @@ const DKV: Shader =
 const WG: usize = 64;
 /// Pixels per invocation of the per-pixel kernels (their PIX, 1 ..= 4): each context entry read from the
 /// uniform window serves that many.
-const PIXELS: usize = 2;
+const PIXELS: usize = 4;
 /// Most pixels per workgroup of the split-K kernels (64 per invocation): fewer leave more partials to write
 /// and merge, more leave fewer workgroups to spread over the adapter.
 const MAX_CHUNK: usize = 4096;
@@ -48,7 +47,7 @@ const MAX_CHUNK: usize = 4096;
 /// together have run 65,535 iterations (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`, shared by every loop of a
 /// shader) and goes on with wrong sums; half of it leaves room for the kernels' set-up and store loops.
 const LOOP_BUDGET: usize = 32_768;
-/// vec4 accumulators of one value block in linear_context / linear_dq (their `acc` arrays of 2·DMAX): at 64,
+/// vec4 accumulators of one value block in linear_context / linear_dcontext (their `acc` arrays of 2·DMAX): at 64,
 /// small's 4 heads of 32 took 4 value blocks, each recomputing q's softmax per pixel; at 128 they take 2
 /// (measured: docs/bench-history.md).
 const ACC_VEC4: usize = 128;
@@ -101,15 +100,17 @@ impl Geo {
         self.d.div_ceil(4) * 4
     }
     /// (pixels per chunk, chunks): a chunk is one split-K workgroup's, at most MAX_CHUNK pixels and within
-    /// the loop budget of each of its 64 invocations (per pixel at most [`Geo::loops_per_pixel`] iterations,
-    /// linear_dq's, the longer of the two split-K kernels, counting the feature loops as if not unrolled).
+    /// the loop budget of each of its 64 invocations (per pixel [`Geo::loops_per_pixel`] iterations).
     fn chunks(&self) -> (usize, usize) {
         let chunk = MAX_CHUNK.min(64 * (LOOP_BUDGET / self.loops_per_pixel()));
         (chunk, self.n.div_ceil(chunk))
     }
+    /// Loop passes per pixel of the split-K kernels: one, their pixel loop's; every feature loop is marked
+    /// `// unroll` and within [`crate::gpu::specialize::MAX_COPIES`] trips (D·EB4 ≤ ACC_VEC4, tested), so
+    /// it is expanded and costs no pass. (Counting them as loops, 559 a pixel at d 32, cut n = 4,096 into two
+    /// chunks and doubled the partials written and merged.)
     fn loops_per_pixel(&self) -> usize {
-        let (d, eb4, dp4) = (self.d, self.eb4(), self.dp() / 4);
-        3 + 4 * d + eb4 + d * eb4 + dp4 + d * (1 + dp4)
+        1
     }
     /// Partials per head: one per invocation of a chunk's workgroup.
     fn npart(&self) -> usize {
@@ -218,9 +219,9 @@ fn backward(g: &Geo, qkv: &Tensor, cblock: &Tensor, dout: &Tensor) -> Tensor {
     let mut p = g.params();
     p.hs = p.hsf;
     let part = Tensor::uninit(&[g.nbh() * g.npart() * g.ps()]);
-    let [d, eb4] = g.split_ov();
-    let ov = [d, eb4, ("DP4", (g.dp() / 4) as f64)];
-    g.per_window(DQ, p, &ov, g.split_per_head(), &[qkv, dout], &[&dqkv, &part], cblock);
+    let groups = (g.nbh() * g.split_per_head()) as u32;
+    launch(DCONTEXT, "main", &g.split_ov(), &p, &[qkv, dout], &[&part], groups);
+    g.per_pixel(DQ, p, &[qkv, dout], &[&dqkv], cblock);
     p.hs = g.head_block(2) as u32;
     let dblock = g.blocks(p.hs as usize);
     launch(MERGE, "backward", &[], &p, &[&part, cblock], &[&dblock], g.merge_groups(true));
@@ -264,6 +265,8 @@ mod tests {
                 assert!(chunk / 64 * g.loops_per_pixel() <= LOOP_BUDGET, "d {d} n {n}: {chunk} pixels a chunk");
                 assert!(n > 1 << 20 || applies(d, n), "d {d} n {n}: {nchunk} chunks");
                 assert!(g.d * g.eb4() <= ACC_VEC4 && g.eb4() <= 16, "d {d}: eb4 {}", g.eb4());
+                // the split-K kernels' feature loops are expanded (loops_per_pixel counts none of them)
+                assert!(ACC_VEC4 as i64 <= crate::gpu::specialize::MAX_COPIES);
                 assert!(g.neb() * g.eb4() * 4 >= g.d && (g.neb() - 1) * g.eb4() * 4 < g.d, "d {d}");
                 for extra in [1, 2] {
                     let hs = g.head_block(extra);

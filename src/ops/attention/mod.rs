@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn fused_linear_attention_equals_the_composed_one() {
         let problems = [
-            // dim_head 64: 16 value blocks of one vec4; 300 pixels in 5 chunks (a 44-pixel tail)
+            // dim_head 64: 16 value blocks of one vec4; 300 pixels, some invocations with 5, some with 4
             Problem { b: 1, heads: 1, dim_head: 64, h: 15, w: 20 },
             // 16 heads of dim_head 32 take two windows of 15 head blocks; 4 value blocks of two vec4
             Problem { b: 2, heads: 8, dim_head: 32, h: 3, w: 3 },

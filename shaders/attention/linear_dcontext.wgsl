@@ -1,0 +1,94 @@
+// linear_dcontext.wgsl: the split-K partials of linear attention's context gradient dC = Σ_i scale·q̂·doutᵀ, in
+// one pass over q and dout. Each workgroup owns one chunk of pixels of one head and one block of eb4·4 output
+// channels; its invocation l takes the pixels i0 + l, i0 + l + 64, ... For each it recomputes q̂ (softmax over
+// the d features) and accumulates q̂·doutᵀ for its block. linear_merge.wgsl:backward sums the 64·nchunk
+// partials of a head; q's own gradient is linear_dq.wgsl's (per pixel, so that each context row it reads from
+// the uniform window serves PIX pixels: in this kernel, one pixel an iteration, the same work ran 2.2× slower,
+// docs/bench-history.md).
+//
+// math:   q̂ = softmax_c(q[·, i]); acc_J[c, e] = Σ_{i∈J} scale·q̂[c, i]·dout[e, i] over an invocation's pixels J
+//         (dC = Σ_J acc_J, since out[e, i] = Σ_c C[c, e]·scale·q̂[c, i])
+// layout: qkv (B, 3·heads·d, n); dout (B·heads, d, n); part as in linear_context.wgsl (only acc_J written)
+// grid:   @workgroup_size(64), one workgroup per (head, chunk, block), block fastest, linear id;
+//         registers: acc of d·eb4 ≤ 128 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 part (rw)
+// unroll: the loops marked `// unroll` are expanded for each D and EB4 (src/gpu/specialize.rs), so the private
+//         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
+//         docs/bench-history.md).
+
+// (struct Params and its binding 0: linear_common.wgsl)
+
+const DMAX: u32 = 64u;
+// the loop bounds are pipeline constants, so that the compiler unrolls the feature loops and keeps the arrays in
+// registers (indexed by a runtime counter they would be memory, read and written lane by lane on llvmpipe)
+override D: u32 = 16u;   // = p.d
+override EB4: u32 = 4u;  // = p.eb4
+
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+
+// dout[e, i] of head bh, 0 past d
+fn g_at(bh: u32, e: u32, i: u32) -> f32 {
+    if e < D { return dout[(bh * p.d + e) * p.n + i]; }
+    return 0.0;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let g = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+    // guard: workgroups past the last (head, chunk, block)
+    if g >= p.nbh * p.nchunk * p.neb { return; }
+    let eb = g % p.neb;
+    let chunk = (g / p.neb) % p.nchunk;
+    let bh = g / (p.neb * p.nchunk);
+    let qch = head_channel(0u, bh);
+    let i0 = chunk * p.chunk;
+    let i1 = min(i0 + p.chunk, p.n);
+    let e0 = eb * EB4 * 4u;
+    var acc: array<vec4<f32>, 2u * DMAX>; // [c·eb4 + b4]
+    // unroll
+    for (var k = 0u; k < D * EB4; k++) { acc[k] = vec4<f32>(0.0); }
+    for (var i = i0 + li; i < i1; i += 64u) {
+        var q: array<f32, DMAX>;
+        var mx = -3.4e38;
+        // unroll
+        for (var c = 0u; c < D; c++) {
+            q[c] = qkv[(qch + c) * p.n + i];
+            mx = max(mx, q[c]);
+        }
+        var s = 0.0;
+        // unroll
+        for (var c = 0u; c < D; c++) {
+            q[c] = exp(q[c] - mx);
+            s += q[c];
+        }
+        let f = p.scale / s;
+        // unroll
+        for (var c = 0u; c < D; c++) { q[c] *= f; }
+        var gb: array<vec4<f32>, 16>;
+        // unroll
+        for (var b4 = 0u; b4 < EB4; b4++) {
+            let e = e0 + 4u * b4;
+            gb[b4] = vec4<f32>(g_at(bh, e, i), g_at(bh, e + 1u, i), g_at(bh, e + 2u, i), g_at(bh, e + 3u, i));
+        }
+        // unroll
+        for (var c = 0u; c < D; c++) {
+            // unroll
+            for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] += q[c] * gb[b4]; }
+        }
+    }
+    let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps + 2u * p.d;
+    // unroll
+    for (var c = 0u; c < D; c++) {
+        // unroll
+        for (var b4 = 0u; b4 < EB4; b4++) {
+            // unroll
+            for (var k = 0u; k < 4u; k++) {
+                let e = e0 + 4u * b4 + k;
+                if e < D { part[base + c * p.d + e] = acc[c * EB4 + b4][k]; }
+            }
+        }
+    }
+}
