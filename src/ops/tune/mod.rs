@@ -1,7 +1,7 @@
 //! The rung table of each op family, per adapter: which rung the taped ops run for a given shape.
 //!
 //! Every family has a default rule (the heuristic measured on llvmpipe: `ConvKernel::pick`,
-//! `MatmulKernel::DEFAULT` with its fallbacks, `FftKernel::pick`, `flash::default_width`). `medsegdiff tune
+//! `matmul::rule`, `FftKernel::pick`, `flash::default_width`). `medsegdiff tune
 //! --preset/--config` runs one training step of the model, collects every distinct matmul, conv, FFT and fused
 //! attention shape it met, times each applicable rung on this adapter (a conv's forward, dx and dw each under a
 //! key of their own; for FFTs the FF-Parser; for attention the forward's and the backward's rows per invocation;
@@ -69,9 +69,15 @@ impl Key {
     pub fn candidates(&self) -> Vec<&'static str> {
         match self {
             Key::Matmul { .. } => {
-                [MatmulKernel::Blocked, MatmulKernel::RegBlock, MatmulKernel::Vec4, MatmulKernel::Uniform]
-                    .map(MatmulKernel::name)
-                    .to_vec()
+                let rungs = [
+                    MatmulKernel::Blocked,
+                    MatmulKernel::RegBlock,
+                    MatmulKernel::Vec4,
+                    MatmulKernel::Uniform,
+                    MatmulKernel::UniformR16,
+                    MatmulKernel::UniformR32,
+                ];
+                rungs.map(MatmulKernel::name).to_vec()
             }
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => {
                 let (kh, kw) = (w[2], w[3]);
@@ -351,7 +357,7 @@ pub fn choose(keys: &[Key], reps: usize) -> Result<Vec<Choice>> {
         let times = measure(key, reps)?;
         let best = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("every family has candidates").0;
         let rule = match key {
-            Key::Matmul { .. } => MatmulKernel::DEFAULT.name(),
+            Key::Matmul { a, ta, b, tb } => matmul::rule(a, *ta, b, *tb).name(),
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => ConvKernel::pick(w).name(),
             Key::ConvDw { w, padding, .. } => conv::dw_rule(w, *padding, ConvKernel::pick(w)).name(),
             Key::Fft { .. } => FftKernel::pick().name(),

@@ -3,7 +3,7 @@
 //! Forward: C = op(A) · op(B), op = identity or transpose, over a batch. A transposed or batch-shared
 //! operand is just other strides in the kernel's `Params` for rungs v1–v4. The vec4 rung (v5) reads
 //! untransposed rows, so it first copies a transposed operand into its transpose (one strided copy), which on
-//! llvmpipe costs far less than the scalar loads of v4 it replaces (table below).
+//! llvmpipe costs far less than the scalar loads of v4 it replaces (docs/bench-history.md).
 //! Backward (G = dC):  d op(A) = G · op(B)ᵀ,  d op(B) = op(A)ᵀ · G, each re-expressed as one more
 //! `matmul_t` on the stored (untransposed) A and B; a batch-shared operand's gradient is summed over the batch.
 //! Forward saves A and B.
@@ -18,30 +18,22 @@
 //! - `Uniform`  (v6): v5's `main` with A read from 64 KiB uniform windows (`matmul_v6_uniform.wgsl`): half of
 //!   v5's storage loads are A rows that the whole workgroup shares, and on llvmpipe a storage read costs ~9× a
 //!   uniform one (docs/llvmpipe-stores.md). Needs K % 8 == 0, N > 32, 8·K ≤ 16,384 and, for a per-batch A,
-//!   matrices of a multiple of 64 values (`v6_applies`); else v5. **Default.** On the AVX2 development machine
-//!   (2026-12-01, same run): 512³ 1.93 -> 3.15 GFLOP/s, 1024³ 1.75 -> 2.77, attention Bᵀ shape 1.74 -> 2.72.
+//!   matrices of a multiple of 64 values (`v6_applies`); else v5.
+//! - `UniformR16`, `UniformR32` (v6 with 16 / 32 rows a thread): each B quad loaded serves 16 / 32 rows of C,
+//!   so half / a quarter of v6's storage loads per FMA, past the registers (the accumulators spill to the stack,
+//!   which llvmpipe reads as whole vectors, unlike its per-lane storage loads). Need 16·K / 32·K ≤ 16,384; else
+//!   v6. [`rule`], the untuned choice, takes the most rows that M fills and a window holds: on the Winograd
+//!   planes and 1×1 convs of the small preset 1.1–1.4× v6, 512³ 2.8× (docs/bench-history.md).
 //!
-//! Why v5 was the default before v6 (measured on "llvmpipe (LLVM 15.0.6, 256 bits)", Mesa 22.3.6, 2 CPU cores of an AMD
-//! EPYC, shared with other processes, so numbers moved by up to 2× between runs; `cargo bench --bench matmul`,
-//! wall clock, median; measured FMA peak 38–80 GFLOP/s depending on load):
-//!
-//! | rung         | 256³ GFLOP/s | 512³ GFLOP/s | 1024³ GFLOP/s | 32×(256×256×32), Bᵀ |
-//! |--------------|-------------:|-------------:|--------------:|--------------------:|
-//! | v1_naive     | 1.07         | 0.73         | (skipped)     | 0.50                |
-//! | v2_tiled     | 0.99         | 0.50         | 0.50          | 0.39                |
-//! | v3_blocked   | 2.75         | 1.35         | 1.33          | 1.28                |
-//! | v4_regblock  | 4.0–7.8      | 3.7–3.8      | 3.4–3.5       | 3.5–6.7             |
-//! | v5_vec4      | 12.7–26.6    | 13.7–14.3    | 13.1–26.5     | 3.5–6.6 (v4 path)   |
-//!
-//! The last column once v5 copies Bᵀ into B first (a later, quieter run: `medsegdiff bench --filter matmul_v`):
-//! v4 7.05 GFLOP/s, v5 17.1 (copy included). In the small preset's training step this moved the attention
-//! matmuls and every backward matmul (dA = G·Bᵀ, dB = Aᵀ·G) off v4.
+//! The measurements that chose v5 and then v6: docs/bench-history.md ("Matmul ladder").
 //!
 //! What decided it: on llvmpipe a workgroup runs on one CPU thread, 8 invocations per 256-bit register, and
 //! in Mesa 22.3 a storage load whose address differs per invocation is a loop over the lanes, so the cost is
 //! the number of loads per FMA: v4's 4×4 block does 16 FMAs per 8 scalar loads, v5's 8×8 block 256 FMAs per
-//! 16 vec4 loads. Workgroup memory (v2, v3) only adds loads and barriers there. Blocks bigger than 8×8 (12×8,
-//! 16×8) were within noise of it; a loop-over-arrays form of v5 ran 2× slower than the hand-unrolled one.
+//! 16 vec4 loads. Workgroup memory (v2, v3) only adds loads and barriers there. With A from storage (v5),
+//! blocks bigger than 8×8 (12×8, 16×8) were within noise of it; with A from a window (v6) 16 and 32 rows pay.
+//! A loop-over-arrays form of v5 ran 2× slower than the hand-unrolled one; v6's loops are expanded by the
+//! specialiser (`// unroll`), the same code as the hand-unrolled form.
 //! Real GPUs prefer v3's shared-memory tiles; re-measure there before changing the default.
 
 use bytemuck::{Pod, Zeroable};
@@ -68,19 +60,21 @@ pub enum MatmulKernel {
     RegBlock,
     Vec4,
     Uniform,
+    UniformR16,
+    UniformR32,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 6] = [
+    pub const ALL: [MatmulKernel; 8] = [
         MatmulKernel::Naive,
         MatmulKernel::Tiled,
         MatmulKernel::Blocked,
         MatmulKernel::RegBlock,
         MatmulKernel::Vec4,
         MatmulKernel::Uniform,
+        MatmulKernel::UniformR16,
+        MatmulKernel::UniformR32,
     ];
-    /// v6 where its A windows apply (`v6_applies`), else v5 (the rung table of the matmul family).
-    pub const DEFAULT: MatmulKernel = MatmulKernel::Uniform;
 
     /// The longest K one launch of this rung sums whole on llvmpipe, which ends every invocation's loops after
     /// 65,535 iterations in all (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`) and goes on with a partial sum: v5's
@@ -89,7 +83,7 @@ impl MatmulKernel {
     /// adapters. (v6 takes K ≤ 2,048 only.)
     pub fn max_k_llvmpipe(self) -> usize {
         match self {
-            MatmulKernel::Vec4 | MatmulKernel::Uniform => 196_608,
+            MatmulKernel::Vec4 | MatmulKernel::Uniform | MatmulKernel::UniformR16 | MatmulKernel::UniformR32 => 196_608,
             MatmulKernel::Naive | MatmulKernel::RegBlock => 49_152,
             MatmulKernel::Tiled | MatmulKernel::Blocked => 32_768,
         }
@@ -103,6 +97,18 @@ impl MatmulKernel {
             MatmulKernel::RegBlock => "v4_regblock",
             MatmulKernel::Vec4 => "v5_vec4",
             MatmulKernel::Uniform => "v6_uniform",
+            MatmulKernel::UniformR16 => "v6_uniform_r16",
+            MatmulKernel::UniformR32 => "v6_uniform_r32",
+        }
+    }
+
+    /// C rows per thread of a v6 rung (its TM), None for the others.
+    fn v6_rows(self) -> Option<usize> {
+        match self {
+            MatmulKernel::Uniform => Some(8),
+            MatmulKernel::UniformR16 => Some(16),
+            MatmulKernel::UniformR32 => Some(32),
+            _ => None,
         }
     }
 }
@@ -195,7 +201,7 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         },
         flops,
     );
-    let vec4_rung = matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::Uniform);
+    let vec4_rung = kernel == MatmulKernel::Vec4 || kernel.v6_rows().is_some();
     if vec4_rung && (ta || tb) && pl.p.k % 4 == 0 && pl.n % 4 == 0 {
         // v5 reads untransposed rows as vec4: copy a transposed operand into its transpose first (one
         // transpose, 4×4 blocks when it can; on llvmpipe far cheaper than v4's scalar loads, see the module doc)
@@ -226,7 +232,9 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
             launch(V3, "main", &[], &pl.p, &[a, b], &[&c], groups);
         }
         MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
-        MatmulKernel::Uniform => launch_v6(&pl, a, b, &c),
+        MatmulKernel::Uniform | MatmulKernel::UniformR16 | MatmulKernel::UniformR32 => {
+            launch_v6(&pl, runs.v6_rows().unwrap_or(8), a, b, &c)
+        }
         MatmulKernel::Vec4 if n <= V5_ROWS16_MAX_N => {
             // narrow C: 16 rows × 1 column quad per thread, 8 threads, so no thread is a clamped duplicate
             let groups = m.div_ceil(16) * (n / 4).div_ceil(8) * batch;
@@ -243,18 +251,18 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
     Ok(c)
 }
 
-/// The rung `kernel` runs on this plan: v6 where its windows apply, else v5; v5 where vec4 loads apply (rows of
-/// A along K and rows of B/C along N in whole vec4s, untransposed), else v4's scalar path.
+/// The rung `kernel` runs on this plan: a v6 rung where its windows apply, else v6 with 8 rows, else v5; v5
+/// where vec4 loads apply (rows of A along K and rows of B/C along N in whole vec4s, untransposed), else v4's
+/// scalar path.
 fn launched(kernel: MatmulKernel, pl: &Plan, ta: bool, tb: bool) -> MatmulKernel {
-    match kernel {
-        MatmulKernel::Uniform if v6_applies(pl, ta, tb) => MatmulKernel::Uniform,
-        MatmulKernel::Vec4 | MatmulKernel::Uniform
-            if !ta && !tb && pl.p.k.is_multiple_of(4) && pl.n.is_multiple_of(4) =>
-        {
-            MatmulKernel::Vec4
-        }
-        MatmulKernel::Vec4 | MatmulKernel::Uniform => MatmulKernel::RegBlock,
-        k => k,
+    let vec4 = !ta && !tb && pl.p.k.is_multiple_of(4) && pl.n.is_multiple_of(4);
+    match kernel.v6_rows() {
+        Some(tm) if v6_applies(pl, ta, tb, tm) => kernel,
+        Some(tm) if tm > 8 && v6_applies(pl, ta, tb, 8) => MatmulKernel::Uniform,
+        Some(_) if vec4 => MatmulKernel::Vec4,
+        Some(_) => MatmulKernel::RegBlock,
+        None if kernel == MatmulKernel::Vec4 && !vec4 => MatmulKernel::RegBlock,
+        None => kernel,
     }
 }
 
@@ -294,25 +302,26 @@ struct V6Params {
     nt: u32,
 }
 
-/// v6 takes untransposed operands with K % 8 (so 8-row tiles of A start on 256-byte boundaries), C wider than
-/// `main_rows16`'s range, a row tile that fits a uniform window, and, for a per-batch A, whole matrices of a
-/// multiple of 64 values (so every batch starts on a boundary).
-fn v6_applies(pl: &Plan, ta: bool, tb: bool) -> bool {
+/// v6 with `tm` rows a thread takes untransposed operands with K % 8 (so row tiles of A start on 256-byte
+/// boundaries), C wider than `main_rows16`'s range, a row tile of tm rows that fits a uniform window, and, for a
+/// per-batch A, whole matrices of a multiple of 64 values (so every batch starts on a boundary).
+fn v6_applies(pl: &Plan, ta: bool, tb: bool, tm: usize) -> bool {
     let (m, n, k) = (pl.m, pl.n, pl.p.k as usize);
     !ta && !tb
         && k.is_multiple_of(8)
         && n.is_multiple_of(4)
         && n as u32 > V5_ROWS16_MAX_N
-        && 8 * k <= super::UNIFORM_BLOCK_F32
+        && tm * k <= super::UNIFORM_BLOCK_F32
         && (pl.a_shared || pl.batch == 1 || (m * k).is_multiple_of(64))
 }
 
-/// v6: v5's `main` with A in uniform windows. Windows hold whole matrices of A when they fit (several batches a
-/// dispatch), else chunks of 8-row tiles; each dispatch covers the batches and row tiles of its window.
-fn launch_v6(pl: &Plan, a: &Tensor, b: &Tensor, c: &Tensor) {
+/// v6: v5's `main` with A in uniform windows, `tm` rows a thread. Windows hold whole matrices of A when they fit
+/// (several batches a dispatch), else chunks of row tiles; each dispatch covers the batches and row tiles of its
+/// window.
+fn launch_v6(pl: &Plan, tm: usize, a: &Tensor, b: &Tensor, c: &Tensor) {
     let (m, n, k, batch) = (pl.m, pl.n, pl.p.k as usize, pl.batch);
     let window = super::UNIFORM_BLOCK_F32;
-    let (tile, mat, tiles_m) = (8 * k, m * k, m.div_ceil(8));
+    let (tile, mat, tiles_m) = (tm * k, m * k, m.div_ceil(tm));
     let per_tiles = |bb: usize, nbat: usize, base: usize| -> Vec<(usize, usize, usize, usize, usize)> {
         let tpw = window / tile;
         (0..tiles_m).step_by(tpw).map(|t0| (bb, nbat, t0, tpw.min(tiles_m - t0), base + t0 * tile)).collect()
@@ -343,7 +352,10 @@ fn launch_v6(pl: &Plan, a: &Tensor, b: &Tensor, c: &Tensor) {
     for (bb0, nbat, t0, nt, start) in windows {
         let p = V6Params { base: pl.p, bb0: bb0 as u32, nbat: nbat as u32, t0: t0 as u32, nt: nt as u32 };
         let groups = nt as u32 * tiles_n * nbat as u32;
-        super::launch_with_uniforms(V6, "main", &[("WG", wg as f64)], &p, &[b], &[c], &[(src, start)], groups);
+        // TM only where it is not the shader's default 8, so v6_uniform keeps its pipeline key and label
+        let ov = [("WG", wg as f64), ("TM", tm as f64)];
+        let ov = if tm == 8 { &ov[..1] } else { &ov[..] };
+        super::launch_with_uniforms(V6, "main", ov, &p, &[b], &[c], &[(src, start)], groups);
     }
 }
 
@@ -367,13 +379,25 @@ fn fold_batch(g: Tensor, shared: bool, shape: &[usize]) -> Result<Tensor> {
     g.detach().reshape(shape)
 }
 
-/// The rung for these operands: the tuned table's ([`super::tune`]) if it holds the shape, else [`MatmulKernel::DEFAULT`]
-/// (v6 where it applies, v5 or v4 otherwise). Every matmul the engine runs, taped or inside a conv, picks here.
+/// The rung for these operands: the tuned table's ([`super::tune`]) if it holds the shape, else [`rule`]'s.
+/// Every matmul the engine runs, taped or inside a conv, picks here.
 pub fn pick(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> MatmulKernel {
     let key = super::tune::Key::Matmul { a: a.shape().to_vec(), ta, b: b.shape().to_vec(), tb };
     super::tune::lookup(key)
         .and_then(|n| MatmulKernel::ALL.into_iter().find(|k| k.name() == n))
-        .unwrap_or(MatmulKernel::DEFAULT)
+        .unwrap_or_else(|| rule(a.shape(), ta, b.shape(), tb))
+}
+
+/// The untuned choice, the matmul family's rung table: v6 with the most rows a thread that M fills and a
+/// window holds (32, 16, else 8: each B quad loaded serves that many rows; measured in docs/bench-history.md),
+/// and through v6's fallbacks v5 or v4 where no v6 applies.
+pub fn rule(a: &[usize], ta: bool, b: &[usize], tb: bool) -> MatmulKernel {
+    let Ok(pl) = plan(a, ta, b, tb) else { return MatmulKernel::Uniform };
+    // a transposed operand is materialised before v6 runs (matmul_with), so v6 sees untransposed ones
+    [MatmulKernel::UniformR32, MatmulKernel::UniformR16]
+        .into_iter()
+        .find(|k| k.v6_rows().is_some_and(|tm| pl.m >= tm && v6_applies(&pl, false, false, tm)))
+        .unwrap_or(MatmulKernel::Uniform)
 }
 
 /// C = op(A) · op(B), untaped, on the rung [`pick`] chooses: what backward passes and the GEMMs inside convs
@@ -444,177 +468,4 @@ pub mod cpu {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{assert_close, check_grads, to_f64, Input};
-
-    /// A matmul problem: a and b shapes (as stored) and transposes.
-    struct Problem {
-        a: &'static [usize],
-        ta: bool,
-        b: &'static [usize],
-        tb: bool,
-    }
-
-    const PROBLEMS: &[Problem] = &[
-        Problem { a: &[1, 1], ta: false, b: &[1, 1], tb: false },
-        Problem { a: &[3, 5], ta: false, b: &[5, 7], tb: false },
-        Problem { a: &[17, 33], ta: false, b: &[33, 65], tb: false }, // not multiples of 16 or 64
-        Problem { a: &[64, 64], ta: false, b: &[64, 64], tb: false }, // exact tiles
-        Problem { a: &[2, 3, 9, 4], ta: false, b: &[2, 3, 4, 70], tb: false },
-        Problem { a: &[4, 19, 6], ta: false, b: &[6, 5], tb: false }, // shared B (linear layer)
-        Problem { a: &[6, 9], ta: true, b: &[3, 11, 6], tb: true },   // shared A, both transposed
-        Problem { a: &[2, 31, 8], ta: true, b: &[2, 31, 10], tb: false }, // Aᵀ·B (attention context)
-        Problem { a: &[2, 13, 8], ta: false, b: &[2, 8, 36], tb: false }, // v5 vec4 path: M, N/4 partial tiles
-        Problem { a: &[3, 9, 12], ta: false, b: &[12, 132], tb: false }, // v5 with shared B, 33 column quads
-        Problem { a: &[5, 4], ta: false, b: &[4, 4], tb: false },     // v5, one quad, K = 4
-        // v5 on transposed operands (K, N multiples of 4): the operand is copied into its transpose first
-        Problem { a: &[2, 12, 7], ta: true, b: &[2, 12, 20], tb: false }, // Aᵀ·B, M = 7 (odd)
-        Problem { a: &[3, 5, 8], ta: false, b: &[3, 12, 8], tb: true },   // A·Bᵀ (attention scores · V)
-        Problem { a: &[8, 6], ta: true, b: &[2, 12, 8], tb: true },       // shared A, both transposed
-        // v6: several batches' A in one uniform window (M = 13: a partial row tile)
-        Problem { a: &[3, 13, 64], ta: false, b: &[3, 64, 44], tb: false },
-        // v6: A matrices larger than a window: 5 row tiles in windows of 3, per batch
-        Problem { a: &[2, 40, 520], ta: false, b: &[2, 520, 36], tb: false },
-        // v6: a shared A of 3 row tiles, one per window (K = 1,032)
-        Problem { a: &[20, 1032], ta: false, b: &[2, 1032, 36], tb: false },
-    ];
-    /// The problems above that take v6's three window layouts.
-    const V6: std::ops::Range<usize> = 14..17;
-    /// The problems above that take v5's transposed path (their gradients do too).
-    const TRANSPOSED_V5: std::ops::Range<usize> = 11..14;
-    /// v5's `main_rows16` (N ≤ 32) on more than one 16-row tile with a partial last one, and 7 column quads.
-    const ROWS16: Problem = Problem { a: &[2, 37, 12], ta: false, b: &[2, 12, 28], tb: false };
-
-    #[test]
-    fn every_rung_matches_cpu_on_uneven_and_batched_shapes() {
-        let mut rng = crate::rng::Rng::new(3);
-        for pr in PROBLEMS {
-            let av = rng.uniform_vec(numel(pr.a), -1.0, 1.0);
-            let bv = rng.uniform_vec(numel(pr.b), -1.0, 1.0);
-            let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
-            let want = cpu::matmul(&to_f64(&av), pr.a, pr.ta, &to_f64(&bv), pr.b, pr.tb);
-            // f32 sums over K terms: beyond 1e-5 the absolute error grows with the largest output
-            let atol = want.iter().fold(1e-5f64, |m, v| m.max(1e-6 * v.abs()));
-            for kernel in MatmulKernel::ALL {
-                let got = matmul_with(kernel, &a, pr.ta, &b, pr.tb).unwrap();
-                assert_close(
-                    &got.to_vec(),
-                    &want,
-                    atol,
-                    1e-5,
-                    &format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb),
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn v6_takes_its_window_layouts() {
-        for (pr, windows) in PROBLEMS[V6].iter().zip([1, 4, 3]) {
-            let (a, b) = (Tensor::zeros(pr.a), Tensor::zeros(pr.b));
-            crate::ops::work::start();
-            matmul_with(MatmulKernel::Uniform, &a, pr.ta, &b, pr.tb).unwrap();
-            let calls = crate::ops::work::stop();
-            assert!(
-                calls[0].kernels.iter().all(|k| k.starts_with("matmul/matmul_v6_uniform")),
-                "{:?}",
-                calls[0].kernels
-            );
-            assert_eq!(calls[0].launches, windows, "{:?} · {:?}", pr.a, pr.b);
-        }
-    }
-
-    #[test]
-    fn matmul_gradients_match_finite_differences() {
-        for pr in PROBLEMS.iter().skip(1).take(7).filter(|p| numel(p.a) + numel(p.b) < 3000) {
-            let ins = [Input::uniform(pr.a, -1.0, 1.0, 21), Input::uniform(pr.b, -1.0, 1.0, 22)];
-            check_grads(
-                &format!("matmul {:?} {:?}", pr.a, pr.b),
-                &ins,
-                |x| matmul_t(&x[0], pr.ta, &x[1], pr.tb),
-                |x| cpu::matmul(&x[0], pr.a, pr.ta, &x[1], pr.b, pr.tb),
-            );
-        }
-    }
-
-    #[test]
-    fn v5_rows16_matches_cpu() {
-        let pr = &ROWS16;
-        let mut rng = crate::rng::Rng::new(4);
-        let (av, bv) = (rng.uniform_vec(numel(pr.a), -1.0, 1.0), rng.uniform_vec(numel(pr.b), -1.0, 1.0));
-        let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
-        let got = matmul_with(MatmulKernel::Vec4, &a, false, &b, false).unwrap();
-        let want = cpu::matmul(&to_f64(&av), pr.a, false, &to_f64(&bv), pr.b, false);
-        assert_close(&got.to_vec(), &want, 1e-5, 1e-5, "v5 rows16 [2, 37, 12]·[2, 12, 28]");
-    }
-
-    #[test]
-    fn transposed_v5_gradients_match_finite_differences() {
-        for pr in &PROBLEMS[TRANSPOSED_V5] {
-            assert!(pr.ta || pr.tb);
-            let ins = [Input::uniform(pr.a, -1.0, 1.0, 23), Input::uniform(pr.b, -1.0, 1.0, 24)];
-            check_grads(
-                &format!("matmul {:?}ᵀ{} {:?}ᵀ{}", pr.a, pr.ta, pr.b, pr.tb),
-                &ins,
-                |x| matmul_t(&x[0], pr.ta, &x[1], pr.tb),
-                |x| cpu::matmul(&x[0], pr.a, pr.ta, &x[1], pr.b, pr.tb),
-            );
-        }
-    }
-
-    #[test]
-    fn matmul_over_65535_workgroups() {
-        // 70,000 batches of 1×1·1×2: 70,000 workgroups for the tiled and blocked rungs.
-        let batch = 70_000;
-        let a = Tensor::full(&[batch, 1, 1], 2.0);
-        let b = Tensor::full(&[batch, 1, 2], 3.0);
-        for kernel in MatmulKernel::ALL {
-            let c = matmul_with(kernel, &a, false, &b, false).unwrap().to_vec();
-            assert_eq!(c.len(), batch * 2);
-            assert!(
-                c.iter().all(|&v| v == 6.0),
-                "{}: first bad at {:?}",
-                kernel.name(),
-                c.iter().position(|&v| v != 6.0)
-            );
-        }
-        // 70,000 batches of 1×4·4×4 take v5's vec4 path: 70,000 workgroups there too (C = 2·3·4 = 24)
-        let a = Tensor::full(&[batch, 1, 4], 2.0);
-        let b = Tensor::full(&[batch, 4, 4], 3.0);
-        let c = matmul_with(MatmulKernel::Vec4, &a, false, &b, false).unwrap().to_vec();
-        assert_eq!(c.len(), batch * 4);
-        assert!(c.iter().all(|&v| v == 24.0), "v5: first bad at {:?}", c.iter().position(|&v| v != 24.0));
-    }
-
-    #[test]
-    fn every_rung_sums_a_k_past_llvmpipes_loop_limit() {
-        // K = 70,001 (odd: the vec4 rungs take v4) plain and with both operands transposed, and K = 262,148 on
-        // v5's rows16 path (65,537 K-loop iterations): llvmpipe would stop each sum after 65,535 iterations of
-        // its loops, so CPU adapters split K (`max_k_llvmpipe`)
-        let mut rng = crate::rng::Rng::new(9);
-        let problems = [
-            Problem { a: &[3, 70_001], ta: false, b: &[70_001, 5], tb: false },
-            Problem { a: &[70_001, 3], ta: true, b: &[5, 70_001], tb: true },
-            Problem { a: &[4, 262_148], ta: false, b: &[262_148, 4], tb: false },
-        ];
-        for pr in &problems {
-            let av = rng.uniform_vec(numel(pr.a), -1.0, 1.0);
-            let bv = rng.uniform_vec(numel(pr.b), -1.0, 1.0);
-            let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
-            let want = cpu::matmul(&to_f64(&av), pr.a, pr.ta, &to_f64(&bv), pr.b, pr.tb);
-            let kernels = if pr.a[1] > 100_000 { &MatmulKernel::ALL[3..] } else { &MatmulKernel::ALL[..] };
-            for &kernel in kernels {
-                let got = matmul_with(kernel, &a, pr.ta, &b, pr.tb).unwrap();
-                let what = format!("{} {:?}ᵀ{} {:?}ᵀ{}", kernel.name(), pr.a, pr.ta, pr.b, pr.tb);
-                assert_close(&got.to_vec(), &want, 1e-3, 1e-4, &what);
-            }
-        }
-    }
-
-    #[test]
-    fn matmul_rejects_mismatched_inner_dims() {
-        let err = matmul(&Tensor::zeros(&[2, 3]), &Tensor::zeros(&[4, 5])).unwrap_err().to_string();
-        assert!(err.contains("K = 3") && err.contains("K = 4"), "{err}");
-    }
-}
+mod tests;
