@@ -69,15 +69,8 @@ impl Key {
     pub fn candidates(&self) -> Vec<&'static str> {
         match self {
             Key::Matmul { .. } => {
-                let rungs = [
-                    MatmulKernel::Blocked,
-                    MatmulKernel::RegBlock,
-                    MatmulKernel::Vec4,
-                    MatmulKernel::Uniform,
-                    MatmulKernel::UniformR16,
-                    MatmulKernel::UniformR32,
-                ];
-                rungs.map(MatmulKernel::name).to_vec()
+                // every rung from v3 on (v1 and v2 are the teaching rungs)
+                MatmulKernel::ALL[2..].iter().map(|k| k.name()).collect()
             }
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => {
                 let (kh, kw) = (w[2], w[3]);
