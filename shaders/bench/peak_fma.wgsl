@@ -1,5 +1,8 @@
-// peak_fma.wgsl: FMA throughput probe. Each thread runs `iters` rounds of a fully unrolled block of independent
-// fma() chains on vec4 accumulators and writes one value, so the compiler can neither drop nor fold the work.
+// peak_fma.wgsl: FMA throughput probe. Each thread runs `iters` rounds of a block of independent fma() chains on
+// vec4 accumulators (the block's UNROLL repeats expanded by src/gpu/specialize.rs, `// unroll`) and writes one
+// value, so the compiler can neither drop nor fold the work. Why expanded: llvmpipe keeps a constant-trip loop a
+// loop, and the loop's per-pass cost (exec mask, the 65,535-pass counter) halved what the probe read: 43.0 ->
+// 83.9 GFLOP/s on the AVX-512 VM (2026-12-04, same run; docs/bench-history.md).
 //
 // math:   per round and accumulator: acc = fma(acc, x, y) (4 lanes); flop = 2 · 4 · ACC · UNROLL · iters per thread
 // layout: out: (threads) f32, one value per thread (the sum of its accumulators)
@@ -32,7 +35,8 @@ fn fma4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let y = vec4<f32>(1e-4, 2e-4, 3e-4, 4e-4);
     var a0 = vec4<f32>(s); var a1 = a0 + 1.0; var a2 = a0 + 2.0; var a3 = a0 + 3.0;
     for (var t = 0u; t < p.iters; t++) {
-        for (var u = 0u; u < UNROLL; u++) { // constant trip count: unrolled by the compiler
+        // unroll
+        for (var u = 0u; u < UNROLL; u++) {
             a0 = fma(a0, x, y); a1 = fma(a1, x, y); a2 = fma(a2, x, y); a3 = fma(a3, x, y);
         }
     }
@@ -51,6 +55,7 @@ fn fma8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var a0 = vec4<f32>(s); var a1 = a0 + 1.0; var a2 = a0 + 2.0; var a3 = a0 + 3.0;
     var a4 = a0 + 4.0; var a5 = a0 + 5.0; var a6 = a0 + 6.0; var a7 = a0 + 7.0;
     for (var t = 0u; t < p.iters; t++) {
+        // unroll
         for (var u = 0u; u < UNROLL; u++) {
             a0 = fma(a0, x, y); a1 = fma(a1, x, y); a2 = fma(a2, x, y); a3 = fma(a3, x, y);
             a4 = fma(a4, x, y); a5 = fma(a5, x, y); a6 = fma(a6, x, y); a7 = fma(a7, x, y);

@@ -338,12 +338,20 @@ pub fn suite(filter: Option<&str>) -> Vec<BenchResult> {
     let (nb, c, hw) = (8, 64, 64);
     let numel = nb * c * hw * hw;
     let shape = format!("{nb}x{c}x{hw}x{hw}");
-    if wanted(filter, "group_norm") || wanted(filter, "layer_norm") {
+    if wanted(filter, "group_norm") || wanted(filter, "group_norm_silu") || wanted(filter, "layer_norm") {
         let x = Tensor::rand_uniform(&[nb, c, hw, hw], -1.0, 1.0, &mut rng);
         let (gm, bt) = (Tensor::ones(&[c]), Tensor::zeros(&[c]));
         if wanted(filter, "group_norm") {
             out.push(run_case("group_norm g=32", &shape, 8.0 * numel as f64, 8.0 * numel as f64, 3, || {
                 norm::group_norm(&x, 32, Some(&gm), Some(&bt), 1e-5).expect("valid");
+            }));
+        }
+        // the ResnetBlock tail (GroupNorm with affine, time modulation, SiLU) fused: bytes = the 3 reads of x
+        // (mean, variance, normalise) and the write of y the kernel does
+        if wanted(filter, "group_norm_silu") {
+            let (sc, sh) = (Tensor::zeros(&[nb, c, 1, 1]), Tensor::zeros(&[nb, c, 1, 1]));
+            out.push(run_case("group_norm_silu g=8", &shape, 12.0 * numel as f64, 16.0 * numel as f64, 3, || {
+                crate::ops::fused::group_norm_silu(&x, 8, &gm, &bt, Some((&sc, &sh)), 1e-5).expect("valid");
             }));
         }
         if wanted(filter, "layer_norm") {
