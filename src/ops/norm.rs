@@ -14,7 +14,8 @@
 //! llvmpipe a per-lane-address access is issued lane by lane and a barrier switches through all of the
 //! workgroup's SIMD coroutines; measured on (8, 64, 64, 64), 32 groups, forward 9.7–10.4 ms -> 4.2–6.0 ms, and
 //! in one small-preset training step forward 148 -> 74 ms, backward 167 -> 109 ms); `layer_norm_forward` and
-//! `layer_norm_backward` (one thread per pixel: C is small, see the shader header); `norm_backward_params`
+//! `layer_norm_backward` (one thread per pixel: C is small, see the shader header; their `_vec4` twins take 4 pixels a
+//! thread when H·W % 4 == 0); `norm_backward_params`
 //! (dγ, dβ for both, one workgroup per channel; an override constant says where an element's stats live).
 
 use bytemuck::{Pod, Zeroable};
@@ -29,7 +30,9 @@ const GN_FORWARD_VEC4: Shader = shader!("norm/group_norm_forward_vec4.wgsl");
 const GN_BACKWARD: Shader = shader!("norm/group_norm_backward.wgsl");
 const GN_BACKWARD_VEC4: Shader = shader!("norm/group_norm_backward_vec4.wgsl");
 const LN_FORWARD: Shader = shader!("norm/layer_norm_forward.wgsl");
+const LN_FORWARD_VEC4: Shader = shader!("norm/layer_norm_forward_vec4.wgsl");
 const LN_BACKWARD: Shader = shader!("norm/layer_norm_backward.wgsl");
+const LN_BACKWARD_VEC4: Shader = shader!("norm/layer_norm_backward_vec4.wgsl");
 const BACKWARD_PARAMS: Shader = shader!("norm/norm_backward_params.wgsl");
 
 /// Mirrors `struct Params` in group_norm_forward.wgsl and group_norm_backward.wgsl (which ignores `eps`).
@@ -223,16 +226,17 @@ pub fn group_norm(
 fn layer_norm_forward(x: &Tensor, g: &Tensor, b: &Tensor, p: &LayerNormParams) -> (Tensor, Tensor) {
     let y = Tensor::uninit(x.shape());
     let stats = Tensor::uninit(&[p.pixels as usize, 2]);
-    let workgroups = groups_1d(p.pixels as usize); // one thread per pixel
-    launch(LN_FORWARD, "main", &[], p, &[x, g, b], &[&y, &stats], workgroups);
+    // one thread per pixel, or per 4 pixels when H·W allows (the vec4 twin: same results)
+    let (sh, threads) = if p.hw.is_multiple_of(4) { (LN_FORWARD_VEC4, p.pixels / 4) } else { (LN_FORWARD, p.pixels) };
+    launch(sh, "main", &[], p, &[x, g, b], &[&y, &stats], groups_1d(threads as usize));
     (y, stats)
 }
 
 /// Backward launch for x.
 fn layer_norm_backward_dx(x: &Tensor, g: &Tensor, stats: &Tensor, dy: &Tensor, p: &LayerNormParams) -> Tensor {
     let dx = Tensor::uninit(x.shape());
-    let workgroups = groups_1d(p.pixels as usize); // one thread per pixel
-    launch(LN_BACKWARD, "main", &[], p, &[x, g, stats, dy], &[&dx], workgroups);
+    let (sh, threads) = if p.hw.is_multiple_of(4) { (LN_BACKWARD_VEC4, p.pixels / 4) } else { (LN_BACKWARD, p.pixels) };
+    launch(sh, "main", &[], p, &[x, g, stats, dy], &[&dx], groups_1d(threads as usize));
     dx
 }
 
@@ -521,8 +525,18 @@ mod tests {
 
     #[test]
     fn layer_norm_channels_matches_cpu() {
-        // (n, c, h, w): C = 1, small, 16, odd; odd pixel counts; a (1, C, 1, 1) and a (C) parameter each
-        let cases: &[(usize, usize, usize, usize)] = &[(1, 1, 3, 3), (3, 5, 7, 9), (2, 16, 5, 3), (1, 48, 17, 15)];
+        // (n, c, h, w): C = 1, small, 16, odd; odd pixel counts (the scalar kernel) and H·W % 4 == 0 (the vec4
+        // twin, 4 pixels a thread, with a partial last workgroup); a (1, C, 1, 1) and a (C) parameter each
+        let cases: &[(usize, usize, usize, usize)] = &[
+            (1, 1, 3, 3),
+            (3, 5, 7, 9),
+            (2, 16, 5, 3),
+            (1, 48, 17, 15),
+            (1, 1, 2, 2),
+            (2, 16, 4, 4),
+            (3, 5, 8, 12),
+            (2, 3, 36, 36),
+        ];
         for (seed, &(n, c, h, w)) in cases.iter().enumerate() {
             let mut rng = Rng::new(40 + seed as u64);
             let xv = rng.uniform_vec(n * c * h * w, -1.0, 3.0);
@@ -542,7 +556,10 @@ mod tests {
 
     #[test]
     fn layer_norm_channels_gradients_match_finite_differences() {
-        for &(n, c, h, w) in &[(1usize, 3usize, 3usize, 5usize), (3, 16, 3, 3), (2, 8, 1, 7)] {
+        // odd H·W (the scalar kernels) and H·W % 4 == 0 (the vec4 twins)
+        for &(n, c, h, w) in
+            &[(1usize, 3usize, 3usize, 5usize), (3, 16, 3, 3), (2, 8, 1, 7), (2, 8, 4, 4), (1, 3, 2, 6)]
+        {
             let hw = h * w;
             let ins = [
                 Input::uniform(&[n, c, h, w], -1.0, 3.0, 31),
