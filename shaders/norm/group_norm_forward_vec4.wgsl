@@ -4,7 +4,7 @@
 // Why: on llvmpipe each invocation is a SIMD lane and a storage access with per-lane addresses is issued lane
 // by lane, so a vec4 moves four floats for one such access; 64 threads make the tree reductions 6 barrier
 // rounds instead of 8 (a barrier switches between all of the workgroup's SIMD coroutines). Measured: see
-// ops/norm.rs.
+// ops/norm/mod.rs.
 //
 // math:   as group_norm_forward.wgsl (mean, biased variance around it, y = (x − mean)·rstd·gamma[c] + beta[c])
 // layout: x, y: (N, C, HW) contiguous, read as vec4 (HW % 4 == 0, so every group and channel starts on a vec4);
