@@ -2,7 +2,9 @@
 // chunk of pixels of one head and one block of eb4·4 value channels; its invocation l takes the pixels
 // j0 + l, j0 + l + 64, ... (so that neighbouring invocations read neighbouring addresses), walks them once with
 // an online softmax (a running row maximum of k that rescales the sums when it grows) and writes its partial
-// softmax state;
+// softmax state. With QUAD = 1 (n % 4 == 0) it takes the pixel quads j0 + 4l, j0 + 4l + 256, ... instead and
+// reads each k and v row's four values as one vec4: on llvmpipe every storage access is a loop over the SIMD
+// lanes paid per access (docs/llvmpipe-stores.md), and the k and v loads were ~60% of this kernel's time;
 // linear_merge.wgsl:forward combines the 64·nchunk partials of a head.
 //
 // math:   head bh, k row c (< d), the pixel set J of one invocation: m_J[c] = max_{j∈J} k[c, j];
@@ -11,9 +13,10 @@
 //         with m = max_J m_J, which is softmax_j(k)·vᵀ exactly in exact arithmetic.
 // layout: qkv (B, 3·heads·d, n) (k of head h at channel heads·d + h·d + c, v at 2·heads·d + h·d + e);
 //         part (B·heads, nchunk, 64) blocks of ps = 2d + d·d floats: m_J (d), s_J (d), acc_J (d rows of d)
-// grid:   @workgroup_size(64), one workgroup per (bh, chunk, value block), value block fastest, linear id;
+// grid:   @workgroup_size(64), one workgroup per (bh, chunk, value block), value block fastest, linear id (the
+//         chunk a multiple of 4 pixels, so a quad never straddles two);
 //         registers: acc of d·eb4 ≤ 128 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
-// binds:  @group(0) 0 params (uniform), 1 qkv, 2 part (rw)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 qkv again as vec4 (QUAD), 3 part (rw)
 // unroll: the loops marked `// unroll` are expanded for each D and EB4 (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -25,9 +28,19 @@ const DMAX: u32 = 64u;
 // registers (indexed by a runtime counter they would be memory, read and written lane by lane on llvmpipe)
 override D: u32 = 16u;   // = p.d
 override EB4: u32 = 4u;  // = p.eb4
+override QUAD: u32 = 0u; // 1: four neighbouring pixels a step, read as vec4 (n % 4 == 0)
 
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+@group(0) @binding(2) var<storage, read> qkv4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+
+// The online-softmax step of one k row at a new value x against the running maximum m: (r, w) such that the
+// running sums become s·r + w and acc·r + w·v, one exponential either way.
+fn online(m: f32, x: f32) -> vec2<f32> {
+    let z = exp(-abs(x - m));
+    let up = x > m;
+    return vec2<f32>(select(1.0, z, up), select(z, 1.0, up));
+}
 
 // v[e, j] of the channel block starting at ch, 0 past the head's d channels
 fn v_at(ch: u32, e: u32, j: u32) -> f32 {
@@ -59,25 +72,51 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         // unroll
         for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = vec4<f32>(0.0); }
     }
-    for (var j = j0 + li; j < j1; j += 64u) {
-        var vv: array<vec4<f32>, 16>;
-        // unroll
-        for (var b4 = 0u; b4 < EB4; b4++) {
-            let e = e0 + 4u * b4;
-            vv[b4] = vec4<f32>(v_at(vch, e, j), v_at(vch, e + 1u, j), v_at(vch, e + 2u, j), v_at(vch, e + 3u, j));
-        }
-        // unroll
-        for (var c = 0u; c < D; c++) {
-            // online softmax state: a new maximum rescales the sums by e^(m − x), one exponential either way
-            let x = qkv[(kch + c) * p.n + j];
-            let up = x > m[c];
-            let z = exp(-abs(x - m[c]));
-            let r = select(1.0, z, up);
-            let w = select(z, 1.0, up);
-            m[c] = max(m[c], x);
-            s[c] = s[c] * r + w;
+    if QUAD == 0u {
+        for (var j = j0 + li; j < j1; j += 64u) {
+            var vv: array<vec4<f32>, 16>;
             // unroll
-            for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = acc[c * EB4 + b4] * r + w * vv[b4]; }
+            for (var b4 = 0u; b4 < EB4; b4++) {
+                let e = e0 + 4u * b4;
+                vv[b4] = vec4<f32>(v_at(vch, e, j), v_at(vch, e + 1u, j), v_at(vch, e + 2u, j), v_at(vch, e + 3u, j));
+            }
+            // unroll
+            for (var c = 0u; c < D; c++) {
+                let x = qkv[(kch + c) * p.n + j];
+                let rw = online(m[c], x);
+                m[c] = max(m[c], x);
+                s[c] = s[c] * rw.x + rw.y;
+                // unroll
+                for (var b4 = 0u; b4 < EB4; b4++) { acc[c * EB4 + b4] = acc[c * EB4 + b4] * rw.x + rw.y * vv[b4]; }
+            }
+        }
+    } else {
+        let n4 = p.n / 4u;
+        for (var j = j0 + 4u * li; j < j1; j += 256u) {
+            // value channel e0 + i at the quad's four pixels (0 past the head's d channels)
+            var vq: array<vec4<f32>, 64>;
+            // unroll
+            for (var i = 0u; i < EB4 * 4u; i++) {
+                vq[i] = vec4<f32>(0.0);
+                if e0 + i < D { vq[i] = qkv4[(vch + e0 + i) * n4 + j / 4u]; }
+            }
+            // unroll
+            for (var c = 0u; c < D; c++) {
+                let xq = qkv4[(kch + c) * n4 + j / 4u];
+                // the quad's pixels in order, each as the scalar path's step
+                // unroll
+                for (var u = 0u; u < 4u; u++) {
+                    let x = xq[u];
+                    let rw = online(m[c], x);
+                    m[c] = max(m[c], x);
+                    s[c] = s[c] * rw.x + rw.y;
+                    // unroll
+                    for (var b4 = 0u; b4 < EB4; b4++) {
+                        let vv = vec4<f32>(vq[4u * b4][u], vq[4u * b4 + 1u][u], vq[4u * b4 + 2u][u], vq[4u * b4 + 3u][u]);
+                        acc[c * EB4 + b4] = acc[c * EB4 + b4] * rw.x + rw.y * vv;
+                    }
+                }
+            }
         }
     }
     let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps;

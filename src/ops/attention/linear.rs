@@ -186,9 +186,20 @@ impl Geo {
         let last = (self.nbh() - 1) / per_window * per_window;
         Tensor::uninit(&[last * hs + UNIFORM_BLOCK_F32])
     }
-    /// The split-K kernels' pipeline constants: their feature loops unroll.
-    fn split_ov(&self) -> [(&'static str, f64); 2] {
-        [("D", self.d as f64), ("EB4", self.eb4() as f64)]
+    /// The split-K kernels' pipeline constants: D and EB4 (their feature loops unroll) and QUAD (four pixels a
+    /// step, read as vec4, where the rows allow: n % 4 == 0; a chunk is a multiple of 4 pixels, so no quad
+    /// straddles two).
+    fn split_ov(&self) -> [(&'static str, f64); 3] {
+        [("D", self.d as f64), ("EB4", self.eb4() as f64), ("QUAD", self.n.is_multiple_of(4) as u32 as f64)]
+    }
+    /// What the split-K kernels' vec4 view of `t` binds: `t` itself with QUAD, else an unread 4-float stand-in
+    /// (a tensor of fewer than 4 floats cannot be bound as vec4s).
+    fn quad_binding(&self, t: &Tensor) -> Tensor {
+        if self.n.is_multiple_of(4) {
+            t.clone()
+        } else {
+            Tensor::uninit(&[4])
+        }
     }
     /// Workgroups of a split-K kernel for one head: one per (chunk, value block).
     fn split_per_head(&self) -> usize {
@@ -204,7 +215,8 @@ impl Geo {
 fn forward(g: &Geo, qkv: &Tensor) -> (Tensor, Tensor) {
     let mut p = g.params();
     let part = Tensor::uninit(&[g.nbh() * g.npart() * g.ps()]);
-    launch(CONTEXT, "main", &g.split_ov(), &p, &[qkv], &[&part], (g.nbh() * g.split_per_head()) as u32);
+    let q4 = g.quad_binding(qkv);
+    launch(CONTEXT, "main", &g.split_ov(), &p, &[qkv, &q4], &[&part], (g.nbh() * g.split_per_head()) as u32);
     p.hs = p.hsf;
     let cblock = g.blocks(p.hs as usize);
     launch(MERGE, "forward", &[], &p, &[&part, &part], &[&cblock], g.merge_groups(true));
@@ -220,7 +232,8 @@ fn backward(g: &Geo, qkv: &Tensor, cblock: &Tensor, dout: &Tensor) -> Tensor {
     p.hs = p.hsf;
     let part = Tensor::uninit(&[g.nbh() * g.npart() * g.ps()]);
     let groups = (g.nbh() * g.split_per_head()) as u32;
-    launch(DCONTEXT, "main", &g.split_ov(), &p, &[qkv, dout], &[&part], groups);
+    let (q4, d4) = (g.quad_binding(qkv), g.quad_binding(dout));
+    launch(DCONTEXT, "main", &g.split_ov(), &p, &[qkv, dout, &q4, &d4], &[&part], groups);
     g.per_pixel(DQ, p, &[qkv, dout], &[&dqkv], cblock);
     p.hs = g.head_block(2) as u32;
     let dblock = g.blocks(p.hs as usize);

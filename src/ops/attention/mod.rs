@@ -318,7 +318,11 @@ mod tests {
             Problem { b: 1, heads: 1, dim_head: 64, h: 112, w: 100 },
             // the tiny preset's shape
             Problem { b: 2, heads: 2, dim_head: 16, h: 32, w: 32 },
+            // dim_head 7 over 300 pixels: the context's quad path (n % 4 == 0) with a value block past d
+            Problem { b: 1, heads: 2, dim_head: 7, h: 12, w: 25 },
         ];
+        // (n % 4 == 0 takes the context kernel's quad path: 300, 11,200 and 1,024 pixels; the others one pixel a
+        // step)
         for pr in &problems {
             fused_equals_composed(pr, linear_attention, linear_attention_composed, "linear attention");
         }
