@@ -5,8 +5,9 @@
 //! **Shape of the work.** The context k̂·vᵀ (and, backward, its gradient q̂·doutᵀ) is a d×d product summed over
 //! all n pixels: a GEMM with a tiny output and a long K, which a GEMM leaves mostly idle. Here it is split over
 //! K ("split-K"): one workgroup per (head, chunk of up to 4,096 pixels, block of value channels), each of its
-//! 64 invocations walking every 64th pixel of the chunk with a d × 4·eb4 tile in registers and k's softmax
-//! over the pixels folded in as an online softmax (`linear_context.wgsl`); a short merge rescales and sums the
+//! 64 invocations walking every 64th pixel of the chunk (every 64th quad of pixels, read as vec4, where
+//! n % 4 == 0) with a d × 4·eb4 tile in registers and k's softmax over the pixels folded in as an online
+//! softmax (`linear_context.wgsl`); a short merge rescales and sums the
 //! 64·nchunk partials of a head (`linear_merge.wgsl`). The backward's dC partials are one such pass over q and
 //! dout (`linear_dcontext.wgsl`). The per-pixel kernels, four pixels an invocation, are the output
 //! (`linear_out.wgsl`), dq (`linear_dq.wgsl`) and dk / dv (`linear_dkv.wgsl`); each reads the head's context
