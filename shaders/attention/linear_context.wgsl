@@ -48,6 +48,12 @@ fn v_at(ch: u32, e: u32, j: u32) -> f32 {
     return 0.0;
 }
 
+// v_at for the quad of pixels j .. j + 3 (QUAD: j % 4 == 0), one vec4
+fn v_quad(ch: u32, e: u32, j: u32) -> vec4<f32> {
+    if e < D { return qkv4[((ch + e) * p.n + j) / 4u]; }
+    return vec4<f32>(0.0);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
@@ -96,10 +102,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             // value channel e0 + i at the quad's four pixels (0 past the head's d channels)
             var vq: array<vec4<f32>, 64>;
             // unroll
-            for (var i = 0u; i < EB4 * 4u; i++) {
-                vq[i] = vec4<f32>(0.0);
-                if e0 + i < D { vq[i] = qkv4[(vch + e0 + i) * n4 + j / 4u]; }
-            }
+            for (var i = 0u; i < EB4 * 4u; i++) { vq[i] = v_quad(vch, e0 + i, j); }
             // unroll
             for (var c = 0u; c < D; c++) {
                 let xq = qkv4[(kch + c) * n4 + j / 4u];

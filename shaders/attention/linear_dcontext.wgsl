@@ -39,6 +39,12 @@ fn g_at(bh: u32, e: u32, i: u32) -> f32 {
     return 0.0;
 }
 
+// g_at for the quad of pixels i .. i + 3 (QUAD: i % 4 == 0), one vec4
+fn g_quad(bh: u32, e: u32, i: u32) -> vec4<f32> {
+    if e < D { return dout4[((bh * p.d + e) * p.n + i) / 4u]; }
+    return vec4<f32>(0.0);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
@@ -108,10 +114,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             // dout channel e0 + k at the quad's pixels (0 past d)
             var gq: array<vec4<f32>, 64>;
             // unroll
-            for (var k = 0u; k < EB4 * 4u; k++) {
-                gq[k] = vec4<f32>(0.0);
-                if e0 + k < D { gq[k] = dout4[(bh * p.d + e0 + k) * n4 + i / 4u]; }
-            }
+            for (var k = 0u; k < EB4 * 4u; k++) { gq[k] = g_quad(bh, e0 + k, i); }
             // unroll
             for (var u = 0u; u < 4u; u++) {
                 // unroll

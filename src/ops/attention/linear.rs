@@ -191,12 +191,17 @@ impl Geo {
     /// step, read as vec4, where the rows allow: n % 4 == 0; a chunk is a multiple of 4 pixels, so no quad
     /// straddles two).
     fn split_ov(&self) -> [(&'static str, f64); 3] {
-        [("D", self.d as f64), ("EB4", self.eb4() as f64), ("QUAD", self.n.is_multiple_of(4) as u32 as f64)]
+        [("D", self.d as f64), ("EB4", self.eb4() as f64), ("QUAD", self.quad() as u32 as f64)]
+    }
+    /// Whether the split-K kernels run QUAD: the one condition their pipeline constant and their vec4 bindings
+    /// ([`Geo::quad_binding`]) both follow.
+    fn quad(&self) -> bool {
+        self.n.is_multiple_of(4)
     }
     /// What the split-K kernels' vec4 view of `t` binds: `t` itself with QUAD, else an unread 4-float stand-in
     /// (a tensor of fewer than 4 floats cannot be bound as vec4s).
     fn quad_binding(&self, t: &Tensor) -> Tensor {
-        if self.n.is_multiple_of(4) {
+        if self.quad() {
             t.clone()
         } else {
             Tensor::uninit(&[4])

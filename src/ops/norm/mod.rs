@@ -223,21 +223,27 @@ pub fn group_norm(
 // Channel LayerNorm
 // ---------------------------------------------------------------------------------------------------------
 
+/// A LayerNorm kernel and its workgroups: one thread per pixel (`scalar`), or per 4 pixels when H·W allows
+/// (`quad`, the vec4 twin: same results).
+fn layer_norm_kernel(p: &LayerNormParams, scalar: Shader, quad: Shader) -> (Shader, u32) {
+    let (sh, threads) = if p.hw.is_multiple_of(4) { (quad, p.pixels / 4) } else { (scalar, p.pixels) };
+    (sh, groups_1d(threads as usize))
+}
+
 /// Forward launch: returns (y, stats) with stats (N·HW, 2) = (mean, rstd).
 fn layer_norm_forward(x: &Tensor, g: &Tensor, b: &Tensor, p: &LayerNormParams) -> (Tensor, Tensor) {
     let y = Tensor::uninit(x.shape());
     let stats = Tensor::uninit(&[p.pixels as usize, 2]);
-    // one thread per pixel, or per 4 pixels when H·W allows (the vec4 twin: same results)
-    let (sh, threads) = if p.hw.is_multiple_of(4) { (LN_FORWARD_VEC4, p.pixels / 4) } else { (LN_FORWARD, p.pixels) };
-    launch(sh, "main", &[], p, &[x, g, b], &[&y, &stats], groups_1d(threads as usize));
+    let (sh, workgroups) = layer_norm_kernel(p, LN_FORWARD, LN_FORWARD_VEC4);
+    launch(sh, "main", &[], p, &[x, g, b], &[&y, &stats], workgroups);
     (y, stats)
 }
 
 /// Backward launch for x.
 fn layer_norm_backward_dx(x: &Tensor, g: &Tensor, stats: &Tensor, dy: &Tensor, p: &LayerNormParams) -> Tensor {
     let dx = Tensor::uninit(x.shape());
-    let (sh, threads) = if p.hw.is_multiple_of(4) { (LN_BACKWARD_VEC4, p.pixels / 4) } else { (LN_BACKWARD, p.pixels) };
-    launch(sh, "main", &[], p, &[x, g, stats, dy], &[&dx], groups_1d(threads as usize));
+    let (sh, workgroups) = layer_norm_kernel(p, LN_BACKWARD, LN_BACKWARD_VEC4);
+    launch(sh, "main", &[], p, &[x, g, stats, dy], &[&dx], workgroups);
     dx
 }
 
