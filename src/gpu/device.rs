@@ -172,10 +172,13 @@ impl Gpu {
         };
         let info = adapter.get_info();
         let alimits = adapter.limits();
-        // Ask for the adapter's own storage/buffer limits (the defaults cap bindings at 128 MiB) and for
-        // timestamps when present, nothing else: kernels use core WGSL only.
-        let features =
-            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+        // Ask for the adapter's own storage/buffer limits (the defaults cap bindings at 128 MiB), for timestamps
+        // and for subgroup operations when present, nothing else: every kernel has a core-WGSL path, and the
+        // subgroup rungs (matmul v7) run only where SUBGROUP was granted.
+        let features = adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+                | wgpu::Features::SUBGROUP);
         let mut limits = wgpu::Limits::default().using_resolution(alimits.clone());
         limits.max_storage_buffer_binding_size = alimits.max_storage_buffer_binding_size;
         limits.max_buffer_size = alimits.max_buffer_size;
@@ -253,7 +256,18 @@ impl Gpu {
         line("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage.to_string());
         line("min_uniform_buffer_offset_alignment", l.min_uniform_buffer_offset_alignment.to_string());
         line("timestamp queries", self.features.contains(wgpu::Features::TIMESTAMP_QUERY).to_string());
+        let sg = match self.subgroup_lanes() {
+            Some(_) => format!("yes, {}..{} lanes", self.info.subgroup_min_size, self.info.subgroup_max_size),
+            None => "no".to_string(),
+        };
+        line("subgroup operations", sg);
         s
+    }
+
+    /// The lanes a subgroup kernel may count on (the adapter's smallest subgroup), or None where the device has
+    /// no subgroup operations: kernels that need them fall back to their core-WGSL twins.
+    pub fn subgroup_lanes(&self) -> Option<u32> {
+        self.features.contains(wgpu::Features::SUBGROUP).then_some(self.info.subgroup_min_size.max(1))
     }
 }
 

@@ -24,6 +24,11 @@
 //!   which llvmpipe reads as whole vectors, unlike its per-lane storage loads). Need 16·K / 32·K ≤ 16,384; else
 //!   v6. [`rule`], the untuned choice, takes the most rows that M fills and a window holds: on the Winograd
 //!   planes and 1×1 convs of the small preset 1.1–1.4× v6, 512³ 2.8× (docs/bench-history.md).
+//! - `Subgroup`, `SubgroupR16`, `SubgroupR32` (v7, `matmul_v7_subgroup.wgsl`, where the device granted
+//!   SUBGROUP): v6 with 8 / 16 / 32 rows, but each A quad is read by one lane of a subgroup and reaches the
+//!   others by `subgroupBroadcast`. v6's A reads, a gather of 8 scalar loads per component on llvmpipe, were
+//!   30–60% of its time on thin-K shapes; v7 is v6's bits 1.4–1.75× faster there. Same windows and fallbacks as
+//!   v6; on a device without subgroups a v7 rung runs its v6 twin. [`rule`] takes v7 on CPU adapters.
 //!
 //! The measurements that chose v5 and then v6: docs/bench-history.md ("Matmul ladder").
 //!
@@ -42,6 +47,7 @@ use super::launch;
 use crate::gpu::Shader;
 use crate::tensor::{numel, Tensor};
 use crate::{autograd, shader, shape_err, Result};
+use windows::{launch_v6, v6_applies};
 
 const V1: Shader = shader!("matmul/matmul_v1_naive.wgsl");
 const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
@@ -49,6 +55,7 @@ const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
 const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
 const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
 const V6: Shader = shader!("matmul/matmul_v6_uniform.wgsl");
+const V7: Shader = shader!("matmul/matmul_v7_subgroup.wgsl");
 /// v5 takes its `main_rows16` entry for C at most this wide (8 column quads: one per thread of 8).
 const V5_ROWS16_MAX_N: u32 = 32;
 
@@ -62,10 +69,13 @@ pub enum MatmulKernel {
     Uniform,
     UniformR16,
     UniformR32,
+    Subgroup,
+    SubgroupR16,
+    SubgroupR32,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 8] = [
+    pub const ALL: [MatmulKernel; 11] = [
         MatmulKernel::Naive,
         MatmulKernel::Tiled,
         MatmulKernel::Blocked,
@@ -74,6 +84,9 @@ impl MatmulKernel {
         MatmulKernel::Uniform,
         MatmulKernel::UniformR16,
         MatmulKernel::UniformR32,
+        MatmulKernel::Subgroup,
+        MatmulKernel::SubgroupR16,
+        MatmulKernel::SubgroupR32,
     ];
 
     /// The longest K one launch of this rung sums whole on llvmpipe, which ends every invocation's loops after
@@ -83,7 +96,13 @@ impl MatmulKernel {
     /// adapters. (v6 takes K ≤ 2,048 only.)
     pub fn max_k_llvmpipe(self) -> usize {
         match self {
-            MatmulKernel::Vec4 | MatmulKernel::Uniform | MatmulKernel::UniformR16 | MatmulKernel::UniformR32 => 196_608,
+            MatmulKernel::Vec4
+            | MatmulKernel::Uniform
+            | MatmulKernel::UniformR16
+            | MatmulKernel::UniformR32
+            | MatmulKernel::Subgroup
+            | MatmulKernel::SubgroupR16
+            | MatmulKernel::SubgroupR32 => 196_608,
             MatmulKernel::Naive | MatmulKernel::RegBlock => 49_152,
             MatmulKernel::Tiled | MatmulKernel::Blocked => 32_768,
         }
@@ -99,16 +118,34 @@ impl MatmulKernel {
             MatmulKernel::Uniform => "v6_uniform",
             MatmulKernel::UniformR16 => "v6_uniform_r16",
             MatmulKernel::UniformR32 => "v6_uniform_r32",
+            MatmulKernel::Subgroup => "v7_subgroup",
+            MatmulKernel::SubgroupR16 => "v7_subgroup_r16",
+            MatmulKernel::SubgroupR32 => "v7_subgroup_r32",
         }
     }
 
-    /// C rows per thread of a v6 rung (its TM), None for the others.
+    /// C rows per thread of a v6 or v7 rung (its TM), None for the others.
     fn v6_rows(self) -> Option<usize> {
         match self {
-            MatmulKernel::Uniform => Some(8),
-            MatmulKernel::UniformR16 => Some(16),
-            MatmulKernel::UniformR32 => Some(32),
+            MatmulKernel::Uniform | MatmulKernel::Subgroup => Some(8),
+            MatmulKernel::UniformR16 | MatmulKernel::SubgroupR16 => Some(16),
+            MatmulKernel::UniformR32 | MatmulKernel::SubgroupR32 => Some(32),
             _ => None,
+        }
+    }
+
+    /// Whether this is a v7 rung (v6 with A shared by subgroup broadcasts).
+    fn subgroup(self) -> bool {
+        matches!(self, MatmulKernel::Subgroup | MatmulKernel::SubgroupR16 | MatmulKernel::SubgroupR32)
+    }
+
+    /// The v6 rung with the same rows a thread: what a v7 rung runs where the device has no subgroups.
+    fn without_subgroups(self) -> MatmulKernel {
+        match self {
+            MatmulKernel::Subgroup => MatmulKernel::Uniform,
+            MatmulKernel::SubgroupR16 => MatmulKernel::UniformR16,
+            MatmulKernel::SubgroupR32 => MatmulKernel::UniformR32,
+            k => k,
         }
     }
 }
@@ -233,7 +270,11 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
         }
         MatmulKernel::RegBlock => launch_v4(&pl, a, b, &c),
         MatmulKernel::Uniform | MatmulKernel::UniformR16 | MatmulKernel::UniformR32 => {
-            launch_v6(&pl, runs.v6_rows().unwrap_or(8), a, b, &c)
+            launch_v6(&pl, runs.v6_rows().unwrap_or(8), None, a, b, &c)
+        }
+        MatmulKernel::Subgroup | MatmulKernel::SubgroupR16 | MatmulKernel::SubgroupR32 => {
+            let lanes = crate::gpu::gpu().subgroup_lanes().expect("launched() keeps v7 to devices with subgroups");
+            launch_v6(&pl, runs.v6_rows().unwrap_or(8), Some(lanes), a, b, &c)
         }
         MatmulKernel::Vec4 if n <= V5_ROWS16_MAX_N => {
             // narrow C: 16 rows × 1 column quad per thread, 8 threads, so no thread is a clamped duplicate
@@ -251,14 +292,20 @@ pub fn matmul_with(kernel: MatmulKernel, a: &Tensor, ta: bool, b: &Tensor, tb: b
     Ok(c)
 }
 
-/// The rung `kernel` runs on this plan: a v6 rung where its windows apply, else v6 with 8 rows, else v5; v5
-/// where vec4 loads apply (rows of A along K and rows of B/C along N in whole vec4s, untransposed), else v4's
-/// scalar path.
+/// The rung `kernel` runs on this plan: a v7 rung as its v6 twin where the device has no subgroups; a v6 or v7
+/// rung where its windows apply, else the same with 8 rows, else v5; v5 where vec4 loads apply (rows of A along
+/// K and rows of B/C along N in whole vec4s, untransposed), else v4's scalar path.
 fn launched(kernel: MatmulKernel, pl: &Plan, ta: bool, tb: bool) -> MatmulKernel {
+    let kernel = if kernel.subgroup() && crate::gpu::gpu().subgroup_lanes().is_none() {
+        kernel.without_subgroups()
+    } else {
+        kernel
+    };
+    let eight = if kernel.subgroup() { MatmulKernel::Subgroup } else { MatmulKernel::Uniform };
     let vec4 = !ta && !tb && pl.p.k.is_multiple_of(4) && pl.n.is_multiple_of(4);
     match kernel.v6_rows() {
         Some(tm) if v6_applies(pl, ta, tb, tm) => kernel,
-        Some(tm) if tm > 8 && v6_applies(pl, ta, tb, 8) => MatmulKernel::Uniform,
+        Some(tm) if tm > 8 && v6_applies(pl, ta, tb, 8) => eight,
         Some(_) if vec4 => MatmulKernel::Vec4,
         Some(_) => MatmulKernel::RegBlock,
         None if kernel == MatmulKernel::Vec4 && !vec4 => MatmulKernel::RegBlock,
@@ -289,74 +336,6 @@ fn matmul_split_k(
         c = super::elementwise::binary_raw(super::elementwise::BinaryOp::Add, &c, &part(k0)?)?;
     }
     Ok(c)
-}
-
-/// Mirrors `struct Params` of matmul_v6_uniform.wgsl: the common params, then the dispatch's batches and row tiles.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct V6Params {
-    base: MatmulParams,
-    bb0: u32,
-    nbat: u32,
-    t0: u32,
-    nt: u32,
-}
-
-/// v6 with `tm` rows a thread takes untransposed operands with K % 8 (so row tiles of A start on 256-byte
-/// boundaries), C wider than `main_rows16`'s range, a row tile of tm rows that fits a uniform window, and, for a
-/// per-batch A, whole matrices of a multiple of 64 values (so every batch starts on a boundary).
-fn v6_applies(pl: &Plan, ta: bool, tb: bool, tm: usize) -> bool {
-    let (m, n, k) = (pl.m, pl.n, pl.p.k as usize);
-    !ta && !tb
-        && k.is_multiple_of(8)
-        && n.is_multiple_of(4)
-        && n as u32 > V5_ROWS16_MAX_N
-        && tm * k <= super::UNIFORM_BLOCK_F32
-        && (pl.a_shared || pl.batch == 1 || (m * k).is_multiple_of(64))
-}
-
-/// v6: v5's `main` with A in uniform windows, `tm` rows a thread. Windows hold whole matrices of A when they fit
-/// (several batches a dispatch), else chunks of row tiles; each dispatch covers the batches and row tiles of its
-/// window.
-fn launch_v6(pl: &Plan, tm: usize, a: &Tensor, b: &Tensor, c: &Tensor) {
-    let (m, n, k, batch) = (pl.m, pl.n, pl.p.k as usize, pl.batch);
-    let window = super::UNIFORM_BLOCK_F32;
-    let (tile, mat, tiles_m) = (tm * k, m * k, m.div_ceil(tm));
-    let per_tiles = |bb: usize, nbat: usize, base: usize| -> Vec<(usize, usize, usize, usize, usize)> {
-        let tpw = window / tile;
-        (0..tiles_m).step_by(tpw).map(|t0| (bb, nbat, t0, tpw.min(tiles_m - t0), base + t0 * tile)).collect()
-    };
-    // (first batch, batches, first row tile, row tiles, window start in values)
-    let windows: Vec<(usize, usize, usize, usize, usize)> = if pl.a_shared || batch == 1 {
-        per_tiles(0, batch, 0)
-    } else if mat <= window {
-        let bpw = window / mat;
-        (0..batch).step_by(bpw).map(|bb0| (bb0, bpw.min(batch - bb0), 0, tiles_m, bb0 * mat)).collect()
-    } else {
-        (0..batch).flat_map(|bb| per_tiles(bb, 1, bb * mat)).collect()
-    };
-    // the last window must lie inside A's buffer: copy A into a large enough one when it does not (a copy
-    // command, not a kernel; A is the small operand here)
-    let need = windows.iter().map(|w| w.4).max().unwrap_or(0) + window;
-    let have = (a.buf().raw().size() - a.buf().offset()) as usize / 4;
-    let padded;
-    let src = if have >= need {
-        a
-    } else {
-        padded = Tensor::uninit(&[need]);
-        crate::gpu::gpu().record_copy(a.buf(), padded.buf());
-        &padded
-    };
-    let wg = n.div_ceil(8).next_power_of_two().clamp(8, 16);
-    let tiles_n = (n / 4).div_ceil(2 * wg) as u32;
-    for (bb0, nbat, t0, nt, start) in windows {
-        let p = V6Params { base: pl.p, bb0: bb0 as u32, nbat: nbat as u32, t0: t0 as u32, nt: nt as u32 };
-        let groups = nt as u32 * tiles_n * nbat as u32;
-        // TM only where it is not the shader's default 8, so v6_uniform keeps its pipeline key and label
-        let ov = [("WG", wg as f64), ("TM", tm as f64)];
-        let ov = if tm == 8 { &ov[..1] } else { &ov[..] };
-        super::launch_with_uniforms(V6, "main", ov, &p, &[b], &[c], &[(src, start)], groups);
-    }
 }
 
 /// v4: 4×4 per thread, any strides.
@@ -390,14 +369,27 @@ pub fn pick(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> MatmulKernel {
 
 /// The untuned choice, the matmul family's rung table: v6 with the most rows a thread that M fills and a
 /// window holds (32, 16, else 8: each B quad loaded serves that many rows; measured in docs/bench-history.md),
-/// and through v6's fallbacks v5 or v4 where no v6 applies.
+/// as its v7 twin on a CPU adapter with subgroups (the A quads read once a subgroup: 1.4–1.75× v6 on the small
+/// preset's 1×1 and Winograd shapes on llvmpipe; on a GPU, where v7's lanes read different addresses of the
+/// constant cache, it is unmeasured and left to the tuner), and through v6's fallbacks v5 or v4 where no v6
+/// applies.
 pub fn rule(a: &[usize], ta: bool, b: &[usize], tb: bool) -> MatmulKernel {
-    let Ok(pl) = plan(a, ta, b, tb) else { return MatmulKernel::Uniform };
+    let g = crate::gpu::gpu();
+    let sub = g.subgroup_lanes().is_some() && g.info.device_type == wgpu::DeviceType::Cpu;
+    let twin = |k: MatmulKernel| match (sub, k) {
+        (false, k) => k,
+        (true, MatmulKernel::UniformR32) => MatmulKernel::SubgroupR32,
+        (true, MatmulKernel::UniformR16) => MatmulKernel::SubgroupR16,
+        (true, _) => MatmulKernel::Subgroup,
+    };
+    let Ok(pl) = plan(a, ta, b, tb) else { return twin(MatmulKernel::Uniform) };
     // a transposed operand is materialised before v6 runs (matmul_with), so v6 sees untransposed ones
-    [MatmulKernel::UniformR32, MatmulKernel::UniformR16]
-        .into_iter()
-        .find(|k| k.v6_rows().is_some_and(|tm| pl.m >= tm && v6_applies(&pl, false, false, tm)))
-        .unwrap_or(MatmulKernel::Uniform)
+    twin(
+        [MatmulKernel::UniformR32, MatmulKernel::UniformR16]
+            .into_iter()
+            .find(|k| k.v6_rows().is_some_and(|tm| pl.m >= tm && v6_applies(&pl, false, false, tm)))
+            .unwrap_or(MatmulKernel::Uniform),
+    )
 }
 
 /// C = op(A) · op(B), untaped, on the rung [`pick`] chooses: what backward passes and the GEMMs inside convs
@@ -469,3 +461,4 @@ pub mod cpu {
 
 #[cfg(test)]
 mod tests;
+mod windows;

@@ -90,14 +90,58 @@ fn v6_takes_its_window_layouts() {
 }
 
 #[test]
+fn v7_broadcasts_give_v6s_bits_for_any_lane_count_up_to_the_subgroup() {
+    // v7 sums in v6's order, so its C must be v6's bit for bit, with the real subgroup and with broadcasts
+    // assuming fewer lanes (a larger real subgroup than assumed must still be right); where the device has no
+    // subgroups the v7 rungs must run v6's shader
+    let mut rng = crate::rng::Rng::new(7);
+    for pr in &PROBLEMS[V6] {
+        let av = rng.uniform_vec(numel(pr.a), -1.0, 1.0);
+        let bv = rng.uniform_vec(numel(pr.b), -1.0, 1.0);
+        let (a, b) = (Tensor::from_slice(&av, pr.a).unwrap(), Tensor::from_slice(&bv, pr.b).unwrap());
+        for (v7, v6, tm) in [
+            (MatmulKernel::Subgroup, MatmulKernel::Uniform, 8),
+            (MatmulKernel::SubgroupR16, MatmulKernel::UniformR16, 16),
+            (MatmulKernel::SubgroupR32, MatmulKernel::UniformR32, 32),
+        ] {
+            let want = matmul_with(v6, &a, false, &b, false).unwrap().to_vec();
+            crate::ops::work::start();
+            let got = matmul_with(v7, &a, false, &b, false).unwrap().to_vec();
+            let calls = crate::ops::work::stop();
+            let what = format!("{} {:?} · {:?}: {:?}", v7.name(), pr.a, pr.b, calls[0].kernels);
+            let shader = if crate::gpu::gpu().subgroup_lanes().is_some() { "matmul_v7_subgroup" } else { "matmul_v6" };
+            assert!(calls[0].kernels.iter().all(|k| k.starts_with(&format!("matmul/{shader}"))), "{what}");
+            assert!(got == want, "{what}: not v6's bits");
+            let Some(lanes) = crate::gpu::gpu().subgroup_lanes() else { continue };
+            if !super::v6_applies(&super::plan(pr.a, false, pr.b, false).unwrap(), false, false, tm) {
+                continue; // matmul_with ran fewer rows; the windows hold no tile of tm rows
+            }
+            for l in [lanes, lanes / 2, 1].into_iter().filter(|&l| l >= 1) {
+                let got = super::windows::matmul_v7_assuming(l, tm, &a, &b).unwrap().to_vec();
+                assert!(got == want, "v7 TM={tm} assuming {l} of {lanes} lanes {:?} · {:?}: not v6's bits", pr.a, pr.b);
+            }
+        }
+    }
+}
+
+#[test]
 fn the_rule_takes_the_most_rows_that_m_fills_and_a_window_holds() {
+    // as the v7 twin on a CPU adapter with subgroups
+    let g = crate::gpu::gpu();
+    let twin = |k: MatmulKernel| match (g.subgroup_lanes().is_some() && g.info.device_type == wgpu::DeviceType::Cpu, k)
+    {
+        (false, k) => k,
+        (true, MatmulKernel::UniformR32) => MatmulKernel::SubgroupR32,
+        (true, MatmulKernel::UniformR16) => MatmulKernel::SubgroupR16,
+        (true, _) => MatmulKernel::Subgroup,
+    };
     let rule = |m: usize, k: usize| super::rule(&[36, m, k], false, &[36, k, 2048], false);
-    assert_eq!(rule(32, 32), MatmulKernel::UniformR32);
-    assert_eq!(rule(128, 512), MatmulKernel::UniformR32); // 32 rows of 512 fill a window exactly
-    assert_eq!(rule(128, 1024), MatmulKernel::UniformR16);
-    assert_eq!(rule(16, 64), MatmulKernel::UniformR16);
-    assert_eq!(rule(13, 64), MatmulKernel::Uniform);
-    assert_eq!(rule(64, 4096), MatmulKernel::Uniform); // no v6 applies: matmul_with runs v5
+    assert_eq!(rule(32, 32), twin(MatmulKernel::UniformR32));
+    assert_eq!(rule(128, 512), twin(MatmulKernel::UniformR32)); // 32 rows of 512 fill a window exactly
+    assert_eq!(rule(128, 1024), twin(MatmulKernel::UniformR16));
+    assert_eq!(rule(16, 64), twin(MatmulKernel::UniformR16));
+    assert_eq!(rule(13, 64), twin(MatmulKernel::Uniform));
+    assert_eq!(rule(64, 4096), twin(MatmulKernel::Uniform)); // no v6 applies: matmul_with runs v5
     assert_eq!(
         launched(rule(64, 4096), &plan(&[64, 4096], false, &[4096, 64], false).unwrap(), false, false),
         MatmulKernel::Vec4

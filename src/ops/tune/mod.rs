@@ -73,7 +73,8 @@ impl Key {
                 MatmulKernel::ALL[2..].iter().map(|k| k.name()).collect()
             }
             Key::Conv { w, .. } | Key::ConvDx { w, .. } => {
-                let (kh, kw) = (w[2], w[3]);
+                // a malformed weight (the op reports it) has no kernel size: no candidates beyond the direct ones
+                let (kh, kw) = (w.get(2).copied().unwrap_or(0), w.get(3).copied().unwrap_or(0));
                 let mut v = vec![ConvKernel::Blocked, ConvKernel::Vec4, ConvKernel::Uniform];
                 if kh == 1 && kw == 1 {
                     v.push(ConvKernel::Gemm);
@@ -90,7 +91,7 @@ impl Key {
                 if conv::reuse_dw_applies(w) {
                     v.push(ConvKernel::Reuse);
                 }
-                if w[2] == 3 && w[3] == 3 {
+                if w.get(2) == Some(&3) && w.get(3) == Some(&3) {
                     v.push(ConvKernel::Winograd);
                 }
                 if conv::gemm_dw_applies(w, *padding) {
@@ -112,8 +113,9 @@ impl Key {
 }
 
 /// dim_head of a qkv (B, 3·heads·dim_head, H, W).
+/// dim_head of a (B, 3·heads·d, n) qkv (0 for a malformed one: the op reports it)
 fn head_dim(qkv: &[usize], heads: usize) -> usize {
-    qkv[1] / (3 * heads)
+    qkv.get(1).copied().unwrap_or(0) / (3 * heads).max(1)
 }
 
 fn t(x: bool) -> &'static str {
@@ -144,18 +146,27 @@ pub fn enabled() -> bool {
     !cfg!(test) && std::env::var("MEDSEGDIFF_TUNE").map_or(true, |v| v != "off")
 }
 
-/// The entries of a cache file (empty when absent or unreadable).
-fn read_entries(path: &std::path::Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .and_then(|v| serde_json::from_value(v.get("entries")?.clone()).ok())
-        .unwrap_or_default()
+/// A choice: the rung, and the candidates it was timed against (joined by commas). A choice made before a rung
+/// was added to its family is stale: [`lookup`] ignores it, so the rule (or a new `tune`) decides.
+type Chosen = (String, String);
+
+/// The entries of a cache file (empty when absent or unreadable): `entries` (key id -> rung) with `among`
+/// (key id -> the candidates); a file without `among` (written before it existed) has none that count.
+fn read_entries(path: &std::path::Path) -> BTreeMap<String, Chosen> {
+    let v = std::fs::read_to_string(path).ok().and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+    let map = |k: &str| -> BTreeMap<String, String> {
+        v.as_ref().and_then(|v| serde_json::from_value(v.get(k)?.clone()).ok()).unwrap_or_default()
+    };
+    let among = map("among");
+    map("entries")
+        .into_iter()
+        .map(|(id, rung)| (id.clone(), (rung, among.get(&id).cloned().unwrap_or_default())))
+        .collect()
 }
 
-/// Key id -> rung name: the cache file's entries (empty when off, absent or unreadable).
-fn table() -> &'static Mutex<BTreeMap<String, String>> {
-    static TABLE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
+/// Key id -> choice: the cache file's entries (empty when off, absent or unreadable).
+fn table() -> &'static Mutex<BTreeMap<String, Chosen>> {
+    static TABLE: OnceLock<Mutex<BTreeMap<String, Chosen>>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let entries = enabled().then(cache_path).flatten().map(|p| read_entries(&p)).unwrap_or_default();
         Mutex::new(entries)
@@ -167,9 +178,11 @@ thread_local! {
     static SEEN: RefCell<Option<Vec<Key>>> = const { RefCell::new(None) };
 }
 
-/// The rung the table holds for `key`, if any (and note the key when collecting).
+/// The rung the table holds for `key`, if it was chosen among today's candidates (and note the key when
+/// collecting).
 pub fn lookup(key: Key) -> Option<String> {
-    let id = key.id();
+    let chosen = table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key.id()).cloned();
+    let current = chosen.filter(|c| c.1 == key.candidates().join(",")).map(|c| c.0);
     SEEN.with(|s| {
         if let Some(v) = s.borrow_mut().as_mut() {
             if !v.contains(&key) {
@@ -177,12 +190,13 @@ pub fn lookup(key: Key) -> Option<String> {
             }
         }
     });
-    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned()
+    current
 }
 
-/// Whether the table holds a choice for `key` (without noting it as seen).
+/// Whether the table holds a current choice for `key` (without noting it as seen).
 pub fn has(key: &Key) -> bool {
-    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&key.id())
+    let chosen = table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key.id()).cloned();
+    chosen.is_some_and(|c| c.1 == key.candidates().join(","))
 }
 
 /// Run `f` and return the distinct keys the taped ops looked up while it ran.
@@ -195,7 +209,8 @@ pub fn collect(f: impl FnOnce() -> Result<()>) -> Result<Vec<Key>> {
 
 /// Put a choice in this process's table (what `tune` measured, or a test's).
 pub fn set(key: &Key, rung: &str) {
-    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.id(), rung.to_string());
+    let choice = (rung.to_string(), key.candidates().join(","));
+    table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.id(), choice);
 }
 
 /// Write this process's table to the cache file (merged over what the file holds).
@@ -208,7 +223,9 @@ pub fn save() -> Result<PathBuf> {
     // process's choices over it
     let mut entries = read_entries(&path);
     entries.extend(table().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
-    let j = serde_json::json!({"adapter": g.describe(), "entries": entries});
+    let rungs: BTreeMap<&String, &String> = entries.iter().map(|(id, c)| (id, &c.0)).collect();
+    let among: BTreeMap<&String, &String> = entries.iter().map(|(id, c)| (id, &c.1)).collect();
+    let j = serde_json::json!({"adapter": g.describe(), "entries": rungs, "among": among});
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, e))?;
     }

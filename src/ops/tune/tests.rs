@@ -197,3 +197,21 @@ fn every_candidate_is_timed_and_the_table_decides_the_taped_ops_rung() {
         }
     }
 }
+
+#[test]
+fn a_choice_made_among_other_candidates_is_stale() {
+    // a cache written before a rung joined its family must not keep the shape off the new rung
+    let key = Key::Matmul { a: vec![3, 41, 8], ta: false, b: vec![3, 8, 52], tb: false };
+    let old = ("v3_blocked".to_string(), "v3_blocked,v4_regblock".to_string());
+    table().lock().unwrap().insert(key.id(), old);
+    assert_eq!(lookup(key.clone()), None, "a stale choice");
+    assert!(!has(&key));
+    set(&key, "v3_blocked");
+    assert_eq!(lookup(key.clone()).as_deref(), Some("v3_blocked"), "chosen among today's candidates");
+    // a file from before `among` existed: its entries read as chosen among nothing
+    let path = std::env::temp_dir().join(format!("medsegdiff-tune-old-{}.json", std::process::id()));
+    std::fs::write(&path, r#"{"adapter": "x", "entries": {"matmul b3": "v5_vec4"}}"#).unwrap();
+    let read = read_entries(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(read.get("matmul b3"), Some(&("v5_vec4".to_string(), String::new())));
+}
