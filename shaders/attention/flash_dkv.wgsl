@@ -10,6 +10,9 @@
 // grid:   @workgroup_size(WG), one invocation per RR keys of head bh (those past n clamped to the last and not
 //         stored), linear id
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 q/dO window (uniform block)
+// pieces: the entry point and the window reads (`win_rows`: a query's ROWV = 2·D4 + 1 vec4, q, dO and
+//         (lse, D, 0, 0)) come from window/plain.wgsl or window/subgroup.wgsl (flash_forward.wgsl says how); no
+//         early return.
 // unroll: the loops marked `// unroll` are expanded for each D4 and RR (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -38,7 +41,12 @@ const DMAX4: u32 = 16u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(3) var<uniform> qw: array<vec4<f32>, 4096>;
+@group(0) @binding(3) var<uniform> win: array<vec4<f32>, 4096>; // the Q/dO window
+override ROWV: u32 = 9u; // 2·D4 + 1 (the host sets it)
+const ROW_MAX: u32 = 2u * DMAX4 + 1u;
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
 
 // one key's scaled k, its v, and its dk, dv accumulators
 struct Col {
@@ -88,33 +96,29 @@ fn store_col(j: u32, r: Col) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    let j0 = RR * t;
-    // guard: invocations past the last key
-    if j0 >= p.n { return; }
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let j0 = RR * t; // past the last key: clamped loads, no stores
     var r: array<Col, RMAX>;
     // unroll
     for (var u = 0u; u < RR; u++) { r[u] = load_col(min(j0 + u, p.n - 1u)); }
     for (var ii = 0u; ii < p.nk; ii++) {
-        let rb = ii * (2u * D4 + 1u);
+        let blk = win_rows(ii * (2u * D4 + 1u), sl);
         var s: array<f32, RMAX>;
         var dp: array<f32, RMAX>;
         // unroll
         for (var u = 0u; u < RR; u++) { s[u] = 0.0; dp[u] = 0.0; }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
-            let q4 = qw[rb + c4];
-            let g4 = qw[rb + D4 + c4];
+            let q4 = blk.e[c4];
+            let g4 = blk.e[D4 + c4];
             // unroll
             for (var u = 0u; u < RR; u++) {
                 s[u] += dot(q4, r[u].k[c4]);
                 dp[u] += dot(g4, r[u].v[c4]);
             }
         }
-        let ld = qw[rb + 2u * D4];
+        let ld = blk.e[2u * D4];
         var pr: array<f32, RMAX>;
         var ds: array<f32, RMAX>;
         // unroll
@@ -124,8 +128,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
-            let q4 = qw[rb + c4];
-            let g4 = qw[rb + D4 + c4];
+            let q4 = blk.e[c4];
+            let g4 = blk.e[D4 + c4];
             // unroll
             for (var u = 0u; u < RR; u++) {
                 r[u].dv[c4] += pr[u] * g4;

@@ -10,6 +10,8 @@
 // grid:   @workgroup_size(WG), one invocation per RR queries of head bh (those past n clamped to the last and
 //         not stored), linear id
 // binds:  @group(0) 0 params (uniform), 1 qdo, 2 dqkv (rw), 3 kv window (uniform block)
+// pieces: the entry point and the window reads (`win_rows`: a key's ROWV = 2·D4 vec4, k then v) come from
+//         window/plain.wgsl or window/subgroup.wgsl (flash_forward.wgsl says how); no early return.
 // unroll: the loops marked `// unroll` are expanded for each D4 and RR (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -38,7 +40,12 @@ const DMAX4: u32 = 16u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qdo: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(3) var<uniform> kv: array<vec4<f32>, 4096>;
+@group(0) @binding(3) var<uniform> win: array<vec4<f32>, 4096>; // the K/V window
+override ROWV: u32 = 8u; // 2·D4 (the host sets it)
+const ROW_MAX: u32 = 2u * DMAX4;
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
 
 // one query's inputs (scaled q, dO, lse, D) and its dq accumulator
 struct Row {
@@ -81,26 +88,22 @@ fn store_row(i: u32, r: Row) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    let i0 = RR * t;
-    // guard: invocations past the last query
-    if i0 >= p.n { return; }
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let i0 = RR * t; // past the last query: clamped loads, no stores
     var r: array<Row, RMAX>;
     // unroll
     for (var u = 0u; u < RR; u++) { r[u] = load_row(min(i0 + u, p.n - 1u)); }
     for (var jj = 0u; jj < p.nk; jj++) {
-        let kb = jj * 2u * D4;
+        let blk = win_rows(jj * 2u * D4, sl);
         var s: array<f32, RMAX>;
         var dp: array<f32, RMAX>;
         // unroll
         for (var u = 0u; u < RR; u++) { s[u] = 0.0; dp[u] = 0.0; }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
-            let k4 = kv[kb + c4];
-            let v4 = kv[kb + D4 + c4];
+            let k4 = blk.e[c4];
+            let v4 = blk.e[D4 + c4];
             // unroll
             for (var u = 0u; u < RR; u++) {
                 s[u] += dot(r[u].q[c4], k4);
@@ -112,7 +115,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         for (var u = 0u; u < RR; u++) { ds[u] = exp(s[u] - r[u].lse) * (dp[u] - r[u].dsum); }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
-            let k4 = kv[kb + c4];
+            let k4 = blk.e[c4];
             // unroll
             for (var u = 0u; u < RR; u++) { r[u].acc[c4] += ds[u] * k4; }
         }

@@ -15,6 +15,10 @@
 // grid:   @workgroup_size(WG), one invocation per QR queries of head bh (those past n clamped to the last and
 //         not stored), linear id; d/4 = D4 vec4 per vector
 // binds:  @group(0) 0 params (uniform), 1 qkv, 2 o (rw), 3 stats (rw), 4 kv window (uniform block)
+// pieces: the entry point and the window reads (`win_rows`: a block's ROWV = 8·D4 vec4) come from
+//         window/plain.wgsl (every invocation reads them) or window/subgroup.wgsl (each lane reads ROWV / SG of
+//         them and subgroupBroadcast hands them round: the same values, so the same bits). No early return, so
+//         broadcasts see whole subgroups: invocations past n compute clamped duplicates and store nothing.
 // unroll: the loops marked `// unroll` are expanded for each D4 and QR (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -44,7 +48,7 @@ const DMAX4: u32 = 16u; // d ≤ 64
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(4) var<uniform> kv: array<vec4<f32>, 4096>;
+@group(0) @binding(4) var<uniform> win: array<vec4<f32>, 4096>; // the K/V window
 
 // one query's state: its scaled q, unnormalised output, running max and sum
 struct Row {
@@ -103,13 +107,16 @@ fn store_row(i: u32, r: Row) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let t = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
-    let i0 = QR * t;
-    // guard: invocations past the last query
-    if i0 >= p.n { return; }
+// the block of four keys at window row jb: k then v of each, 2·D4 vec4 a key (what win_rows returns)
+override ROWV: u32 = 32u; // 8·D4 (the host sets it)
+const ROW_MAX: u32 = 8u * DMAX4;
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
+
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let i0 = QR * t; // past the last query: clamped loads, no stores
     let b = p.bh / p.heads;
     let head = p.bh % p.heads;
     let qch = b * 3u * p.heads * p.d + head * p.d;
@@ -120,15 +127,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let nb4 = p.nk / 4u * 4u;
     for (var jb = 0u; jb < nb4; jb += 4u) {
         let kb = jb * 2u * D4;  // the block's first key row in the window, in vec4s: k then v, 2·D4 a row
+        let blk = win_rows(kb, sl);
         var s: array<vec4<f32>, QMAX>;
         // unroll
         for (var u = 0u; u < QR; u++) { s[u] = vec4<f32>(0.0); }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
-            let ka = kv[kb + c4];
-            let kb1 = kv[kb + 2u * D4 + c4];
-            let kc = kv[kb + 4u * D4 + c4];
-            let kd = kv[kb + 6u * D4 + c4];
+            let ka = blk.e[c4];
+            let kb1 = blk.e[2u * D4 + c4];
+            let kc = blk.e[4u * D4 + c4];
+            let kd = blk.e[6u * D4 + c4];
             // unroll
             for (var u = 0u; u < QR; u++) {
                 let q = r[u].q[c4];
@@ -146,10 +154,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         // unroll
         for (var c4 = 0u; c4 < D4; c4++) {
-            let va = kv[kb + D4 + c4];
-            let vb = kv[kb + 3u * D4 + c4];
-            let vc = kv[kb + 5u * D4 + c4];
-            let vd = kv[kb + 7u * D4 + c4];
+            let va = blk.e[D4 + c4];
+            let vb = blk.e[3u * D4 + c4];
+            let vc = blk.e[5u * D4 + c4];
+            let vd = blk.e[7u * D4 + c4];
             // unroll
             for (var u = 0u; u < QR; u++) {
                 let e = s[u];
@@ -164,13 +172,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         for (var u = 0u; u < QR; u++) {
             var sc = 0.0;
             // unroll
-            for (var c4 = 0u; c4 < D4; c4++) { sc += dot(r[u].q[c4], kv[kb + c4]); }
+            for (var c4 = 0u; c4 < D4; c4++) { sc += dot(r[u].q[c4], win[kb + c4]); }
             let m = max(r[u].m, sc);
             let corr1 = exp(r[u].m - m);
             let e = exp(sc - m);
             r[u].l = r[u].l * corr1 + e;
             // unroll
-            for (var c4 = 0u; c4 < D4; c4++) { r[u].acc[c4] = r[u].acc[c4] * corr1 + e * kv[kb + D4 + c4]; }
+            for (var c4 = 0u; c4 < D4; c4++) { r[u].acc[c4] = r[u].acc[c4] * corr1 + e * win[kb + D4 + c4]; }
             r[u].m = m;
         }
     }

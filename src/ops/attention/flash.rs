@@ -23,9 +23,19 @@ use crate::{autograd, shader, Result};
 
 const PACK_KV: Shader = shader!("attention/flash_pack_kv.wgsl");
 const PACK_QDO: Shader = shader!("attention/flash_pack_qdo.wgsl");
-const FORWARD: Shader = shader!("attention/flash_forward.wgsl");
-const DQ: Shader = shader!("attention/flash_dq.wgsl");
-const DKV: Shader = shader!("attention/flash_dkv.wgsl");
+/// The three window kernels, each with its plain and its subgroup piece (see [`sub_lanes`]).
+const FORWARD: [Shader; 2] = [
+    shader!("attention/flash_forward.wgsl", "window/plain.wgsl"),
+    shader!("attention/flash_forward.wgsl", "window/subgroup.wgsl"),
+];
+const DQ: [Shader; 2] = [
+    shader!("attention/flash_dq.wgsl", "window/plain.wgsl"),
+    shader!("attention/flash_dq.wgsl", "window/subgroup.wgsl"),
+];
+const DKV: [Shader; 2] = [
+    shader!("attention/flash_dkv.wgsl", "window/plain.wgsl"),
+    shader!("attention/flash_dkv.wgsl", "window/subgroup.wgsl"),
+];
 
 /// Invocations per workgroup of the per-query / per-key kernels: small, so that one head's 256 queries still
 /// make 16 workgroups for the CPU adapter's threads.
@@ -84,6 +94,44 @@ fn pick_width(key: Key, all: &'static Rungs, n: usize, dim_head: usize) -> u32 {
     crate::ops::tune::lookup(key)
         .and_then(|name| width_of(fitting(all, dim_head), &name))
         .unwrap_or_else(|| default_width(all, n, dim_head))
+}
+
+/// The lanes of the subgroup pieces (`flash_*_subgroup.wgsl`: each window vec4 read once a subgroup and
+/// broadcast, the same bits as the plain pieces), where the device has subgroups and a workgroup of [`WG`]
+/// holds whole ones; else None and the plain pieces run. On llvmpipe (8 lanes) the forward ran 2.3–3.4× faster
+/// (docs/bench-history.md); a GPU's 32-lane subgroups exceed [`WG`], so GPUs keep the plain pieces.
+fn sub_lanes() -> Option<u32> {
+    #[cfg(test)]
+    if tests::PLAIN.with(|p| p.get()) {
+        return None;
+    }
+    crate::gpu::gpu().subgroup_lanes().filter(|l| WG.is_multiple_of(*l))
+}
+
+/// Launch window kernel `kernel` (plain, subgroup) reading `rowv` vec4 a window read, with `ov` and the piece's
+/// overrides. The two pieces share the kernel's file name; the subgroup piece's SG and WJ keep its pipelines
+/// (and profile rows) apart.
+#[allow(clippy::too_many_arguments)]
+fn launch_window<P: bytemuck::Pod>(
+    kernel: [Shader; 2],
+    rowv: usize,
+    ov: &[(&'static str, f64)],
+    p: &P,
+    ins: &[&Tensor],
+    outs: &[&Tensor],
+    window: &[(&Tensor, usize)],
+    groups: u32,
+) {
+    let mut ov = ov.to_vec();
+    ov.push(("ROWV", rowv as f64));
+    let shader = match sub_lanes() {
+        Some(l) => {
+            ov.extend([("SG", l as f64), ("WJ", rowv.div_ceil(l as usize) as f64)]);
+            kernel[1]
+        }
+        None => kernel[0],
+    };
+    launch_with_uniforms(shader, "main", &ov, p, ins, outs, window, groups);
 }
 
 /// Threads per workgroup of the packing kernels.
@@ -227,7 +275,7 @@ fn forward(g: &Geo, qkv: &Tensor, queries: u32) -> (Tensor, Tensor, PackedKv) {
         let window = [(&kv.kvt, win.start(kv.per_head, 2 * g.d))];
         let ov = [g.overrides()[0], g.overrides()[1], ("QR", queries as f64)];
         let groups = (g.n as u32).div_ceil(queries * WG);
-        launch_with_uniforms(FORWARD, "main", &ov, &p, &[qkv], &[&out, &stats], &window, groups);
+        launch_window(FORWARD, 8 * g.d / 4, &ov, &p, &[qkv], &[&out, &stats], &window, groups);
     }
     (out, stats, kv)
 }
@@ -256,12 +304,12 @@ pub fn backward(saved: &Saved, dout: &Tensor, rows: u32) -> Tensor {
     for win in each_window(g, kv.rows) {
         let window = [(&kv.kvt, win.start(kv.per_head, 2 * g.d))];
         let p = win.params(base, g.n);
-        launch_with_uniforms(DQ, "main", &ov, &p, &[&qdo], &[&dqkv], &window, groups);
+        launch_window(DQ, 2 * g.d / 4, &ov, &p, &[&qdo], &[&dqkv], &window, groups);
     }
     for win in each_window(g, q_rows) {
         let window = [(&qdo, win.start(q_head, 2 * g.d + 4))];
         let p = win.params(base, g.n);
-        launch_with_uniforms(DKV, "main", &ov, &p, &[qkv], &[&dqkv], &window, groups);
+        launch_window(DKV, 2 * g.d / 4 + 1, &ov, &p, &[qkv], &[&dqkv], &window, groups);
     }
     dqkv
 }
@@ -307,6 +355,50 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Run the plain pieces on this thread even where the device has subgroups.
+        pub(super) static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn the_subgroup_pieces_give_the_plain_pieces_bits() {
+        // the forward, dq and dk/dv with the window read once a subgroup must equal the plain pieces bit for
+        // bit: several windows with tails (n = 1030, d 16), a partial workgroup (n = 15), d 64 (one row of 33
+        // vec4 for dk/dv, 5 reads a lane), each with the widest rung that fits
+        let mut rng = crate::rng::Rng::new(13);
+        for (b, heads, d, h, w) in [(1, 2, 16, 10, 103), (2, 1, 8, 3, 5), (1, 1, 64, 5, 7)] {
+            let shape = [b, 3 * heads * d, h, w];
+            let x = Tensor::from_slice(&rng.uniform_vec(crate::tensor::numel(&shape), -2.0, 2.0), &shape).unwrap();
+            let gshape = [b, heads * d, h, w];
+            let gout = Tensor::from_slice(&rng.uniform_vec(crate::tensor::numel(&gshape), -1.0, 1.0), &gshape).unwrap();
+            let g = Geo::of(&x, heads, d);
+            let (wq, wr) = (fitting(&QUERY_RUNGS, d).last().unwrap().1, fitting(&ROW_RUNGS, d).last().unwrap().1);
+            let run = |plain: bool| {
+                PLAIN.with(|p| p.set(plain));
+                crate::ops::work::start();
+                let _scope = crate::ops::work::scope("flash pieces", String::new, 0.0);
+                let (out, stats, kv) = forward(&g, &x, wq);
+                let saved = Saved { g: Geo::of(&x, heads, d), qkv: x.clone(), out: out.clone(), stats, kv };
+                let dqkv = backward(&saved, &gout, wr);
+                drop(_scope);
+                let kernels = crate::ops::work::stop().into_iter().flat_map(|c| c.kernels).collect::<Vec<_>>();
+                PLAIN.with(|p| p.set(false));
+                (out.to_vec(), dqkv.to_vec(), kernels)
+            };
+            let what = format!("b {b} heads {heads} d {d} n {}", h * w);
+            let (out0, d0, k0) = run(true);
+            let (out1, d1, k1) = run(false);
+            assert!(k0.iter().all(|k| !k.contains("SG=")), "{what}: the plain pieces ran {k0:?}");
+            let windowed = |k: &String| ["flash_forward", "flash_dq", "flash_dkv"].iter().any(|n| k.contains(n));
+            if sub_lanes().is_some() {
+                assert!(k1.iter().filter(|k| windowed(k)).all(|k| k.contains("SG=")), "{what}: {k1:?}");
+                assert_eq!(k1.iter().filter(|k| windowed(k)).count(), 3, "{what}: {k1:?}");
+            }
+            assert!(out0 == out1, "{what}: forward, subgroup pieces differ from the plain ones");
+            assert!(d0 == d1, "{what}: d qkv, subgroup pieces differ from the plain ones");
+        }
+    }
 
     #[test]
     fn every_forward_width_matches_the_cpu_reference() {
