@@ -16,7 +16,10 @@
 //         (8 channels of this dispatch's nb blocks, WG pixel blocks), channel blocks fastest; linear id.
 //         Invocations past the end compute clamped duplicates and store nothing.
 // binds:  @group(0) 0 params (uniform), 1 x (as vec4), 2 b (ignored when has_bias = 0), 3 y (rw),
-//         4 wu (uniform block: packed weights)
+//         4 win (uniform block: packed weights)
+// pieces: the entry point and the weight reads (`win_rows`: one (ci, ky) row's KW taps, ROWV = 2·KW vec4) come
+//         from shaders/window/plain.wgsl or shaders/window/subgroup.wgsl (each lane reads 1/SG of the row and
+//         subgroupBroadcast hands it round: the same values, so the same bits)
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
@@ -38,7 +41,12 @@ const TN: u32 = 8u;     // output pixels per invocation (one row), two vec4; unr
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> wu: array<vec4<f32>, 4096>;
+@group(0) @binding(4) var<uniform> win: array<vec4<f32>, 4096>;
+override ROWV: u32 = 6u; // 2·KW: one (ci, ky) row of taps, 8 weights a tap (the host sets it)
+const ROW_MAX: u32 = 18u; // KW ≤ 9
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
 
 // window vec4 number q (0..4); q is the same for the whole workgroup, so the selects cost no loads
 fn pick(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, q: u32) -> vec4<f32> {
@@ -67,15 +75,15 @@ fn store8(co: u32, live: bool, ox0: u32, yb: u32, lo: vec4<f32>, hi: vec4<f32>) 
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let li = t % WG;
     let tiles_m = p.nb;                       // this dispatch's channel blocks
     let bxn = (p.out_w + TN - 1u) / TN;       // pixel blocks per output row
     let nblk = p.batch * p.out_h * bxn;       // pixel blocks in all
     let tiles_n = (nblk + WG - 1u) / WG;
     let total = tiles_m * tiles_n;
-    let w_raw = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+    let w_raw = t / WG;
     // guard: split padding and blocks past the last compute a clamped duplicate and store nothing (no early
     // return: llvmpipe wraps everything after a `return` in a branch)
     let wid = min(w_raw, total - 1u);
@@ -135,6 +143,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             if nv > 3u { v3 = select(zero, x[rb + q3], rok && in3); }
             if nv > 4u { v4 = select(zero, x[rb + q4], rok && in4); }
             let kb = (ci * KH + ky) * KW;
+            let wr = win_rows(wbase + 2u * kb, sl); // this row's KW taps, 2 vec4 each
             // unroll 7
             for (var kx = 0u; kx < KW; kx++) {
                 // tap kx: the 8 window values from offset r + kx
@@ -147,9 +156,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 let lo = shl(x0, x1, s);
                 let hi = shl(x1, x2, s);
                 // 8 weights as 2 vec4 from the uniform block (same address in the whole workgroup), 16 vec4 FMAs
-                let k = kb + kx;
-                let wa = wu[wbase + 2u * k];
-                let wb = wu[wbase + 2u * k + 1u];
+                let wa = wr.e[2u * kx];
+                let wb = wr.e[2u * kx + 1u];
                 c00 = fma(vec4<f32>(wa.x), lo, c00); c01 = fma(vec4<f32>(wa.x), hi, c01);
                 c10 = fma(vec4<f32>(wa.y), lo, c10); c11 = fma(vec4<f32>(wa.y), hi, c11);
                 c20 = fma(vec4<f32>(wa.z), lo, c20); c21 = fma(vec4<f32>(wa.z), hi, c21);

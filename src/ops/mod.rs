@@ -71,6 +71,42 @@ pub(crate) fn launch_with_uniforms<P: bytemuck::Pod>(
     }
 }
 
+/// A kernel that reads a workgroup-shared operand from a uniform window, with its two pieces
+/// (`shaders/window/`): `[plain, subgroup]`.
+pub(crate) type WindowKernel = [Shader; 2];
+
+/// The piece a window kernel of `wg` invocations a workgroup runs, reading `rowv` vec4 a `win_rows` call, and
+/// `ov` with the piece's overrides added: the subgroup piece (each vec4 read once a subgroup and broadcast, the
+/// same bits) where the device has subgroups that `wg` holds whole and the caller measured that it pays
+/// (`subgroups_pay`), else the plain piece. The two pieces share
+/// the kernel's file name; the subgroup piece's SG and WJ keep its pipelines (and profile rows) apart.
+pub(crate) fn window_piece(
+    kernel: WindowKernel,
+    rowv: usize,
+    wg: u32,
+    subgroups_pay: bool,
+    ov: &mut Vec<(&'static str, f64)>,
+) -> Shader {
+    ov.push(("ROWV", rowv as f64));
+    #[cfg(test)]
+    if PLAIN_WINDOWS.with(|p| p.get()) {
+        return kernel[0];
+    }
+    match gpu().subgroup_lanes().filter(|l| wg.is_multiple_of(*l) && subgroups_pay) {
+        Some(l) => {
+            ov.extend([("SG", l as f64), ("WJ", rowv.div_ceil(l as usize) as f64)]);
+            kernel[1]
+        }
+        None => kernel[0],
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: run the plain window pieces on this thread even where the device has subgroups.
+    pub(crate) static PLAIN_WINDOWS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// f32 values in one uniform block (64 KiB).
 pub(crate) const UNIFORM_BLOCK_F32: usize = (crate::gpu::UNIFORM_BLOCK_BYTES / 4) as usize;
 

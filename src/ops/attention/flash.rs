@@ -23,16 +23,16 @@ use crate::{autograd, shader, Result};
 
 const PACK_KV: Shader = shader!("attention/flash_pack_kv.wgsl");
 const PACK_QDO: Shader = shader!("attention/flash_pack_qdo.wgsl");
-/// The three window kernels, each with its plain and its subgroup piece (see [`sub_lanes`]).
-const FORWARD: [Shader; 2] = [
+/// The three window kernels, each with its plain and its subgroup piece ([`crate::ops::window_piece`]).
+const FORWARD: crate::ops::WindowKernel = [
     shader!("attention/flash_forward.wgsl", "window/plain.wgsl"),
     shader!("attention/flash_forward.wgsl", "window/subgroup.wgsl"),
 ];
-const DQ: [Shader; 2] = [
+const DQ: crate::ops::WindowKernel = [
     shader!("attention/flash_dq.wgsl", "window/plain.wgsl"),
     shader!("attention/flash_dq.wgsl", "window/subgroup.wgsl"),
 ];
-const DKV: [Shader; 2] = [
+const DKV: crate::ops::WindowKernel = [
     shader!("attention/flash_dkv.wgsl", "window/plain.wgsl"),
     shader!("attention/flash_dkv.wgsl", "window/subgroup.wgsl"),
 ];
@@ -96,24 +96,13 @@ fn pick_width(key: Key, all: &'static Rungs, n: usize, dim_head: usize) -> u32 {
         .unwrap_or_else(|| default_width(all, n, dim_head))
 }
 
-/// The lanes of the subgroup pieces (`flash_*_subgroup.wgsl`: each window vec4 read once a subgroup and
-/// broadcast, the same bits as the plain pieces), where the device has subgroups and a workgroup of [`WG`]
-/// holds whole ones; else None and the plain pieces run. On llvmpipe (8 lanes) the forward ran 2.3–3.4× faster
-/// (docs/bench-history.md); a GPU's 32-lane subgroups exceed [`WG`], so GPUs keep the plain pieces.
-fn sub_lanes() -> Option<u32> {
-    #[cfg(test)]
-    if tests::PLAIN.with(|p| p.get()) {
-        return None;
-    }
-    crate::gpu::gpu().subgroup_lanes().filter(|l| WG.is_multiple_of(*l))
-}
-
-/// Launch window kernel `kernel` (plain, subgroup) reading `rowv` vec4 a window read, with `ov` and the piece's
-/// overrides. The two pieces share the kernel's file name; the subgroup piece's SG and WJ keep its pipelines
-/// (and profile rows) apart.
+/// Launch window kernel `kernel` reading `rowv` vec4 a window read, with `ov` and its piece's overrides
+/// ([`crate::ops::window_piece`]). On llvmpipe (8 lanes) the subgroup piece ran the forward 2.2–3.1× and the
+/// backward 1.5–2× faster (docs/bench-history.md); a GPU's 32-lane subgroups exceed [`WG`], so GPUs run the
+/// plain piece.
 #[allow(clippy::too_many_arguments)]
 fn launch_window<P: bytemuck::Pod>(
-    kernel: [Shader; 2],
+    kernel: crate::ops::WindowKernel,
     rowv: usize,
     ov: &[(&'static str, f64)],
     p: &P,
@@ -123,14 +112,7 @@ fn launch_window<P: bytemuck::Pod>(
     groups: u32,
 ) {
     let mut ov = ov.to_vec();
-    ov.push(("ROWV", rowv as f64));
-    let shader = match sub_lanes() {
-        Some(l) => {
-            ov.extend([("SG", l as f64), ("WJ", rowv.div_ceil(l as usize) as f64)]);
-            kernel[1]
-        }
-        None => kernel[0],
-    };
+    let shader = crate::ops::window_piece(kernel, rowv, WG, true, &mut ov);
     launch_with_uniforms(shader, "main", &ov, p, ins, outs, window, groups);
 }
 
@@ -356,11 +338,6 @@ pub(super) fn full_attention(qkv: &Tensor, heads: usize, dim_head: usize) -> Res
 mod tests {
     use super::*;
 
-    thread_local! {
-        /// Run the plain pieces on this thread even where the device has subgroups.
-        pub(super) static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-
     #[test]
     fn the_subgroup_pieces_give_the_plain_pieces_bits() {
         // the forward, dq and dk/dv with the window read once a subgroup must equal the plain pieces bit for
@@ -375,7 +352,7 @@ mod tests {
             let g = Geo::of(&x, heads, d);
             let (wq, wr) = (fitting(&QUERY_RUNGS, d).last().unwrap().1, fitting(&ROW_RUNGS, d).last().unwrap().1);
             let run = |plain: bool| {
-                PLAIN.with(|p| p.set(plain));
+                crate::ops::PLAIN_WINDOWS.with(|p| p.set(plain));
                 crate::ops::work::start();
                 let _scope = crate::ops::work::scope("flash pieces", String::new, 0.0);
                 let (out, stats, kv) = forward(&g, &x, wq);
@@ -383,7 +360,7 @@ mod tests {
                 let dqkv = backward(&saved, &gout, wr);
                 drop(_scope);
                 let kernels = crate::ops::work::stop().into_iter().flat_map(|c| c.kernels).collect::<Vec<_>>();
-                PLAIN.with(|p| p.set(false));
+                crate::ops::PLAIN_WINDOWS.with(|p| p.set(false));
                 (out.to_vec(), dqkv.to_vec(), kernels)
             };
             let what = format!("b {b} heads {heads} d {d} n {}", h * w);
@@ -391,7 +368,7 @@ mod tests {
             let (out1, d1, k1) = run(false);
             assert!(k0.iter().all(|k| !k.contains("SG=")), "{what}: the plain pieces ran {k0:?}");
             let windowed = |k: &String| ["flash_forward", "flash_dq", "flash_dkv"].iter().any(|n| k.contains(n));
-            if sub_lanes().is_some() {
+            if crate::gpu::gpu().subgroup_lanes().is_some_and(|l| WG.is_multiple_of(l)) {
                 assert!(k1.iter().filter(|k| windowed(k)).all(|k| k.contains("SG=")), "{what}: {k1:?}");
                 assert_eq!(k1.iter().filter(|k| windowed(k)).count(), 3, "{what}: {k1:?}");
             }

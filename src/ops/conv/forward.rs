@@ -14,7 +14,11 @@ const V3: Shader = shader!("conv/conv_v3_blocked.wgsl");
 const V4: Shader = shader!("conv/conv_v4_shaped.wgsl");
 const V5: Shader = shader!("conv/conv_v5_vec4.wgsl");
 pub(super) const PACK_V5: Shader = shader!("conv/pack_weights_v5.wgsl");
-const V9: Shader = shader!("conv/conv_v9_uniform.wgsl");
+/// v9 with its window pieces ([`crate::ops::window_piece`]).
+const V9: crate::ops::WindowKernel = [
+    shader!("conv/conv_v9_uniform.wgsl", "window/plain.wgsl"),
+    shader!("conv/conv_v9_uniform.wgsl", "window/subgroup.wgsl"),
+];
 /// v5: output channels and pixel blocks (8 pixels of a row) per invocation, invocations per workgroup, and the
 /// widest kernel its 5-vec4 input window covers (r + 8 + KW − 1 ≤ 20 values for every r ≤ 3).
 const V5_TM: usize = 8;
@@ -143,14 +147,17 @@ fn forward_v9(geo: &Geometry, x: &Tensor, w: &Tensor, bias: &Tensor, mut p: Conv
     });
     let blocks = geo.batch * geo.out_h * geo.out_w.div_ceil(V5_TN);
     let [kh, kw] = geo.overrides();
-    let overrides = [kh, kw, ("WG", V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+    let mut overrides = vec![kh, kw, ("WG", V5_WG as f64), ("R", (-geo.pad_x).rem_euclid(4) as f64)];
+    // the subgroup piece for 3×3 kernels only: per-kernel GPU time on llvmpipe, 3×3 32->32 at 64² (batch 8)
+    // 27.3 -> 19.8 ms, 1×1 128->32 18.9 -> 19.9, 7×7 3->16 6.9 -> 7.4 (docs/bench-history.md)
+    let shader = crate::ops::window_piece(V9, 2 * geo.kw, V5_WG as u32, geo.kw == 3, &mut overrides);
     for cb0 in (0..nblk).step_by(per) {
         let nb = per.min(nblk - cb0);
         p.chunk = cb0 as u32;
         p.n_split = nb as u32;
         let window = [(&wp, cb0 * kp * V5_TM)];
         launch_with_uniforms(
-            V9,
+            shader,
             "main",
             &overrides,
             &p,

@@ -412,3 +412,37 @@ fn kept_packed_weights_give_the_same_bits_with_one_launch_fewer() {
     let (_, n2) = run(ConvKernel::Winograd, &param);
     assert_eq!(n, n2, "nothing is kept after the scope");
 }
+
+#[test]
+fn v9s_subgroup_piece_gives_the_plain_pieces_bits() {
+    // v9's forward and dx with each weight row read once a subgroup must equal the plain piece bit for bit: a 3×3
+    // over several windows of weight blocks with partial channel and pixel blocks, pad 1 and 0 (window
+    // alignments), and a dx (signed pads); where the device has subgroups the 3×3 must run the subgroup piece
+    let mut rng = crate::rng::Rng::new(31);
+    for (x, w, pad) in
+        [([2, 100, 5, 12], [20, 100, 3, 3], 1), ([1, 9, 7, 8], [13, 9, 3, 3], 0), ([3, 5, 9, 4], [7, 5, 3, 3], 2)]
+    {
+        let xt = Tensor::from_slice(&rng.uniform_vec(numel(&x), -1.0, 1.0), &x).unwrap();
+        let wt = Tensor::from_slice(&rng.uniform_vec(numel(&w), -1.0, 1.0), &w).unwrap();
+        let run = |plain: bool| {
+            crate::ops::PLAIN_WINDOWS.with(|p| p.set(plain));
+            crate::ops::work::start();
+            let y = conv2d_with(ConvKernel::Uniform, &xt, &wt, None, pad).unwrap();
+            let calls = crate::ops::work::stop();
+            let dx = conv2d_backward_input(ConvKernel::Uniform, &y, &wt, pad, &x).unwrap();
+            crate::ops::PLAIN_WINDOWS.with(|p| p.set(false));
+            (y.to_vec(), dx.to_vec(), calls[0].kernels.clone())
+        };
+        let (y0, dx0, k0) = run(true);
+        let (y1, dx1, k1) = run(false);
+        let what = format!("x {x:?} w {w:?} pad {pad}");
+        let v9 =
+            |k: &Vec<String>| k.iter().filter(|k| k.starts_with("conv/conv_v9_uniform")).cloned().collect::<Vec<_>>();
+        assert!(!v9(&k0).is_empty() && v9(&k0).iter().all(|k| !k.contains("SG=")), "{what}: {k0:?}");
+        if crate::gpu::gpu().subgroup_lanes().is_some_and(|l| 16 % l == 0) {
+            assert!(v9(&k1).iter().all(|k| k.contains("SG=")), "{what}: {k1:?}");
+        }
+        assert!(y0 == y1, "{what}: forward, subgroup piece differs from the plain one");
+        assert!(dx0 == dx1, "{what}: dx, subgroup piece differs from the plain one");
+    }
+}
