@@ -9,7 +9,10 @@
 // grid:   @workgroup_size(64); workgroup g = (head of the window, block of 64·PIX pixels), linear id; invocation
 //         li of block blk owns pixels blk·64·PIX + li + 64·k, k < PIX (neighbouring invocations, neighbouring
 //         pixels), each context entry read from the window serving PIX pixels
-// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 dw window (uniform block)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dqkv (rw), 3 win (uniform block: the dC window)
+// pieces: the entry point and the context-gradient reads (`win_rows`: row c of dC, ROWV = DP4 vec4) come from
+//         shaders/window/plain.wgsl or shaders/window/subgroup.wgsl (one read a lane, broadcast: the same bits);
+//         the early return is per workgroup, so subgroups stay whole
 // unroll: the loops marked `// unroll` are expanded for each D, DP4 and PIX (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -18,12 +21,18 @@
 
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(3) var<uniform> dw: array<vec4<f32>, 4096>;
+@group(0) @binding(3) var<uniform> win: array<vec4<f32>, 4096>;
+const WG: u32 = 64u;
+override ROWV: u32 = 4u; // DP4: one row of dC (the host sets it)
+const ROW_MAX: u32 = 16u; // DMAX4
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
 
 // (the pixel grid, D, DP4, PIX and where_am_i: linear_pixels.wgsl)
 
 // scalar k of the window
-fn wat(k: u32) -> f32 { return dw[k / 4u][k % 4u]; }
+fn wat(k: u32) -> f32 { return win[k / 4u][k % 4u]; }
 
 // v[e, j] from channel block ch, 0 past d
 fn v_at(ch: u32, e: u32, j: u32) -> f32 {
@@ -31,10 +40,9 @@ fn v_at(ch: u32, e: u32, j: u32) -> f32 {
     return 0.0;
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let w = where_am_i(wg, nwg, li);
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let w = where_am_i(t / WG, t % WG);
     // guard: workgroups past the window's last block
     if !w.ok { return; }
     let bh = p.bh0 + w.lh;
@@ -59,6 +67,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let lse = wat(rb + p.d + c);
         let r = wat(rb + c);
         let row = (hb + c * p.dp) / 4u;
+        let dr = win_rows(row, sl);
         var kh: array<f32, PMAX>;
         var a: array<vec4<f32>, PMAX>;
         // unroll
@@ -68,7 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         // unroll
         for (var e4 = 0u; e4 < DP4; e4++) {
-            let dc = dw[row + e4];
+            let dc = dr.e[e4];
             // unroll
             for (var k = 0u; k < PIX; k++) {
                 dv[k * DP4 + e4] += kh[k] * dc;

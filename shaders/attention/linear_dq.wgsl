@@ -9,7 +9,10 @@
 // grid:   @workgroup_size(64); workgroup g = (head of the window, block of 64·PIX pixels), linear id; invocation
 //         li of block blk owns pixels blk·64·PIX + li + 64·k, k < PIX (neighbouring invocations, neighbouring
 //         pixels)
-// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 cw window (uniform block)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 dqkv (rw), 4 win (uniform block: the context window)
+// pieces: the entry point and the context reads (`win_rows`: row c of a head's context, ROWV = DP4 vec4) come
+//         from shaders/window/plain.wgsl or shaders/window/subgroup.wgsl (one read a lane, broadcast: the same
+//         bits); the early return is per workgroup, so subgroups stay whole
 // unroll: the loops marked `// unroll` are expanded for each D, DP4 and PIX (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -19,7 +22,13 @@
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(4) var<uniform> cw: array<vec4<f32>, 4096>;
+@group(0) @binding(4) var<uniform> win: array<vec4<f32>, 4096>;
+const WG: u32 = 64u;
+override ROWV: u32 = 4u; // DP4: one context row (the host sets it)
+const ROW_MAX: u32 = 16u; // DMAX4
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
 
 // (the pixel grid, D, DP4, PIX and where_am_i: linear_pixels.wgsl)
 
@@ -29,10 +38,9 @@ fn g_at(bh: u32, e: u32, i: u32) -> f32 {
     return 0.0;
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let w = where_am_i(wg, nwg, li);
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let w = where_am_i(t / WG, t % WG);
     // guard: workgroups past the window's last block
     if !w.ok { return; }
     let bh = p.bh0 + w.lh;
@@ -51,12 +59,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // unroll
     for (var c = 0u; c < D; c++) {
         let row = (w.lh * p.hs + c * p.dp) / 4u;
+        let cr = win_rows(row, sl);
         var a: array<vec4<f32>, PMAX>;
         // unroll
         for (var k = 0u; k < PIX; k++) { a[k] = vec4<f32>(0.0); }
         // unroll
         for (var e4 = 0u; e4 < DP4; e4++) {
-            let cv = cw[row + e4];
+            let cv = cr.e[e4];
             // unroll
             for (var k = 0u; k < PIX; k++) { a[k] += cv * ga[k * DP4 + e4]; }
         }

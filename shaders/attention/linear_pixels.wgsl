@@ -9,7 +9,8 @@ override D: u32 = 16u;   // = p.d
 override DP4: u32 = 4u;  // = p.dp / 4
 override PIX: u32 = 2u;  // pixels per invocation, 1 ..= PMAX
 
-// This invocation's (head of the window, pixel k's index, whether the workgroup exists): workgroup g covers
+// This invocation's (head of the window, pixel k's index, whether the workgroup exists): workgroup g (linear id)
+// covers
 // pixels blk·64·PIX .. + 64·PIX of head lh; invocation li takes blk·64·PIX + li + 64·k, k < PIX.
 struct Where {
     lh: u32,
@@ -17,8 +18,7 @@ struct Where {
     ok: bool,
 }
 
-fn where_am_i(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> Where {
-    let g = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+fn where_am_i(g: u32, li: u32) -> Where {
     let nblk = (p.n + 64u * PIX - 1u) / (64u * PIX);
     return Where(g / nblk, g % nblk * 64u * PIX + li, g < p.nbw * nblk);
 }

@@ -305,6 +305,44 @@ mod tests {
     }
 
     #[test]
+    fn linear_attentions_subgroup_pieces_give_the_plain_pieces_bits() {
+        // linear_out, linear_dq and linear_dkv with each context row read once a subgroup must equal the plain
+        // pieces bit for bit (output and d qkv): dim_head 32 over 300 pixels (partial pixel blocks), dim_head 7
+        // (a context row padded past d), several heads a window
+        for pr in [
+            Problem { b: 2, heads: 3, dim_head: 32, h: 15, w: 20 },
+            Problem { b: 1, heads: 2, dim_head: 7, h: 5, w: 9 },
+        ] {
+            let shape = pr.shape();
+            let x =
+                Tensor::from_slice(&crate::rng::Rng::new(43).uniform_vec(numel(&shape), -2.0, 2.0), &shape).unwrap();
+            let run = |plain: bool| {
+                crate::ops::PLAIN_WINDOWS.with(|p| p.set(plain));
+                crate::ops::work::start();
+                let out = linear_attention(&x, pr.heads, pr.dim_head).unwrap().to_vec();
+                let g = gradient(&x, 44, &|t| linear_attention(t, pr.heads, pr.dim_head).unwrap());
+                let kernels: Vec<String> = crate::ops::work::stop().into_iter().flat_map(|c| c.kernels).collect();
+                crate::ops::PLAIN_WINDOWS.with(|p| p.set(false));
+                (out, g, kernels)
+            };
+            let what = format!("heads {} dim_head {} n {}", pr.heads, pr.dim_head, pr.h * pr.w);
+            let ((o0, g0, k0), (o1, g1, k1)) = (run(true), run(false));
+            let pieces = |k: &[String]| {
+                k.iter()
+                    .filter(|k| ["linear_out", "linear_dq", "linear_dkv"].iter().any(|n| k.contains(n)))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert!(pieces(&k0).len() >= 3 && pieces(&k0).iter().all(|k| !k.contains("SG=")), "{what}: {k0:?}");
+            if crate::gpu::gpu().subgroup_lanes().is_some_and(|l| 64 % l == 0) {
+                assert!(pieces(&k1).iter().all(|k| k.contains("SG=")), "{what}: {k1:?}");
+            }
+            assert!(o0 == o1, "{what}: output, subgroup pieces differ from the plain ones");
+            assert!(g0 == g1, "{what}: d qkv, subgroup pieces differ from the plain ones");
+        }
+    }
+
+    #[test]
     fn fused_linear_attention_equals_the_composed_one() {
         let problems = [
             // dim_head 64: 16 value blocks of one vec4; 300 pixels, some invocations with 5, some with 4
