@@ -77,8 +77,10 @@ pub(crate) type WindowKernel = [Shader; 2];
 
 /// The piece a window kernel of `wg` invocations a workgroup runs, reading `rowv` vec4 a `win_rows` call, and
 /// `ov` with the piece's overrides added: the subgroup piece (each vec4 read once a subgroup and broadcast, the
-/// same bits) where the device has subgroups that `wg` holds whole and the caller measured that it pays
-/// (`subgroups_pay`), else the plain piece. The two pieces share
+/// same bits) on a CPU adapter with subgroups that `wg` holds whole where the caller measured that it pays
+/// (`subgroups_pay`), else the plain piece. Only CPU adapters: there the plain piece's shared-index reads are
+/// gathers of 8 scalar loads per component; on a GPU they are the constant cache's broadcast, which lanes reading
+/// different addresses would serialise (unmeasured: no GPU has run this). The two pieces share
 /// the kernel's file name; the subgroup piece's SG and WJ keep its pipelines (and profile rows) apart.
 pub(crate) fn window_piece(
     kernel: WindowKernel,
@@ -92,13 +94,20 @@ pub(crate) fn window_piece(
     if PLAIN_WINDOWS.with(|p| p.get()) {
         return kernel[0];
     }
-    match gpu().subgroup_lanes().filter(|l| wg.is_multiple_of(*l) && subgroups_pay) {
+    match window_subgroup_lanes(wg).filter(|_| subgroups_pay) {
         Some(l) => {
             ov.extend([("SG", l as f64), ("WJ", rowv.div_ceil(l as usize) as f64)]);
             kernel[1]
         }
         None => kernel[0],
     }
+}
+
+/// The lanes of the subgroup piece for window kernels of `wg` invocations on this device, if it may run (see
+/// [`window_piece`]): a CPU adapter with subgroups that `wg` holds whole.
+pub(crate) fn window_subgroup_lanes(wg: u32) -> Option<u32> {
+    let cpu = gpu().info.device_type == wgpu::DeviceType::Cpu;
+    gpu().subgroup_lanes().filter(|l| cpu && wg.is_multiple_of(*l))
 }
 
 #[cfg(test)]
