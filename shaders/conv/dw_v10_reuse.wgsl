@@ -21,6 +21,10 @@
 //         past the last tile, and channels past Cout or Cin, compute clamped duplicates and store nothing.
 // binds:  @group(0) 0 params (uniform), 1 g (as vec4), 2 x (as vec4), 3 part (rw)
 // unroll: the loops marked `// unroll` are expanded for each TM, TC, KH, KW and R (src/gpu/specialize.rs).
+// pieces: the entry point and the block's g reads (`g_block`) come from dw_v10_g_plain.wgsl (every invocation
+//         reads its TM channels' 2·TM vec4) or dw_v10_g_subgroup.wgsl (where every invocation of a workgroup has
+//         the same TM channels: each lane reads 2·TM / SG of them and subgroupBroadcast hands them round, the same
+//         bits). Control flow stays uniform around `g_block`: the only return is after the block loop.
 
 struct Params {
     batch: u32, cin: u32, cout: u32, kdim: u32,
@@ -51,13 +55,19 @@ fn shl(lo: vec4<f32>, hi: vec4<f32>, s: u32) -> vec4<f32> {
     return select(select(select(s3, s2, s == 2u), s1, s == 1u), lo, s == 0u);
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+// a block's g for the TM channels: lo[c], hi[c] = the block's two vec4 of channel co0 + c (what g_block returns)
+struct GBlock {
+    lo: array<vec4<f32>, TM>,
+    hi: array<vec4<f32>, TM>,
+}
+
+// invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
+fn run(t: u32, sl: u32) {
+    let li = t % WG;
     let tiles_c = (p.cin + TC - 1u) / TC;
     let tiles = tiles_c * ((p.cout + TM - 1u) / TM);
     let groups = (tiles + WG - 1u) / WG;      // workgroups per split
-    let w_raw = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
+    let w_raw = t / WG;
     // guard: padding workgroups and tiles past the last compute a clamped duplicate and store nothing
     let wid = min(w_raw, groups * p.n_split - 1u);
     let inv_raw = (wid % groups) * WG + li;
@@ -90,15 +100,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         // the high half is 0 past the row's end (out_w % 8 == 4) and its index stays inside the row
         let gb = n * p.cout * hw4 + (oy * p.out_w + ox0) / 4u;
         let hok = ox0 + 4u < p.out_w;
-        let hb = select(0u, 1u, hok);
-        var gl: array<vec4<f32>, TM>;
-        var gh: array<vec4<f32>, TM>;
-        // unroll
-        for (var c = 0u; c < TM; c++) {
-            let gi = gb + min(co0 + c, cm) * hw4;
-            gl[c] = g[gi];
-            gh[c] = select(zero, g[gi + hb], hok);
-        }
+        let gbk = g_block(gb, hok, co0, cm, hw4, sl);
         let aq = (i32(ox0) - p.pad_x - i32(R)) / 4; // exact: the numerator is a multiple of 4
         // unroll
         for (var t = 0u; t < TC; t++) {
@@ -126,7 +128,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                     let hi = shl(w[o / 4u + 1u], w[min(o / 4u + 2u, 3u)], o % 4u);
                     // unroll
                     for (var c = 0u; c < TM; c++) {
-                        acc[(c * TC + t) * KK + ky * KW + kx] += dot(gl[c], lo) + dot(gh[c], hi);
+                        acc[(c * TC + t) * KK + ky * KW + kx] += dot(gbk.lo[c], lo) + dot(gbk.hi[c], hi);
                     }
                 }
             }

@@ -90,10 +90,6 @@ pub(crate) fn window_piece(
     ov: &mut Vec<(&'static str, f64)>,
 ) -> Shader {
     ov.push(("ROWV", rowv as f64));
-    #[cfg(test)]
-    if PLAIN_WINDOWS.with(|p| p.get()) {
-        return kernel[0];
-    }
     match window_subgroup_lanes(wg).filter(|_| subgroups_pay) {
         Some(l) => {
             ov.extend([("SG", l as f64), ("WJ", rowv.div_ceil(l as usize) as f64)]);
@@ -103,9 +99,13 @@ pub(crate) fn window_piece(
     }
 }
 
-/// The lanes of the subgroup piece for window kernels of `wg` invocations on this device, if it may run (see
-/// [`window_piece`]): a CPU adapter with subgroups that `wg` holds whole.
+/// The lanes of the subgroup piece for window kernels (and dw v10's g reads) of `wg` invocations on this device,
+/// if it may run (see [`window_piece`]): a CPU adapter with subgroups that `wg` holds whole.
 pub(crate) fn window_subgroup_lanes(wg: u32) -> Option<u32> {
+    #[cfg(test)]
+    if PLAIN_WINDOWS.with(|p| p.get()) {
+        return None;
+    }
     let cpu = gpu().info.device_type == wgpu::DeviceType::Cpu;
     gpu().subgroup_lanes().filter(|l| cpu && wg.is_multiple_of(*l))
 }

@@ -17,7 +17,11 @@ const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
-const DW_V10: Shader = shader!("conv/dw_v10_reuse.wgsl");
+/// dw v10 with its g pieces: [plain, subgroup] (see [`dw_v10`]).
+const DW_V10: [Shader; 2] = [
+    shader!("conv/dw_v10_reuse.wgsl", "conv/dw_v10_g_plain.wgsl"),
+    shader!("conv/dw_v10_reuse.wgsl", "conv/dw_v10_g_subgroup.wgsl"),
+];
 /// dw v10: output channels per invocation, input channels per invocation for 1×1 kernels, invocations per
 /// workgroup.
 const DW_V10_TM: usize = 8;
@@ -158,7 +162,7 @@ fn dw_v10(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<T
     let tc = if geo.kh == 1 { DW_V10_TC } else { 1 };
     let tiles = geo.cout.div_ceil(DW_V10_TM) * geo.cin.div_ceil(tc);
     let [kh, kw] = geo.overrides();
-    let overrides = [
+    let mut overrides = vec![
         kh,
         kw,
         ("TM", DW_V10_TM as f64),
@@ -166,7 +170,16 @@ fn dw_v10(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<T
         ("WG", DW_V10_WG as f64),
         ("R", (-geo.pad_x).rem_euclid(4) as f64),
     ];
-    dw_blocks(geo, DW_V10, &overrides, tiles.div_ceil(DW_V10_WG), g, x, w_shape)
+    // the subgroup piece reads each g vec4 once a subgroup: it needs every invocation of a workgroup on the same
+    // output channels (input tiles a multiple of the workgroup)
+    let shader = match crate::ops::window_subgroup_lanes(DW_V10_WG as u32) {
+        Some(l) if geo.cin.div_ceil(tc).is_multiple_of(DW_V10_WG) => {
+            overrides.extend([("SG", l as f64), ("GJ", (2 * DW_V10_TM).div_ceil(l as usize) as f64)]);
+            DW_V10[1]
+        }
+        _ => DW_V10[0],
+    };
+    dw_blocks(geo, shader, &overrides, tiles.div_ceil(DW_V10_WG), g, x, w_shape)
 }
 
 /// v7's dw: dW = Σ_n g[n] (Cout × H·W) · x[n]ᵀ (H·W × Cin), one batched GEMM and a sum over the batch.

@@ -446,3 +446,35 @@ fn v9s_subgroup_piece_gives_the_plain_pieces_bits() {
         assert!(dx0 == dx1, "{what}: dx, subgroup piece differs from the plain one");
     }
 }
+
+#[test]
+fn dw_v10s_subgroup_piece_gives_the_plain_pieces_bits() {
+    // dw v10 with each block's g read once a subgroup must equal the plain piece bit for bit: 3×3 with input
+    // channels a multiple of the workgroup (the subgroup piece's condition), output channels past a tile of 8
+    // (padding channels), rows of 12 (a block's high half past the row's end); 9 input channels
+    // (no piece but the plain one)
+    let mut rng = crate::rng::Rng::new(37);
+    for (x, cout, pad, sub) in [([2, 8, 6, 12], 11, 1, true), ([1, 16, 9, 8], 8, 1, true), ([2, 9, 5, 8], 5, 1, false)]
+    {
+        let ws = [cout, x[1], 3, 3];
+        let oshape = [x[0], cout, x[2] + 2 * pad - 2, x[3] + 2 * pad - 2];
+        let xt = Tensor::from_slice(&rng.uniform_vec(numel(&x), -1.0, 1.0), &x).unwrap();
+        let gt = Tensor::from_slice(&rng.uniform_vec(numel(&oshape), -1.0, 1.0), &oshape).unwrap();
+        let run = |plain: bool| {
+            crate::ops::PLAIN_WINDOWS.with(|p| p.set(plain));
+            crate::ops::work::start();
+            let dw = conv2d_backward_weight(ConvKernel::Reuse, &gt, &xt, pad, &ws).unwrap().to_vec();
+            let calls = crate::ops::work::stop();
+            crate::ops::PLAIN_WINDOWS.with(|p| p.set(false));
+            (dw, calls[0].kernels.clone())
+        };
+        let ((d0, k0), (d1, k1)) = (run(true), run(false));
+        let what = format!("x {x:?} w {ws:?} pad {pad}");
+        let v10 =
+            |k: &Vec<String>| k.iter().filter(|k| k.starts_with("conv/dw_v10_reuse")).cloned().collect::<Vec<_>>();
+        assert!(!v10(&k0).is_empty() && v10(&k0).iter().all(|k| !k.contains("SG=")), "{what}: {k0:?}");
+        let want_sub = sub && crate::ops::window_subgroup_lanes(8).is_some();
+        assert!(!v10(&k1).is_empty() && v10(&k1).iter().all(|k| k.contains("SG=") == want_sub), "{what}: {k1:?}");
+        assert!(d0 == d1, "{what}: dw, subgroup piece differs from the plain one");
+    }
+}
