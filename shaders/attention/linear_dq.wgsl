@@ -23,14 +23,8 @@
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dqkv: array<f32>;
 @group(0) @binding(4) var<uniform> win: array<vec4<f32>, 4096>;
-const WG: u32 = 64u;
-override ROWV: u32 = 4u; // DP4: one context row (the host sets it)
-const ROW_MAX: u32 = 16u; // DMAX4
-struct WinRows {
-    e: array<vec4<f32>, ROW_MAX>,
-}
 
-// (the pixel grid, D, DP4, PIX and where_am_i: linear_pixels.wgsl)
+// (the pixel grid, D, DP4, PIX, where_am_i and the window rows WG, ROWV, WinRows: linear_pixels.wgsl)
 
 // dout[e, i] of head bh, 0 past d
 fn g_at(bh: u32, e: u32, i: u32) -> f32 {

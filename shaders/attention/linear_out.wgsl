@@ -20,14 +20,8 @@
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 @group(0) @binding(3) var<uniform> win: array<vec4<f32>, 4096>;
-const WG: u32 = 64u;
-override ROWV: u32 = 4u; // DP4: one context row (the host sets it)
-const ROW_MAX: u32 = 16u; // DMAX4
-struct WinRows {
-    e: array<vec4<f32>, ROW_MAX>,
-}
 
-// (the pixel grid, D, DP4, PIX and where_am_i: linear_pixels.wgsl)
+// (the pixel grid, D, DP4, PIX, where_am_i and the window rows WG, ROWV, WinRows: linear_pixels.wgsl)
 
 // invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
 fn run(t: u32, sl: u32) {

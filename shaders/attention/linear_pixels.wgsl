@@ -1,4 +1,5 @@
-// linear_pixels.wgsl: the per-pixel kernels' grid (linear_out.wgsl, linear_dkv.wgsl), appended to each.
+// linear_pixels.wgsl: the per-pixel kernels' grid and window rows (linear_out, linear_dq, linear_dkv), appended
+// to each.
 
 const DMAX4: u32 = 16u;
 const PMAX: u32 = 4u;
@@ -8,6 +9,14 @@ const PMAX: u32 = 4u;
 override D: u32 = 16u;   // = p.d
 override DP4: u32 = 4u;  // = p.dp / 4
 override PIX: u32 = 2u;  // pixels per invocation, 1 ..= PMAX
+
+// the window pieces' contract (shaders/window/): a row of the context (or of its gradient) is DP4 vec4
+const WG: u32 = 64u;
+override ROWV: u32 = 4u; // DP4 (the host sets it)
+const ROW_MAX: u32 = DMAX4;
+struct WinRows {
+    e: array<vec4<f32>, ROW_MAX>,
+}
 
 // This invocation's (head of the window, pixel k's index, whether the workgroup exists): workgroup g (linear id)
 // covers

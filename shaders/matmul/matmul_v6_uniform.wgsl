@@ -14,6 +14,11 @@
 //         dispatch, WG·2 column quads), row tiles fastest; linear id. Threads past the edge compute clamped
 //         duplicates and store nothing.
 // binds:  @group(0) 0 params (uniform), 1 B, 2 C (rw), 3 aw (uniform block: the A window)
+// pieces: the entry point and how a lane's A quads become the TM rows' come from matmul/a_plain.wgsl (v6: every
+//         lane reads all TM rows, AJ = TM) or matmul/a_subgroup.wgsl (v7, devices with SUBGROUP: lane l reads
+//         rows l, l + SG, .. of the tile, AJ = ⌈TM / SG⌉ reads, and subgroupBroadcast hands row i round; the
+//         same values in the same sums, so v6's bits). Every thread of a workgroup shares the row tile, so every
+//         subgroup does; no early return.
 // unroll: the loops marked `// unroll` are expanded for each TM (src/gpu/specialize.rs), so the per-row arrays are
 //         indexed by constants and live in registers (a loop-over-arrays form ran 2× slower on llvmpipe than the
 //         hand-unrolled one that preceded it; expanded it is the same code).
@@ -32,6 +37,7 @@ const TMAX: u32 = 32u;
 override TM: u32 = 8u;  // C rows per thread (and per workgroup), ≤ TMAX
 const TNQ: u32 = 2u;    // C column quads (vec4) per thread: TN = 8 columns; unrolled by hand for 2
 override WG: u32 = 16u; // threads per workgroup, all along N
+override AJ: u32 = 8u;  // A quads a lane reads per k-quad (the piece's: TM for a_plain, ⌈TM / SG⌉ for a_subgroup)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
@@ -44,12 +50,11 @@ fn quad(acc: vec4<f32>, x: vec4<f32>, y0: vec4<f32>, y1: vec4<f32>, y2: vec4<f32
     return fma(vec4<f32>(x.w), y3, fma(vec4<f32>(x.z), y2, fma(vec4<f32>(x.y), y1, fma(vec4<f32>(x.x), y0, acc))));
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+// workgroup w_raw (linear id), thread li of it, sl its subgroup lane (0 for the plain piece)
+fn run(w_raw: u32, li: u32, sl: u32) {
     let nq = p.n / 4u; // column quads of B and C
     let tiles_n = (nq + WG * TNQ - 1u) / (WG * TNQ);
     let tiles_m = p.nt;
-    let w_raw = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
     // guard: split padding past the last tile recomputes the last tile and stores nothing (no early return:
     // llvmpipe wraps everything after a `return` in a branch)
     let total = tiles_m * tiles_n * p.nbat;
@@ -67,9 +72,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let ar = p.a_rs / 4u; // one row of A in vec4s
     let last = p.m - 1u;
     let r0 = p.t0 * TM;
+    // the rows this lane reads (a_row: the piece's), clamped into M
     var ao: array<u32, TMAX>;
     // unroll
-    for (var i = 0u; i < TM; i++) { ao[i] = ab + (min(row0 + i, last) - r0) * ar; }
+    for (var j = 0u; j < AJ; j++) { ao[j] = ab + (min(row0 + a_row(j, sl), last) - r0) * ar; }
     let br = p.b_rs / 4u; // one row of B in vec4s
     let b0 = bb * p.b_bs / 4u + min(q0, nq - 1u);
     let b1 = bb * p.b_bs / 4u + min(q0 + WG, nq - 1u);
@@ -87,10 +93,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         // B rows 4kq .. 4kq + 3, both column quads: 8 vec4 loads
         let y00 = b[b0 + kb]; let y10 = b[b0 + kb + br]; let y20 = b[b0 + kb + 2u * br]; let y30 = b[b0 + kb + 3u * br];
         let y01 = b[b1 + kb]; let y11 = b[b1 + kb + br]; let y21 = b[b1 + kb + 2u * br]; let y31 = b[b1 + kb + 3u * br];
-        // each A row: one vec4 load (k = 4kq .. 4kq + 3), then 2 quads × 4 k × 4 lanes = 32 FMAs
+        // this lane's A quads (k = 4kq .. 4kq + 3), the TM rows' from them, then per row 2 quads × 4 k × 4
+        // lanes = 32 FMAs
+        var xa: array<vec4<f32>, TMAX>;
+        // unroll
+        for (var j = 0u; j < AJ; j++) { xa[j] = aw[ao[j] + kq]; }
+        let xs = a_quads(xa);
         // unroll
         for (var i = 0u; i < TM; i++) {
-            let x = aw[ao[i] + kq];
+            let x = xs[i];
             c0[i] = quad(c0[i], x, y00, y10, y20, y30);
             c1[i] = quad(c1[i], x, y01, y11, y21, y31);
         }

@@ -24,7 +24,7 @@
 //!   which llvmpipe reads as whole vectors, unlike its per-lane storage loads). Need 16·K / 32·K ≤ 16,384; else
 //!   v6. [`rule`], the untuned choice, takes the most rows that M fills and a window holds: on the Winograd
 //!   planes and 1×1 convs of the small preset 1.1–1.4× v6, 512³ 2.8× (docs/bench-history.md).
-//! - `Subgroup`, `SubgroupR16`, `SubgroupR32` (v7, `matmul_v7_subgroup.wgsl`, where the device granted
+//! - `Subgroup`, `SubgroupR16`, `SubgroupR32` (v7: `matmul_v6_uniform.wgsl` with `a_subgroup.wgsl`, where the device granted
 //!   SUBGROUP): v6 with 8 / 16 / 32 rows, but each A quad is read by one lane of a subgroup and reaches the
 //!   others by `subgroupBroadcast`. v6's A reads, a gather of 8 scalar loads per component on llvmpipe, were
 //!   30–60% of its time on thin-K shapes; v7 is v6's bits 1.4–1.75× faster there. Same windows and fallbacks as
@@ -54,8 +54,9 @@ const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
 const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
 const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
 const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
-const V6: Shader = shader!("matmul/matmul_v6_uniform.wgsl");
-const V7: Shader = shader!("matmul/matmul_v7_subgroup.wgsl");
+/// v6 and v7: one kernel, two pieces (how a lane's A quads become the tile's rows).
+const V6: Shader = shader!("matmul/matmul_v6_uniform.wgsl", "matmul/a_plain.wgsl");
+const V7: Shader = shader!("matmul/matmul_v6_uniform.wgsl", "matmul/a_subgroup.wgsl");
 /// v5 takes its `main_rows16` entry for C at most this wide (8 column quads: one per thread of 8).
 const V5_ROWS16_MAX_N: u32 = 32;
 

@@ -109,8 +109,9 @@ fn v7_broadcasts_give_v6s_bits_for_any_lane_count_up_to_the_subgroup() {
             let got = matmul_with(v7, &a, false, &b, false).unwrap().to_vec();
             let calls = crate::ops::work::stop();
             let what = format!("{} {:?} · {:?}: {:?}", v7.name(), pr.a, pr.b, calls[0].kernels);
-            let shader = if crate::gpu::gpu().subgroup_lanes().is_some() { "matmul_v7_subgroup" } else { "matmul_v6" };
-            assert!(calls[0].kernels.iter().all(|k| k.starts_with(&format!("matmul/{shader}"))), "{what}");
+            let sub = crate::gpu::gpu().subgroup_lanes().is_some();
+            let ran = |k: &String| k.starts_with("matmul/matmul_v6_uniform") && k.contains("SG=") == sub;
+            assert!(calls[0].kernels.iter().all(ran), "{what}");
             assert!(got == want, "{what}: not v6's bits");
             let Some(lanes) = crate::gpu::gpu().subgroup_lanes() else { continue };
             if !super::v6_applies(&super::plan(pr.a, false, pr.b, false).unwrap(), false, false, tm) {

@@ -74,12 +74,12 @@ pub(super) fn launch_v6(pl: &Plan, tm: usize, lanes: Option<u32>, a: &Tensor, b:
         match lanes {
             Some(l) => {
                 let ov =
-                    [("WG", wg as f64), ("TM", tm as f64), ("SG", l as f64), ("TJ", tm.div_ceil(l as usize) as f64)];
+                    [("WG", wg as f64), ("TM", tm as f64), ("SG", l as f64), ("AJ", tm.div_ceil(l as usize) as f64)];
                 crate::ops::launch_with_uniforms(V7, "main", &ov, &p, &[b], &[c], &[(src, start)], groups);
             }
             None => {
-                // TM only where it is not the shader's default 8, so v6_uniform keeps its pipeline key and label
-                let ov = [("WG", wg as f64), ("TM", tm as f64)];
+                // TM (and AJ = TM) only where not the shader's default 8, so v6_uniform keeps its key and label
+                let ov = [("WG", wg as f64), ("TM", tm as f64), ("AJ", tm as f64)];
                 let ov = if tm == 8 { &ov[..1] } else { &ov[..] };
                 crate::ops::launch_with_uniforms(V6, "main", ov, &p, &[b], &[c], &[(src, start)], groups);
             }
