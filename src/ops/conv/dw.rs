@@ -17,7 +17,8 @@ const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
-/// dw v10 with its g pieces: [plain, subgroup] (see [`dw_v10`]).
+/// dw v10 with its g pieces: [plain, subgroup] (see [`dw_v10`]); the subgroup piece's SG and GJ overrides keep
+/// its pipelines apart from the plain one's (same file name).
 const DW_V10: [Shader; 2] = [
     shader!("conv/dw_v10_reuse.wgsl", "conv/dw_v10_g_plain.wgsl"),
     shader!("conv/dw_v10_reuse.wgsl", "conv/dw_v10_g_subgroup.wgsl"),

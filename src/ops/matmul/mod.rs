@@ -54,7 +54,8 @@ const V2: Shader = shader!("matmul/matmul_v2_tiled.wgsl");
 const V3: Shader = shader!("matmul/matmul_v3_blocked.wgsl");
 const V4: Shader = shader!("matmul/matmul_v4_regblock.wgsl");
 const V5: Shader = shader!("matmul/matmul_v5_vec4.wgsl");
-/// v6 and v7: one kernel, two pieces (how a lane's A quads become the tile's rows).
+/// v6 and v7: one kernel, two pieces (how a lane's A quads become the tile's rows). They share the kernel's file
+/// name; v7's SG override keeps its pipelines (and profile rows) apart from v6's.
 const V6: Shader = shader!("matmul/matmul_v6_uniform.wgsl", "matmul/a_plain.wgsl");
 const V7: Shader = shader!("matmul/matmul_v6_uniform.wgsl", "matmul/a_subgroup.wgsl");
 /// v5 takes its `main_rows16` entry for C at most this wide (8 column quads: one per thread of 8).
