@@ -63,20 +63,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var k = 0u; k < D * EB4; k++) { acc[k] = vec4<f32>(0.0); }
     if QUAD == 0u {
         for (var i = i0 + li; i < i1; i += 64u) {
-            var q: array<f32, DMAX>;
-            var mx = -3.4e38;
-            // unroll
-            for (var c = 0u; c < D; c++) {
-                q[c] = qkv[(qch + c) * p.n + i];
-                mx = max(mx, q[c]);
-            }
-            var s = 0.0;
-            // unroll
-            for (var c = 0u; c < D; c++) {
-                q[c] = exp(q[c] - mx);
-                s += q[c];
-            }
-            let f = p.scale / s;
+            let qe = q_exp(qch, i); // linear_qexp.wgsl
+            var q = qe.e;
+            let f = p.scale / qe.s;
             // unroll
             for (var c = 0u; c < D; c++) { q[c] *= f; }
             var gb: array<vec4<f32>, 16>;

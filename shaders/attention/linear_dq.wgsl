@@ -24,7 +24,8 @@
 @group(0) @binding(3) var<storage, read_write> dqkv: array<f32>;
 @group(0) @binding(4) var<uniform> win: array<vec4<f32>, 4096>;
 
-// (the pixel grid, D, DP4, PIX, where_am_i and the window rows WG, ROWV, WinRows: linear_pixels.wgsl)
+// (the pixel grid, D, DP4, PIX, where_am_i and the window rows WG, ROWV, WinRows: linear_pixels.wgsl; q_exp:
+// linear_qexp.wgsl)
 
 // dout[e, i] of head bh, 0 past d
 fn g_at(bh: u32, e: u32, i: u32) -> f32 {
@@ -69,23 +70,12 @@ fn run(t: u32, sl: u32) {
     // unroll
     for (var k = 0u; k < PIX; k++) {
         let i = pix(w, k);
-        var q: array<f32, 64>;
-        var mx = -3.4e38;
-        // unroll
-        for (var c = 0u; c < D; c++) {
-            q[c] = qkv[(qch + c) * p.n + i];
-            mx = max(mx, q[c]);
-        }
-        var s = 0.0;
-        // unroll
-        for (var c = 0u; c < D; c++) {
-            q[c] = exp(q[c] - mx);
-            s += q[c];
-        }
+        let qe = q_exp(qch, i);
+        var q = qe.e;
         var dot_qdq = 0.0;
         // unroll
         for (var c = 0u; c < D; c++) {
-            q[c] /= s;
+            q[c] /= qe.s;
             dot_qdq += q[c] * dq[k * D + c];
         }
         if w.i0 + 64u * k < p.n {

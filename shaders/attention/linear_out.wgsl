@@ -21,7 +21,8 @@
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 @group(0) @binding(3) var<uniform> win: array<vec4<f32>, 4096>;
 
-// (the pixel grid, D, DP4, PIX, where_am_i and the window rows WG, ROWV, WinRows: linear_pixels.wgsl)
+// (the pixel grid, D, DP4, PIX, where_am_i and the window rows WG, ROWV, WinRows: linear_pixels.wgsl; q_exp:
+// linear_qexp.wgsl)
 
 // invocation t of the dispatch (its linear id), sl its subgroup lane (0 for the plain piece)
 fn run(t: u32, sl: u32) {
@@ -33,21 +34,9 @@ fn run(t: u32, sl: u32) {
     var q: array<f32, 256>; // [k·D + c]: q̂ of pixel k, scaled
     // unroll
     for (var k = 0u; k < PIX; k++) {
-        let i = pix(w, k);
-        var mx = -3.4e38;
+        let qe = q_exp(qch, pix(w, k));
         // unroll
-        for (var c = 0u; c < D; c++) {
-            q[k * D + c] = qkv[(qch + c) * p.n + i];
-            mx = max(mx, q[k * D + c]);
-        }
-        var s = 0.0;
-        // unroll
-        for (var c = 0u; c < D; c++) {
-            q[k * D + c] = exp(q[k * D + c] - mx);
-            s += q[k * D + c];
-        }
-        // unroll
-        for (var c = 0u; c < D; c++) { q[k * D + c] *= p.scale / s; }
+        for (var c = 0u; c < D; c++) { q[k * D + c] = qe.e[c] * (p.scale / qe.s); }
     }
     var acc: array<vec4<f32>, 64>; // [k·DP4 + e4]
     // unroll

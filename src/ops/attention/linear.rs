@@ -36,27 +36,32 @@ const OUT: crate::ops::WindowKernel = [
         "attention/linear_out.wgsl",
         "attention/linear_common.wgsl",
         "attention/linear_pixels.wgsl",
+        "attention/linear_qexp.wgsl",
         "window/plain.wgsl"
     ),
     shader!(
         "attention/linear_out.wgsl",
         "attention/linear_common.wgsl",
         "attention/linear_pixels.wgsl",
+        "attention/linear_qexp.wgsl",
         "window/subgroup.wgsl"
     ),
 ];
-const DCONTEXT: Shader = shader!("attention/linear_dcontext.wgsl", "attention/linear_common.wgsl");
+const DCONTEXT: Shader =
+    shader!("attention/linear_dcontext.wgsl", "attention/linear_common.wgsl", "attention/linear_qexp.wgsl");
 const DQ: crate::ops::WindowKernel = [
     shader!(
         "attention/linear_dq.wgsl",
         "attention/linear_common.wgsl",
         "attention/linear_pixels.wgsl",
+        "attention/linear_qexp.wgsl",
         "window/plain.wgsl"
     ),
     shader!(
         "attention/linear_dq.wgsl",
         "attention/linear_common.wgsl",
         "attention/linear_pixels.wgsl",
+        "attention/linear_qexp.wgsl",
         "window/subgroup.wgsl"
     ),
 ];
