@@ -8,8 +8,6 @@
 //! math and its derivative are in `shaders/fused/group_norm_silu.wgsl`. Shapes the vec4 kernels cannot take
 //! (H·W not a multiple of 4) run the composed chain, which is also the reference the tests compare with.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{elementwise as ew, launch, norm};
 use crate::gpu::{gpu, Shader};
 use crate::ops::reduce::sum_to_shape;
@@ -18,19 +16,6 @@ use crate::{autograd, shader, shape_err, Result};
 
 const FORWARD: Shader = shader!("fused/group_norm_silu.wgsl");
 const BACKWARD: Shader = shader!("fused/group_norm_silu_backward.wgsl");
-
-/// Mirrors `struct Params` of both shaders.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_sets: u32,
-    groups: u32,
-    channels: u32,
-    cpg: u32,
-    hw: u32,
-    eps: f32,
-    _p: [u32; 2],
-}
 
 /// The composed chain: the taped ops the fused kernels replace (and their reference).
 pub fn group_norm_silu_composed(
@@ -82,16 +67,8 @@ pub fn group_norm_silu(
     if !hw.is_multiple_of(4) || gpu().limits.max_storage_buffers_per_shader_stage < 12 {
         return group_norm_silu_composed(x, groups, gamma, beta, scale_shift, eps);
     }
-    let p = Params {
-        n_sets: u32::try_from(n * groups)
-            .map_err(|_| crate::Error::Config("group_norm_silu: too many groups".into()))?,
-        groups: groups as u32,
-        channels: c as u32,
-        cpg: (c / groups) as u32,
-        hw: hw as u32,
-        eps,
-        _p: [0; 2],
-    };
+    // both shaders' `struct Params` is GroupNorm's
+    let p = norm::gn_params("group_norm_silu", n, c, hw, groups, eps)?;
     let has_mod = scale_shift.is_some();
     let zeros;
     let (sc, sh) = match scale_shift {

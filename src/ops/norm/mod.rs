@@ -36,11 +36,12 @@ const LN_BACKWARD: Shader = shader!("norm/layer_norm_backward.wgsl");
 const LN_BACKWARD_VEC4: Shader = shader!("norm/layer_norm_backward_vec4.wgsl");
 const BACKWARD_PARAMS: Shader = shader!("norm/norm_backward_params.wgsl");
 
-/// Mirrors `struct Params` in group_norm_forward.wgsl and group_norm_backward.wgsl (which ignores `eps`).
+/// Mirrors `struct Params` in group_norm_forward.wgsl and group_norm_backward.wgsl (which ignores `eps`), and in
+/// the fused GroupNorm -> modulation -> SiLU kernels (`super::fused`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct GroupNormParams {
-    n_sets: u32,
+pub(crate) struct GroupNormParams {
+    pub(crate) n_sets: u32, // N·G: one workgroup each
     groups: u32,
     channels: u32,
     cpg: u32,
@@ -109,13 +110,21 @@ fn check_param(op: &'static str, name: &str, t: &Tensor, x: &Tensor, shapes: &[V
 // GroupNorm
 // ---------------------------------------------------------------------------------------------------------
 
-fn gn_params(n: usize, c: usize, hw: usize, groups: usize, eps: f32) -> Result<GroupNormParams> {
+/// The params of `op` (a GroupNorm kernel) over N images of C channels and H·W pixels in `groups` groups.
+pub(crate) fn gn_params(
+    op: &'static str,
+    n: usize,
+    c: usize,
+    hw: usize,
+    groups: usize,
+    eps: f32,
+) -> Result<GroupNormParams> {
     Ok(GroupNormParams {
-        n_sets: u32_count("group_norm", "N·G", n * groups)?,
+        n_sets: u32_count(op, "N·G", n * groups)?,
         groups: groups as u32,
         channels: c as u32,
         cpg: (c / groups) as u32,
-        hw: u32_count("group_norm", "H·W", hw)?,
+        hw: u32_count(op, "H·W", hw)?,
         eps,
         _pad: [0; 2],
     })
@@ -202,7 +211,7 @@ pub fn group_norm(
     };
     check_param("group_norm", "gamma", gamma, x, &[vec![c]])?;
     check_param("group_norm", "beta", beta, x, &[vec![c]])?;
-    let p = gn_params(n, c, hw, groups, eps)?;
+    let p = gn_params("group_norm", n, c, hw, groups, eps)?;
     let (y, stats) = group_norm_forward(x, gamma, beta, &p);
 
     let (x2, gamma2) = (x.clone(), gamma.clone());
