@@ -41,6 +41,7 @@ override WG: u32 = 8u;  // invocations per workgroup
 override R: u32 = 3u;   // window alignment r = (−pad_x) mod 4
 const TN: u32 = 8u;     // pixels per block (one output row), two vec4
 const KK: u32 = KH * KW;
+override ROWV: u32 = 16u; // 2·TM: the vec4 of g a block reads (the subgroup piece's; the host sets it)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;

@@ -71,11 +71,12 @@ pub(crate) fn launch_with_uniforms<P: bytemuck::Pod>(
     }
 }
 
-/// A kernel that reads a workgroup-shared operand from a uniform window, with its two pieces
-/// (`shaders/window/`): `[plain, subgroup]`.
+/// A kernel that reads a workgroup-shared operand (from a uniform window, or dw v10's g), with its two pieces
+/// (`shaders/window/`, `shaders/conv/dw_v10_g_*.wgsl`): `[plain, subgroup]`.
 pub(crate) type WindowKernel = [Shader; 2];
 
-/// The piece a window kernel of `wg` invocations a workgroup runs, reading `rowv` vec4 a `win_rows` call, and
+/// The piece a window kernel of `wg` invocations a workgroup runs, reading `rowv` shared vec4 a call of its piece
+/// (`win_rows`, `g_block`), and
 /// `ov` with the piece's overrides added: the subgroup piece (each vec4 read once a subgroup and broadcast, the
 /// same bits) on a CPU adapter with subgroups that `wg` holds whole where the caller measured that it pays
 /// (`subgroups_pay`), else the plain piece. Only CPU adapters: there the plain piece's shared-index reads are
@@ -99,7 +100,7 @@ pub(crate) fn window_piece(
     }
 }
 
-/// The lanes of the subgroup piece for window kernels (and dw v10's g reads) of `wg` invocations on this device,
+/// The lanes of the subgroup piece for window kernels of `wg` invocations on this device,
 /// if it may run (see [`window_piece`]): a CPU adapter with subgroups that `wg` holds whole.
 pub(crate) fn window_subgroup_lanes(wg: u32) -> Option<u32> {
     #[cfg(test)]

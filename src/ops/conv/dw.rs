@@ -17,9 +17,8 @@ const DW_V3: Shader = shader!("conv/dw_v3_blocked.wgsl");
 const DW_V4: Shader = shader!("conv/dw_v4_shaped.wgsl");
 const DW_V5: Shader = shader!("conv/dw_v5_vec4.wgsl");
 const DW_V9: Shader = shader!("conv/dw_v9_uniform.wgsl");
-/// dw v10 with its g pieces: [plain, subgroup] (see [`dw_v10`]); the subgroup piece's SG and GJ overrides keep
-/// its pipelines apart from the plain one's (same file name).
-const DW_V10: [Shader; 2] = [
+/// dw v10 with its g pieces: [plain, subgroup] ([`crate::ops::window_piece`] chooses, see [`dw_v10`]).
+const DW_V10: crate::ops::WindowKernel = [
     shader!("conv/dw_v10_reuse.wgsl", "conv/dw_v10_g_plain.wgsl"),
     shader!("conv/dw_v10_reuse.wgsl", "conv/dw_v10_g_subgroup.wgsl"),
 ];
@@ -171,15 +170,10 @@ fn dw_v10(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<T
         ("WG", DW_V10_WG as f64),
         ("R", (-geo.pad_x).rem_euclid(4) as f64),
     ];
-    // the subgroup piece reads each g vec4 once a subgroup: it needs every invocation of a workgroup on the same
-    // output channels (input tiles a multiple of the workgroup)
-    let shader = match crate::ops::window_subgroup_lanes(DW_V10_WG as u32) {
-        Some(l) if geo.cin.div_ceil(tc).is_multiple_of(DW_V10_WG) => {
-            overrides.extend([("SG", l as f64), ("GJ", (2 * DW_V10_TM).div_ceil(l as usize) as f64)]);
-            DW_V10[1]
-        }
-        _ => DW_V10[0],
-    };
+    // the subgroup piece reads each of a block's 2·TM g vec4 once a subgroup: it needs every invocation of a
+    // workgroup on the same output channels (input tiles a multiple of the workgroup)
+    let shared = geo.cin.div_ceil(tc).is_multiple_of(DW_V10_WG);
+    let shader = crate::ops::window_piece(DW_V10, 2 * DW_V10_TM, DW_V10_WG as u32, shared, &mut overrides);
     dw_blocks(geo, shader, &overrides, tiles.div_ceil(DW_V10_WG), g, x, w_shape)
 }
 
