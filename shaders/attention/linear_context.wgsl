@@ -12,11 +12,12 @@
 //         m_J = −3.4e38, s_J = acc_J = 0). Merged: C[c, e] = Σ_J acc_J[c, e]·e^(m_J − m) / Σ_J s_J·e^(m_J − m)
 //         with m = max_J m_J, which is softmax_j(k)·vᵀ exactly in exact arithmetic.
 // layout: qkv (B, 3·heads·d, n) (k of head h at channel heads·d + h·d + c, v at 2·heads·d + h·d + e);
-//         part (B·heads, nchunk, 64) blocks of ps = 2d + d·d floats: m_J (d), s_J (d), acc_J (d rows of d)
+//         part (B·heads, nchunk, 64) blocks of ps = 2·dp + d·dp floats (dp = d rounded up to a multiple of 4,
+//         so that every row is whole vec4s): m_J (dp), s_J (dp), acc_J (d rows of dp), zero past d
 // grid:   @workgroup_size(64), one workgroup per (bh, chunk, value block), value block fastest, linear id (the
 //         chunk a multiple of 4 pixels, so a quad never straddles two);
-//         registers: acc of d·eb4 ≤ 128 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
-// binds:  @group(0) 0 params (uniform), 1 qkv, 2 qkv again as vec4 (QUAD), 3 part (rw)
+//         registers: acc of d·eb4 ≤ 128 vec4 (D, EB4 and DP4 are pipeline constants: the feature loops unroll)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 qkv again as vec4 (QUAD), 3 part (rw, vec4)
 // unroll: the loops marked `// unroll` are expanded for each D and EB4 (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -29,18 +30,11 @@ const DMAX: u32 = 64u;
 override D: u32 = 16u;   // = p.d
 override EB4: u32 = 4u;  // = p.eb4
 override QUAD: u32 = 0u; // 1: four neighbouring pixels a step, read as vec4 (n % 4 == 0)
+override DP4: u32 = 4u;  // = p.dp / 4: vec4 per row of a partial
 
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> qkv4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> part: array<f32>;
-
-// The online-softmax step of one k row at a new value x against the running maximum m: (r, w) such that the
-// running sums become s·r + w and acc·r + w·v, one exponential either way.
-fn online(m: f32, x: f32) -> vec2<f32> {
-    let z = exp(-abs(x - m));
-    let up = x > m;
-    return vec2<f32>(select(1.0, z, up), select(z, 1.0, up));
-}
+@group(0) @binding(3) var<storage, read_write> part: array<vec4<f32>>;
 
 // v[e, j] of the channel block starting at ch, 0 past the head's d channels
 fn v_at(ch: u32, e: u32, j: u32) -> f32 {
@@ -122,20 +116,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
         }
     }
-    let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps;
+    // the partial as vec4 (dp % 4 == 0): m and s zero past d (the arrays' zero values), acc's columns past d
+    // zero (v_quad's and v_at's zeros)
+    let base = ((bh * p.nchunk + chunk) * 64u + li) * (p.ps / 4u);
+    if eb == 0u {
+        // unroll
+        for (var c4 = 0u; c4 < DP4; c4++) {
+            part[base + c4] = vec4<f32>(m[4u * c4], m[4u * c4 + 1u], m[4u * c4 + 2u], m[4u * c4 + 3u]);
+            part[base + DP4 + c4] = vec4<f32>(s[4u * c4], s[4u * c4 + 1u], s[4u * c4 + 2u], s[4u * c4 + 3u]);
+        }
+    }
     // unroll
     for (var c = 0u; c < D; c++) {
-        if eb == 0u {
-            part[base + c] = m[c];
-            part[base + p.d + c] = s[c];
-        }
         // unroll
         for (var b4 = 0u; b4 < EB4; b4++) {
-            // unroll
-            for (var k = 0u; k < 4u; k++) {
-                let e = e0 + 4u * b4 + k;
-                if e < D { part[base + 2u * p.d + c * p.d + e] = acc[c * EB4 + b4][k]; }
-            }
+            let e4 = eb * EB4 + b4;
+            if e4 < DP4 { part[base + 2u * DP4 + c * DP4 + e4] = acc[c * EB4 + b4]; }
         }
     }
 }

@@ -12,8 +12,8 @@
 //         (dC = Σ_J acc_J, since out[e, i] = Σ_c C[c, e]·scale·q̂[c, i])
 // layout: qkv (B, 3·heads·d, n); dout (B·heads, d, n); part as in linear_context.wgsl (only acc_J written)
 // grid:   @workgroup_size(64), one workgroup per (head, chunk, block), block fastest, linear id;
-//         registers: acc of d·eb4 ≤ 128 vec4 (D and EB4 are pipeline constants: the feature loops unroll)
-// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 qkv and 4 dout again as vec4 (QUAD), 5 part (rw)
+//         registers: acc of d·eb4 ≤ 128 vec4 (D, EB4 and DP4 are pipeline constants: the feature loops unroll)
+// binds:  @group(0) 0 params (uniform), 1 qkv, 2 dout, 3 qkv and 4 dout again as vec4 (QUAD), 5 part (rw, vec4)
 // unroll: the loops marked `// unroll` are expanded for each D and EB4 (src/gpu/specialize.rs), so the private
 //         arrays are indexed by constants and live in registers (llvmpipe leaves them loops: measured,
 //         docs/bench-history.md).
@@ -26,12 +26,13 @@ const DMAX: u32 = 64u;
 override D: u32 = 16u;   // = p.d
 override EB4: u32 = 4u;  // = p.eb4
 override QUAD: u32 = 0u; // 1: four neighbouring pixels a step, read as vec4 (n % 4 == 0)
+override DP4: u32 = 4u;  // = p.dp / 4: vec4 per row of a partial
 
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read> qkv4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> dout4: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+@group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 
 // dout[e, i] of head bh, 0 past d
 fn g_at(bh: u32, e: u32, i: u32) -> f32 {
@@ -117,16 +118,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
         }
     }
-    let base = ((bh * p.nchunk + chunk) * 64u + li) * p.ps + 2u * p.d;
+    // acc_J as vec4 rows of dp (columns past d zero: g_quad's and g_at's zeros)
+    let base = ((bh * p.nchunk + chunk) * 64u + li) * (p.ps / 4u) + 2u * DP4;
     // unroll
     for (var c = 0u; c < D; c++) {
         // unroll
         for (var b4 = 0u; b4 < EB4; b4++) {
-            // unroll
-            for (var k = 0u; k < 4u; k++) {
-                let e = e0 + 4u * b4 + k;
-                if e < D { part[base + c * p.d + e] = acc[c * EB4 + b4][k]; }
-            }
+            let e4 = eb * EB4 + b4;
+            if e4 < DP4 { part[base + c * DP4 + e4] = acc[c * EB4 + b4]; }
         }
     }
 }

@@ -168,9 +168,9 @@ impl Geo {
     fn neb(&self) -> usize {
         (self.dp() / 4).div_ceil(self.eb4())
     }
-    /// Floats per partial: m (d), s (d), acc (d·d).
+    /// Floats per partial: m (dp), s (dp), acc (d rows of dp): whole vec4 rows, which the merge reads.
     fn ps(&self) -> usize {
-        2 * self.d + self.d * self.d
+        (2 + self.d) * self.dp()
     }
     /// Floats per head block holding d rows of dp and `extra` rows of d, rounded to 64 (256-byte windows).
     fn head_block(&self, extra: usize) -> usize {
@@ -243,11 +243,16 @@ impl Geo {
         let last = (self.nbh() - 1) / per_window * per_window;
         Tensor::uninit(&[last * hs + UNIFORM_BLOCK_F32])
     }
-    /// The split-K kernels' pipeline constants: D and EB4 (their feature loops unroll) and QUAD (four pixels a
-    /// step, read as vec4, where the rows allow: n % 4 == 0; a chunk is a multiple of 4 pixels, so no quad
-    /// straddles two).
-    fn split_ov(&self) -> [(&'static str, f64); 3] {
-        [("D", self.d as f64), ("EB4", self.eb4() as f64), ("QUAD", self.quad() as u32 as f64)]
+    /// The split-K kernels' pipeline constants: D, EB4 and DP4 (their feature loops unroll) and QUAD (four
+    /// pixels a step, read as vec4, where the rows allow: n % 4 == 0; a chunk is a multiple of 4 pixels, so no
+    /// quad straddles two).
+    fn split_ov(&self) -> [(&'static str, f64); 4] {
+        [
+            ("D", self.d as f64),
+            ("EB4", self.eb4() as f64),
+            ("DP4", (self.dp() / 4) as f64),
+            ("QUAD", self.quad() as u32 as f64),
+        ]
     }
     /// Whether the split-K kernels run QUAD: the one condition their pipeline constant and their vec4 bindings
     /// ([`Geo::quad_binding`]) both follow.
@@ -267,9 +272,9 @@ impl Geo {
     fn split_per_head(&self) -> usize {
         self.chunks().1 * self.neb()
     }
-    /// Workgroups of the merge: one invocation per (head, row) and, with `cols`, per column of dp.
+    /// Workgroups of the merge: one invocation per (head, row) and, with `cols`, per column quad of dp.
     fn merge_groups(&self, cols: bool) -> u32 {
-        (self.nbh() * self.d * if cols { self.dp() } else { 1 }).div_ceil(WG) as u32
+        (self.nbh() * self.d * if cols { self.dp() / 4 } else { 1 }).div_ceil(WG) as u32
     }
 }
 
