@@ -26,9 +26,21 @@ fn line_base(line: u32) -> u32 {
     return o * p.outer + (line - o * p.inner);
 }
 
+// the image holding complex element e (a line's elements all lie in one image: see load_in)
+fn image_of(e: u32) -> u32 {
+    return div(e, p.hw, p.hw_sh);
+}
+
 // complex element e of the input
 fn load(e: u32) -> vec2<f32> {
-    let a = e * p.in_es + div(e, p.hw, p.hw_sh) * p.in_is;
+    return load_in(e, image_of(e));
+}
+
+// complex element e of the input, in image img = image_of(e): a line's elements (a row or a column of one
+// image) share it, so the private rungs find it once a line. On llvmpipe `div` is not known to take the same
+// branch in every lane, so each call would pay the SIMD lanes' scalar divisions as well as the shift.
+fn load_in(e: u32, img: u32) -> vec2<f32> {
+    let a = e * p.in_es + img * p.in_is;
     if p.in_real != 0u {
         return vec2<f32>(x[a], 0.0);
     }
@@ -37,7 +49,12 @@ fn load(e: u32) -> vec2<f32> {
 
 // complex element e of the output (the real part only for a real output)
 fn store(e: u32, v: vec2<f32>) {
-    let a = e * p.out_es + div(e, p.hw, p.hw_sh) * p.out_is;
+    store_in(e, image_of(e), v);
+}
+
+// store for element e of image img = image_of(e) (as load_in)
+fn store_in(e: u32, img: u32, v: vec2<f32>) {
+    let a = e * p.out_es + img * p.out_is;
     y[a] = v.x;
     if p.out_real == 0u {
         y[a + p.out_cs] = v.y;

@@ -80,10 +80,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let live = line_raw < p.lines;
     let line = min(line_raw, p.lines - 1u);
     let base = line_base(line);
+    let img = image_of(base); // the line's image: every element's (common.wgsl)
     let n = p.n;
 
     for (var k = 0u; k < n; k++) {
-        buf[k] = load(base + k * p.stride);
+        buf[k] = load_in(base + k * p.stride, img);
     }
 
     var src = stages(0u, p.sign);
@@ -92,7 +93,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         // FF-Parser column step: X ⊙ M, then the opposite-sign transform of the product
         for (var k = 0u; k < n; k++) {
             let e = base + k * p.stride;
-            let img = div(e, p.hw, p.hw_sh);
             buf[src + k] *= map[(img % p.map_images) * p.hw + (e - img * p.hw)];
         }
         src = stages(src, -p.sign);
@@ -100,6 +100,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
     if !live { return; }
     for (var k = 0u; k < n; k++) {
-        store(base + k * p.stride, buf[src + k] * p.scale);
+        store_in(base + k * p.stride, img, buf[src + k] * p.scale);
     }
 }

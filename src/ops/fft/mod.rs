@@ -27,9 +27,10 @@
 //! - `Stockham` (v2): lines staged in workgroup memory, log2 n radix-2 Stockham stages, several short lines per
 //!   workgroup, a twiddle table per workgroup. Powers of two up to 1024; other lengths take v4 for that axis.
 //!   **Default on GPUs.**
-//! - `Private`  (v3): one whole line per invocation in a private array (radix-2, in place): no workgroup
-//!   memory, no barrier, host-computed twiddles. Powers of two up to 64; 2-3-5 lengths up to 256 take v5,
-//!   longer powers of two v2, other lengths v4. **Default on CPU adapters** ([`FftKernel::pick`]).
+//! - `Private`  (v3): one whole line per invocation in a private array (radix-2 with constant geometry, so
+//!   that every stage has the same constant indices): no workgroup memory, no barrier, host-computed
+//!   twiddles in a uniform block. Powers of two up to 256; other 2-3-5 lengths up to 256 take v5, longer
+//!   powers of two v2, other lengths v4. **Default on CPU adapters** ([`FftKernel::pick`]).
 //! - `Mixed`    (v4): v2 generalised to any length: mixed-radix 4/2/3/5 Stockham stages for lengths whose prime
 //!   factors are 2, 3 and 5 (up to 1024), Bluestein's chirp-z (a power-of-two circular convolution run by the
 //!   same stages) for every other length up to 512; host-computed f64 tables. Both other fast rungs hand their
@@ -38,8 +39,8 @@
 //! - `PrivateMixed` (v5): v3's one line per invocation with v4's mixed-radix stages, the length a runtime
 //!   value (so llvmpipe compiles one pipeline, not a fully unrolled one per length), twiddles read from a
 //!   uniform window. 2-3-5 lengths up to 256; others as `Private`. What the CPU default runs at BraTS's 240 px
-//!   and the paper's 256 px (fft2 of (2, 16, 240, 240): v4 745 ms, v5 126 ms; (1, 16, 256, 256): v2 100 ms,
-//!   v5 38–41 ms; at 64 px v3 stays ahead, 104 vs 118 ms: same run, AVX-512 llvmpipe).
+//!   (fft2 of (2, 16, 240, 240): v4 745 ms, v5 126 ms, AVX-512 llvmpipe); powers of two go to v3 (fft2 of
+//!   (1, 16, 256, 256): v5 90 ms, v3 27 ms, same run; its first compile at 256 takes llvmpipe ~27 s).
 //!
 //! v2–v5 share `shaders/fft/common.wgsl` (the uniform block, the layout's loads and stores) and v4–v5
 //! `shaders/fft/radix.wgsl` (the radix-2/3/4/5 butterflies), which `shader!` appends to each; v1 stays one
@@ -65,7 +66,9 @@ const SLOTS: usize = 1024;
 /// Complex elements a Stockham workgroup takes by default: one butterfly per thread (256) per stage.
 const STOCKHAM_ELEMS: usize = 512;
 /// The longest line the private rung holds (`MAXN` in fft_v3_private.wgsl); longer lines take Stockham.
-const PRIVATE_MAX: usize = 64;
+/// (At 256 llvmpipe takes ~27 s to compile the line's pipeline once, ~7 s at 128, ~1 s at 64: the butterfly
+/// loop is expanded, N/2 butterflies, forward and inverse.)
+const PRIVATE_MAX: usize = 256;
 /// The longest line the private mixed-radix rung holds (`MAXN` in fft_v5_private_mixed.wgsl).
 const PRIVATE_MIXED_MAX: usize = 256;
 /// Lines (invocations) per private-rung workgroup (`WG` in fft_v3_private.wgsl).

@@ -25,17 +25,20 @@ fn table(rung: &'static str, n: usize, build: impl FnOnce() -> Tensor) -> Tensor
     TABLES.with(|t| t.borrow_mut().entry((rung, n)).or_insert_with(build).clone())
 }
 
-/// v3's twiddles tw[j] = exp(−2πi·j/n), j < n/2.
+/// v3's twiddles, one per (stage s, butterfly q < n/2) at vec4 s·n/2 + q (.xy): exp(−2πi·t/n) with
+/// t = (q >> s) << s (fft_v3_private.wgsl), padded to a 64 KiB uniform block.
 fn twiddles(n: usize) -> Tensor {
     table("v3", n, || {
-        let v: Vec<f32> = (0..n.div_ceil(2).max(1))
-            .flat_map(|j| {
-                let (c, s) = root(j as f64, n as f64);
-                [c as f32, s as f32]
-            })
-            .collect();
-        let len = v.len();
-        Tensor::from_slice(&v, &[len]).expect("length matches")
+        let half = n / 2;
+        let mut v = vec![0.0f32; crate::ops::UNIFORM_BLOCK_F32];
+        for s in 0..n.trailing_zeros() as usize {
+            for q in 0..half {
+                let (c, sn) = root(((q >> s) << s) as f64, n as f64);
+                v[4 * (s * half + q)] = c as f32;
+                v[4 * (s * half + q) + 1] = sn as f32;
+            }
+        }
+        Tensor::from_slice(&v, &[v.len()]).expect("length matches")
     })
 }
 
@@ -288,7 +291,7 @@ pub(super) fn line_pass(
         FftKernel::Stockham => launch(V2, "main", &[], &p, &[x, m], &[&out], groups),
         FftKernel::Private => {
             let ov = [("N", n as f64), ("LOG2N", n.trailing_zeros() as f64)];
-            launch(V3, "main", &ov, &p, &[x, m, &twiddles(n)], &[&out], groups);
+            launch_with_uniforms(V3, "main", &ov, &p, &[x, m], &[&out], &[(&twiddles(n), 0)], groups);
         }
         FftKernel::Mixed => launch(V4, "main", &[], &p, &[x, m, &mixed_table(n)], &[&out], groups),
         FftKernel::PrivateMixed => {

@@ -34,9 +34,9 @@ fn lengths_go_to_the_rung_that_takes_them() {
     use FftKernel::*;
     for (n, private, stockham, mixed, private_mixed) in [
         (64, Private, Stockham, Mixed, PrivateMixed),
-        (128, PrivateMixed, Stockham, Mixed, PrivateMixed),
+        (128, Private, Stockham, Mixed, PrivateMixed),
         (240, PrivateMixed, Mixed, Mixed, PrivateMixed),
-        (256, PrivateMixed, Stockham, Mixed, PrivateMixed),
+        (256, Private, Stockham, Mixed, PrivateMixed),
         (270, Mixed, Mixed, Mixed, Mixed),
         (97, Mixed, Mixed, Mixed, Mixed),
         (512, Stockham, Stockham, Mixed, Stockham),
