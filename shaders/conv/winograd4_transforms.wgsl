@@ -78,8 +78,15 @@ fn lin(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
 }
 
 // The output's tiles of 4×4: per column (⌈out_h/4⌉) and per row (⌈out_w/4⌉); tile t = (n·th + ty)·tw + tx
-fn tiles_y() -> u32 { return (p.out_h + 3u) / 4u; }
-fn tiles_x() -> u32 { return (p.out_w + 3u) / 4u; }
+// The tile grid and the batch as pipeline constants (TY = ⌈out_h/4⌉, TX = ⌈out_w/4⌉, NB = batch; CIN = cin):
+// the divisions that find an invocation's channel and tile compile to multiplies and shifts (by runtime values
+// each is a division per SIMD lane on llvmpipe, docs/bench-history.md)
+override TY: u32 = 1u;
+override TX: u32 = 1u;
+override NB: u32 = 1u;
+override CIN: u32 = 1u;
+fn tiles_y() -> u32 { return TY; }
+fn tiles_x() -> u32 { return TX; }
 
 // (n, ty, tx) of tile t
 fn tile_pos(t: u32) -> vec3<u32> {
@@ -113,7 +120,7 @@ fn weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(64)
 fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) li: u32) {
-    let np = p.batch * tiles_y() * tiles_x();
+    let np = NB * tiles_y() * tiles_x();
     let i = lin(wg, nwg, li);
     // guard: invocations past the last (ci, tile)
     if i >= p.cin * np { return; }
@@ -158,7 +165,7 @@ fn input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(64)
 fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
-    let np = p.batch * tiles_y() * tiles_x();
+    let np = NB * tiles_y() * tiles_x();
     let i = lin(wg, nwg, li);
     // guard: invocations past the last (co, tile)
     if i >= p.cout * np { return; }

@@ -23,6 +23,13 @@ struct Params {
 }
 
 const WG: u32 = 256u;
+// the small side's C, H, W and the factor R (= p.c, p.h, p.w, p.r) as pipeline constants, so that the index
+// arithmetic's divisions and remainders compile to multiplies and shifts (by a runtime value each is a
+// division per SIMD lane on llvmpipe: 12.3 -> see docs/bench-history.md)
+override C: u32 = 1u;
+override H: u32 = 1u;
+override W: u32 = 1u;
+override R: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -42,18 +49,18 @@ fn unshuffle(
     // guard: past the last output element
     if o >= p.n { return; }
     // o = ((b·(c·r²) + cc)·h + hi)·w + wi over the output (b, c·r², h, w)
-    let wi = o % p.w;
-    let hi = (o / p.w) % p.h;
-    let cc = (o / (p.w * p.h)) % (p.c * p.r * p.r);
-    let bi = o / (p.w * p.h * p.c * p.r * p.r);
+    let wi = o % W;
+    let hi = (o / W) % H;
+    let cc = (o / (W * H)) % (C * R * R);
+    let bi = o / (W * H * C * R * R);
     // cc = c·r² + r1·r + r2
-    let ci = cc / (p.r * p.r);
-    let r1 = (cc / p.r) % p.r;
-    let r2 = cc % p.r;
+    let ci = cc / (R * R);
+    let r1 = (cc / R) % R;
+    let r2 = cc % R;
     // input (b, c, h·r, w·r)
-    let wr = p.w * p.r;
-    let hr = p.h * p.r;
-    y[o] = x[((bi * p.c + ci) * hr + hi * p.r + r1) * wr + wi * p.r + r2];
+    let wr = W * R;
+    let hr = H * R;
+    y[o] = x[((bi * C + ci) * hr + hi * R + r1) * wr + wi * R + r2];
 }
 
 @compute @workgroup_size(256)
@@ -66,18 +73,18 @@ fn shuffle(
     // guard: past the last output element
     if o >= p.n { return; }
     // o = ((b·c + ci)·(h·r) + Y)·(w·r) + X over the output (b, c, h·r, w·r)
-    let wr = p.w * p.r;
-    let hr = p.h * p.r;
+    let wr = W * R;
+    let hr = H * R;
     let xx = o % wr;
     let yy = (o / wr) % hr;
-    let ci = (o / (wr * hr)) % p.c;
-    let bi = o / (wr * hr * p.c);
+    let ci = (o / (wr * hr)) % C;
+    let bi = o / (wr * hr * C);
     // Y = hi·r + r1, X = wi·r + r2
-    let hi = yy / p.r;
-    let r1 = yy % p.r;
-    let wi = xx / p.r;
-    let r2 = xx % p.r;
+    let hi = yy / R;
+    let r1 = yy % R;
+    let wi = xx / R;
+    let r2 = xx % R;
     // input (b, c·r², h, w), channel c·r² + r1·r + r2
-    let cc = ci * p.r * p.r + r1 * p.r + r2;
-    y[o] = x[((bi * p.c * p.r * p.r + cc) * p.h + hi) * p.w + wi];
+    let cc = ci * R * R + r1 * R + r2;
+    y[o] = x[((bi * C * R * R + cc) * H + hi) * W + wi];
 }

@@ -21,6 +21,11 @@ struct Params {
 
 const WG: u32 = 256u;
 override ACC: bool = false; // dst += src instead of dst = src
+// shape.y, shape.z, shape.w as pipeline constants: the unravelling's divisions and remainders compile to
+// multiplies and shifts (by runtime values each is a division per SIMD lane on llvmpipe)
+override S1: u32 = 1u;
+override S2: u32 = 1u;
+override S3: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
@@ -36,12 +41,12 @@ fn main(
     // guard: past the last vec4 of the index space
     if i >= p.n { return; }
     // unravel i over shape (row-major, axis 3 fastest)
-    let i3 = i % p.shape.w;
-    let r2 = i / p.shape.w;
-    let i2 = r2 % p.shape.z;
-    let r1 = r2 / p.shape.z;
-    let i1 = r1 % p.shape.y;
-    let i0 = r1 / p.shape.y;
+    let i3 = i % S3;
+    let r2 = i / S3;
+    let i2 = r2 % S2;
+    let r1 = r2 / S2;
+    let i1 = r1 % S1;
+    let i0 = r1 / S1;
     let idx = vec4<u32>(i0, i1, i2, i3);
     let d = p.dst_off + dot(idx, p.dst_st);
     let v = src[p.src_off + dot(idx, p.src_st)];

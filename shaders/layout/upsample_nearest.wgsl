@@ -17,6 +17,10 @@ struct Params {
 }
 
 const WG: u32 = 256u;
+// the input's H and W (= p.h, p.w) as pipeline constants: the index arithmetic's divisions and remainders
+// compile to multiplies and shifts (by a runtime value each is a division per SIMD lane on llvmpipe)
+override H: u32 = 1u;
+override W: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -35,12 +39,12 @@ fn forward(
     let o = linear_id(wg, nwg, li);
     // guard: past the last output element
     if o >= p.n { return; }
-    let w2 = 2u * p.w;
-    let h2 = 2u * p.h;
+    let w2 = 2u * W;
+    let h2 = 2u * H;
     let xx = o % w2;
     let yy = (o / w2) % h2;
     let plane = o / (w2 * h2);
-    dst[o] = src[(plane * p.h + yy / 2u) * p.w + xx / 2u];
+    dst[o] = src[(plane * H + yy / 2u) * W + xx / 2u];
 }
 
 @compute @workgroup_size(256)
@@ -52,11 +56,11 @@ fn backward(
     let i = linear_id(wg, nwg, li);
     // guard: past the last input element
     if i >= p.n { return; }
-    let xx = i % p.w;
-    let yy = (i / p.w) % p.h;
-    let plane = i / (p.w * p.h);
-    let w2 = 2u * p.w;
+    let xx = i % W;
+    let yy = (i / W) % H;
+    let plane = i / (W * H);
+    let w2 = 2u * W;
     // top-left of the 2×2 block in g (N, C, 2H, 2W)
-    let base = (plane * 2u * p.h + 2u * yy) * w2 + 2u * xx;
+    let base = (plane * 2u * H + 2u * yy) * w2 + 2u * xx;
     dst[i] = src[base] + src[base + 1u] + src[base + w2] + src[base + w2 + 1u];
 }

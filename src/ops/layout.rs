@@ -83,7 +83,6 @@ fn copy_raw(op: &'static str, src: &Tensor, dst: &Tensor, c: CopySpec) -> Result
     let sp = super::index::pack4(op, &dims)?;
     let (mut shape, mut src_st, mut dst_st) = (sp.shape, sp.strides[0], sp.strides[1]);
     let (mut src_off, mut dst_off) = (c.src_off as u32, c.dst_off as u32);
-    let overrides = [("ACC", f64::from(u8::from(c.acc)))];
     // vec4 when axis 3 is contiguous in both and every offset, stride and the row length are multiples of 4
     let vec4 = src_st[3] == 1
         && dst_st[3] == 1
@@ -102,6 +101,12 @@ fn copy_raw(op: &'static str, src: &Tensor, dst: &Tensor, c: CopySpec) -> Result
         STRIDED_COPY
     };
     let n = shape.iter().map(|&v| v as usize).product::<usize>();
+    let overrides = [
+        ("ACC", f64::from(u8::from(c.acc))),
+        ("S1", shape[1] as f64),
+        ("S2", shape[2] as f64),
+        ("S3", shape[3] as f64),
+    ];
     let p = CopyParams { shape, src_st, dst_st, src_off, dst_off, n: n as u32, _pad: 0 };
     launch(shader, "main", &overrides, &p, &[src], &[dst], groups_1d(n));
     Ok(())
@@ -274,7 +279,8 @@ fn shuffle_raw(entry: &'static str, x: &Tensor, out_shape: [usize; 4], small: [u
     let n = numel(&out_shape);
     let [b, c, h, w] = small.map(|v| v as u32);
     let p = ShuffleParams { b, c, h, w, r: r as u32, n: n as u32, _pad: [0; 2] };
-    launch(PIXEL_SHUFFLE, entry, &[], &p, &[x], &[&out], groups_1d(n));
+    let ov = [("C", c as f64), ("H", h as f64), ("W", w as f64), ("R", r as f64)];
+    launch(PIXEL_SHUFFLE, entry, &ov, &p, &[x], &[&out], groups_1d(n));
     out
 }
 
@@ -325,12 +331,13 @@ pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
     let out = Tensor::uninit(&[s[0], s[1], 2 * h, 2 * w]);
     let n_out = nc * 4 * h * w;
     let p = UpsampleParams { nc: nc as u32, h: h as u32, w: w as u32, n: n_out as u32 };
-    launch(UPSAMPLE_NEAREST, "forward", &[], &p, &[x], &[&out], groups_1d(n_out));
+    let ov = [("H", h as f64), ("W", w as f64)];
+    launch(UPSAMPLE_NEAREST, "forward", &ov, &p, &[x], &[&out], groups_1d(n_out));
     let in_shape = s.to_vec();
     autograd::record("upsample_nearest2x", &[x], &out, move |g, _| {
         let dx = Tensor::uninit(&in_shape);
         let p = UpsampleParams { n: (nc * h * w) as u32, ..p };
-        launch(UPSAMPLE_NEAREST, "backward", &[], &p, &[g], &[&dx], groups_1d(nc * h * w));
+        launch(UPSAMPLE_NEAREST, "backward", &ov, &p, &[g], &[&dx], groups_1d(nc * h * w));
         Ok(vec![Some(dx)])
     });
     Ok(out)

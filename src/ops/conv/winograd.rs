@@ -39,6 +39,19 @@ impl WinogradTile {
     fn tiles(self, geo: &Geometry) -> usize {
         geo.batch * geo.out_h.div_ceil(self.m()) * geo.out_w.div_ceil(self.m())
     }
+    /// The transforms' pipeline constants: the tile grid (TY × TX tiles an image), the batch NB and CIN, so
+    /// that finding an invocation's channel and tile divides by constants (by runtime values, a division per
+    /// SIMD lane on llvmpipe). `extra` are the entry's own.
+    fn overrides(self, geo: &Geometry, extra: &[(&'static str, f64)]) -> Vec<(&'static str, f64)> {
+        let mut ov = vec![
+            ("TY", geo.out_h.div_ceil(self.m()) as f64),
+            ("TX", geo.out_w.div_ceil(self.m()) as f64),
+            ("NB", geo.batch as f64),
+            ("CIN", geo.cin as f64),
+        ];
+        ov.extend_from_slice(extra);
+        ov
+    }
     /// Whether every transformed tensor fits one binding: V and M (planes of Cin or Cout × tiles) and U (planes
     /// of Cout × Cin; dw's Ŵ is F(2×2)'s U shape).
     pub(super) fn fits(self, geo: &Geometry) -> bool {
@@ -71,9 +84,10 @@ pub(super) fn winograd(
         u
     });
     let v = Tensor::scratch(&[planes, geo.cin, tiles]);
-    launch(sh, "input", &[], &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
+    let ov = tile.overrides(geo, &[]);
+    launch(sh, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let m = crate::ops::matmul::matmul_picked(&u, false, &v, false).expect("the planes' shapes agree by construction");
-    launch(sh, "output", &[], &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
+    launch(sh, "output", &ov, &p, &[&m, bias], &[y], groups(geo.cout * tiles, WG_DIRECT));
 }
 
 /// v6's weight gradient, Winograd F(3×3, 2×2) (entries `grad_tiles`, `grad_output` of
@@ -84,10 +98,11 @@ pub(super) fn winograd_dw(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usi
     let tiles = WinogradTile::F2.tiles(geo);
     let p = geo.params(false);
     let v = Tensor::scratch(&[16, tiles, geo.cin]);
-    let ov = [("TRANSPOSED", 1.0)];
+    let ov = WinogradTile::F2.overrides(geo, &[("TRANSPOSED", 1.0)]);
     launch(WINO2, "input", &ov, &p, &[x, x], &[&v], groups(geo.cin * tiles, WG_DIRECT));
     let gh = Tensor::scratch(&[16, geo.cout, tiles]);
-    launch(WINO2, "grad_tiles", &[], &p, &[g, g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
+    let ov = WinogradTile::F2.overrides(geo, &[]);
+    launch(WINO2, "grad_tiles", &ov, &p, &[g, g], &[&gh], groups(geo.cout * tiles, WG_DIRECT));
     let wh = crate::ops::matmul::matmul_picked(&gh, false, &v, false)?;
     let dw = Tensor::uninit(w_shape);
     launch(WINO2, "grad_output", &[], &p, &[&wh, &wh], &[&dw], groups(geo.cout * geo.cin, WG_DIRECT));
