@@ -54,7 +54,8 @@
 //!
 //! Why two defaults: on llvmpipe a workgroup is a set of SIMD coroutines, so a barrier per stage is a switch
 //! through all of them and every workgroup-memory access with per-lane addresses is a loop over the lanes;
-//! v3 has neither (fft2 of (8, 64, 64, 64): v2 161 ms, v3 64 ms; the history is in docs/bench-history.md).
+//! v3 has neither (fft2 of (8, 64, 64, 64), `bench`: v2 278 ms, v3 41 ms, AVX-512 llvmpipe; the history is in
+//! docs/bench-history.md).
 //! On a GPU, one 64-element line per thread is the wrong shape (registers, occupancy).
 
 use crate::tensor::Tensor;
