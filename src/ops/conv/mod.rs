@@ -66,7 +66,9 @@
 //!   absolute), and on the `ref_wide_winograd` PyTorch fixture (dim 32) output rel 4.1e-6 and worst gradient
 //!   rel 1.0e-5 against v6's 1.3e-6 and 4.1e-6 (SPEC tolerances 1e-4 and 1e-3; cuDNN's fp32 Winograd makes
 //!   the same trade). The error grows with Cin: no fixture covers the paper preset's widths (up to 768
-//!   channels) yet. dw stays v6's F(3×3, 2×2).
+//!   channels) yet. dw stays v6's F(3×3, 2×2). Where the tile grid's rows are a multiple of 4 tiles (and rows
+//!   whole vec4s) the input and output transforms take four tiles an invocation as vec4 lanes
+//!   (winograd4_quad.wgsl, same bits): on llvmpipe 2.0–2.4× the one-tile transforms (docs/bench-history.md).
 //!   On llvmpipe (`conv2d_with`, batch 8, ms, v6 -> v8): 32->32 at 64² 24.8 -> 15.4; 64->64 at 32² 16.5 ->
 //!   9.7; 128->128 at 16² 12.8 -> 7.9; 64->64 at 64² 66.9 -> 42.0 (57 GFLOP/s counted as the direct
 //!   convolution); 64->64 at 8² 1.14 -> 0.92.
