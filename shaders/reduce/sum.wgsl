@@ -12,45 +12,28 @@
 //   `per_thread`     one thread per output, a serial loop over r (for many outputs with short sums)
 // grid:   linear workgroup id over (x, y, z) so the host can split more than 65,535 workgroups
 // binds:  @group(0) 0 params (uniform), 1 x, 2 out (rw)
+// shared: the params block and the unravelling (with the shapes as pipeline constants): sum_common.wgsl;
+//         sum_kept_vec4.wgsl is `per_thread` four outputs an invocation
 // backward: sum's gradient is a broadcast of g (done on the host with elementwise mul by ones)
 
-struct Params {
-    kshape: vec4<u32>,
-    kst: vec4<u32>,
-    rshape: vec4<u32>,
-    rst: vec4<u32>,
-    n_out: u32,
-    n_red: u32,
-    scale: f32,
-}
+// (struct Params, its binding 0, unravel_dot, kept_base, red_off: sum_common.wgsl)
 
 const WG: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 var<workgroup> partial: array<f32, WG>;
-
-fn unravel_dot(i: u32, shape: vec4<u32>, strides: vec4<u32>) -> u32 {
-    let i3 = i % shape.w;
-    let r2 = i / shape.w;
-    let i2 = r2 % shape.z;
-    let r1 = r2 / shape.z;
-    let i1 = r1 % shape.y;
-    let i0 = r1 / shape.y;
-    return dot(vec4<u32>(i0, i1, i2, i3), strides);
-}
 
 @compute @workgroup_size(256)
 fn per_workgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let o = wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y;
     // guard: split padding past the last output (uniform across the workgroup, so barriers stay uniform)
     if o >= p.n_out { return; }
-    let base = unravel_dot(o, p.kshape, p.kst);
+    let base = kept_base(o);
     var acc = 0.0;
     for (var r = li; r < p.n_red; r += WG) {
-        acc += x[base + unravel_dot(r, p.rshape, p.rst)];
+        acc += x[base + red_off(r)];
     }
     partial[li] = acc;
     // tree reduction: halve the active threads each round
@@ -70,10 +53,10 @@ fn per_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let o = (wg.x + wg.y * nwg.x + wg.z * nwg.x * nwg.y) * WG + li;
     // guard: past the last output
     if o >= p.n_out { return; }
-    let base = unravel_dot(o, p.kshape, p.kst);
+    let base = kept_base(o);
     var acc = 0.0;
     for (var r = 0u; r < p.n_red; r++) {
-        acc += x[base + unravel_dot(r, p.rshape, p.rst)];
+        acc += x[base + red_off(r)];
     }
     out[o] = acc * p.scale;
 }

@@ -8,6 +8,10 @@
 //! a contiguous run of whole vec4s (bias gradients) take two passes instead: sum_rows_vec4.wgsl sums chunks
 //! of `ROWS_CHUNK` vec4s of every run, one invocation each and no barrier, and a short sum of the partials
 //! follows (bias gradients of (8, 16, 32, 32) to (8, 64, 64, 64): see `medsegdiff bench --filter sum`).
+//! Short sums whose kept axes end in a contiguous run of whole vec4s (the dw rungs' split partials) take
+//! sum_kept_vec4.wgsl, four outputs an invocation (same sums). Every kernel gets the index spaces' shapes as
+//! pipeline constants, so its unravelling divides by constants (by runtime values llvmpipe pays a scalar
+//! division per SIMD lane): tiny's train step, sum kernels 40.2 -> 20.9 ms (docs/bench-history.md).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -17,7 +21,8 @@ use crate::gpu::Shader;
 use crate::tensor::Tensor;
 use crate::{autograd, shader, shape_err, Result};
 
-const SUM: Shader = shader!("reduce/sum.wgsl");
+const SUM: Shader = shader!("reduce/sum.wgsl", "reduce/sum_common.wgsl");
+const SUM_KEPT_VEC4: Shader = shader!("reduce/sum_kept_vec4.wgsl", "reduce/sum_common.wgsl");
 const SUM_ROWS_VEC4: Shader = shader!("reduce/sum_rows_vec4.wgsl");
 
 /// Sums shorter than this use one thread per output.
@@ -25,6 +30,19 @@ const PER_THREAD_MAX: usize = 64;
 /// With this many outputs a thread per output fills any adapter, however long the sums: one workgroup per output
 /// would pay 8 barrier rounds each (the dw rungs' split partials, (splits, Cout, K) -> (Cout, K): 44 -> ~1 ms).
 const PER_THREAD_MIN_OUTPUTS: usize = 1024;
+/// Whether this thread runs sum.wgsl's `per_thread` where sum_kept_vec4.wgsl applies (tests compare the two).
+fn per_thread_scalar() -> bool {
+    #[cfg(test)]
+    return SCALAR_SUMS.with(|s| s.get());
+    #[cfg(not(test))]
+    false
+}
+
+#[cfg(test)]
+thread_local! {
+    static SCALAR_SUMS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// vec4s per invocation of sum_rows_vec4.wgsl (its CHUNK).
 const ROWS_CHUNK: usize = 64;
 
@@ -72,9 +90,24 @@ fn reduce_scaled(op: &'static str, x: &Tensor, axes: &[usize], scale: f32) -> Re
     let mut p = SumParams { kshape, kst, rshape, rst, n_out: n_out as u32, n_red: n_red as u32, scale, nchunk: 0 };
     // long sums whose reduced axes end in a contiguous run of whole vec4s (bias gradients) read rows as vec4
     let rows_vec4 = rst[3] == 1 && rshape[3] % 4 == 0 && kst.iter().chain(&rst[..3]).all(|s| s % 4 == 0);
+    // sum.wgsl's shapes as pipeline constants (its unravelling then divides by constants)
+    let ov = [
+        ("K1", kshape[1] as f64),
+        ("K2", kshape[2] as f64),
+        ("K3", kshape[3] as f64),
+        ("R1", rshape[1] as f64),
+        ("R2", rshape[2] as f64),
+        ("R3", rshape[3] as f64),
+    ];
     if n_red < PER_THREAD_MAX || n_out >= PER_THREAD_MIN_OUTPUTS {
         let out = Tensor::uninit(&out_shape);
-        launch(SUM, "per_thread", &[], &p, &[x], &[&out], groups_1d(n_out));
+        // kept axes ending in a contiguous run of whole vec4s: four outputs an invocation, as vec4 (same sums)
+        let kept_vec4 = kst[3] == 1 && kshape[3] % 4 == 0 && kst[..3].iter().chain(&rst).all(|s| s % 4 == 0);
+        if kept_vec4 && !per_thread_scalar() {
+            launch(SUM_KEPT_VEC4, "main", &ov, &p, &[x], &[&out], groups_1d(n_out / 4));
+        } else {
+            launch(SUM, "per_thread", &ov, &p, &[x], &[&out], groups_1d(n_out));
+        }
         return Ok(out);
     }
     if rows_vec4 {
@@ -89,7 +122,7 @@ fn reduce_scaled(op: &'static str, x: &Tensor, axes: &[usize], scale: f32) -> Re
         return reduce_scaled(op, &part, &[1], scale)?.detach().reshape(&out_shape);
     }
     let out = Tensor::uninit(&out_shape);
-    launch(SUM, "per_workgroup", &[], &p, &[x], &[&out], n_out as u32);
+    launch(SUM, "per_workgroup", &ov, &p, &[x], &[&out], n_out as u32);
     Ok(out)
 }
 
@@ -253,6 +286,36 @@ mod tests {
             let want = |o: usize| ((o % 5) * len) as f32;
             let bad = s.iter().enumerate().position(|(o, &v)| v != want(o));
             assert!(bad.is_none(), "rows of {len}: first bad at {bad:?}");
+        }
+    }
+
+    #[test]
+    fn kept_vec4_sums_give_per_threads_bits() {
+        // sum_kept_vec4.wgsl must equal per_thread bit for bit and run where its condition holds: a dw split's
+        // partials (64, 2304) -> (2304), kept (3, 8, 12) over the first axis, (2, 3, 4, 5) over axis 1 (kept
+        // (2, 20)); a kept run of 10 (not whole vec4s) stays per_thread. (It cannot reach 65,535 workgroups:
+        // that is 2^26 outputs, twice llvmpipe's 128 MiB binding.)
+        let mut rng = crate::rng::Rng::new(8);
+        for (shape, axes, vec4) in [
+            (&[64, 2304][..], &[0][..], true),
+            (&[3, 8, 12], &[0], true),
+            (&[2, 3, 4, 5], &[1], true),
+            (&[7, 2, 5], &[0], false),
+        ] {
+            let x = Tensor::from_slice(&rng.uniform_vec(shape.iter().product(), -1.0, 1.0), shape).unwrap();
+            let run = |scalar: bool| {
+                SCALAR_SUMS.with(|s| s.set(scalar));
+                crate::ops::work::start();
+                let y = sum(&x, axes, false).unwrap().to_vec();
+                let calls = crate::ops::work::stop();
+                SCALAR_SUMS.with(|s| s.set(false));
+                (y, calls.iter().flat_map(|c| c.kernels.clone()).collect::<Vec<_>>())
+            };
+            let ((y0, k0), (y1, k1)) = (run(true), run(false));
+            let ran = |k: &[String]| k.iter().any(|k| k.starts_with("reduce/sum_kept_vec4"));
+            assert!(!ran(&k0), "{shape:?} {axes:?}: {k0:?}");
+            assert_eq!(ran(&k1), vec4, "{shape:?} {axes:?}: {k1:?}");
+            assert!(y0 == y1, "{shape:?} {axes:?}: the vec4 sums differ from per_thread's");
         }
     }
 
