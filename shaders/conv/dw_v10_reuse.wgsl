@@ -1,26 +1,28 @@
-// dw_v10_reuse.wgsl: the weight gradient of a 3×3 or 1×1 convolution, each invocation owning TM output
-// channels × TC input channels × all KH·KW taps of them, so every g value it loads feeds TC·KH·KW FMAs (3×3:
-// TC = 1, 9 FMAs; 1×1: TC = 8, 8 FMAs; dw v5 owns 8 channels × 3 k's: 3).
+// dw_v10_reuse.wgsl: the weight gradient of a square convolution up to 7×7, each invocation owning TM output
+// channels × TC input channels × KR rows of their taps (all KH·KW taps for 3×3 and 1×1, KR = KH; one row of
+// KW taps for 5×5 and 7×7, KR = 1, whose 8·KH·KW accumulators would not fit), so every g value it loads
+// feeds TC·KR·KW FMAs (3×3: TC = 1, 9 FMAs; 1×1: TC = 8, 8 FMAs; 7×7: 7; dw v5 owns 8 channels × 3 k's: 3).
 // Why: on llvmpipe the g loads are v5's cost, not its FMAs. g's address is the same in the whole workgroup,
 // yet every storage read is a per-lane loop (docs/llvmpipe-stores.md): v5 with its 16 g vec4 per block replaced
 // by values computed from the index ran 2.4–3× faster (16->16 and 32->32 channels at 64², batch 8), with its
-// x loads replaced, 1.1×. Here a block loads TM·2 vec4 of g and TC·KH rows × ≤ 4 vec4 of x for TM·TC·KH·KW·8
+// x loads replaced, 1.1×. Here a block loads TM·2 vec4 of g and TC·KR rows × ≤ 5 vec4 of x for TM·TC·KR·KW·8
 // FMAs: 5.1 FMAs per component for 3×3 at TM 8 (v5: 2.3), 4 for 1×1.
 //
 // math:   dW[co, ci, ky, kx] = Σ_P g[n, co, oy, ox] · x[n, ci, oy + ky − pad_y, ox + kx − pad_x]   (P = (n, oy, ox))
 //         Workgroup row s sums the 8-pixel blocks [s·chunk, (s+1)·chunk) into part[s, co, k]
 //         (k = ci·KH·KW + ky·KW + kx); the host adds the splits in a fixed order (no atomics: deterministic).
-// layout: g (N, Cout, out_h, out_w) and x (N, Cin, in_h, in_w) read as vec4 (the host sends only 3×3 and 1×1
-//         kernels with in_w % 4 == 0 and out_w % 4 == 0), part (n_split, Cout, K) f32. The block's input
-//         window of one row is ≤ 4 aligned vec4 starting r = (−pad_x) mod 4 values before the block's first
+// layout: g (N, Cout, out_h, out_w) and x (N, Cin, in_h, in_w) read as vec4 (the host sends only square
+//         kernels up to 7×7 with in_w % 4 == 0 and out_w % 4 == 0), part (n_split, Cout, K) f32. The block's
+//         input window of one row is ≤ 5 aligned vec4 starting r = (−pad_x) mod 4 values before the block's first
 //         tap; tap kx's 8 values start at window offset r + kx (a constant once the loops are expanded, so the
 //         picks and shifts fold). Accumulators are scalars (acc[(c·TC + t)·KH·KW + tap], each += two vec4
-//         dots per block): TM·TC·KH·KW of them, not 4× that.
-// grid:   @workgroup_size(WG); per split, one invocation per (TM output channels, TC input channels), input
-//         tiles fastest, WG of them per workgroup; workgroup id = split · groups + group, linear. Invocations
+//         dots per block): TM·TC·KR·KW of them, not 4× that.
+// grid:   @workgroup_size(WG); per split, one invocation per (TM output channels, TC input channels, KR tap
+//         rows), input tiles fastest, then tap-row groups, WG of them per workgroup; workgroup id = split ·
+//         groups + group, linear. Invocations
 //         past the last tile, and channels past Cout or Cin, compute clamped duplicates and store nothing.
 // binds:  @group(0) 0 params (uniform), 1 g (as vec4), 2 x (as vec4), 3 part (rw)
-// unroll: the loops marked `// unroll` are expanded for each TM, TC, KH, KW and R (src/gpu/specialize.rs).
+// unroll: the loops marked `// unroll` are expanded for each TM, TC, KH, KW, KR and R (src/gpu/specialize.rs).
 // pieces: the entry point and the block's g reads (`g_block`) come from dw_v10_g_plain.wgsl (every invocation
 //         reads its TM channels' 2·TM vec4) or dw_v10_g_subgroup.wgsl (where every invocation of a workgroup has
 //         the same TM channels: each lane reads 2·TM / SG of them and subgroupBroadcast hands them round, the same
@@ -33,8 +35,10 @@ struct Params {
     chunk: u32, n_split: u32, _p0: u32, _p1: u32,
 }
 
-override KH: u32 = 3u;  // 3 (with KW 3) or 1 (with KW 1)
+override KH: u32 = 3u;  // 1, 3, 5 or 7 (KW the same)
 override KW: u32 = 3u;
+override KR: u32 = 3u;  // tap rows per invocation: KH for 1×1 and 3×3, 1 for 5×5 and 7×7
+const KG: u32 = KH / KR; // tap-row groups
 override TM: u32 = 8u;  // output channels per invocation
 override TC: u32 = 1u;  // input channels per invocation
 override WG: u32 = 8u;  // invocations per workgroup
@@ -66,7 +70,7 @@ struct GBlock {
 fn run(t: u32, sl: u32) {
     let li = t % WG;
     let tiles_c = (p.cin + TC - 1u) / TC;
-    let tiles = tiles_c * ((p.cout + TM - 1u) / TM);
+    let tiles = tiles_c * KG * ((p.cout + TM - 1u) / TM);
     let groups = (tiles + WG - 1u) / WG;      // workgroups per split
     let w_raw = t / WG;
     // guard: padding workgroups and tiles past the last compute a clamped duplicate and store nothing
@@ -75,7 +79,8 @@ fn run(t: u32, sl: u32) {
     let live = w_raw < groups * p.n_split && inv_raw < tiles;
     let inv = min(inv_raw, tiles - 1u);
     let ci0 = (inv % tiles_c) * TC;
-    let co0 = (inv / tiles_c) * TM;
+    let ky0 = (inv / tiles_c) % KG * KR;      // the invocation's first tap row
+    let co0 = (inv / (tiles_c * KG)) * TM;
     let s = wid / groups;
 
     let bxn = (p.out_w + TN - 1u) / TN;       // pixel blocks per output row
@@ -87,9 +92,9 @@ fn run(t: u32, sl: u32) {
     let cm = p.cout - 1u;
     let zero = vec4<f32>();
 
-    var acc: array<f32, TM * TC * KK>;
+    var acc: array<f32, TM * TC * KR * KW>;
     // unroll
-    for (var j = 0u; j < TM * TC * KK; j++) {
+    for (var j = 0u; j < TM * TC * KR * KW; j++) {
         acc[j] = 0.0;
     }
     // the block's position (n, oy, ox0), stepped along with blk (no per-block integer division)
@@ -108,14 +113,14 @@ fn run(t: u32, sl: u32) {
             // padding input channels read channel Cin − 1 and are never stored
             let ci = min(ci0 + t, p.cin - 1u);
             // unroll
-            for (var ky = 0u; ky < KH; ky++) {
+            for (var kr = 0u; kr < KR; kr++) {
                 // input row iy of channel ci: aligned vec4s, zero outside the image
-                let iy = i32(oy) + i32(ky) - p.pad_y;
+                let iy = i32(oy) + i32(ky0 + kr) - p.pad_y;
                 let rok = iy >= 0 && iy < i32(p.in_h);
                 let rb = i32(((n * p.cin + ci) * p.in_h + u32(clamp(iy, 0, i32(p.in_h) - 1))) * u32(wq));
-                var w: array<vec4<f32>, 4>;
+                var w: array<vec4<f32>, 5>;
                 // unroll
-                for (var q = 0u; q < 4u; q++) {
+                for (var q = 0u; q < 5u; q++) {
                     // only the vec4s the taps reach: r + 8 + KW − 1 values
                     if q < (R + TN + KW + 2u) / 4u {
                         let col = aq + i32(q);
@@ -126,10 +131,10 @@ fn run(t: u32, sl: u32) {
                 for (var kx = 0u; kx < KW; kx++) {
                     let o = R + kx;
                     let lo = shl(w[o / 4u], w[o / 4u + 1u], o % 4u);
-                    let hi = shl(w[o / 4u + 1u], w[min(o / 4u + 2u, 3u)], o % 4u);
+                    let hi = shl(w[o / 4u + 1u], w[min(o / 4u + 2u, 4u)], o % 4u);
                     // unroll
                     for (var c = 0u; c < TM; c++) {
-                        acc[(c * TC + t) * KK + ky * KW + kx] += dot(gbk.lo[c], lo) + dot(gbk.hi[c], hi);
+                        acc[((c * TC + t) * KR + kr) * KW + kx] += dot(gbk.lo[c], lo) + dot(gbk.hi[c], hi);
                     }
                 }
             }
@@ -147,8 +152,9 @@ fn run(t: u32, sl: u32) {
         for (var t = 0u; t < TC; t++) {
             if co0 + c < p.cout && ci0 + t < p.cin {
                 // unroll
-                for (var j = 0u; j < KK; j++) {
-                    part[(s * p.cout + co0 + c) * p.kdim + (ci0 + t) * KK + j] = acc[(c * TC + t) * KK + j];
+                for (var j = 0u; j < KR * KW; j++) {
+                    let k = (ci0 + t) * KK + ky0 * KW + j; // taps of rows ky0 .. ky0 + KR − 1
+                    part[(s * p.cout + co0 + c) * p.kdim + k] = acc[(c * TC + t) * KR * KW + j];
                 }
             }
         }

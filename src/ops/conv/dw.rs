@@ -64,8 +64,8 @@ pub fn conv2d_backward_weight(
         }
         // v7: an unpadded 1×1 dw is a GEMM (the taped conv takes v10's for few output channels: `dw_rule`)
         ConvKernel::Gemm if geo.is_pointwise() => return dw_gemm(&geo, g, x, w_shape),
-        // v10: 3×3 and 1×1 with rows of whole vec4s (v5's reads); other shapes take v5's (then v4's)
-        ConvKernel::Reuse if super::reuse_dw_applies(w_shape) && dw_v5_reads(&geo) => {
+        // v10: square kernels up to 7×7 with rows of whole vec4s (v5's reads); others take v5's (then v4's)
+        ConvKernel::Reuse if super::reuse_dw_applies(w_shape) && rows_of_vec4(&geo) => {
             return dw_v10(&geo, g, x, w_shape);
         }
         ConvKernel::Reuse => ConvKernel::Vec4,
@@ -156,23 +156,27 @@ pub(super) fn block_splits(nblk: usize, tiles: usize) -> (usize, usize) {
     (chunk, nblk.div_ceil(chunk))
 }
 
-/// dw v10 (3×3 or 1×1, rows of whole vec4s): one invocation per (DW_V10_TM output channels, input channels,
-/// split): one input channel with its 9 taps for 3×3, DW_V10_TC for 1×1.
+/// dw v10 (square kernels up to 7×7, rows of whole vec4s): one invocation per (DW_V10_TM output channels,
+/// input channels, tap rows, split): one input channel with its 9 taps for 3×3, DW_V10_TC for 1×1, one input
+/// channel and one row of taps for 5×5 and 7×7 (all 49 of 8 channels would be 392 accumulators).
 fn dw_v10(geo: &Geometry, g: &Tensor, x: &Tensor, w_shape: &[usize]) -> Result<Tensor> {
     let tc = if geo.kh == 1 { DW_V10_TC } else { 1 };
-    let tiles = geo.cout.div_ceil(DW_V10_TM) * geo.cin.div_ceil(tc);
+    let kr = if geo.kh <= 3 { geo.kh } else { 1 };
+    let input_tiles = geo.cin.div_ceil(tc) * (geo.kh / kr);
+    let tiles = geo.cout.div_ceil(DW_V10_TM) * input_tiles;
     let [kh, kw] = geo.overrides();
     let mut overrides = vec![
         kh,
         kw,
+        ("KR", kr as f64),
         ("TM", DW_V10_TM as f64),
         ("TC", tc as f64),
         ("WG", DW_V10_WG as f64),
         ("R", (-geo.pad_x).rem_euclid(4) as f64),
     ];
     // the subgroup piece reads each of a block's 2·TM g vec4 once a subgroup: it needs every invocation of a
-    // workgroup on the same output channels (input tiles a multiple of the workgroup)
-    let shared = geo.cin.div_ceil(tc).is_multiple_of(DW_V10_WG);
+    // workgroup on the same output channels (input tiles and tap-row groups a multiple of the workgroup)
+    let shared = input_tiles.is_multiple_of(DW_V10_WG);
     let shader = crate::ops::window_piece(DW_V10, 2 * DW_V10_TM, DW_V10_WG as u32, shared, &mut overrides);
     dw_blocks(geo, shader, &overrides, tiles.div_ceil(DW_V10_WG), g, x, w_shape)
 }
@@ -233,7 +237,12 @@ impl DwV9Plan {
 
 /// dw v5's vec4 reads apply: KW ∈ {1, 3}, rows of whole vec4s in x and g.
 fn dw_v5_reads(geo: &Geometry) -> bool {
-    (geo.kw == 1 || geo.kw == 3) && geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
+    (geo.kw == 1 || geo.kw == 3) && rows_of_vec4(geo)
+}
+
+/// Rows of whole vec4s in x and g (v10's reads, with its kernel sizes from `reuse_dw_applies`).
+fn rows_of_vec4(geo: &Geometry) -> bool {
+    geo.in_w.is_multiple_of(4) && geo.out_w.is_multiple_of(4)
 }
 
 /// Mirrors `struct Params` of dw_v9_uniform.wgsl.

@@ -82,9 +82,9 @@
 //!   at 64² 126 -> 63; 32->32 at 64² 521 -> 228; 64->64 at 32² 480 -> 226; 128->128 at 16² 453 -> 204. The
 //!   split partials' sum is a per-thread reduction (reduce.rs: ≥ 1,024 outputs).
 //! - `Reuse` (v10): a dw rung only (its forward and dx are v9's): each invocation owns 8 output channels × one
-//!   input channel × all 9 taps of a 3×3 kernel, or × 8 input channels of a 1×1 (dw_v10_reuse.wgsl), so a g
-//!   value loaded feeds 9 or 8 FMAs, not v5's 3 (g's loads were most of v5's dw time: see the shader). Other
-//!   kernels take v5's dw. The same idea for the forward (16 channels per invocation, so a window of x feeds
+//!   input channel × all 9 taps of a 3×3 kernel, × 8 input channels of a 1×1, or × one row of taps of a 5×5
+//!   or 7×7 (dw_v10_reuse.wgsl), so a g value loaded feeds 9, 8 or 7 FMAs, not v5's 3 (g's loads were most of
+//!   v5's dw time: see the shader; the 7×7 stem's dw, 1->32 at 64², 33.0 -> 6.0 ms). Other kernels take v5's. The same idea for the forward (16 channels per invocation, so a window of x feeds
 //!   twice the FMAs) ran no faster than v9 at 16 channels and 1.05–1.2× at 64–128 (docs/bench-history.md), so
 //!   it is not a rung.
 //!
@@ -425,13 +425,14 @@ pub fn gemm_dw_applies(w_shape: &[usize], padding: usize) -> bool {
     w_shape.len() == 4 && w_shape[2] == 1 && w_shape[3] == 1 && padding == 0
 }
 
-/// Whether v10's dw has a kernel for this weight: 3×3 or 1×1 (whether it reads the rows is checked where it runs).
+/// Whether v10's dw has a kernel for this weight: square, 1×1, 3×3, 5×5 or 7×7 (whether it reads the rows is
+/// checked where it runs).
 pub fn reuse_dw_applies(w_shape: &[usize]) -> bool {
-    w_shape.len() == 4 && w_shape[2] == w_shape[3] && (w_shape[2] == 3 || w_shape[2] == 1)
+    w_shape.len() == 4 && w_shape[2] == w_shape[3] && [1, 3, 5, 7].contains(&w_shape[2])
 }
 
 /// The untuned dw rung: the forward's, except that v10's dw (1.5–4× v5's and v9's on llvmpipe with AVX-512,
-/// docs/bench-history.md) replaces v9's for 3×3 and 1×1 kernels, and an unpadded 1×1 conv on v7 computes its
+/// docs/bench-history.md) replaces v9's for square kernels up to 7×7, and an unpadded 1×1 conv on v7 computes its
 /// dw as a GEMM only from [`GEMM_DW_MIN_COUT`] output channels (else v10's).
 pub fn dw_rule(w_shape: &[usize], padding: usize, forward: ConvKernel) -> ConvKernel {
     let small_gemm = forward == ConvKernel::Gemm && gemm_dw_applies(w_shape, padding) && w_shape[0] < GEMM_DW_MIN_COUT;

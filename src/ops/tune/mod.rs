@@ -84,7 +84,7 @@ impl Key {
                 }
                 v.into_iter().map(ConvKernel::name).collect()
             }
-            // dw: v5's and v9's direct dw, v10's for 3×3 and 1×1, v6's (Winograd) for 3×3, the GEMM for an
+            // dw: v5's and v9's direct dw, v10's for square kernels up to 7×7, v6's (Winograd) for 3×3, the GEMM for an
             // unpadded 1×1
             Key::ConvDw { w, padding, .. } => {
                 let mut v = vec![ConvKernel::Vec4, ConvKernel::Uniform];
