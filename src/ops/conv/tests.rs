@@ -38,7 +38,7 @@ const PROBLEMS: &[Problem] = &[
     Problem { x: [3, 4, 6, 12], w: [9, 4, 3, 3], pad: 1, bias: false }, // dw v5 3×3, Cout = 9
     Problem { x: [1, 2, 3, 4], w: [3, 2, 3, 1], pad: 2, bias: false }, // dw v5 KW = 1, KH = 3, pad 2
     Problem { x: [2, 3, 8, 16], w: [5, 3, 5, 5], pad: 2, bias: false }, // dw v10 5×5: a row of taps a thread
-    Problem { x: [1, 2, 9, 8], w: [9, 2, 7, 7], pad: 1, bias: true }, // dw v10 7×7: 5-vec4 windows, Cout 9
+    Problem { x: [1, 2, 9, 8], w: [9, 2, 7, 7], pad: 1, bias: true },  // dw v10 7×7: 5-vec4 windows, Cout 9
     // v9: K = 900 fits 2 of its 3 weight blocks per uniform window (2 dispatches; dx: 13 blocks, 11 a window)
     Problem { x: [1, 100, 4, 8], w: [20, 100, 3, 3], pad: 1, bias: true },
     // v9: one block of K = 2,070 is more than a uniform window: the forward falls back to v5
