@@ -454,12 +454,16 @@ fn dw_v10s_subgroup_piece_gives_the_plain_pieces_bits() {
     // dw v10 with each block's g read once a subgroup must equal the plain piece bit for bit: 3×3 with input
     // channels a multiple of the workgroup (the subgroup piece's condition), output channels past a tile of 8
     // (padding channels), rows of 12 (a block's high half past the row's end); 9 input channels
-    // (no piece but the plain one)
+    // (no piece but the plain one); 7×7 with 8 input channels (7 tap-row invocations each, 56 a channel tile)
     let mut rng = crate::rng::Rng::new(37);
-    for (x, cout, pad, sub) in [([2, 8, 6, 12], 11, 1, true), ([1, 16, 9, 8], 8, 1, true), ([2, 9, 5, 8], 5, 1, false)]
-    {
-        let ws = [cout, x[1], 3, 3];
-        let oshape = [x[0], cout, x[2] + 2 * pad - 2, x[3] + 2 * pad - 2];
+    for (x, cout, pad, k, sub) in [
+        ([2, 8, 6, 12], 11, 1, 3, true),
+        ([1, 16, 9, 8], 8, 1, 3, true),
+        ([2, 9, 5, 8], 5, 1, 3, false),
+        ([1, 8, 5, 8], 9, 3, 7, true),
+    ] {
+        let ws = [cout, x[1], k, k];
+        let oshape = [x[0], cout, x[2] + 2 * pad + 1 - k, x[3] + 2 * pad + 1 - k];
         let xt = Tensor::from_slice(&rng.uniform_vec(numel(&x), -1.0, 1.0), &x).unwrap();
         let gt = Tensor::from_slice(&rng.uniform_vec(numel(&oshape), -1.0, 1.0), &oshape).unwrap();
         let run = |plain: bool| {
